@@ -1,0 +1,138 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandVersion is written into every command. A node that reads a higher
+// version than it knows refuses to apply it rather than guess, because a
+// state machine that skips an entry diverges from its peers.
+const CommandVersion = 1
+
+// DigestPrefix starts every content digest.
+const DigestPrefix = "sha256:"
+
+// SchemeCopy stores the whole object on every node of its placement. Copies
+// of one object pushed through several nodes are merged into one placement.
+const SchemeCopy = "copy"
+
+// Sentinel errors. Callers classify with errors.Is.
+var (
+	// ErrInvalid marks input that can never be valid: a bad name, tag or label.
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound marks a name that is not bound to a live artifact.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict marks a name already bound to other bytes.
+	ErrConflict = errors.New("name is bound to other content")
+)
+
+// Op names a command kind.
+type Op string
+
+// Command kinds.
+const (
+	OpPutArtifact    Op = "put_artifact"
+	OpDeleteArtifact Op = "delete_artifact"
+	OpTag            Op = "tag"
+	OpUntag          Op = "untag"
+)
+
+// Command is one raft log entry. Time is the proposer's clock: the state
+// machine never reads a clock of its own, so every node computes the same
+// state from the same log.
+type Command struct {
+	V      int             `json:"v"`
+	Op     Op              `json:"op"`
+	Time   time.Time       `json:"time"`
+	Actor  string          `json:"actor,omitempty"`
+	Put    *PutArtifact    `json:"put,omitempty"`
+	Delete *DeleteArtifact `json:"delete,omitempty"`
+	Tag    *TagChange      `json:"tag,omitempty"`
+}
+
+// PutArtifact binds a name to stored content.
+type PutArtifact struct {
+	Name    string            `json:"name"`
+	Digest  string            `json:"digest"`
+	Size    int64             `json:"size"`
+	Version string            `json:"version,omitempty"`
+	Commit  string            `json:"commit,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Tags    []string          `json:"tags,omitempty"`
+	// Scheme says how the bytes are laid out on the nodes in Placement.
+	Scheme    string   `json:"scheme"`
+	Placement []string `json:"placement"`
+}
+
+// DeleteArtifact unbinds a name but leaves a tombstone that remembers its
+// digest, so the name can never be rebound to other bytes.
+type DeleteArtifact struct {
+	Name string `json:"name"`
+}
+
+// TagChange adds or removes one tag on one artifact.
+type TagChange struct {
+	Name string `json:"name"`
+	Tag  string `json:"tag"`
+}
+
+// Encode serialises a command for raft.
+func (c Command) Encode() ([]byte, error) {
+	c.V = CommandVersion
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s command: %w", c.Op, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand parses a raft log entry.
+func DecodeCommand(b []byte) (Command, error) {
+	var c Command
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, fmt.Errorf("decode command: %w", err)
+	}
+	if c.V < 1 || c.V > CommandVersion {
+		return c, fmt.Errorf("decode command: unsupported version %d", c.V)
+	}
+	return c, nil
+}
+
+// Status is the outcome of applying a command.
+type Status string
+
+// Outcomes of Apply.
+const (
+	StatusCreated  Status = "created"
+	StatusExists   Status = "exists"
+	StatusUpdated  Status = "updated"
+	StatusDeleted  Status = "deleted"
+	StatusConflict Status = "conflict"
+	StatusNotFound Status = "not_found"
+	StatusInvalid  Status = "invalid"
+)
+
+// Result is what Apply returns for a command. It crosses the network when a
+// follower forwards a write, so it is plain data.
+type Result struct {
+	Status   Status    `json:"status"`
+	Artifact *Artifact `json:"artifact,omitempty"`
+	Message  string    `json:"message,omitempty"`
+	Index    uint64    `json:"index,omitempty"`
+}
+
+// Err turns a refused outcome into an error wrapping the package sentinel.
+func (r Result) Err() error {
+	switch r.Status {
+	case StatusConflict:
+		return fmt.Errorf("%w: %s", ErrConflict, r.Message)
+	case StatusNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, r.Message)
+	case StatusInvalid:
+		return fmt.Errorf("%w: %s", ErrInvalid, r.Message)
+	}
+	return nil
+}

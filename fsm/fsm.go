@@ -1,0 +1,240 @@
+package fsm
+
+import (
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the raft state machine of a cluster's metadata.
+//
+// Concurrency: raft calls Apply, Snapshot and Restore from its single FSM
+// goroutine; the query methods are called from any goroutine (HTTP handlers)
+// and take a read lock, so reads never wait on anything but an Apply.
+type FSM struct {
+	mu sync.RWMutex
+	s  *state
+}
+
+// New returns an empty state machine.
+func New() *FSM { return &FSM{s: newState()} }
+
+var _ raft.FSM = (*FSM)(nil)
+
+// Apply implements raft.FSM. It returns a Result.
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	c, err := DecodeCommand(l.Data)
+	if err != nil {
+		// The log is the same on every node: an entry this node cannot read
+		// would make it diverge, so it stops instead.
+		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s.apply(l.Index, c)
+}
+
+// ApplyCommand applies a command directly, for tests and tools that replay
+// a log without raft.
+func (f *FSM) ApplyCommand(index uint64, c Command) Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.V = CommandVersion
+	return f.s.apply(index, c)
+}
+
+// Get returns the live artifact bound to name.
+func (f *FSM) Get(name string) (Artifact, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	a, ok := f.s.artifacts[name]
+	if !ok {
+		return Artifact{}, false
+	}
+	return *f.s.copyOf(a), true
+}
+
+// Binding returns the digest a name is bound to, live or deleted.
+func (f *FSM) Binding(name string) (digest string, live bool, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if a, found := f.s.artifacts[name]; found {
+		return a.Digest, true, true
+	}
+	if t, found := f.s.tombstones[name]; found {
+		return t.Digest, false, true
+	}
+	return "", false, false
+}
+
+// Object returns the stored object with digest.
+func (f *FSM) Object(digest string) (Object, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	o, ok := f.s.objects[digest]
+	if !ok {
+		return Object{}, false
+	}
+	c := *o
+	c.Placement = slices.Clone(o.Placement)
+	return c, true
+}
+
+// History returns the tag history of name, oldest first.
+func (f *FSM) History(name string) []TagEvent {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Clone(f.s.history[name])
+}
+
+// Counts summarises the state for status pages and metrics.
+type Counts struct {
+	Artifacts  int   `json:"artifacts"`
+	Objects    int   `json:"objects"`
+	Tombstones int   `json:"tombstones"`
+	Bytes      int64 `json:"bytes"`
+}
+
+// Counts returns the size of the state.
+func (f *FSM) Counts() Counts {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	c := Counts{Artifacts: len(f.s.artifacts), Objects: len(f.s.objects), Tombstones: len(f.s.tombstones)}
+	for _, o := range f.s.objects {
+		c.Bytes += o.Size
+	}
+	return c
+}
+
+// Query selects artifacts. Empty fields match everything.
+type Query struct {
+	Prefix string
+	Tag    string
+	// Labels must all be present with equal values.
+	Labels map[string]string
+	// Limit caps the page; 0 means DefaultLimit.
+	Limit int
+	// PageToken continues after the last artifact of a previous page.
+	PageToken string
+}
+
+// Page limits.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// List returns matching artifacts newest first, and a token for the next page
+// when more remain.
+func (f *FSM) List(q Query) ([]Artifact, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	var after *Artifact
+	if q.PageToken != "" {
+		c, err := decodeToken(q.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		after = &c
+	}
+
+	f.mu.RLock()
+	var matches []*Artifact
+	consider := func(a *Artifact) {
+		if !strings.HasPrefix(a.Name, q.Prefix) || (after != nil && !newer(after, a)) {
+			return
+		}
+		for k, v := range q.Labels {
+			if got, ok := a.Labels[k]; !ok || got != v {
+				return
+			}
+		}
+		matches = append(matches, a)
+	}
+	if q.Tag != "" {
+		for name := range f.s.byTag[q.Tag] {
+			consider(f.s.artifacts[name])
+		}
+	} else {
+		for _, a := range f.s.artifacts {
+			consider(a)
+		}
+	}
+	newestFirst(matches)
+	more := len(matches) > limit
+	if more {
+		matches = matches[:limit]
+	}
+	out := make([]Artifact, len(matches))
+	for i, a := range matches {
+		out[i] = *f.s.copyOf(a)
+	}
+	f.mu.RUnlock()
+
+	next := ""
+	if more {
+		next = encodeToken(out[len(out)-1])
+	}
+	return out, next, nil
+}
+
+// Latest returns the newest artifact matching prefix and tag.
+func (f *FSM) Latest(prefix, tag string) (Artifact, bool) {
+	list, _, _ := f.List(Query{Prefix: prefix, Tag: tag, Limit: 1})
+	if len(list) == 0 {
+		return Artifact{}, false
+	}
+	return list[0], true
+}
+
+// Page tokens carry the sort key of the last artifact returned, so a page
+// stays correct while newer artifacts are pushed between requests.
+func encodeToken(a Artifact) string {
+	raw := strconv.FormatInt(a.Created.UnixNano(), 10) + "." + strconv.FormatUint(a.Seq, 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(raw))
+}
+
+func decodeToken(tok string) (Artifact, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
+	}
+	ns, seq, ok := strings.Cut(string(raw), ".")
+	n, err1 := strconv.ParseInt(ns, 10, 64)
+	s, err2 := strconv.ParseUint(seq, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
+	}
+	return Artifact{Created: time.Unix(0, n).UTC(), Seq: s}, nil
+}
+
+// snapshotState takes a point-in-time view cheap enough to make on the FSM
+// goroutine: maps are copied, the artifacts they point at are immutable.
+func (f *FSM) snapshotState() *state {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	objs := make(map[string]*Object, len(f.s.objects))
+	for k, o := range f.s.objects {
+		c := *o
+		objs[k] = &c
+	}
+	return &state{
+		artifacts:  maps.Clone(f.s.artifacts),
+		tombstones: maps.Clone(f.s.tombstones),
+		objects:    objs,
+		history:    maps.Clone(f.s.history),
+	}
+}

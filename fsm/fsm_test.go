@@ -1,0 +1,277 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func digest(c byte) string { return DigestPrefix + strings.Repeat(string(c), 64) }
+
+func put(name string, d byte, at int) Command {
+	return Command{Op: OpPutArtifact, Time: t0.Add(time.Duration(at) * time.Second), Put: &PutArtifact{
+		Name: name, Digest: digest(d), Size: 10, Version: "1.0", Commit: "abc",
+		Labels: map[string]string{"team": "core"}, Scheme: SchemeCopy, Placement: []string{"n1"},
+	}}
+}
+
+func tagCmd(op Op, name, tag string) Command {
+	return Command{Op: op, Time: t0, Actor: "ci", Tag: &TagChange{Name: name, Tag: tag}}
+}
+
+// apply feeds commands through raft's Apply entry point, as a node would.
+func apply(t *testing.T, f *FSM, start uint64, cmds ...Command) []Result {
+	t.Helper()
+	var out []Result
+	for i, c := range cmds {
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := f.Apply(&raft.Log{Index: start + uint64(i), Type: raft.LogCommand, Data: b})
+		out = append(out, r.(Result))
+	}
+	return out
+}
+
+func TestImmutability(t *testing.T) {
+	tests := []struct {
+		name string
+		cmds []Command
+		want []Status
+	}{
+		{"first push creates", []Command{put("a.jar", 'a', 0)}, []Status{StatusCreated}},
+		{"same bytes again is a no-op", []Command{put("a.jar", 'a', 0), put("a.jar", 'a', 5)}, []Status{StatusCreated, StatusExists}},
+		{"other bytes conflict", []Command{put("a.jar", 'a', 0), put("a.jar", 'b', 5)}, []Status{StatusCreated, StatusConflict}},
+		{"tombstone keeps the binding", []Command{
+			put("a.jar", 'a', 0), {Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a.jar"}}, put("a.jar", 'b', 5),
+		}, []Status{StatusCreated, StatusDeleted, StatusConflict}},
+		{"same bytes revive a deleted name", []Command{
+			put("a.jar", 'a', 0), {Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a.jar"}}, put("a.jar", 'a', 5),
+		}, []Status{StatusCreated, StatusDeleted, StatusCreated}},
+		{"delete of unknown", []Command{{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "x"}}}, []Status{StatusNotFound}},
+		{"bad name refused", []Command{put("../etc/passwd", 'a', 0)}, []Status{StatusInvalid}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := New()
+			res := apply(t, f, 1, tc.cmds...)
+			for i, r := range res {
+				if r.Status != tc.want[i] {
+					t.Fatalf("command %d: status %s (%s), want %s", i, r.Status, r.Message, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestConflictLeavesStateUntouched(t *testing.T) {
+	f := New()
+	apply(t, f, 1, put("a.jar", 'a', 0))
+	before, _ := f.Get("a.jar")
+	r := apply(t, f, 2, put("a.jar", 'b', 9))[0]
+	if !errors.Is(r.Err(), ErrConflict) {
+		t.Fatalf("err %v, want conflict", r.Err())
+	}
+	after, _ := f.Get("a.jar")
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("artifact changed by a refused push: %+v -> %+v", before, after)
+	}
+	if _, ok := f.Object(digest('b')); ok {
+		t.Fatal("refused push created an object")
+	}
+}
+
+func TestDedupSharesObject(t *testing.T) {
+	f := New()
+	p := put("b.jar", 'a', 1)
+	p.Put.Placement = []string{"n2"}
+	apply(t, f, 1, put("a.jar", 'a', 0), p)
+	o, ok := f.Object(digest('a'))
+	if !ok || o.Refs != 2 || !reflect.DeepEqual(o.Placement, []string{"n1", "n2"}) {
+		t.Fatalf("object %+v, want 2 refs on n1,n2", o)
+	}
+	apply(t, f, 3, Command{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a.jar"}})
+	if o, _ := f.Object(digest('a')); o.Refs != 1 {
+		t.Fatalf("refs %d after one delete, want 1", o.Refs)
+	}
+}
+
+func TestTagsAndHistory(t *testing.T) {
+	f := New()
+	apply(t, f, 1, put("a.jar", 'a', 0))
+	res := apply(t, f, 2,
+		tagCmd(OpTag, "a.jar", "staging"),
+		tagCmd(OpTag, "a.jar", "staging"),
+		tagCmd(OpTag, "a.jar", "prod"),
+		tagCmd(OpUntag, "a.jar", "staging"),
+		tagCmd(OpTag, "missing.jar", "prod"),
+		tagCmd(OpTag, "a.jar", "bad tag"),
+	)
+	want := []Status{StatusUpdated, StatusExists, StatusUpdated, StatusUpdated, StatusNotFound, StatusInvalid}
+	for i, r := range res {
+		if r.Status != want[i] {
+			t.Errorf("op %d: %s, want %s", i, r.Status, want[i])
+		}
+	}
+	a, _ := f.Get("a.jar")
+	if !reflect.DeepEqual(a.Tags, []string{"prod"}) {
+		t.Fatalf("tags %v", a.Tags)
+	}
+	h := f.History("a.jar")
+	if len(h) != 3 || h[2].Action != "remove" || h[2].Tag != "staging" || h[0].Actor != "ci" {
+		t.Fatalf("history %+v", h)
+	}
+}
+
+func TestListNewestFirstAndPages(t *testing.T) {
+	f := New()
+	var cmds []Command
+	for i := range 25 {
+		c := put(fmt.Sprintf("myapp-%02d.jar", i), byte('a'+i%6), i/2) // equal times in pairs
+		if i%3 == 0 {
+			c.Put.Tags = []string{"production-ready"}
+		}
+		cmds = append(cmds, c)
+	}
+	cmds = append(cmds, put("other.jar", 'f', 100))
+	apply(t, f, 1, cmds...)
+
+	var got []string
+	tok := ""
+	for range 10 {
+		page, next, err := f.List(Query{Prefix: "myapp-", Limit: 7, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page {
+			got = append(got, a.Name)
+		}
+		if next == "" {
+			break
+		}
+		tok = next
+	}
+	if len(got) != 25 || got[0] != "myapp-24.jar" || got[24] != "myapp-00.jar" {
+		t.Fatalf("pages gave %d names: %v", len(got), got)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] >= got[i-1] {
+			t.Fatalf("not newest first at %d: %v", i, got)
+		}
+	}
+	latest, ok := f.Latest("myapp-", "production-ready")
+	if !ok || latest.Name != "myapp-24.jar" {
+		t.Fatalf("latest %q", latest.Name)
+	}
+	lab, _, _ := f.List(Query{Labels: map[string]string{"team": "core"}, Limit: 1000})
+	if len(lab) != 26 {
+		t.Fatalf("label query found %d", len(lab))
+	}
+	if _, _, err := f.List(Query{PageToken: "!!"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("bad token err %v", err)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	f := New()
+	apply(t, f, 1,
+		put("a.jar", 'a', 0), put("b.jar", 'b', 1), put("c.jar", 'a', 2),
+		tagCmd(OpTag, "a.jar", "prod"),
+		Command{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "b.jar"}},
+	)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changes after the snapshot must not leak into it.
+	apply(t, f, 10, tagCmd(OpTag, "a.jar", "later"), put("d.jar", 'd', 3))
+
+	var buf bytes.Buffer
+	if err := snap.(*snapshot).write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := g.Get("d.jar"); ok {
+		t.Fatal("snapshot holds a later artifact")
+	}
+	a, _ := g.Get("a.jar")
+	if !reflect.DeepEqual(a.Tags, []string{"prod"}) {
+		t.Fatalf("restored tags %v", a.Tags)
+	}
+	if d, live, ok := g.Binding("b.jar"); !ok || live || d != digest('b') {
+		t.Fatalf("tombstone lost: %s %v %v", d, live, ok)
+	}
+	if r := g.ApplyCommand(20, put("b.jar", 'c', 5)); r.Status != StatusConflict {
+		t.Fatalf("restored tombstone allowed rebinding: %s", r.Status)
+	}
+	if o, _ := g.Object(digest('a')); o.Refs != 2 {
+		t.Fatalf("restored refs %d", o.Refs)
+	}
+	if got, _, _ := g.List(Query{Tag: "prod"}); len(got) != 1 {
+		t.Fatalf("tag index not rebuilt: %v", got)
+	}
+}
+
+// Two state machines fed the same log end in the same state.
+func TestDeterminism(t *testing.T) {
+	var cmds []Command
+	for i := range 200 {
+		switch i % 5 {
+		case 0, 1:
+			cmds = append(cmds, put(fmt.Sprintf("n%d", i%37), byte('a'+i%5), i))
+		case 2:
+			cmds = append(cmds, tagCmd(OpTag, fmt.Sprintf("n%d", i%37), fmt.Sprintf("t%d", i%3)))
+		case 3:
+			cmds = append(cmds, tagCmd(OpUntag, fmt.Sprintf("n%d", i%37), fmt.Sprintf("t%d", i%3)))
+		case 4:
+			cmds = append(cmds, Command{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: fmt.Sprintf("n%d", i%41)}})
+		}
+	}
+	a, b := New(), New()
+	ra := apply(t, a, 1, cmds...)
+	rb := apply(t, b, 1, cmds...)
+	if !reflect.DeepEqual(ra, rb) {
+		t.Fatal("results differ")
+	}
+	if !reflect.DeepEqual(a.s, b.s) {
+		t.Fatal("states differ")
+	}
+}
+
+func TestUndecodableEntryPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic on garbage entry")
+		}
+	}()
+	New().Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte("{garbage")})
+}
+
+func TestValidateName(t *testing.T) {
+	good := []string{"myapp-v1.2.3.jar", "team/myapp/1.2.3/app.jar", "ünïcode.tar.gz", "a..b"}
+	bad := []string{"", "/abs", "a/../b", "..", "./a", "a//b", "a/", "back\\slash", "ctl\x01", "nl\n",
+		strings.Repeat("a", MaxNameLen+1), strings.Repeat("b", MaxSegmentLen+1), "\xff\xfe"}
+	for _, n := range good {
+		if err := ValidateName(n); err != nil {
+			t.Errorf("%q refused: %v", n, err)
+		}
+	}
+	for _, n := range bad {
+		if err := ValidateName(n); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q accepted", n)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package fsm
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/raft"
+)
+
+// snapshotVersion is the format of a persisted snapshot.
+const snapshotVersion = 1
+
+// record is one line of a snapshot. The stream is a header followed by one
+// record per entity, so neither writing nor reading holds a second copy of a
+// million-artifact state as a single JSON document.
+type record struct {
+	V         int         `json:"v,omitempty"`
+	Artifact  *Artifact   `json:"a,omitempty"`
+	Tombstone *Tombstone  `json:"t,omitempty"`
+	Object    *Object     `json:"o,omitempty"`
+	History   *historyRec `json:"h,omitempty"`
+}
+
+type historyRec struct {
+	Name   string     `json:"name"`
+	Events []TagEvent `json:"events"`
+}
+
+type snapshot struct{ s *state }
+
+// Snapshot implements raft.FSM. It only copies map headers; Persist, which
+// raft runs on another goroutine, does the I/O.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{s: f.snapshotState()}, nil
+}
+
+// Persist writes the snapshot as JSON lines.
+func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
+	if err := sn.write(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (sn *snapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(record{V: snapshotVersion}); err != nil {
+		return err
+	}
+	for _, a := range sn.s.artifacts {
+		if err := enc.Encode(record{Artifact: a}); err != nil {
+			return err
+		}
+	}
+	for _, t := range sn.s.tombstones {
+		if err := enc.Encode(record{Tombstone: &t}); err != nil {
+			return err
+		}
+	}
+	for _, o := range sn.s.objects {
+		if err := enc.Encode(record{Object: o}); err != nil {
+			return err
+		}
+	}
+	for name, h := range sn.s.history {
+		if err := enc.Encode(record{History: &historyRec{Name: name, Events: h}}); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// Release implements raft.FSMSnapshot.
+func (sn *snapshot) Release() {}
+
+// Restore implements raft.FSM: it replaces the whole state.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := readSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	f.mu.Lock()
+	f.s = s
+	f.mu.Unlock()
+	return nil
+}
+
+func readSnapshot(r io.Reader) (*state, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+	var head record
+	if err := dec.Decode(&head); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if head.V != snapshotVersion {
+		return nil, fmt.Errorf("unsupported snapshot version %d", head.V)
+	}
+	s := newState()
+	for {
+		var rec record
+		err := dec.Decode(&rec)
+		if err == io.EOF {
+			return s, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read record: %w", err)
+		}
+		switch {
+		case rec.Artifact != nil:
+			a := rec.Artifact
+			s.artifacts[a.Name] = a
+			for _, t := range a.Tags {
+				s.index(t, a.Name)
+			}
+		case rec.Tombstone != nil:
+			s.tombstones[rec.Tombstone.Name] = *rec.Tombstone
+		case rec.Object != nil:
+			s.objects[rec.Object.Digest] = rec.Object
+		case rec.History != nil:
+			s.history[rec.History.Name] = rec.History.Events
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package fsm
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+)
+
+// maxHistory bounds the tag history kept per artifact so a name that is
+// promoted and demoted in a loop cannot grow snapshots without limit.
+const maxHistory = 100
+
+// Artifact is the metadata of a live artifact. Values handed out are copies;
+// the state never mutates an Artifact after publishing it.
+type Artifact struct {
+	Name    string            `json:"name"`
+	Size    int64             `json:"size"`
+	Digest  string            `json:"digest"`
+	Version string            `json:"version"`
+	Commit  string            `json:"commit"`
+	Created time.Time         `json:"created"`
+	Labels  map[string]string `json:"labels"`
+	Tags    []string          `json:"tags"`
+	// Seq is the raft index that created the artifact: a total order that
+	// breaks ties between equal creation times.
+	Seq uint64 `json:"seq"`
+}
+
+// HasTag reports whether the artifact carries tag.
+func (a *Artifact) HasTag(tag string) bool {
+	_, found := slices.BinarySearch(a.Tags, tag)
+	return found
+}
+
+// Object is stored content shared by every artifact with the same digest.
+type Object struct {
+	Digest    string   `json:"digest"`
+	Size      int64    `json:"size"`
+	Scheme    string   `json:"scheme"`
+	Placement []string `json:"placement"`
+	Refs      int      `json:"refs"`
+}
+
+// Tombstone remembers the digest of a deleted name.
+type Tombstone struct {
+	Name    string    `json:"name"`
+	Digest  string    `json:"digest"`
+	Deleted time.Time `json:"deleted"`
+}
+
+// TagEvent is one entry of an artifact's tag history.
+type TagEvent struct {
+	Tag    string    `json:"tag"`
+	Action string    `json:"action"`
+	Actor  string    `json:"actor,omitempty"`
+	Time   time.Time `json:"time"`
+}
+
+// state is the data of the state machine. It is not safe for concurrent use;
+// FSM guards it.
+type state struct {
+	artifacts  map[string]*Artifact
+	tombstones map[string]Tombstone
+	objects    map[string]*Object
+	byTag      map[string]map[string]struct{}
+	history    map[string][]TagEvent
+}
+
+func newState() *state {
+	return &state{
+		artifacts:  map[string]*Artifact{},
+		tombstones: map[string]Tombstone{},
+		objects:    map[string]*Object{},
+		byTag:      map[string]map[string]struct{}{},
+		history:    map[string][]TagEvent{},
+	}
+}
+
+// apply executes one decoded command at a raft index.
+func (s *state) apply(index uint64, c Command) Result {
+	var r Result
+	switch c.Op {
+	case OpPutArtifact:
+		r = s.put(index, c)
+	case OpDeleteArtifact:
+		r = s.delete(c)
+	case OpTag, OpUntag:
+		r = s.tag(c)
+	default:
+		// An op this build does not know means the log was written by a newer
+		// version; applying nothing would silently diverge.
+		panic(fmt.Sprintf("fsm: unknown command op %q at index %d", c.Op, index))
+	}
+	r.Index = index
+	return r
+}
+
+func (s *state) put(index uint64, c Command) Result {
+	p := c.Put
+	if p == nil {
+		return Result{Status: StatusInvalid, Message: "put command without body"}
+	}
+	if err := ValidatePush(p.Name, p.Version, p.Commit, p.Labels, p.Tags); err != nil {
+		return Result{Status: StatusInvalid, Message: err.Error()}
+	}
+	if err := ValidateDigest(p.Digest); err != nil {
+		return Result{Status: StatusInvalid, Message: err.Error()}
+	}
+	if p.Size < 0 || len(p.Placement) == 0 {
+		return Result{Status: StatusInvalid, Message: "put command without size or placement"}
+	}
+	if a, ok := s.artifacts[p.Name]; ok {
+		if a.Digest != p.Digest {
+			return Result{Status: StatusConflict, Artifact: s.copyOf(a),
+				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.Digest)}
+		}
+		// A retried push of the same bytes is a success that changes nothing,
+		// except that another full copy is worth remembering.
+		s.mergePlacement(p)
+		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
+	}
+	if t, ok := s.tombstones[p.Name]; ok && t.Digest != p.Digest {
+		return Result{Status: StatusConflict,
+			Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
+	}
+	delete(s.tombstones, p.Name)
+
+	obj, ok := s.objects[p.Digest]
+	if !ok {
+		obj = &Object{Digest: p.Digest, Size: p.Size, Scheme: p.Scheme, Placement: slices.Clone(p.Placement)}
+		s.objects[p.Digest] = obj
+	} else {
+		s.mergePlacement(p)
+	}
+	obj.Refs++
+
+	tags := slices.Clone(p.Tags)
+	slices.Sort(tags)
+	tags = slices.Compact(tags)
+	a := &Artifact{
+		Name: p.Name, Size: p.Size, Digest: p.Digest, Version: p.Version, Commit: p.Commit,
+		Created: c.Time.UTC(), Labels: maps.Clone(p.Labels), Tags: tags, Seq: index,
+	}
+	if a.Labels == nil {
+		a.Labels = map[string]string{}
+	}
+	if a.Tags == nil {
+		a.Tags = []string{}
+	}
+	s.artifacts[a.Name] = a
+	for _, t := range tags {
+		s.index(t, a.Name)
+		s.record(a.Name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
+	}
+	return Result{Status: StatusCreated, Artifact: s.copyOf(a)}
+}
+
+// mergePlacement adds the nodes of a replicated push to the object's copies.
+// Erasure-coded placements are positional and never merged.
+func (s *state) mergePlacement(p *PutArtifact) {
+	obj, ok := s.objects[p.Digest]
+	if !ok || obj.Scheme != SchemeCopy || p.Scheme != SchemeCopy {
+		return
+	}
+	for _, n := range p.Placement {
+		if !slices.Contains(obj.Placement, n) {
+			obj.Placement = append(slices.Clone(obj.Placement), n)
+		}
+	}
+}
+
+func (s *state) delete(c Command) Result {
+	if c.Delete == nil {
+		return Result{Status: StatusInvalid, Message: "delete command without body"}
+	}
+	name := c.Delete.Name
+	a, ok := s.artifacts[name]
+	if !ok {
+		return Result{Status: StatusNotFound, Message: name}
+	}
+	delete(s.artifacts, name)
+	for _, t := range a.Tags {
+		s.unindex(t, name)
+	}
+	s.tombstones[name] = Tombstone{Name: name, Digest: a.Digest, Deleted: c.Time.UTC()}
+	if obj, ok := s.objects[a.Digest]; ok {
+		obj.Refs--
+		if obj.Refs <= 0 {
+			// Unreferenced bytes are left on disk for garbage collection,
+			// which finds them by their absence from this map.
+			delete(s.objects, a.Digest)
+		}
+	}
+	return Result{Status: StatusDeleted, Artifact: s.copyOf(a)}
+}
+
+func (s *state) tag(c Command) Result {
+	tc := c.Tag
+	if tc == nil {
+		return Result{Status: StatusInvalid, Message: "tag command without body"}
+	}
+	if err := ValidateTag(tc.Tag); err != nil {
+		return Result{Status: StatusInvalid, Message: err.Error()}
+	}
+	a, ok := s.artifacts[tc.Name]
+	if !ok {
+		return Result{Status: StatusNotFound, Message: tc.Name}
+	}
+	add := c.Op == OpTag
+	if a.HasTag(tc.Tag) == add {
+		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
+	}
+	if add && len(a.Tags) >= MaxTags {
+		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s already has %d tags", a.Name, MaxTags)}
+	}
+	// Copy on write: published artifacts are shared with snapshots.
+	n := *a
+	if add {
+		n.Tags = append(slices.Clone(a.Tags), tc.Tag)
+		slices.Sort(n.Tags)
+		s.index(tc.Tag, a.Name)
+	} else {
+		n.Tags = slices.DeleteFunc(slices.Clone(a.Tags), func(t string) bool { return t == tc.Tag })
+		s.unindex(tc.Tag, a.Name)
+	}
+	s.artifacts[a.Name] = &n
+	action := "remove"
+	if add {
+		action = "add"
+	}
+	s.record(a.Name, TagEvent{Tag: tc.Tag, Action: action, Actor: c.Actor, Time: c.Time.UTC()})
+	return Result{Status: StatusUpdated, Artifact: s.copyOf(&n)}
+}
+
+func (s *state) index(tag, name string) {
+	set, ok := s.byTag[tag]
+	if !ok {
+		set = map[string]struct{}{}
+		s.byTag[tag] = set
+	}
+	set[name] = struct{}{}
+}
+
+func (s *state) unindex(tag, name string) {
+	if set, ok := s.byTag[tag]; ok {
+		delete(set, name)
+		if len(set) == 0 {
+			delete(s.byTag, tag)
+		}
+	}
+}
+
+func (s *state) record(name string, e TagEvent) {
+	h := append(s.history[name], e)
+	if len(h) > maxHistory {
+		h = slices.Clone(h[len(h)-maxHistory:])
+	}
+	s.history[name] = h
+}
+
+// copyOf returns a copy that callers may keep and modify.
+func (s *state) copyOf(a *Artifact) *Artifact {
+	c := *a
+	c.Labels = maps.Clone(a.Labels)
+	c.Tags = slices.Clone(a.Tags)
+	return &c
+}
+
+// newestFirst orders artifacts by creation time, then creation index.
+func newestFirst(list []*Artifact) {
+	sort.Slice(list, func(i, j int) bool { return newer(list[i], list[j]) })
+}
+
+func newer(a, b *Artifact) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.Seq > b.Seq
+}
