@@ -1,9 +1,169 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 
-// runServe starts a node. It is owned by the serve wiring; this placeholder
-// keeps the package compiling until that lands.
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/server"
+)
+
+// serveFlags are the flags of `pier serve`; each may also come from the
+// environment as PIER_<FLAG> (dashes become underscores).
+type serveFlags struct {
+	id, dataDir, datacenter                 string
+	httpAddr, gossipAddr, raftAddr, adverts string
+	join                                    string
+	bootstrapExpect                         int
+	clusterKey, logLevel                    string
+	logJSON                                 bool
+	maxObjectSize                           int64
+}
+
 func runServe(args []string) error {
-	return errors.New("serve: not wired yet")
+	var f serveFlags
+	host, _ := os.Hostname()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.id, "id", host, "unique node id")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data/<id>)")
+	fs.StringVar(&f.datacenter, "datacenter", "dc1", "datacenter (cluster) name")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "public API and peer service listen address")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address (TCP and UDP)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8300", "raft listen address")
+	fs.StringVar(&f.adverts, "advertise", "", "IP or host other nodes use to reach this one, when binding 0.0.0.0")
+	fs.StringVar(&f.join, "join", "", "comma-separated gossip addresses of existing members")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap raft once this many nodes are seen (default 1 without --join)")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "shared secret for gossip encryption and peer calls")
+	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
+	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in bytes (0: no limit)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
+		fs.PrintDefaults()
+	}
+	if err := fromEnv(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
+	}
+
+	log := hclog.New(&hclog.LoggerOptions{
+		Name: "pier", Level: hclog.LevelFromString(f.logLevel), JSONFormat: f.logJSON, Output: os.Stderr,
+	})
+	cfg, err := f.config(log)
+	if err != nil {
+		return err
+	}
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("stopping", "signal", s.String())
+	signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Close(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
+// fromEnv applies PIER_* variables as flag defaults, so flags still win.
+func fromEnv(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(fl *flag.Flag) {
+		key := "PIER_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v, ok := os.LookupEnv(key); ok && err == nil {
+			if e := fl.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", key, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
+	if f.dataDir == "" {
+		f.dataDir = filepath.Join("data", f.id)
+	}
+	var join []string
+	for _, j := range strings.Split(f.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			join = append(join, j)
+		}
+	}
+	if f.bootstrapExpect == 0 && len(join) == 0 {
+		f.bootstrapExpect = 1
+	}
+	adv := func(bind string) (string, error) { return advertiseAddr(bind, f.adverts) }
+	httpAdv, err := adv(f.httpAddr)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("--http-addr: %w", err)
+	}
+	gossipAdv, err := adv(f.gossipAddr)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("--gossip-addr: %w", err)
+	}
+	raftAdv, err := adv(f.raftAddr)
+	if err != nil {
+		return server.Config{}, fmt.Errorf("--raft-addr: %w", err)
+	}
+	return server.Config{
+		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
+		RaftBind: f.raftAddr, RaftAdvertise: raftAdv,
+		Node: cluster.Config{
+			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
+			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,
+			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
+			MaxObjectSize: f.maxObjectSize, Logger: log,
+		},
+	}, nil
+}
+
+// advertiseAddr returns the address peers should dial for a bind address:
+// the bind address itself unless it is 0.0.0.0, in which case --advertise
+// (resolved to an IP, as gossip requires) with the bind port.
+func advertiseAddr(bind, advertise string) (string, error) {
+	host, port, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", err
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return "", fmt.Errorf("port of %q: %w", bind, err)
+	}
+	if advertise == "" {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return "", fmt.Errorf("%q binds every interface: set --advertise to the address peers should use", bind)
+		}
+		advertise = host
+	}
+	ip := net.ParseIP(advertise)
+	if ip == nil {
+		ips, err := net.LookupIP(advertise)
+		if err != nil || len(ips) == 0 {
+			return "", fmt.Errorf("resolve --advertise %q: %v", advertise, err)
+		}
+		ip = ips[0]
+	}
+	return net.JoinHostPort(ip.String(), port), nil
 }

@@ -1,0 +1,120 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/fsm"
+)
+
+// PeerClient is how a node reaches another node's peer service. cmd injects
+// the HTTP implementation from transport; tests may inject others.
+type PeerClient interface {
+	// Apply asks the leader at addr to apply an encoded fsm.Command.
+	Apply(ctx context.Context, addr string, cmd []byte) (fsm.Result, error)
+	// ReadIndex asks the leader at addr for an index that covers every
+	// write it acknowledged.
+	ReadIndex(ctx context.Context, addr string) (uint64, error)
+	// FetchObject streams n bytes from offset off of an object stored on the
+	// node at addr.
+	FetchObject(ctx context.Context, addr, digest string, off, n int64) (io.ReadCloser, error)
+}
+
+// Config builds a Node. Zero durations take production defaults.
+type Config struct {
+	ID         string
+	Datacenter string
+	DataDir    string
+	// HTTPAddr is the address other nodes use to reach this node's HTTP
+	// server (public API and peer service).
+	HTTPAddr string
+	// GossipBind and GossipAdvertise are host:port; advertise defaults to bind.
+	GossipBind      string
+	GossipAdvertise string
+	// Join lists gossip addresses of existing members.
+	Join []string
+	// BootstrapExpect > 0 makes the node bootstrap raft once it sees that
+	// many members of its datacenter.
+	BootstrapExpect int
+	// ClusterKey, when set, encrypts gossip and authenticates peer calls.
+	ClusterKey string
+
+	// RaftTransport carries raft traffic; its LocalAddr is advertised.
+	RaftTransport raft.Transport
+	// Peers reaches other nodes' peer services.
+	Peers PeerClient
+
+	// Raft and Gossip, when set, replace the library defaults (tests use
+	// short timeouts). Identity and plumbing fields are filled in by the node.
+	Raft   *raft.Config
+	Gossip *memberlist.Config
+
+	// ReconcileInterval is how often the leader folds gossip into raft.
+	ReconcileInterval time.Duration
+	// ApplyTimeout bounds one raft apply.
+	ApplyTimeout time.Duration
+	// MaxObjectSize refuses larger pushes; 0 means no limit.
+	MaxObjectSize int64
+
+	Logger hclog.Logger
+	// Now is the clock that stamps commands.
+	Now func() time.Time
+}
+
+// Validate fills defaults and reports a config that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.ID == "" {
+		errs = append(errs, errors.New("node id is required"))
+	}
+	if len(c.ID) > 128 {
+		errs = append(errs, errors.New("node id longer than 128 bytes"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir is required"))
+	}
+	if c.HTTPAddr == "" {
+		errs = append(errs, errors.New("http address is required"))
+	}
+	if c.GossipBind == "" {
+		errs = append(errs, errors.New("gossip address is required"))
+	}
+	if c.RaftTransport == nil {
+		errs = append(errs, errors.New("raft transport is required"))
+	}
+	if c.Peers == nil {
+		errs = append(errs, errors.New("peer client is required"))
+	}
+	if c.BootstrapExpect < 0 {
+		errs = append(errs, errors.New("bootstrap-expect must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("invalid node config: %w", err)
+	}
+	if c.Datacenter == "" {
+		c.Datacenter = "dc1"
+	}
+	if c.GossipAdvertise == "" {
+		c.GossipAdvertise = c.GossipBind
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = time.Second
+	}
+	if c.ApplyTimeout == 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+package cluster
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// nodeMeta is what a node tells the others about itself through gossip.
+// memberlist caps it at 512 bytes.
+type nodeMeta struct {
+	Datacenter string `json:"dc"`
+	HTTP       string `json:"http"`
+	Raft       string `json:"raft"`
+	// Booted is true when the node already has raft state, so peers
+	// waiting on --bootstrap-expect know not to bootstrap a second cluster.
+	Booted bool `json:"boot,omitempty"`
+}
+
+// Gossip member states as shown to operators.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// member is the last known gossip view of one node.
+type member struct {
+	ID     string
+	Gossip string
+	State  string
+	Meta   nodeMeta
+}
+
+// memberTable remembers every node seen, including failed ones, because
+// memberlist forgets dead nodes and operators still need to see them.
+type memberTable struct {
+	mu sync.RWMutex
+	m  map[string]member
+}
+
+func newMemberTable() *memberTable { return &memberTable{m: map[string]member{}} }
+
+func (t *memberTable) set(n *memberlist.Node, state string) {
+	var meta nodeMeta
+	_ = json.Unmarshal(n.Meta, &meta)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.m[n.Name] = member{
+		ID:     n.Name,
+		Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		State:  state,
+		Meta:   meta,
+	}
+}
+
+func (t *memberTable) get(id string) (member, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	m, ok := t.m[id]
+	return m, ok
+}
+
+// list returns all known members sorted by id.
+func (t *memberTable) list() []member {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]member, 0, len(t.m))
+	for _, m := range t.m {
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// alive returns alive members of datacenter dc, sorted by id.
+func (t *memberTable) alive(dc string) []member {
+	return slices.DeleteFunc(t.list(), func(m member) bool {
+		return m.State != StateAlive || m.Meta.Datacenter != dc || m.Meta.Raft == ""
+	})
+}
+
+// gossipDelegate implements memberlist's Delegate and EventDelegate. Its
+// callbacks run on memberlist goroutines and must not block.
+type gossipDelegate struct{ n *Node }
+
+func (d gossipDelegate) NodeMeta(limit int) []byte {
+	d.n.bootMu.Lock()
+	booted := d.n.booted
+	d.n.bootMu.Unlock()
+	b, _ := json.Marshal(nodeMeta{
+		Datacenter: d.n.cfg.Datacenter,
+		HTTP:       d.n.cfg.HTTPAddr,
+		Raft:       string(d.n.cfg.RaftTransport.LocalAddr()),
+		Booted:     booted,
+	})
+	if len(b) > limit {
+		d.n.log.Error("gossip metadata too large", "bytes", len(b), "limit", limit)
+		return nil
+	}
+	return b
+}
+
+func (gossipDelegate) NotifyMsg([]byte)                           {}
+func (gossipDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (gossipDelegate) LocalState(join bool) []byte                { return nil }
+func (gossipDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d gossipDelegate) NotifyJoin(m *memberlist.Node) {
+	d.n.members.set(m, StateAlive)
+	d.n.signal()
+}
+
+func (d gossipDelegate) NotifyLeave(m *memberlist.Node) {
+	state := StateDead
+	if m.State == memberlist.StateLeft {
+		state = StateLeft
+	}
+	d.n.members.set(m, state)
+	d.n.signal()
+}
+
+func (d gossipDelegate) NotifyUpdate(m *memberlist.Node) {
+	d.n.members.set(m, StateAlive)
+	d.n.signal()
+}
+
+func (n *Node) startGossip() error {
+	var mc *memberlist.Config
+	if n.cfg.Gossip != nil {
+		c := *n.cfg.Gossip
+		mc = &c
+	} else {
+		mc = memberlist.DefaultLANConfig()
+	}
+	host, port, err := splitHostPort(n.cfg.GossipBind)
+	if err != nil {
+		return fmt.Errorf("gossip bind address: %w", err)
+	}
+	mc.Name = n.cfg.ID
+	mc.BindAddr, mc.BindPort = host, port
+	ahost, aport, err := splitHostPort(n.cfg.GossipAdvertise)
+	if err != nil {
+		return fmt.Errorf("gossip advertise address: %w", err)
+	}
+	mc.AdvertiseAddr, mc.AdvertisePort = ahost, aport
+	d := gossipDelegate{n}
+	mc.Delegate, mc.Events = d, d
+	mc.Logger = n.log.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.LogOutput = nil
+	if n.cfg.ClusterKey != "" {
+		// memberlist wants an AES key; any passphrase becomes one.
+		k := sha256.Sum256([]byte("pier-gossip:" + n.cfg.ClusterKey))
+		mc.SecretKey = k[:]
+	}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s: %w", n.cfg.GossipBind, err)
+	}
+	n.gossip = ml
+	return nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port of %q: %w", addr, err)
+	}
+	return h, port, nil
+}
+
+// peersFile remembers the gossip addresses of members, so that a restarted
+// node finds the cluster again even when it was started without --join.
+func (n *Node) peersFile() string { return filepath.Join(n.cfg.DataDir, "peers.json") }
+
+func (n *Node) loadPeers() []string {
+	b, err := os.ReadFile(n.peersFile())
+	if err != nil {
+		return nil
+	}
+	var addrs []string
+	_ = json.Unmarshal(b, &addrs)
+	return addrs
+}
+
+func (n *Node) savePeers() {
+	var addrs []string
+	for _, m := range n.members.list() {
+		if m.ID != n.cfg.ID && m.State == StateAlive {
+			addrs = append(addrs, m.Gossip)
+		}
+	}
+	if len(addrs) == 0 {
+		return
+	}
+	b, _ := json.Marshal(addrs)
+	tmp := n.peersFile() + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err == nil {
+		_ = os.Rename(tmp, n.peersFile())
+	}
+}
+
+// joinLoop joins the configured and remembered peers, and tries again
+// whenever the node finds itself alone, so a node that restarted or was cut
+// off finds its cluster without an operator.
+func (n *Node) joinLoop() {
+	defer n.wg.Done()
+	backoff := 200 * time.Millisecond
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		if n.gossip.NumMembers() > 1 {
+			n.savePeers()
+			backoff = 200 * time.Millisecond
+			t.Reset(10 * time.Second)
+			continue
+		}
+		targets := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(n.cfg.Join), n.loadPeers()...))))
+		targets = slices.DeleteFunc(targets, func(a string) bool { return a == n.cfg.GossipAdvertise })
+		if len(targets) > 0 {
+			if got, err := n.gossip.Join(targets); err != nil && got == 0 {
+				n.log.Debug("join failed, will retry", "targets", targets, "error", err)
+			} else {
+				n.log.Info("joined cluster", "contacted", got)
+			}
+		}
+		t.Reset(backoff)
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

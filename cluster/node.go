@@ -1,0 +1,230 @@
+// Package cluster is a node's brain: it wires gossip membership, the raft
+// metadata log and the local object store, and coordinates writes and reads.
+// It knows no HTTP; the network reaches it through the interfaces in
+// config.go, injected by cmd.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Sentinel errors. Callers classify with errors.Is.
+var (
+	// ErrNoLeader marks a write or consistent read that found no leader in
+	// time; it is worth retrying.
+	ErrNoLeader = errors.New("no cluster leader")
+	// ErrNotLeader is returned to a forwarded write that reached a node
+	// which is no longer the leader.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrUnavailable marks content that no reachable node could serve.
+	ErrUnavailable = errors.New("content unavailable")
+	// ErrShutdown marks a call on a node that is stopping.
+	ErrShutdown = errors.New("node is shutting down")
+)
+
+// Node is one member of a cluster.
+type Node struct {
+	cfg    Config
+	log    hclog.Logger
+	fsm    *fsm.FSM
+	store  *chunk.DiskStore
+	raft   *raft.Raft
+	boltDB *raftboltdb.BoltStore
+	gossip *memberlist.Memberlist
+
+	members *memberTable
+	// booted is true once this node's raft has a configuration, either from
+	// disk or from bootstrapping; gossip tells the others.
+	bootMu sync.Mutex
+	booted bool
+
+	// bootEvents and reconcileEvents wake the bootstrap and leader loops
+	// when gossip changes.
+	bootEvents      chan struct{}
+	reconcileEvents chan struct{}
+	leaderNotify    chan bool
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// New opens the node's data dir, starts raft and gossip, and joins the
+// cluster in the background.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		fsm:     fsm.New(),
+		members: newMemberTable(),
+		bootEvents:      make(chan struct{}, 1),
+		reconcileEvents: make(chan struct{}, 1),
+		leaderNotify:    make(chan bool, 8),
+		stop:            make(chan struct{}),
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			n.Shutdown()
+		}
+	}()
+	var err error
+	if n.store, err = chunk.OpenDiskStore(filepath.Join(cfg.DataDir, "objects")); err != nil {
+		return nil, err
+	}
+	if err := n.startRaft(); err != nil {
+		return nil, err
+	}
+	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	n.wg.Add(3)
+	go n.joinLoop()
+	go n.bootstrapLoop()
+	go n.leaderLoop()
+	ok = true
+	return n, nil
+}
+
+func (n *Node) startRaft() error {
+	dir := filepath.Join(n.cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create raft dir: %w", err)
+	}
+	var rc raft.Config
+	if n.cfg.Raft != nil {
+		rc = *n.cfg.Raft
+	} else {
+		rc = *raft.DefaultConfig()
+	}
+	rc.LocalID = raft.ServerID(n.cfg.ID)
+	rc.Logger = n.log.Named("raft")
+	rc.NotifyCh = n.leaderNotify
+
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("open raft log store: %w", err)
+	}
+	n.boltDB = bolt
+	logs, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		return fmt.Errorf("create raft log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, n.log.Named("snapshots"))
+	if err != nil {
+		return fmt.Errorf("open raft snapshot store: %w", err)
+	}
+	has, err := raft.HasExistingState(logs, bolt, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	n.booted = has
+	r, err := raft.NewRaft(&rc, n.fsm, logs, bolt, snaps, n.cfg.RaftTransport)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	return nil
+}
+
+// Shutdown stops the node without leaving the cluster: to the others it
+// looks like a failure, and a restart with the same data dir rejoins.
+func (n *Node) Shutdown() {
+	n.stopOnce.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		if n.gossip != nil {
+			_ = n.gossip.Shutdown()
+		}
+		if n.raft != nil {
+			if err := n.raft.Shutdown().Error(); err != nil {
+				n.log.Warn("raft shutdown", "error", err)
+			}
+		}
+		if c, ok := n.cfg.RaftTransport.(interface{ Close() error }); ok {
+			_ = c.Close()
+		}
+		if n.boltDB != nil {
+			_ = n.boltDB.Close()
+		}
+	})
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// FSM exposes the metadata state for reads.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// Store exposes the local object store to the peer service.
+func (n *Node) Store() *chunk.DiskStore { return n.store }
+
+// IsLeader reports whether this node leads its cluster.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Ready reports whether the node is part of a raft cluster with a leader.
+func (n *Node) Ready() bool {
+	addr, _ := n.raft.LeaderWithID()
+	if addr == "" {
+		return false
+	}
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == raft.ServerID(n.cfg.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitReady blocks until Ready or ctx ends.
+func (n *Node) WaitReady(ctx context.Context) error {
+	return poll(ctx, 20*time.Millisecond, func() bool { return n.Ready() })
+}
+
+// poll calls cond every interval until it is true or ctx ends.
+func poll(ctx context.Context, every time.Duration, cond func() bool) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if cond() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// signal wakes the background loops without blocking the caller; gossip
+// callbacks use it, and they must never block.
+func (n *Node) signal() {
+	for _, ch := range []chan struct{}{n.bootEvents, n.reconcileEvents} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// PushMeta is what a client says about a push besides its bytes.
+type PushMeta struct {
+	Name    string
+	Version string
+	Commit  string
+	Labels  map[string]string
+	Tags    []string
+	// ExpectDigest, when set, is the sha256:<hex> the body must hash to.
+	ExpectDigest string
+	Actor        string
+}
+
+// Stored is content that has been made durable but not yet bound to a name.
+type Stored struct {
+	Digest string
+	Size   int64
+}
+
+// CheckPush refuses, before any body is read, a push that must fail: bad
+// metadata, a name known to be bound to other bytes, or no leader to commit.
+func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
+	if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
+		return err
+	}
+	if m.ExpectDigest != "" {
+		if err := fsm.ValidateDigest(m.ExpectDigest); err != nil {
+			return err
+		}
+		if d, _, ok := n.fsm.Binding(m.Name); ok && d != m.ExpectDigest {
+			return fmt.Errorf("%w: %s is bound to %s", fsm.ErrConflict, m.Name, d)
+		}
+	}
+	return n.waitLeader(ctx)
+}
+
+// StoreBody streams a body into durable storage and returns its digest.
+// Every successful StoreBody must be followed by one Release.
+func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+	r, err := n.store.Put(ctx, body, expect, n.cfg.MaxObjectSize)
+	if err != nil {
+		return Stored{}, err
+	}
+	return Stored{Digest: r.Digest, Size: r.Size}, nil
+}
+
+// Commit binds a name to stored content through raft. It returns the
+// artifact and whether this push created it (false: the same bytes were
+// already bound to the name).
+func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, bool, error) {
+	if m.ExpectDigest != "" && m.ExpectDigest != s.Digest {
+		return fsm.Artifact{}, false, fmt.Errorf("%w: body hashes to %s, client expected %s",
+			chunk.ErrDigestMismatch, s.Digest, m.ExpectDigest)
+	}
+	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
+		Name: m.Name, Digest: s.Digest, Size: s.Size, Version: m.Version, Commit: m.Commit,
+		Labels: m.Labels, Tags: m.Tags, Scheme: fsm.SchemeCopy, Placement: []string{n.cfg.ID},
+	}})
+	if err != nil {
+		return fsm.Artifact{}, false, err
+	}
+	if err := res.Err(); err != nil {
+		return fsm.Artifact{}, false, err
+	}
+	return *res.Artifact, res.Status == fsm.StatusCreated, nil
+}
+
+// Release ends a push after StoreBody. Content of a push that did not
+// commit is deleted when no committed object references it and no other
+// push holds it, so a refused or failed push leaves nothing behind. The
+// check runs after a read barrier: a concurrent push of the same bytes may
+// have committed on the leader before this node applied it.
+func (n *Node) Release(s Stored, committed bool) {
+	n.store.Unpin(s.Digest)
+	if committed {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*n.electionTimeout())
+	defer cancel()
+	if err := n.Barrier(ctx); err != nil {
+		n.log.Debug("keep content of a failed push for GC", "digest", s.Digest, "error", err)
+		return
+	}
+	if _, ok := n.fsm.Object(s.Digest); ok {
+		return
+	}
+	if _, err := n.store.RemoveUnpinned(s.Digest); err != nil {
+		n.log.Warn("remove content of a failed push", "digest", s.Digest, "error", err)
+	}
+}
+
+// Push stores a body and binds it to a name.
+func (n *Node) Push(ctx context.Context, m PushMeta, body io.Reader) (fsm.Artifact, bool, error) {
+	if err := n.CheckPush(ctx, m); err != nil {
+		return fsm.Artifact{}, false, err
+	}
+	s, err := n.StoreBody(ctx, body, m.ExpectDigest)
+	if err != nil {
+		return fsm.Artifact{}, false, err
+	}
+	a, created, err := n.Commit(ctx, m, s)
+	n.Release(s, err == nil)
+	return a, created, err
+}
+
+// Tag adds (add true) or removes a tag on an artifact.
+func (n *Node) Tag(ctx context.Context, name, tag, actor string, add bool) (fsm.Artifact, error) {
+	op := fsm.OpUntag
+	if add {
+		op = fsm.OpTag
+	}
+	res, err := n.apply(ctx, fsm.Command{Op: op, Actor: actor, Tag: &fsm.TagChange{Name: name, Tag: tag}})
+	if err != nil {
+		return fsm.Artifact{}, err
+	}
+	if err := res.Err(); err != nil {
+		return fsm.Artifact{}, err
+	}
+	return *res.Artifact, nil
+}
+
+// Delete unbinds a name; it stays reserved for its digest.
+func (n *Node) Delete(ctx context.Context, name, actor string) error {
+	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpDeleteArtifact, Actor: actor, Delete: &fsm.DeleteArtifact{Name: name}})
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+// apply commits a command, on this node when it leads, otherwise through the
+// leader's peer service. Every command is idempotent or harmlessly refused
+// on a repeat, so a try that may or may not have committed before a
+// leadership change is simply retried.
+func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	c.Time = n.cfg.Now().UTC()
+	b, err := c.Encode()
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		if err := n.waitLeader(ctx); err != nil {
+			return fsm.Result{}, err
+		}
+		var res fsm.Result
+		if n.IsLeader() {
+			res, err = n.applyLocal(b)
+		} else {
+			addr, aerr := n.leaderHTTP()
+			if aerr != nil {
+				// Gossip may not have carried the new leader's metadata yet.
+				last = aerr
+				select {
+				case <-ctx.Done():
+					return fsm.Result{}, ctx.Err()
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			res, err = n.cfg.Peers.Apply(ctx, addr, b)
+			if err == nil {
+				// Read-your-writes on this node too: wait until the local
+				// state holds what the leader acknowledged.
+				err = n.waitApplied(ctx, res.Index)
+			}
+		}
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
+			return fsm.Result{}, fmt.Errorf("apply %s: %w", c.Op, err)
+		}
+		n.log.Debug("apply retry after leadership change", "op", c.Op, "error", err)
+	}
+	return fsm.Result{}, fmt.Errorf("apply %s: %w", c.Op, last)
+}
+
+// ApplyForwarded applies a command forwarded by a follower.
+func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error) {
+	if _, err := fsm.DecodeCommand(b); err != nil {
+		return fsm.Result{}, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+	}
+	return n.applyLocal(b)
+}
+
+func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
+	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return fsm.Result{}, ErrShutdown
+		}
+		return fsm.Result{}, err
+	}
+	res, ok := f.Response().(fsm.Result)
+	if !ok {
+		return fsm.Result{}, fmt.Errorf("unexpected fsm response %T", f.Response())
+	}
+	return res, nil
+}
+
+// waitLeader waits a bounded time for a leader, so a client sees a clean
+// retryable error rather than a hang while an election runs.
+func (n *Node) waitLeader(ctx context.Context) error {
+	if addr, _ := n.raft.LeaderWithID(); addr != "" {
+		return nil
+	}
+	wait := 5 * n.electionTimeout()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	err := poll(ctx, 10*time.Millisecond, func() bool {
+		addr, _ := n.raft.LeaderWithID()
+		return addr != ""
+	})
+	if err != nil {
+		return fmt.Errorf("%w after %s", ErrNoLeader, wait)
+	}
+	return nil
+}
+
+func (n *Node) electionTimeout() time.Duration {
+	if n.cfg.Raft != nil && n.cfg.Raft.ElectionTimeout > 0 {
+		return n.cfg.Raft.ElectionTimeout
+	}
+	return raft.DefaultConfig().ElectionTimeout
+}
+
+// leaderHTTP returns the peer service address of the current leader.
+func (n *Node) leaderHTTP() (string, error) {
+	_, id := n.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	m, ok := n.members.get(string(id))
+	if !ok || m.Meta.HTTP == "" {
+		return "", fmt.Errorf("%w: leader %s not known to gossip", ErrNoLeader, id)
+	}
+	return m.Meta.HTTP, nil
+}
+
+// waitApplied waits until the local state machine has applied index.
+func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
+	defer cancel()
+	if err := poll(ctx, time.Millisecond, func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
+		return fmt.Errorf("%w: local state did not reach index %d in time", ErrNoLeader, index)
+	}
+	return nil
+}

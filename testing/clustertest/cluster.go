@@ -1,0 +1,296 @@
+// Package clustertest runs real Pier nodes inside one test process: each
+// with its own data dir, raft, gossip and HTTP listener on 127.0.0.1 ports,
+// with short timeouts derived from one raft config, and helpers to stop,
+// kill, restart and wait on them.
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/server"
+)
+
+// RaftConfig returns the raft timeouts used in tests: short, like raft's own
+// in-memory test config, but with room for -race on two cores.
+func RaftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.HeartbeatTimeout = 250 * time.Millisecond
+	c.ElectionTimeout = 250 * time.Millisecond
+	c.LeaderLeaseTimeout = 150 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.SnapshotThreshold = 64
+	c.TrailingLogs = 32
+	c.SnapshotInterval = 500 * time.Millisecond
+	return c
+}
+
+// GossipConfig returns memberlist settings for loopback tests.
+func GossipConfig() *memberlist.Config {
+	c := memberlist.DefaultLocalConfig()
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+	c.SuspicionMult = 2
+	return c
+}
+
+// Wait is how long harness waits may take: generous against a slow CI
+// machine, derived from the election timeout.
+func Wait() time.Duration { return 120 * RaftConfig().ElectionTimeout }
+
+// Node is one in-process node.
+type Node struct {
+	ID  string
+	cfg server.Config
+	Srv *server.Server
+	// URL is the base URL of the node's API, stable across restarts.
+	URL string
+}
+
+// Cluster is a set of nodes in one datacenter.
+type Cluster struct {
+	t     testing.TB
+	Nodes []*Node
+	logW  *testWriter
+}
+
+// Options tune a cluster.
+type Options struct {
+	// BootstrapExpect defaults to the number of nodes.
+	BootstrapExpect int
+	ClusterKey      string
+}
+
+// New starts n nodes that form one cluster, and waits until every node is
+// ready. Nodes are stopped when the test ends.
+func New(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, logW: &testWriter{t: t}}
+	t.Cleanup(c.shutdown)
+	if opts.BootstrapExpect == 0 {
+		opts.BootstrapExpect = n
+	}
+	var first string
+	for i := range n {
+		cfg := c.nodeConfig(fmt.Sprintf("node%d", i+1), opts)
+		if i == 0 {
+			first = cfg.Node.GossipBind
+		} else {
+			cfg.Node.Join = []string{first}
+		}
+		node := &Node{ID: cfg.Node.ID, cfg: cfg, URL: "http://" + cfg.HTTPBind}
+		c.Nodes = append(c.Nodes, node)
+		c.start(node)
+	}
+	c.WaitReady()
+	return c
+}
+
+func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
+	ports := freePorts(c.t, 3)
+	level := hclog.Warn
+	if l := os.Getenv("PIER_TEST_LOG"); l != "" {
+		level = hclog.LevelFromString(l)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: id, Level: level, Output: c.logW})
+	return server.Config{
+		HTTPBind: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		RaftBind: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		Node: cluster.Config{
+			ID: id, Datacenter: "dc1", DataDir: c.t.TempDir(),
+			GossipBind:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
+			BootstrapExpect: opts.BootstrapExpect,
+			ClusterKey:      opts.ClusterKey,
+			Raft:            RaftConfig(), Gossip: GossipConfig(),
+			ReconcileInterval: 100 * time.Millisecond,
+			Logger:            log,
+		},
+	}
+}
+
+func (c *Cluster) start(n *Node) {
+	c.t.Helper()
+	var err error
+	// A port freed by a stopped node can linger for a moment in the kernel.
+	deadline := time.Now().Add(Wait())
+	for {
+		n.Srv, err = server.Start(n.cfg)
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("start %s: %v", n.ID, err)
+	}
+}
+
+// Stop stops node i gracefully.
+func (c *Cluster) Stop(i int) {
+	n := c.Nodes[i]
+	if n.Srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = n.Srv.Close(ctx)
+	n.Srv = nil
+}
+
+// Kill stops node i abruptly, dropping requests in flight.
+func (c *Cluster) Kill(i int) {
+	n := c.Nodes[i]
+	if n.Srv == nil {
+		return
+	}
+	n.Srv.Kill()
+	n.Srv = nil
+}
+
+// Restart starts a stopped node again with the same id, ports and data dir.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	if n.Srv != nil {
+		c.t.Fatalf("restart %s: still running", n.ID)
+	}
+	c.start(n)
+}
+
+// Running returns the indexes of running nodes.
+func (c *Cluster) Running() []int {
+	var out []int
+	for i, n := range c.Nodes {
+		if n.Srv != nil {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// WaitReady waits until every running node is ready.
+func (c *Cluster) WaitReady() {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait())
+	defer cancel()
+	for _, i := range c.Running() {
+		if err := c.Nodes[i].Srv.Node.WaitReady(ctx); err != nil {
+			c.t.Fatalf("%s not ready after %s: %v", c.Nodes[i].ID, Wait(), err)
+		}
+	}
+}
+
+// Leader waits until the running nodes agree on one leader and returns its
+// index.
+func (c *Cluster) Leader() int {
+	c.t.Helper()
+	leader := -1
+	Eventually(c.t, Wait(), func() error {
+		leader = -1
+		for _, i := range c.Running() {
+			if c.Nodes[i].Srv.Node.IsLeader() {
+				if leader >= 0 {
+					return fmt.Errorf("two leaders: %s and %s", c.Nodes[leader].ID, c.Nodes[i].ID)
+				}
+				leader = i
+			}
+		}
+		if leader < 0 {
+			return fmt.Errorf("no leader among %v", c.Running())
+		}
+		return nil
+	})
+	return leader
+}
+
+func (c *Cluster) shutdown() {
+	var wg sync.WaitGroup
+	for i := range c.Nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Stop(i) }()
+	}
+	wg.Wait()
+	c.logW.close()
+}
+
+// Eventually calls f until it returns nil or the timeout passes, then fails
+// the test with f's last error.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// freePorts returns ports free for both TCP and UDP on 127.0.0.1; gossip
+// needs one port for both.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var out []int
+	var hold []io.Closer
+	defer func() {
+		for _, h := range hold {
+			h.Close()
+		}
+	}()
+	for len(out) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		hold = append(hold, l, u)
+		out = append(out, port)
+	}
+	return out
+}
+
+// testWriter routes node logs to t.Log so they show only for failing tests,
+// and drops lines written after the test ended.
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}

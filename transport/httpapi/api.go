@@ -1,0 +1,189 @@
+// Package httpapi is the public HTTP API of a node: push, pull, metadata,
+// tags and cluster views, as DESIGN.md's interface contract lays them out.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Registry is what the API needs from a node.
+type Registry interface {
+	CheckPush(ctx context.Context, m cluster.PushMeta) error
+	StoreBody(ctx context.Context, body io.Reader, expect string) (cluster.Stored, error)
+	Commit(ctx context.Context, m cluster.PushMeta, s cluster.Stored) (fsm.Artifact, bool, error)
+	Release(s cluster.Stored, committed bool)
+	Stat(ctx context.Context, name string) (fsm.Artifact, error)
+	Open(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error)
+	List(q fsm.Query) ([]fsm.Artifact, string, error)
+	Latest(ctx context.Context, prefix, tag string) (fsm.Artifact, error)
+	History(name string) []fsm.TagEvent
+	Tag(ctx context.Context, name, tag, actor string, add bool) (fsm.Artifact, error)
+	Delete(ctx context.Context, name, actor string) error
+	Members() (leader string, members []cluster.Member)
+	Ready() bool
+	IsLeader() bool
+	Counts() fsm.Counts
+}
+
+// API serves the public endpoints.
+type API struct {
+	reg Registry
+	log hclog.Logger
+	mux *http.ServeMux
+	m   *metrics
+}
+
+// New returns the public API of reg. Extra handlers (the peer service) are
+// mounted by the caller on the same server.
+func New(reg Registry, logger hclog.Logger) *API {
+	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics()}
+	a.mux.HandleFunc("POST /upload", a.upload)
+	a.mux.HandleFunc("GET /api/v1/artifacts", a.list)
+	a.mux.HandleFunc("PUT /api/v1/tags/{tag}", a.tag)
+	a.mux.HandleFunc("DELETE /api/v1/tags/{tag}", a.tag)
+	a.mux.HandleFunc("GET /api/v1/latest", a.latest)
+	a.mux.HandleFunc("GET /api/v1/cluster/members", a.members)
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.readyz)
+	a.mux.HandleFunc("GET /metrics", a.metrics)
+	return a
+}
+
+// Artifact paths are routed by hand rather than by ServeMux, which would
+// answer a path holding ".." with a redirect instead of refusing the name.
+const (
+	pathArtifacts = "/artifacts/"
+	pathMeta      = "/api/v1/artifacts/"
+)
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	defer func() { a.m.observe(r.Method, rec.status) }()
+	w = rec
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, pathArtifacts):
+		name := p[len(pathArtifacts):]
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			a.download(w, r, name)
+		case http.MethodPut:
+			a.put(w, r, name)
+		case http.MethodDelete:
+			a.remove(w, r, name)
+		default:
+			w.Header().Set("Allow", "GET, HEAD, PUT, DELETE")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		}
+	case strings.HasPrefix(p, pathMeta):
+		name := p[len(pathMeta):]
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			a.info(w, r, name)
+		case http.MethodDelete:
+			a.remove(w, r, name)
+		default:
+			w.Header().Set("Allow", "GET, HEAD, DELETE")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		}
+	default:
+		if _, pattern := a.mux.Handler(r); pattern == "" {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+p)
+			return
+		}
+		a.mux.ServeHTTP(w, r)
+	}
+}
+
+// statusOf maps an error to its HTTP status. It is the one place where
+// errors meet status codes.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, chunk.ErrBadDigest),
+		errors.Is(err, chunk.ErrDigestMismatch), errors.Is(err, errBadRequest),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return http.StatusBadRequest
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, chunk.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, fsm.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, chunk.ErrTooLarge), errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, chunk.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnavailable),
+		errors.Is(err, cluster.ErrShutdown):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, context.Canceled):
+		return 499 // the client went away; nobody reads this answer
+	}
+	return http.StatusInternalServerError
+}
+
+var errBadRequest = errors.New("bad request")
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
+	} else {
+		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, status, err.Error())
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// actor names who made a change, for tag history: the client's own word,
+// else its address.
+func actor(r *http.Request) string {
+	if v := r.Header.Get("X-Pier-Actor"); v != "" && len(v) <= 256 {
+		return v
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }

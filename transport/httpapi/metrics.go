@@ -1,0 +1,54 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+)
+
+// metrics counts requests for /metrics in the Prometheus text format. The
+// set is small enough that a dependency on a metrics library buys nothing.
+type metrics struct {
+	mu       sync.Mutex
+	requests map[[2]string]uint64
+}
+
+func newMetrics() *metrics { return &metrics{requests: map[[2]string]uint64{}} }
+
+func (m *metrics) observe(method string, status int) {
+	m.mu.Lock()
+	m.requests[[2]string{method, fmt.Sprint(status)}]++
+	m.mu.Unlock()
+}
+
+func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	c := a.reg.Counts()
+	leader := 0
+	if a.reg.IsLeader() {
+		leader = 1
+	}
+	ready := 0
+	if a.reg.Ready() {
+		ready = 1
+	}
+	fmt.Fprintf(w, "# HELP pier_artifacts Live artifacts in the cluster.\n# TYPE pier_artifacts gauge\npier_artifacts %d\n", c.Artifacts)
+	fmt.Fprintf(w, "# HELP pier_objects Distinct stored objects.\n# TYPE pier_objects gauge\npier_objects %d\n", c.Objects)
+	fmt.Fprintf(w, "# HELP pier_object_bytes Bytes of distinct stored objects.\n# TYPE pier_object_bytes gauge\npier_object_bytes %d\n", c.Bytes)
+	fmt.Fprintf(w, "# HELP pier_tombstones Deleted names kept bound to their digest.\n# TYPE pier_tombstones gauge\npier_tombstones %d\n", c.Tombstones)
+	fmt.Fprintf(w, "# HELP pier_is_leader 1 on the raft leader.\n# TYPE pier_is_leader gauge\npier_is_leader %d\n", leader)
+	fmt.Fprintf(w, "# HELP pier_ready 1 when the node serves.\n# TYPE pier_ready gauge\npier_ready %d\n", ready)
+
+	a.m.mu.Lock()
+	keys := make([][2]string, 0, len(a.m.requests))
+	for k := range a.m.requests {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i][0]+keys[i][1] < keys[j][0]+keys[j][1] })
+	fmt.Fprintf(w, "# HELP pier_http_requests_total HTTP requests by method and status.\n# TYPE pier_http_requests_total counter\n")
+	for _, k := range keys {
+		fmt.Fprintf(w, "pier_http_requests_total{method=%q,code=%q} %d\n", k[0], k[1], a.m.requests[k])
+	}
+	a.m.mu.Unlock()
+}

@@ -1,0 +1,162 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/pier-registry/pier/fsm"
+)
+
+// artifactView is the metadata JSON of the interface contract.
+type artifactView struct {
+	Name       string            `json:"name"`
+	Size       int64             `json:"size"`
+	Digest     string            `json:"digest"`
+	Version    string            `json:"version"`
+	Commit     string            `json:"commit"`
+	Created    string            `json:"created"`
+	Labels     map[string]string `json:"labels"`
+	Tags       []string          `json:"tags"`
+	TagHistory []fsm.TagEvent    `json:"tag_history,omitempty"`
+}
+
+func view(a fsm.Artifact, history []fsm.TagEvent) artifactView {
+	return artifactView{
+		Name: a.Name, Size: a.Size, Digest: a.Digest, Version: a.Version, Commit: a.Commit,
+		Created: a.Created.UTC().Format(time.RFC3339), Labels: a.Labels, Tags: a.Tags, TagHistory: history,
+	}
+}
+
+func etag(digest string) string { return `"` + digest + `"` }
+
+// artifactURL escapes each segment of name but keeps its slashes.
+func artifactURL(name string) string {
+	segs := strings.Split(name, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return pathArtifacts + strings.Join(segs, "/")
+}
+
+// download serves GET and HEAD of an artifact's bytes. http.ServeContent
+// does Range, If-None-Match and HEAD; the content behind it is opened
+// lazily at the offset it seeks to, so a range reads only what it needs and
+// a HEAD or a 304 reads nothing.
+func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
+	art, err := a.reg.Stat(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("ETag", etag(art.Digest))
+	ct := mime.TypeByExtension(path.Ext(art.Name))
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Name)}))
+	h.Set("X-Pier-Version", art.Version)
+	c := &lazyContent{ctx: r.Context(), reg: a.reg, art: art}
+	defer c.Close()
+	http.ServeContent(w, r, "", art.Created, c)
+	if c.err != nil {
+		// Headers are gone already; the client sees a short body, which
+		// its Content-Length check reports.
+		a.log.Warn("pull failed mid-stream", "name", name, "error", c.err)
+	}
+}
+
+// lazyContent is the io.ReadSeeker http.ServeContent wants, over content
+// that may live on another node.
+type lazyContent struct {
+	ctx context.Context
+	reg Registry
+	art fsm.Artifact
+	off int64
+	rc  io.ReadCloser
+	err error
+}
+
+func (c *lazyContent) Seek(offset int64, whence int) (int64, error) {
+	var next int64
+	switch whence {
+	case io.SeekStart:
+		next = offset
+	case io.SeekCurrent:
+		next = c.off + offset
+	case io.SeekEnd:
+		next = c.art.Size + offset
+	}
+	if next < 0 {
+		return 0, errors.New("seek before start")
+	}
+	if next != c.off {
+		c.Close()
+		c.off = next
+	}
+	return next, nil
+}
+
+func (c *lazyContent) Read(p []byte) (int, error) {
+	if c.off >= c.art.Size {
+		return 0, io.EOF
+	}
+	if c.rc == nil {
+		rc, err := c.reg.Open(c.ctx, c.art, c.off, c.art.Size-c.off)
+		if err != nil {
+			c.err = err
+			return 0, err
+		}
+		c.rc = rc
+	}
+	n, err := c.rc.Read(p)
+	c.off += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+func (c *lazyContent) Close() {
+	if c.rc != nil {
+		c.rc.Close()
+		c.rc = nil
+	}
+}
+
+// info serves GET /api/v1/artifacts/{name...}.
+func (a *API) info(w http.ResponseWriter, r *http.Request, name string) {
+	art, err := a.reg.Stat(r.Context(), name)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var hist []fsm.TagEvent
+	if v := r.URL.Query().Get("history"); v == "true" || v == "1" {
+		hist = a.reg.History(name)
+	}
+	w.Header().Set("ETag", etag(art.Digest))
+	writeJSON(w, http.StatusOK, view(art, hist))
+}
+
+// remove serves DELETE of an artifact: the name stays bound to its digest.
+func (a *API) remove(w http.ResponseWriter, r *http.Request, name string) {
+	if err := fsm.ValidateName(name); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.reg.Delete(r.Context(), name, actor(r)); err != nil {
+		a.fail(w, r, fmt.Errorf("delete %s: %w", name, err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

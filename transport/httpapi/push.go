@@ -1,0 +1,191 @@
+package httpapi
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// maxField bounds a non-file multipart field; metadata is small.
+const maxField = 64 << 10
+
+// put handles PUT /artifacts/{name...} with a raw body.
+func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
+	m, err := pushMeta(r, name)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.reg.CheckPush(r.Context(), m); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	s, err := a.reg.StoreBody(r.Context(), r.Body, m.ExpectDigest)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("store %s: %w", name, err))
+		return
+	}
+	a.reg.Release(s, a.commit(w, r, m, s))
+}
+
+func pushMeta(r *http.Request, name string) (cluster.PushMeta, error) {
+	m := cluster.PushMeta{
+		Name:    name,
+		Version: r.Header.Get("X-Pier-Version"),
+		Commit:  r.Header.Get("X-Pier-Commit"),
+		Tags:    r.Header.Values("X-Pier-Tag"),
+		Actor:   actor(r),
+	}
+	for _, l := range r.Header.Values("X-Pier-Label") {
+		if err := addLabel(&m, l); err != nil {
+			return m, err
+		}
+	}
+	if err := setExpect(&m, r.Header.Get("X-Checksum-Sha256")); err != nil {
+		return m, err
+	}
+	return m, nil
+}
+
+func addLabel(m *cluster.PushMeta, kv string) error {
+	k, v, ok := strings.Cut(kv, "=")
+	if !ok {
+		return fmt.Errorf("%w: label %q is not key=value", fsm.ErrInvalid, kv)
+	}
+	if m.Labels == nil {
+		m.Labels = map[string]string{}
+	}
+	if _, dup := m.Labels[k]; dup {
+		return fmt.Errorf("%w: label %q given twice", fsm.ErrInvalid, k)
+	}
+	m.Labels[k] = v
+	return nil
+}
+
+// setExpect accepts the client's checksum as bare hex or sha256:<hex>.
+func setExpect(m *cluster.PushMeta, v string) error {
+	if v == "" {
+		return nil
+	}
+	v = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(v), fsm.DigestPrefix))
+	m.ExpectDigest = fsm.DigestPrefix + v
+	return fsm.ValidateDigest(m.ExpectDigest)
+}
+
+// upload handles POST /upload. Parts stream in order: fields before the
+// file are known before any byte is stored, fields after it (curl sends
+// them in the order given) are applied when the metadata is committed.
+func (a *API) upload(w http.ResponseWriter, r *http.Request) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("%w: expected a multipart/form-data body with a file field: %v", errBadRequest, err))
+		return
+	}
+	m := cluster.PushMeta{Actor: actor(r)}
+	var stored *cluster.Stored
+	committed := false
+	defer func() {
+		if stored != nil {
+			a.reg.Release(*stored, committed)
+		}
+	}()
+	abort := func(err error) { a.fail(w, r, err) }
+	fileName := ""
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			abort(fmt.Errorf("%w: read multipart body: %w", errBadRequest, err))
+			return
+		}
+		field := part.FormName()
+		if field == "file" {
+			if stored != nil {
+				abort(fmt.Errorf("%w: more than one file field", errBadRequest))
+				return
+			}
+			fileName = part.FileName()
+			check := m
+			if check.Name == "" {
+				check.Name = fileName
+			}
+			if err := a.reg.CheckPush(r.Context(), check); err != nil {
+				abort(err)
+				return
+			}
+			s, err := a.reg.StoreBody(r.Context(), part, m.ExpectDigest)
+			if err != nil {
+				abort(fmt.Errorf("store %s: %w", check.Name, err))
+				return
+			}
+			stored = &s
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxField+1))
+		if err != nil {
+			abort(fmt.Errorf("%w: read field %q: %w", errBadRequest, field, err))
+			return
+		}
+		if len(b) > maxField {
+			abort(fmt.Errorf("%w: field %q longer than %d bytes", errBadRequest, field, maxField))
+			return
+		}
+		v := string(b)
+		switch field {
+		case "name":
+			m.Name = v
+		case "version":
+			m.Version = v
+		case "commit":
+			m.Commit = v
+		case "tag":
+			m.Tags = append(m.Tags, v)
+		case "label":
+			err = addLabel(&m, v)
+		case "sha256":
+			err = setExpect(&m, v)
+		default:
+			err = fmt.Errorf("%w: unknown field %q (want file, name, version, commit, label, tag, sha256)", errBadRequest, field)
+		}
+		if err != nil {
+			abort(err)
+			return
+		}
+	}
+	if stored == nil {
+		a.fail(w, r, fmt.Errorf("%w: no file field in the form", errBadRequest))
+		return
+	}
+	if m.Name == "" {
+		m.Name = fileName
+	}
+	if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
+		abort(err)
+		return
+	}
+	committed = a.commit(w, r, m, *stored)
+}
+
+// commit binds stored content to its name, answers 201 or 200, and reports
+// whether it committed. The caller releases the stored content afterwards.
+func (a *API) commit(w http.ResponseWriter, r *http.Request, m cluster.PushMeta, s cluster.Stored) bool {
+	art, created, err := a.reg.Commit(r.Context(), m, s)
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("commit %s: %w", m.Name, err))
+		return false
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		w.Header().Set("Location", artifactURL(art.Name))
+	}
+	w.Header().Set("ETag", etag(art.Digest))
+	writeJSON(w, status, view(art, nil))
+	return true
+}

@@ -1,0 +1,215 @@
+// Package peer is the node-to-node service: forwarded raft writes, read
+// barriers and object reads. It rides on the node's HTTP server under
+// /internal/, and every call carries the cluster credential.
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Prefix is where the peer service is mounted.
+const Prefix = "/internal/v1/"
+
+const keyHeader = "X-Pier-Cluster-Key"
+
+// maxCommand bounds a forwarded raft command; real ones are a few KiB.
+const maxCommand = 1 << 20
+
+// Node is what the peer service needs from a node.
+type Node interface {
+	ApplyForwarded(ctx context.Context, cmd []byte) (fsm.Result, error)
+	LeaderReadIndex(ctx context.Context) (uint64, error)
+	OpenLocal(digest string, off, n int64) (io.ReadCloser, error)
+}
+
+// credential turns the cluster key into the header value. Hashing keeps the
+// raw key out of any proxy log that records headers.
+func credential(key string) string {
+	if key == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("pier-peer:" + key))
+	return fmt.Sprintf("%x", h)
+}
+
+// Handler serves the peer service for node.
+func Handler(node Node, clusterKey string) http.Handler {
+	want := credential(clusterKey)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+Prefix+"apply", func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(io.LimitReader(r.Body, maxCommand+1))
+		if err != nil || len(b) > maxCommand {
+			httpError(w, http.StatusBadRequest, "unreadable or oversized command")
+			return
+		}
+		res, err := node.ApplyForwarded(r.Context(), b)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+	mux.HandleFunc("POST "+Prefix+"readindex", func(w http.ResponseWriter, r *http.Request) {
+		idx, err := node.LeaderReadIndex(r.Context())
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
+	})
+	mux.HandleFunc("GET "+Prefix+"objects/{digest}", func(w http.ResponseWriter, r *http.Request) {
+		off, err1 := strconv.ParseInt(r.URL.Query().Get("off"), 10, 64)
+		n, err2 := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		if err1 != nil || err2 != nil {
+			httpError(w, http.StatusBadRequest, "off and n are required integers")
+			return
+		}
+		rc, err := node.OpenLocal(r.PathValue("digest"), off, n)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		defer rc.Close()
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.Copy(w, rc)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get(keyHeader)), []byte(want)) != 1 {
+			httpError(w, http.StatusForbidden, "peer call without the cluster credential")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, cluster.ErrNotLeader):
+		httpError(w, http.StatusMisdirectedRequest, err.Error())
+	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrShutdown):
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+	case errors.Is(err, chunk.ErrNotFound):
+		httpError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, chunk.ErrBadDigest):
+		httpError(w, http.StatusBadRequest, err.Error())
+	default:
+		httpError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Client calls other nodes' peer services. It implements cluster.PeerClient.
+type Client struct {
+	hc   *http.Client
+	cred string
+}
+
+var _ cluster.PeerClient = (*Client)(nil)
+
+// NewClient returns a client that presents clusterKey's credential.
+func NewClient(clusterKey string) *Client {
+	tr := &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+	}
+	return &Client{hc: &http.Client{Transport: tr}, cred: credential(clusterKey)}
+}
+
+func (c *Client) do(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(keyHeader, c.cred)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e struct{ Error string }
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+	switch resp.StatusCode {
+	case http.StatusMisdirectedRequest:
+		return nil, fmt.Errorf("%w: %s", cluster.ErrNotLeader, e.Error)
+	case http.StatusServiceUnavailable:
+		return nil, fmt.Errorf("%w: %s", cluster.ErrNoLeader, e.Error)
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("%w: %s", chunk.ErrNotFound, e.Error)
+	}
+	return nil, fmt.Errorf("peer %s answered %d: %s", addr, resp.StatusCode, e.Error)
+}
+
+// Apply implements cluster.PeerClient.
+func (c *Client) Apply(ctx context.Context, addr string, cmd []byte) (fsm.Result, error) {
+	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"apply", cmd)
+	if err != nil {
+		return fsm.Result{}, fmt.Errorf("forward write to %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	var res fsm.Result
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return fsm.Result{}, fmt.Errorf("decode forwarded result from %s: %w", addr, err)
+	}
+	return res, nil
+}
+
+// ReadIndex implements cluster.PeerClient.
+func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"readindex", nil)
+	if err != nil {
+		return 0, fmt.Errorf("read index from %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	var v struct{ Index uint64 }
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return 0, fmt.Errorf("decode read index from %s: %w", addr, err)
+	}
+	return v.Index, nil
+}
+
+// FetchObject implements cluster.PeerClient. The returned stream fails with
+// io.ErrUnexpectedEOF if the peer stops early.
+func (c *Client) FetchObject(ctx context.Context, addr, digest string, off, n int64) (io.ReadCloser, error) {
+	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "n": {strconv.FormatInt(n, 10)}}
+	resp, err := c.do(ctx, http.MethodGet, addr, Prefix+"objects/"+url.PathEscape(digest)+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s from %s: %w", digest, addr, err)
+	}
+	if resp.ContentLength != n {
+		resp.Body.Close()
+		return nil, fmt.Errorf("fetch %s from %s: peer sends %d bytes, want %d", digest, addr, resp.ContentLength, n)
+	}
+	return resp.Body, nil
+}

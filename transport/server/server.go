@@ -1,0 +1,147 @@
+// Package server assembles one node: the raft network layer, the cluster
+// node, the peer service and the public API on one HTTP listener. cmd/pier
+// and the in-process test harness both start nodes through it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/httpapi"
+	"github.com/pier-registry/pier/transport/peer"
+	"github.com/pier-registry/pier/transport/raftnet"
+)
+
+// Config is a node's cluster config plus its listen addresses.
+type Config struct {
+	Node cluster.Config
+	// HTTPBind is where the API and peer service listen; HTTPAdvertise is
+	// what other nodes dial (default: the bound address).
+	HTTPBind      string
+	HTTPAdvertise string
+	// RaftBind and RaftAdvertise are the raft listener and its public
+	// address (default: the bound address).
+	RaftBind      string
+	RaftAdvertise string
+	// RaftTimeout bounds raft network I/O.
+	RaftTimeout time.Duration
+}
+
+// Server is a running node.
+type Server struct {
+	Node *cluster.Node
+	http *http.Server
+	ln   net.Listener
+	done chan struct{}
+	log  hclog.Logger
+}
+
+// Start listens and starts a node. The node joins its cluster in the
+// background; Node.WaitReady tells when it serves.
+func Start(cfg Config) (*Server, error) {
+	log := cfg.Node.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+		cfg.Node.Logger = log
+	}
+	if cfg.RaftTimeout == 0 {
+		cfg.RaftTimeout = 10 * time.Second
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPBind)
+	if err != nil {
+		return nil, fmt.Errorf("listen for http on %s: %w", cfg.HTTPBind, err)
+	}
+	adv := cfg.HTTPAdvertise
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	if err := routable(adv); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("http advertise address: %w", err)
+	}
+	rt, err := raftnet.New(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTimeout, log.Named("raft-net"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cfg.Node.HTTPAddr = adv
+	cfg.Node.RaftTransport = rt
+	cfg.Node.Peers = peer.NewClient(cfg.Node.ClusterKey)
+	node, err := cluster.New(cfg.Node)
+	if err != nil {
+		ln.Close()
+		rt.Close()
+		return nil, err
+	}
+	api := httpapi.New(node, log.Named("http"))
+	peers := peer.Handler(node, cfg.Node.ClusterKey)
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, peer.Prefix) {
+			peers.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+	s := &Server{
+		Node: node,
+		ln:   ln,
+		done: make(chan struct{}),
+		log:  log,
+		http: &http.Server{
+			Handler:           handler,
+			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		},
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "error", err)
+		}
+	}()
+	log.Info("node started", "id", cfg.Node.ID, "http", adv, "raft", rt.LocalAddr(), "gossip", cfg.Node.GossipAdvertise)
+	return s, nil
+}
+
+// HTTPAddr is the address the API listens on.
+func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
+
+// Close drains HTTP requests for up to ctx's deadline, then stops the node.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	if err != nil {
+		s.http.Close()
+	}
+	<-s.done
+	s.Node.Shutdown()
+	return err
+}
+
+// Kill stops at once, dropping requests in flight: the closest an
+// in-process test gets to SIGKILL.
+func (s *Server) Kill() {
+	s.http.Close()
+	<-s.done
+	s.Node.Shutdown()
+}
+
+func routable(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("%q is not routable: set --advertise", addr)
+	}
+	return nil
+}
