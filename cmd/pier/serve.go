@@ -39,7 +39,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.id, "id", host, "unique node id")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data/<id>)")
 	fs.StringVar(&f.datacenter, "datacenter", "dc1", "datacenter (cluster) name")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8080", "public API and peer service listen address")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8081", "public API and peer service listen address")
 	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address (TCP and UDP)")
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8300", "raft listen address")
 	fs.StringVar(&f.adverts, "advertise", "", "IP or host other nodes use to reach this one, when binding 0.0.0.0")
