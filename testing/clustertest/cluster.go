@@ -72,7 +72,9 @@ type Cluster struct {
 type Options struct {
 	// BootstrapExpect defaults to the number of nodes.
 	BootstrapExpect int
-	ClusterKey      string
+	// ClusterKey defaults to a fixed test key, so peer calls are
+	// authenticated as in production.
+	ClusterKey string
 }
 
 // New starts n nodes that form one cluster, and waits until every node is
@@ -83,6 +85,9 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Cleanup(c.shutdown)
 	if opts.BootstrapExpect == 0 {
 		opts.BootstrapExpect = n
+	}
+	if opts.ClusterKey == "" {
+		opts.ClusterKey = "clustertest-key"
 	}
 	var first string
 	for i := range n {

@@ -109,6 +109,9 @@ func Start(cfg Config) (*Server, error) {
 			log.Error("http server stopped", "error", err)
 		}
 	}()
+	if cfg.Node.ClusterKey == "" {
+		log.Warn("no cluster key: gossip is unencrypted and any client can call the peer service; set --cluster-key")
+	}
 	log.Info("node started", "id", cfg.Node.ID, "http", adv, "raft", rt.LocalAddr(), "gossip", cfg.Node.GossipAdvertise)
 	return s, nil
 }
