@@ -70,10 +70,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		fsm:     fsm.New(),
-		members: newMemberTable(),
+		cfg:             cfg,
+		log:             cfg.Logger,
+		fsm:             fsm.New(),
+		members:         newMemberTable(),
 		bootEvents:      make(chan struct{}, 1),
 		reconcileEvents: make(chan struct{}, 1),
 		leaderNotify:    make(chan bool, 8),
