@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 
+	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -22,9 +23,13 @@ type PeerClient interface {
 	// ReadIndex asks the leader at addr for an index that covers every
 	// write it acknowledged.
 	ReadIndex(ctx context.Context, addr string) (uint64, error)
-	// FetchObject streams n bytes from offset off of an object stored on the
-	// node at addr.
-	FetchObject(ctx context.Context, addr, digest string, off, n int64) (io.ReadCloser, error)
+	// PutShard stores a shard stream (frames, then the header) as shard
+	// index of object id on the node at addr, durably when it returns nil.
+	PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error
+	// GetShard streams n bytes at off of a shard file on the node at addr.
+	GetShard(ctx context.Context, addr, id string, index int, off, n int64) (io.ReadCloser, error)
+	// DeleteShard removes a shard file from the node at addr.
+	DeleteShard(ctx context.Context, addr, id string, index int) error
 }
 
 // Config builds a Node. Zero durations take production defaults.
@@ -62,6 +67,20 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// MaxObjectSize refuses larger pushes; 0 means no limit.
 	MaxObjectSize int64
+
+	// EC, when set, is the erasure scheme of pushes while at least K+M
+	// nodes are alive; otherwise the scheme follows the live node count.
+	EC erasure.Scheme
+	// BlockSize is the shard block size of new objects.
+	BlockSize int
+	// SmallObjectSize is the largest object stored as M+1 full copies.
+	SmallObjectSize int
+	// StallTimeout gives up a shard stream of a push that accepts nothing
+	// for this long.
+	StallTimeout time.Duration
+	// HedgeAfter gives up a remote shard read that delivers nothing for
+	// this long and reads parity instead.
+	HedgeAfter time.Duration
 
 	Logger hclog.Logger
 	// Now is the clock that stamps commands.
@@ -109,6 +128,23 @@ func (c *Config) Validate() error {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.EC.K > 0 {
+		if err := c.EC.Validate(); err != nil {
+			return fmt.Errorf("invalid node config: --ec: %w", err)
+		}
+	}
+	if c.BlockSize == 0 {
+		c.BlockSize = erasure.DefaultBlockSize
+	}
+	if c.SmallObjectSize == 0 {
+		c.SmallObjectSize = 256 << 10
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = 10 * time.Second
+	}
+	if c.HedgeAfter == 0 {
+		c.HedgeAfter = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -34,6 +34,11 @@ var (
 	ErrUnavailable = errors.New("content unavailable")
 	// ErrShutdown marks a call on a node that is stopping.
 	ErrShutdown = errors.New("node is shutting down")
+	// ErrDigestMismatch marks a body whose SHA-256 differs from the one the
+	// client promised.
+	ErrDigestMismatch = errors.New("content digest mismatch")
+	// ErrTooLarge marks a body longer than --max-object-size.
+	ErrTooLarge = errors.New("content too large")
 )
 
 // Node is one member of a cluster.
@@ -41,7 +46,8 @@ type Node struct {
 	cfg    Config
 	log    hclog.Logger
 	fsm    *fsm.FSM
-	store  *chunk.DiskStore
+	shards *chunk.ShardStore
+	stats  stats
 	raft   *raft.Raft
 	boltDB *raftboltdb.BoltStore
 	gossip *memberlist.Memberlist
@@ -86,7 +92,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}()
 	var err error
-	if n.store, err = chunk.OpenDiskStore(filepath.Join(cfg.DataDir, "objects")); err != nil {
+	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data")); err != nil {
 		return nil, err
 	}
 	if err := n.startRaft(); err != nil {
@@ -173,8 +179,8 @@ func (n *Node) ID() string { return n.cfg.ID }
 // FSM exposes the metadata state for reads.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
-// Store exposes the local object store to the peer service.
-func (n *Node) Store() *chunk.DiskStore { return n.store }
+// Shards exposes the local shard store, for tests and tools.
+func (n *Node) Shards() *chunk.ShardStore { return n.shards }
 
 // IsLeader reports whether this node leads its cluster.
 func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 
 	"github.com/hashicorp/raft"
 
@@ -62,7 +61,9 @@ func (n *Node) Barrier(ctx context.Context) error {
 }
 
 // LeaderReadIndex confirms leadership with a barrier entry, which commits
-// only with a quorum, and returns an index covering every acknowledged write.
+// only with a quorum and returns once the state machine has applied every
+// entry before it, and returns the index of the last command in the state:
+// every acknowledged write is at or below it.
 func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, ErrNotLeader
@@ -73,7 +74,7 @@ func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
 		}
 		return 0, err
 	}
-	return n.raft.AppliedIndex(), nil
+	return n.fsm.Applied(), nil
 }
 
 // List returns artifacts matching q, newest first. Listing reads local
@@ -98,64 +99,6 @@ func (n *Node) Latest(ctx context.Context, prefix, tag string) (fsm.Artifact, er
 
 // History returns an artifact's tag history.
 func (n *Node) History(name string) []fsm.TagEvent { return n.fsm.History(name) }
-
-// Open streams n bytes from offset off of an artifact's content, from the
-// local store when it holds a copy, otherwise from a node that does.
-func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
-	if off < 0 || length < 0 || off+length > a.Size {
-		return nil, fmt.Errorf("%w: range %d+%d outside %d bytes", fsm.ErrInvalid, off, length, a.Size)
-	}
-	if f, err := n.store.Open(a.Digest); err == nil {
-		return sectionCloser{io.NewSectionReader(f, off, length), f}, nil
-	}
-	obj, ok := n.fsm.Object(a.Digest)
-	if !ok {
-		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
-	}
-	var errs []error
-	for _, id := range obj.Placement {
-		if id == n.cfg.ID {
-			continue
-		}
-		m, ok := n.members.get(id)
-		if !ok || m.State != StateAlive {
-			errs = append(errs, fmt.Errorf("holder %s is not alive", id))
-			continue
-		}
-		rc, err := n.cfg.Peers.FetchObject(ctx, m.Meta.HTTP, a.Digest, off, length)
-		if err == nil {
-			return rc, nil
-		}
-		errs = append(errs, fmt.Errorf("fetch from %s: %w", id, err))
-	}
-	return nil, fmt.Errorf("%w: %s: %w", ErrUnavailable, a.Digest, errors.Join(errs...))
-}
-
-type sectionCloser struct {
-	io.Reader
-	c io.Closer
-}
-
-func (s sectionCloser) Close() error { return s.c.Close() }
-
-// OpenLocal serves the peer service: n bytes at off of a locally stored
-// object.
-func (n *Node) OpenLocal(digest string, off, length int64) (io.ReadCloser, error) {
-	f, err := n.store.Open(digest)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat object %s: %w", digest, err)
-	}
-	if off < 0 || length < 0 || off+length > st.Size() {
-		f.Close()
-		return nil, fmt.Errorf("%w: range %d+%d outside %d bytes", fsm.ErrInvalid, off, length, st.Size())
-	}
-	return sectionCloser{io.NewSectionReader(f, off, length), f}, nil
-}
 
 // Counts summarises the cluster's metadata.
 func (n *Node) Counts() fsm.Counts { return n.fsm.Counts() }

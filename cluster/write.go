@@ -9,8 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/pier-registry/pier/chunk"
-	"github.com/pier-registry/pier/fsm"
+		"github.com/pier-registry/pier/fsm"
 )
 
 // PushMeta is what a client says about a push besides its bytes.
@@ -29,6 +28,10 @@ type PushMeta struct {
 type Stored struct {
 	Digest string
 	Size   int64
+	// Object is where the shards are. Shared is true when the content was
+	// already stored and this push wrote no shards of its own.
+	Object fsm.ObjectRef
+	Shared bool
 }
 
 // CheckPush refuses, before any body is read, a push that must fail: bad
@@ -48,27 +51,17 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 	return n.waitLeader(ctx)
 }
 
-// StoreBody streams a body into durable storage and returns its digest.
-// Every successful StoreBody must be followed by one Release.
-func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
-	r, err := n.store.Put(ctx, body, expect, n.cfg.MaxObjectSize)
-	if err != nil {
-		return Stored{}, err
-	}
-	return Stored{Digest: r.Digest, Size: r.Size}, nil
-}
-
 // Commit binds a name to stored content through raft. It returns the
 // artifact and whether this push created it (false: the same bytes were
 // already bound to the name).
 func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, bool, error) {
 	if m.ExpectDigest != "" && m.ExpectDigest != s.Digest {
 		return fsm.Artifact{}, false, fmt.Errorf("%w: body hashes to %s, client expected %s",
-			chunk.ErrDigestMismatch, s.Digest, m.ExpectDigest)
+			ErrDigestMismatch, s.Digest, m.ExpectDigest)
 	}
 	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
 		Name: m.Name, Digest: s.Digest, Size: s.Size, Version: m.Version, Commit: m.Commit,
-		Labels: m.Labels, Tags: m.Tags, Scheme: fsm.SchemeCopy, Placement: []string{n.cfg.ID},
+		Labels: m.Labels, Tags: m.Tags, Object: s.Object,
 	}})
 	if err != nil {
 		return fsm.Artifact{}, false, err
@@ -79,28 +72,28 @@ func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, 
 	return *res.Artifact, res.Status == fsm.StatusCreated, nil
 }
 
-// Release ends a push after StoreBody. Content of a push that did not
-// commit is deleted when no committed object references it and no other
-// push holds it, so a refused or failed push leaves nothing behind. The
-// check runs after a read barrier: a concurrent push of the same bytes may
-// have committed on the leader before this node applied it.
+// Release ends a push after StoreBody. Shards that the committed state does
+// not reference (a refused or failed push, or content that turned out to be
+// stored already) are deleted from their nodes, so such a push leaves
+// nothing behind. Object IDs are unique per push, so only this push's own
+// commit can reference them; when the commit's fate is unknown the check
+// runs after a read barrier, and without one the shards are left to GC.
 func (n *Node) Release(s Stored, committed bool) {
-	n.store.Unpin(s.Digest)
-	if committed {
+	if s.Shared || s.Object.ID == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*n.electionTimeout())
 	defer cancel()
-	if err := n.Barrier(ctx); err != nil {
-		n.log.Debug("keep content of a failed push for GC", "digest", s.Digest, "error", err)
+	if !committed {
+		if err := n.Barrier(ctx); err != nil {
+			n.log.Debug("keep shards of a failed push for GC", "object", s.Object.ID, "error", err)
+			return
+		}
+	}
+	if obj, ok := n.fsm.Object(s.Digest); ok && obj.ID == s.Object.ID {
 		return
 	}
-	if _, ok := n.fsm.Object(s.Digest); ok {
-		return
-	}
-	if _, err := n.store.RemoveUnpinned(s.Digest); err != nil {
-		n.log.Warn("remove content of a failed push", "digest", s.Digest, "error", err)
-	}
+	n.deleteShards(ctx, s.Object)
 }
 
 // Push stores a body and binds it to a name.
@@ -261,7 +254,7 @@ func (n *Node) leaderHTTP() (string, error) {
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
 	defer cancel()
-	if err := poll(ctx, time.Millisecond, func() bool { return n.raft.AppliedIndex() >= index }); err != nil {
+	if err := poll(ctx, time.Millisecond, func() bool { return n.fsm.Applied() >= index }); err != nil {
 		return fmt.Errorf("%w: local state did not reach index %d in time", ErrNoLeader, index)
 	}
 	return nil

@@ -15,10 +15,6 @@ const CommandVersion = 1
 // DigestPrefix starts every content digest.
 const DigestPrefix = "sha256:"
 
-// SchemeCopy stores the whole object on every node of its placement. Copies
-// of one object pushed through several nodes are merged into one placement.
-const SchemeCopy = "copy"
-
 // Sentinel errors. Callers classify with errors.Is.
 var (
 	// ErrInvalid marks input that can never be valid: a bad name, tag or label.
@@ -62,9 +58,45 @@ type PutArtifact struct {
 	Commit  string            `json:"commit,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
 	Tags    []string          `json:"tags,omitempty"`
-	// Scheme says how the bytes are laid out on the nodes in Placement.
-	Scheme    string   `json:"scheme"`
+	// Object is where the pushed bytes were stored. When the digest is
+	// already stored, the existing object is shared and this one is
+	// garbage for the pushing node to delete.
+	Object ObjectRef `json:"object"`
+}
+
+// ObjectRef says where an object's shards live: shard i of every stripe is
+// in the shard file ID.i on node Placement[i].
+type ObjectRef struct {
+	ID        string   `json:"id"`
+	K         int      `json:"k"`
+	M         int      `json:"m"`
+	BlockSize int      `json:"block_size"`
 	Placement []string `json:"placement"`
+	// Missing lists shard indexes that were not durable when the push was
+	// acknowledged; repair rebuilds them.
+	Missing []int `json:"missing,omitempty"`
+}
+
+// Validate checks that the reference can describe stored shards.
+func (o ObjectRef) Validate() error {
+	switch {
+	case o.ID == "" || len(o.ID) > 128:
+		return fmt.Errorf("%w: object id must be 1 to 128 bytes", ErrInvalid)
+	case o.K < 1 || o.M < 0 || o.K+o.M > 16:
+		return fmt.Errorf("%w: scheme %d+%d", ErrInvalid, o.K, o.M)
+	case len(o.Placement) != o.K+o.M:
+		return fmt.Errorf("%w: %d placements for scheme %d+%d", ErrInvalid, len(o.Placement), o.K, o.M)
+	case o.BlockSize < 1:
+		return fmt.Errorf("%w: block size %d", ErrInvalid, o.BlockSize)
+	case len(o.Missing) > o.M:
+		return fmt.Errorf("%w: %d shards missing, scheme %d+%d survives %d", ErrInvalid, len(o.Missing), o.K, o.M, o.M)
+	}
+	for _, i := range o.Missing {
+		if i < 0 || i >= o.K+o.M {
+			return fmt.Errorf("%w: missing shard %d out of range", ErrInvalid, i)
+		}
+	}
+	return nil
 }
 
 // DeleteArtifact unbinds a name but leaves a tombstone that remembers its

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,6 +22,10 @@ import (
 type FSM struct {
 	mu sync.RWMutex
 	s  *state
+	// applied is the index of the last command applied. raft's own
+	// AppliedIndex runs ahead of the state: it moves when entries are handed
+	// to the FSM goroutine, not when they are applied.
+	applied atomic.Uint64
 }
 
 // New returns an empty state machine.
@@ -41,8 +46,13 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.s.apply(l.Index, c)
+	r := f.s.apply(l.Index, c)
+	f.applied.Store(l.Index)
+	return r
 }
+
+// Applied returns the raft index of the last command in the state.
+func (f *FSM) Applied() uint64 { return f.applied.Load() }
 
 // ApplyCommand applies a command directly, for tests and tools that replay
 // a log without raft.
@@ -50,7 +60,9 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c.V = CommandVersion
-	return f.s.apply(index, c)
+	r := f.s.apply(index, c)
+	f.applied.Store(index)
+	return r
 }
 
 // Get returns the live artifact bound to name.
@@ -87,6 +99,7 @@ func (f *FSM) Object(digest string) (Object, bool) {
 	}
 	c := *o
 	c.Placement = slices.Clone(o.Placement)
+	c.Missing = slices.Clone(o.Missing)
 	return c, true
 }
 
@@ -223,7 +236,7 @@ func decodeToken(tok string) (Artifact, error) {
 
 // snapshotState takes a point-in-time view cheap enough to make on the FSM
 // goroutine: maps are copied, the artifacts they point at are immutable.
-func (f *FSM) snapshotState() *state {
+func (f *FSM) snapshotState() (*state, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	objs := make(map[string]*Object, len(f.s.objects))
@@ -236,5 +249,5 @@ func (f *FSM) snapshotState() *state {
 		tombstones: maps.Clone(f.s.tombstones),
 		objects:    objs,
 		history:    maps.Clone(f.s.history),
-	}
+	}, f.applied.Load()
 }

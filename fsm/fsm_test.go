@@ -20,7 +20,8 @@ func digest(c byte) string { return DigestPrefix + strings.Repeat(string(c), 64)
 func put(name string, d byte, at int) Command {
 	return Command{Op: OpPutArtifact, Time: t0.Add(time.Duration(at) * time.Second), Put: &PutArtifact{
 		Name: name, Digest: digest(d), Size: 10, Version: "1.0", Commit: "abc",
-		Labels: map[string]string{"team": "core"}, Scheme: SchemeCopy, Placement: []string{"n1"},
+		Labels: map[string]string{"team": "core"},
+		Object: ObjectRef{ID: fmt.Sprintf("obj-%c-%d", d, at), K: 1, M: 0, BlockSize: 10, Placement: []string{"n1"}},
 	}}
 }
 
@@ -94,11 +95,11 @@ func TestConflictLeavesStateUntouched(t *testing.T) {
 func TestDedupSharesObject(t *testing.T) {
 	f := New()
 	p := put("b.jar", 'a', 1)
-	p.Put.Placement = []string{"n2"}
+	p.Put.Object.Placement = []string{"n2"}
 	apply(t, f, 1, put("a.jar", 'a', 0), p)
 	o, ok := f.Object(digest('a'))
-	if !ok || o.Refs != 2 || !reflect.DeepEqual(o.Placement, []string{"n1", "n2"}) {
-		t.Fatalf("object %+v, want 2 refs on n1,n2", o)
+	if !ok || o.Refs != 2 || o.ID != "obj-a-0" || !reflect.DeepEqual(o.Placement, []string{"n1"}) {
+		t.Fatalf("object %+v, want the first push's object with 2 refs", o)
 	}
 	apply(t, f, 3, Command{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a.jar"}})
 	if o, _ := f.Object(digest('a')); o.Refs != 1 {
@@ -206,6 +207,9 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	if _, ok := g.Get("d.jar"); ok {
 		t.Fatal("snapshot holds a later artifact")
+	}
+	if g.Applied() != 5 {
+		t.Fatalf("restored applied index %d, want 5", g.Applied())
 	}
 	a, _ := g.Get("a.jar")
 	if !reflect.DeepEqual(a.Tags, []string{"prod"}) {

@@ -17,6 +17,7 @@ const snapshotVersion = 1
 // million-artifact state as a single JSON document.
 type record struct {
 	V         int         `json:"v,omitempty"`
+	Applied   uint64      `json:"applied,omitempty"`
 	Artifact  *Artifact   `json:"a,omitempty"`
 	Tombstone *Tombstone  `json:"t,omitempty"`
 	Object    *Object     `json:"o,omitempty"`
@@ -28,12 +29,16 @@ type historyRec struct {
 	Events []TagEvent `json:"events"`
 }
 
-type snapshot struct{ s *state }
+type snapshot struct {
+	s       *state
+	applied uint64
+}
 
 // Snapshot implements raft.FSM. It only copies map headers; Persist, which
 // raft runs on another goroutine, does the I/O.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
-	return &snapshot{s: f.snapshotState()}, nil
+	s, applied := f.snapshotState()
+	return &snapshot{s: s, applied: applied}, nil
 }
 
 // Persist writes the snapshot as JSON lines.
@@ -48,7 +53,7 @@ func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
 func (sn *snapshot) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(record{V: snapshotVersion}); err != nil {
+	if err := enc.Encode(record{V: snapshotVersion, Applied: sn.applied}); err != nil {
 		return err
 	}
 	for _, a := range sn.s.artifacts {
@@ -80,34 +85,35 @@ func (sn *snapshot) Release() {}
 // Restore implements raft.FSM: it replaces the whole state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := readSnapshot(rc)
+	s, applied, err := readSnapshot(rc)
 	if err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.mu.Lock()
 	f.s = s
+	f.applied.Store(applied)
 	f.mu.Unlock()
 	return nil
 }
 
-func readSnapshot(r io.Reader) (*state, error) {
+func readSnapshot(r io.Reader) (*state, uint64, error) {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
 	var head record
 	if err := dec.Decode(&head); err != nil {
-		return nil, fmt.Errorf("read header: %w", err)
+		return nil, 0, fmt.Errorf("read header: %w", err)
 	}
 	if head.V != snapshotVersion {
-		return nil, fmt.Errorf("unsupported snapshot version %d", head.V)
+		return nil, 0, fmt.Errorf("unsupported snapshot version %d", head.V)
 	}
 	s := newState()
 	for {
 		var rec record
 		err := dec.Decode(&rec)
 		if err == io.EOF {
-			return s, nil
+			return s, head.Applied, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read record: %w", err)
+			return nil, 0, fmt.Errorf("read record: %w", err)
 		}
 		switch {
 		case rec.Artifact != nil:

@@ -36,11 +36,10 @@ func (a *Artifact) HasTag(tag string) bool {
 
 // Object is stored content shared by every artifact with the same digest.
 type Object struct {
-	Digest    string   `json:"digest"`
-	Size      int64    `json:"size"`
-	Scheme    string   `json:"scheme"`
-	Placement []string `json:"placement"`
-	Refs      int      `json:"refs"`
+	ObjectRef
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+	Refs   int    `json:"refs"`
 }
 
 // Tombstone remembers the digest of a deleted name.
@@ -108,17 +107,20 @@ func (s *state) put(index uint64, c Command) Result {
 	if err := ValidateDigest(p.Digest); err != nil {
 		return Result{Status: StatusInvalid, Message: err.Error()}
 	}
-	if p.Size < 0 || len(p.Placement) == 0 {
-		return Result{Status: StatusInvalid, Message: "put command without size or placement"}
+	if p.Size < 0 {
+		return Result{Status: StatusInvalid, Message: "put command with a negative size"}
+	}
+	if _, stored := s.objects[p.Digest]; !stored {
+		if err := p.Object.Validate(); err != nil {
+			return Result{Status: StatusInvalid, Message: err.Error()}
+		}
 	}
 	if a, ok := s.artifacts[p.Name]; ok {
 		if a.Digest != p.Digest {
 			return Result{Status: StatusConflict, Artifact: s.copyOf(a),
 				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.Digest)}
 		}
-		// A retried push of the same bytes is a success that changes nothing,
-		// except that another full copy is worth remembering.
-		s.mergePlacement(p)
+		// A retried push of the same bytes is a success that changes nothing.
 		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
 	}
 	if t, ok := s.tombstones[p.Name]; ok && t.Digest != p.Digest {
@@ -129,10 +131,11 @@ func (s *state) put(index uint64, c Command) Result {
 
 	obj, ok := s.objects[p.Digest]
 	if !ok {
-		obj = &Object{Digest: p.Digest, Size: p.Size, Scheme: p.Scheme, Placement: slices.Clone(p.Placement)}
+		ref := p.Object
+		ref.Placement = slices.Clone(ref.Placement)
+		ref.Missing = slices.Clone(ref.Missing)
+		obj = &Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size}
 		s.objects[p.Digest] = obj
-	} else {
-		s.mergePlacement(p)
 	}
 	obj.Refs++
 
@@ -155,20 +158,6 @@ func (s *state) put(index uint64, c Command) Result {
 		s.record(a.Name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
 	}
 	return Result{Status: StatusCreated, Artifact: s.copyOf(a)}
-}
-
-// mergePlacement adds the nodes of a replicated push to the object's copies.
-// Erasure-coded placements are positional and never merged.
-func (s *state) mergePlacement(p *PutArtifact) {
-	obj, ok := s.objects[p.Digest]
-	if !ok || obj.Scheme != SchemeCopy || p.Scheme != SchemeCopy {
-		return
-	}
-	for _, n := range p.Placement {
-		if !slices.Contains(obj.Placement, n) {
-			obj.Placement = append(slices.Clone(obj.Placement), n)
-		}
-	}
 }
 
 func (s *state) delete(c Command) Result {

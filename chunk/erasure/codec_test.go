@@ -228,7 +228,7 @@ func TestTruncatedHeader(t *testing.T) {
 func TestBadHeaderRejected(t *testing.T) {
 	o := encodeObject(t, Scheme{3, 2}, testBlock, randBytes(31, 1000))
 	wrongDigest := o.header(1)
-	wrongDigest.Digest[31] ^= 1
+	wrongDigest.Object[31] ^= 1
 	wrongLayout := o.header(1)
 	wrongLayout.Layout.BlockSize++
 	badMagic := bytes.Clone(o.files[1])

@@ -1,7 +1,6 @@
 package erasure
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -35,10 +34,10 @@ var magic = [8]byte{'P', 'I', 'E', 'R', 'S', 'H', 'R', 'D'}
 //	13  [3]  reserved, zero
 //	16  u32  block size
 //	20  u64  object size
-//	28  [32] object SHA-256 digest
+//	28  [32] object ID
 //	60  u32  CRC32C of bytes [0, 60)
 type Header struct {
-	Digest [sha256.Size]byte // SHA-256 of the whole object
+	Object [32]byte // identity of the object: a random ID chosen when it was pushed
 	Index  int               // shard index in [0, K+M): data shards first
 	Layout Layout
 }
@@ -65,7 +64,7 @@ func (h Header) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, byte(h.Layout.Scheme.K), byte(h.Layout.Scheme.M), byte(h.Index), 0, 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(h.Layout.BlockSize))
 	b = binary.LittleEndian.AppendUint64(b, uint64(h.Layout.Size))
-	b = append(b, h.Digest[:]...)
+	b = append(b, h.Object[:]...)
 	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b[start:], castagnoli))
 	return b, nil
 }
@@ -101,7 +100,7 @@ func (h *Header) UnmarshalBinary(b []byte) error {
 		Size:      int64(binary.LittleEndian.Uint64(b[20:])),
 	}
 	nh.Index = int(b[12])
-	copy(nh.Digest[:], b[28:60])
+	copy(nh.Object[:], b[28:60])
 	if err := nh.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadHeader, err)
 	}
@@ -129,8 +128,8 @@ func ReadHeader(r io.Reader) (Header, error) {
 // caller expected, naming the first differing field.
 func (h Header) Check(want Header) error {
 	switch {
-	case h.Digest != want.Digest:
-		return fmt.Errorf("%w: digest %s, want %s", ErrWrongShard, hex.EncodeToString(h.Digest[:]), hex.EncodeToString(want.Digest[:]))
+	case h.Object != want.Object:
+		return fmt.Errorf("%w: object %s, want %s", ErrWrongShard, hex.EncodeToString(h.Object[:]), hex.EncodeToString(want.Object[:]))
 	case h.Index != want.Index:
 		return fmt.Errorf("%w: shard index %d, want %d", ErrWrongShard, h.Index, want.Index)
 	case h.Layout != want.Layout:

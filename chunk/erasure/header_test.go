@@ -10,7 +10,7 @@ import (
 )
 
 func testHeader() Header {
-	return Header{Digest: sha256.Sum256([]byte("x")), Index: 3, Layout: Layout{Scheme{4, 2}, 1 << 20, 123456789}}
+	return Header{Object: sha256.Sum256([]byte("x")), Index: 3, Layout: Layout{Scheme{4, 2}, 1 << 20, 123456789}}
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -85,7 +85,7 @@ func TestHeaderRejects(t *testing.T) {
 func TestHeaderCheck(t *testing.T) {
 	h := testHeader()
 	other := h
-	other.Digest[0] ^= 1
+	other.Object[0] ^= 1
 	idx := h
 	idx.Index = 2
 	lay := h

@@ -27,7 +27,7 @@ type object struct {
 	files  [][]byte // shard file bytes, index = shard
 }
 
-func (o *object) header(i int) Header { return Header{Digest: o.digest, Index: i, Layout: o.l} }
+func (o *object) header(i int) Header { return Header{Object: o.digest, Index: i, Layout: o.l} }
 
 // encodeObject runs data through Encoder and ShardWriter into in-memory
 // shard files.

@@ -187,3 +187,25 @@ func TestMisdirectedBlock(t *testing.T) {
 		t.Fatalf("block copied from stripe 0 to 2: err = %v, want ErrCorrupt", err)
 	}
 }
+
+func TestFrameReaderFromMiddle(t *testing.T) {
+	l := Layout{Scheme: Scheme{K: 2, M: 1}, BlockSize: 8, Size: 40}
+	h := Header{Index: 1, Layout: l}
+	var frames []byte
+	for s := range l.Stripes() {
+		block := bytes.Repeat([]byte{byte(s + 1)}, l.BlockLen(s))
+		frames = AppendFrame(frames, s, block)
+	}
+	// Frames from stripe 1 on, as a ranged read of the shard file sends them.
+	from := l.FrameOffset(1) - HeaderSize
+	fr := NewFrameReader(bytes.NewReader(frames[from:]), h, 1)
+	b, err := fr.ReadBlock(2, nil)
+	if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{3}, l.BlockLen(2))) {
+		t.Fatalf("block 2: %v %v", b, err)
+	}
+	// A frame presented as another stripe fails its checksum.
+	bad := NewFrameReader(bytes.NewReader(frames[from:]), h, 0)
+	if _, err := bad.ReadBlock(0, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("misplaced frame: %v", err)
+	}
+}

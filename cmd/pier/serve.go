@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/transport/server"
 )
@@ -30,6 +31,7 @@ type serveFlags struct {
 	clusterKey, logLevel                    string
 	logJSON                                 bool
 	maxObjectSize                           int64
+	ec                                      string
 }
 
 func runServe(args []string) error {
@@ -49,6 +51,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
 	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in bytes (0: no limit)")
+	fs.StringVar(&f.ec, "ec", "", "erasure scheme k+m for pushes while k+m nodes are alive (default: by live node count)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
 		fs.PrintDefaults()
@@ -115,6 +118,13 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	if f.bootstrapExpect == 0 && len(join) == 0 {
 		f.bootstrapExpect = 1
 	}
+	var ec erasure.Scheme
+	if f.ec != "" {
+		var err error
+		if ec, err = erasure.ParseScheme(f.ec); err != nil {
+			return server.Config{}, fmt.Errorf("--ec: %w", err)
+		}
+	}
 	adv := func(bind string) (string, error) { return advertiseAddr(bind, f.adverts) }
 	httpAdv, err := adv(f.httpAddr)
 	if err != nil {
@@ -135,7 +145,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,
 			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
-			MaxObjectSize: f.maxObjectSize, Logger: log,
+			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 		},
 	}, nil
 }

@@ -24,13 +24,13 @@ func snapshotState(t *testing.T, c *Cluster) string {
 	var b strings.Builder
 	for _, i := range c.Running() {
 		n := c.Nodes[i].Srv.Node
-		objs, bytes, err := n.Store().Usage()
+		objs, bytes, err := n.Shards().Usage()
 		if err != nil {
 			t.Fatal(err)
 		}
 		list, _, _ := n.List(fsmQueryAll)
 		js, _ := json.Marshal(list)
-		fmt.Fprintf(&b, "%s: %d objects, %d bytes, %+v, %s\n", c.Nodes[i].ID, objs, bytes, n.Counts(), js)
+		fmt.Fprintf(&b, "%s: %d shard files, %d bytes, %+v, %s\n", c.Nodes[i].ID, objs, bytes, n.Counts(), js)
 	}
 	return b.String()
 }

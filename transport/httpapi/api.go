@@ -35,6 +35,7 @@ type Registry interface {
 	Ready() bool
 	IsLeader() bool
 	Counts() fsm.Counts
+	Stats() cluster.Stats
 }
 
 // API serves the public endpoints.
@@ -113,15 +114,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, chunk.ErrBadDigest),
-		errors.Is(err, chunk.ErrDigestMismatch), errors.Is(err, errBadRequest),
-		errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, cluster.ErrDigestMismatch),
+		errors.Is(err, errBadRequest), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, chunk.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, fsm.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, chunk.ErrTooLarge), errors.As(err, &mbe):
+	case errors.Is(err, cluster.ErrTooLarge), errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, chunk.ErrNoSpace):
 		return http.StatusInsufficientStorage

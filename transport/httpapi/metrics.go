@@ -40,6 +40,12 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP pier_is_leader 1 on the raft leader.\n# TYPE pier_is_leader gauge\npier_is_leader %d\n", leader)
 	fmt.Fprintf(w, "# HELP pier_ready 1 when the node serves.\n# TYPE pier_ready gauge\npier_ready %d\n", ready)
 
+	st := a.reg.Stats()
+	fmt.Fprintf(w, "# HELP pier_corrupt_blocks_total Shard blocks that failed their checksum on read and were rebuilt from parity.\n# TYPE pier_corrupt_blocks_total counter\npier_corrupt_blocks_total %d\n", st.CorruptBlocks)
+	fmt.Fprintf(w, "# HELP pier_degraded_reads_total Reads that needed parity because a shard was missing, slow or corrupt.\n# TYPE pier_degraded_reads_total counter\npier_degraded_reads_total %d\n", st.DegradedReads)
+	fmt.Fprintf(w, "# HELP pier_shard_files Shard files on this node.\n# TYPE pier_shard_files gauge\npier_shard_files %d\n", st.ShardFiles)
+	fmt.Fprintf(w, "# HELP pier_shard_bytes Bytes of shard files on this node.\n# TYPE pier_shard_bytes gauge\npier_shard_bytes %d\n", st.ShardBytes)
+
 	a.m.mu.Lock()
 	keys := make([][2]string, 0, len(a.m.requests))
 	for k := range a.m.requests {

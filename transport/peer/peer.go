@@ -35,7 +35,9 @@ const maxCommand = 1 << 20
 type Node interface {
 	ApplyForwarded(ctx context.Context, cmd []byte) (fsm.Result, error)
 	LeaderReadIndex(ctx context.Context) (uint64, error)
-	OpenLocal(digest string, off, n int64) (io.ReadCloser, error)
+	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
+	OpenShard(id string, index int, off, n int64) (io.ReadCloser, error)
+	RemoveShard(id string, index int) error
 }
 
 // credential turns the cluster key into the header value. Hashing keeps the
@@ -73,14 +75,37 @@ func Handler(node Node, clusterKey string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
 	})
-	mux.HandleFunc("GET "+Prefix+"objects/{digest}", func(w http.ResponseWriter, r *http.Request) {
+	shard := func(r *http.Request) (string, int, error) {
+		i, err := strconv.Atoi(r.PathValue("index"))
+		if err != nil {
+			return "", 0, fmt.Errorf("%w: shard index %q", fsm.ErrInvalid, r.PathValue("index"))
+		}
+		return r.PathValue("id"), i, nil
+	}
+	mux.HandleFunc("PUT "+Prefix+"shards/{id}/{index}", func(w http.ResponseWriter, r *http.Request) {
+		id, i, err := shard(r)
+		if err == nil {
+			_, err = node.ReceiveShard(r.Context(), id, i, r.Body)
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET "+Prefix+"shards/{id}/{index}", func(w http.ResponseWriter, r *http.Request) {
+		id, i, err := shard(r)
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
 		off, err1 := strconv.ParseInt(r.URL.Query().Get("off"), 10, 64)
 		n, err2 := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		if err1 != nil || err2 != nil {
 			httpError(w, http.StatusBadRequest, "off and n are required integers")
 			return
 		}
-		rc, err := node.OpenLocal(r.PathValue("digest"), off, n)
+		rc, err := node.OpenShard(id, i, off, n)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -90,6 +115,17 @@ func Handler(node Node, clusterKey string) http.Handler {
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		w.WriteHeader(http.StatusOK)
 		_, _ = io.Copy(w, rc)
+	})
+	mux.HandleFunc("DELETE "+Prefix+"shards/{id}/{index}", func(w http.ResponseWriter, r *http.Request) {
+		id, i, err := shard(r)
+		if err == nil {
+			err = node.RemoveShard(id, i)
+		}
+		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get(keyHeader)), []byte(want)) != 1 {
@@ -108,7 +144,9 @@ func writeErr(w http.ResponseWriter, err error) {
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, chunk.ErrNotFound):
 		httpError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, chunk.ErrBadDigest):
+	case errors.Is(err, chunk.ErrNoSpace):
+		httpError(w, http.StatusInsufficientStorage, err.Error())
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, chunk.ErrBadID), errors.Is(err, chunk.ErrBadShard):
 		httpError(w, http.StatusBadRequest, err.Error())
 	default:
 		httpError(w, http.StatusInternalServerError, err.Error())
@@ -149,12 +187,18 @@ func (c *Client) do(ctx context.Context, method, addr, path string, body []byte)
 	if err != nil {
 		return nil, err
 	}
+	return c.send(req, addr)
+}
+
+// send adds the credential, sends, and turns an error answer into an error
+// wrapping the matching sentinel.
+func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
 	req.Header.Set(keyHeader, c.cred)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode == http.StatusOK {
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
 		return resp, nil
 	}
 	defer resp.Body.Close()
@@ -167,6 +211,8 @@ func (c *Client) do(ctx context.Context, method, addr, path string, body []byte)
 		return nil, fmt.Errorf("%w: %s", cluster.ErrNoLeader, e.Error)
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%w: %s", chunk.ErrNotFound, e.Error)
+	case http.StatusInsufficientStorage:
+		return nil, fmt.Errorf("%w: %s", chunk.ErrNoSpace, e.Error)
 	}
 	return nil, fmt.Errorf("peer %s answered %d: %s", addr, resp.StatusCode, e.Error)
 }
@@ -199,17 +245,46 @@ func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
 	return v.Index, nil
 }
 
-// FetchObject implements cluster.PeerClient. The returned stream fails with
-// io.ErrUnexpectedEOF if the peer stops early.
-func (c *Client) FetchObject(ctx context.Context, addr, digest string, off, n int64) (io.ReadCloser, error) {
-	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "n": {strconv.FormatInt(n, 10)}}
-	resp, err := c.do(ctx, http.MethodGet, addr, Prefix+"objects/"+url.PathEscape(digest)+"?"+q.Encode(), nil)
+func shardPath(id string, index int) string {
+	return Prefix + "shards/" + url.PathEscape(id) + "/" + strconv.Itoa(index)
+}
+
+// PutShard implements cluster.PeerClient. The body streams with chunked
+// encoding: its length is known only once the push has read its input.
+func (c *Client) PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+addr+shardPath(id, index), body)
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s from %s: %w", digest, addr, err)
+		return err
+	}
+	resp, err := c.send(req, addr)
+	if err != nil {
+		return fmt.Errorf("put shard %d of %s on %s: %w", index, id, addr, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// GetShard implements cluster.PeerClient. The stream fails with
+// io.ErrUnexpectedEOF if the peer stops early.
+func (c *Client) GetShard(ctx context.Context, addr, id string, index int, off, n int64) (io.ReadCloser, error) {
+	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "n": {strconv.FormatInt(n, 10)}}
+	resp, err := c.do(ctx, http.MethodGet, addr, shardPath(id, index)+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("get shard %d of %s from %s: %w", index, id, addr, err)
 	}
 	if resp.ContentLength != n {
 		resp.Body.Close()
-		return nil, fmt.Errorf("fetch %s from %s: peer sends %d bytes, want %d", digest, addr, resp.ContentLength, n)
+		return nil, fmt.Errorf("get shard %d of %s from %s: peer sends %d bytes, want %d", index, id, addr, resp.ContentLength, n)
 	}
 	return resp.Body, nil
+}
+
+// DeleteShard implements cluster.PeerClient.
+func (c *Client) DeleteShard(ctx context.Context, addr, id string, index int) error {
+	resp, err := c.do(ctx, http.MethodDelete, addr, shardPath(id, index), nil)
+	if err != nil {
+		return fmt.Errorf("delete shard %d of %s on %s: %w", index, id, addr, err)
+	}
+	resp.Body.Close()
+	return nil
 }

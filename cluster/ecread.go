@@ -1,0 +1,190 @@
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Open streams length bytes from offset off of an artifact's content. Per
+// stripe it reads K shard blocks, data shards first; a shard that is
+// missing, unreachable, slower than HedgeAfter per read, or corrupt is
+// replaced by a parity shard and the stripe is rebuilt. Range reads touch
+// only the stripes they cover.
+func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	obj, ok := n.fsm.Object(a.Digest)
+	if !ok {
+		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
+	}
+	l := layoutOf(obj)
+	if _, _, err := l.StripesFor(off, length); err != nil {
+		return nil, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+	}
+	if length == 0 {
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	// Refuse up front, with a clean retryable error, what cannot be read:
+	// once bytes flow the client can only see a short body.
+	if avail := n.reachableShards(obj); avail < obj.K {
+		return nil, fmt.Errorf("%w: %s has %d of the %d shards it needs on live nodes", ErrUnavailable, a.Digest, avail, obj.K)
+	}
+	pr, pw := io.Pipe()
+	go n.decode(ctx, obj, l, off, length, pw)
+	return pr, nil
+}
+
+func layoutOf(obj fsm.Object) erasure.Layout {
+	return erasure.Layout{Scheme: erasure.Scheme{K: obj.K, M: obj.M}, BlockSize: obj.BlockSize, Size: obj.Size}
+}
+
+func headerOf(obj fsm.Object, index int) erasure.Header {
+	var id [32]byte
+	hex.Decode(id[:], []byte(obj.ID))
+	return erasure.Header{Object: id, Index: index, Layout: layoutOf(obj)}
+}
+
+func (n *Node) reachableShards(obj fsm.Object) int {
+	avail := 0
+	for i, node := range obj.Placement {
+		if !slices.Contains(obj.Missing, i) && n.nodeUp(node) {
+			avail++
+		}
+	}
+	return avail
+}
+
+// nodeUp reports whether a node is this one or alive in gossip.
+func (n *Node) nodeUp(id string) bool {
+	if id == n.cfg.ID {
+		return true
+	}
+	m, ok := n.members.get(id)
+	return ok && m.State == StateAlive
+}
+
+func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) {
+	first, end, _ := l.StripesFor(off, length)
+	var mu sync.Mutex
+	var closers []io.Closer
+	open := func(i int) (erasure.BlockReader, error) {
+		if slices.Contains(obj.Missing, i) || !n.nodeUp(obj.Placement[i]) {
+			return nil, nil
+		}
+		br, c, err := n.openShard(ctx, obj, i, l, first, end)
+		if c != nil {
+			mu.Lock()
+			closers = append(closers, c)
+			mu.Unlock()
+		}
+		return br, err
+	}
+	faults, err := erasure.Decode(l, open, pw, off, length)
+	for _, c := range closers {
+		c.Close()
+	}
+	n.noteFaults(obj, faults)
+	if err != nil {
+		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
+	}
+	pw.CloseWithError(err)
+}
+
+// openShard opens shard i for stripes [first, end): the local file, or a
+// streamed range of the remote one.
+func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.Layout, first, end int) (erasure.BlockReader, io.Closer, error) {
+	h := headerOf(obj, i)
+	node := obj.Placement[i]
+	if node == n.cfg.ID {
+		f, err := n.shards.Open(obj.ID, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		if n.fault(faultSkipChecksum) {
+			return rawBlocks{f, l}, f, nil
+		}
+		sr, err := erasure.NewShardReaderAt(f, h)
+		if err != nil {
+			return nil, f, err
+		}
+		return sr, f, nil
+	}
+	m, ok := n.members.get(node)
+	if !ok {
+		return nil, nil, fmt.Errorf("node %s unknown", node)
+	}
+	from := l.FrameOffset(first)
+	to := min(l.FrameOffset(end), l.ShardFileSize())
+	rc, err := n.cfg.Peers.GetShard(ctx, m.Meta.HTTP, obj.ID, i, from, to-from)
+	if err != nil {
+		return nil, nil, err
+	}
+	sr := &stallReader{rc: rc, after: n.cfg.HedgeAfter}
+	return erasure.NewFrameReader(sr, h, first), sr, nil
+}
+
+// noteFaults logs and counts what a read found wrong. Corrupt blocks are
+// what the scrubber and repair act on; the rest are nodes that were down
+// or slow.
+func (n *Node) noteFaults(obj fsm.Object, faults []erasure.Fault) {
+	if len(faults) == 0 {
+		return
+	}
+	n.stats.degradedReads.Add(1)
+	for _, f := range faults {
+		if errors.Is(f.Err, erasure.ErrCorrupt) || errors.Is(f.Err, erasure.ErrTruncated) ||
+			errors.Is(f.Err, erasure.ErrBadHeader) || errors.Is(f.Err, erasure.ErrWrongShard) {
+			n.stats.corruptBlocks.Add(1)
+			n.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
+				"shard", f.Shard, "stripe", f.Stripe, "node", obj.Placement[f.Shard], "error", f.Err)
+			continue
+		}
+		n.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,
+			"node", obj.Placement[f.Shard], "error", f.Err)
+	}
+}
+
+// errStalled marks a remote shard that stopped sending; the read hedges to
+// parity instead of waiting on it.
+var errStalled = errors.New("shard stream stalled")
+
+// stallReader fails a read that takes longer than after, by closing the
+// stream under it.
+type stallReader struct {
+	rc    io.ReadCloser
+	after time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	t := time.AfterFunc(s.after, func() { s.rc.Close() })
+	n, err := s.rc.Read(p)
+	if !t.Stop() {
+		return n, errStalled
+	}
+	return n, err
+}
+
+func (s *stallReader) Close() error { return s.rc.Close() }
+
+// rawBlocks reads shard blocks without verifying them. Only the
+// skip-checksum planted fault uses it.
+type rawBlocks struct {
+	f io.ReaderAt
+	l erasure.Layout
+}
+
+func (r rawBlocks) ReadBlock(stripe int, dst []byte) ([]byte, error) {
+	b := make([]byte, r.l.BlockLen(stripe))
+	if _, err := r.f.ReadAt(b, r.l.FrameOffset(stripe)); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,352 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/chunk/placement"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// framesInFlight bounds the frames queued per shard stream: enough to keep
+// every peer busy while the next stripe is encoded, few enough that a push
+// holds at most (K+M) * framesInFlight blocks of memory.
+const framesInFlight = 4
+
+// framePool recycles frame buffers; see DESIGN.md on fresh memory.
+var framePool sync.Pool
+
+func getFrame(n int) *[]byte {
+	if p, ok := framePool.Get().(*[]byte); ok && cap(*p) >= n {
+		*p = (*p)[:0]
+		return p
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
+func putFrame(p *[]byte) { framePool.Put(p) }
+
+// headPool holds the buffers that tell a small object from a large one.
+var headPool sync.Pool
+
+// StoreBody streams a body into shards on the cluster's nodes and returns
+// its digest and where the shards are. Every successful StoreBody must be
+// followed by one Release.
+//
+// The body is hashed, cut into stripes, Reed-Solomon encoded and streamed
+// as one shard file per node, with a bounded number of frames in flight per
+// node (backpressure, not buffering). Objects up to SmallObjectSize are
+// stored as 1+M: M+1 full copies, the same fault tolerance with one read per
+// pull. The push is durable when at least K+1 shard files (all of them for
+// M = 0) are; shards that failed are recorded as missing for repair.
+func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+	if n.cfg.MaxObjectSize > 0 {
+		body = &limitReader{r: body, left: n.cfg.MaxObjectSize}
+	}
+	if expect != "" {
+		if obj, ok := n.fsm.Object(expect); ok {
+			return n.storeShared(body, expect, obj)
+		}
+	}
+	live := n.liveNodes()
+	if len(live) == 0 {
+		return Stored{}, fmt.Errorf("%w: no live node to store shards", ErrUnavailable)
+	}
+	scheme := n.schemeFor(len(live))
+
+	hp, _ := headPool.Get().(*[]byte)
+	if hp == nil || len(*hp) != n.cfg.SmallObjectSize+1 {
+		b := make([]byte, n.cfg.SmallObjectSize+1)
+		hp = &b
+	}
+	defer headPool.Put(hp)
+	got, err := io.ReadFull(body, *hp)
+	var src io.Reader
+	blockSize := n.cfg.BlockSize
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		scheme = erasure.Scheme{K: 1, M: scheme.M}
+		blockSize = max(got, 1)
+		src = bytes.NewReader((*hp)[:got])
+	case err != nil:
+		return Stored{}, fmt.Errorf("read body: %w", err)
+	default:
+		src = io.MultiReader(bytes.NewReader(*hp), body)
+	}
+
+	id := newObjectID()
+	nodes := placement.Place(id, live, scheme.Shards())
+	w := n.newStripeWriter(ctx, id, scheme, nodes)
+	enc, err := erasure.NewEncoder(scheme, blockSize)
+	if err != nil {
+		w.abort()
+		return Stored{}, err
+	}
+	h := sha256.New()
+	size, err := enc.Encode(io.TeeReader(src, h), w.emit)
+	if err != nil {
+		w.abort()
+		return Stored{}, fmt.Errorf("store body after %d bytes: %w", size, err)
+	}
+	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil))
+	if expect != "" && digest != expect {
+		w.abort()
+		return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+	}
+	missing, err := w.finish(erasure.Layout{Scheme: scheme, BlockSize: blockSize, Size: size})
+	if err != nil {
+		return Stored{}, err
+	}
+	return Stored{Digest: digest, Size: size, Object: fsm.ObjectRef{
+		ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes, Missing: missing,
+	}}, nil
+}
+
+// storeShared verifies a body whose digest is already stored: it writes no
+// shards, only checks that the bytes are the promised ones.
+func (n *Node) storeShared(body io.Reader, expect string, obj fsm.Object) (Stored, error) {
+	h := sha256.New()
+	bp := getFrame(256 << 10)
+	defer putFrame(bp)
+	size, err := io.CopyBuffer(h, body, (*bp)[:cap(*bp)])
+	if err != nil {
+		return Stored{}, fmt.Errorf("read body: %w", err)
+	}
+	if digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil)); digest != expect {
+		return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+	}
+	return Stored{Digest: expect, Size: size, Object: obj.ObjectRef, Shared: true}, nil
+}
+
+// schemeFor picks the erasure scheme for a push seen by live nodes: the
+// configured one when enough nodes are up, else the default for that many.
+func (n *Node) schemeFor(live int) erasure.Scheme {
+	if s := n.cfg.EC; s.K > 0 && s.Shards() <= live {
+		return s
+	}
+	return erasure.SchemeFor(live)
+}
+
+// newObjectID returns a random object identity. The digest cannot name the
+// shards: it is known only once the whole body has streamed through.
+func newObjectID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("object id: %v", err)) // the kernel's CSPRNG does not fail
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// shardSink streams one shard file to one node.
+type shardSink struct {
+	index  int
+	node   string
+	frames chan *[]byte
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error // set before done is closed
+}
+
+func (s *shardSink) failed() bool {
+	select {
+	case <-s.done:
+		return s.err != nil
+	default:
+		return false
+	}
+}
+
+// stripeWriter fans the frames of each stripe out to one sink per shard.
+type stripeWriter struct {
+	n      *Node
+	id     string
+	scheme erasure.Scheme
+	nodes  []string
+	sinks  []*shardSink
+	timer  *time.Timer
+	closed bool
+}
+
+func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Scheme, nodes []string) *stripeWriter {
+	w := &stripeWriter{n: n, id: id, scheme: scheme, nodes: nodes, timer: time.NewTimer(time.Hour)}
+	w.timer.Stop()
+	for i, node := range nodes {
+		sctx, cancel := context.WithCancel(ctx)
+		s := &shardSink{index: i, node: node, frames: make(chan *[]byte, framesInFlight), cancel: cancel, done: make(chan struct{})}
+		w.sinks = append(w.sinks, s)
+		go n.runSink(sctx, id, s)
+	}
+	return w
+}
+
+// runSink pipes queued frames into a shard upload to the sink's node.
+func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
+	pr, pw := io.Pipe()
+	go func() {
+		var werr error
+		for f := range s.frames {
+			if werr == nil {
+				_, werr = pw.Write(*f)
+			}
+			putFrame(f)
+		}
+		if werr == nil {
+			pw.Close()
+		}
+	}()
+	err := n.putShard(ctx, s.node, id, s.index, pr)
+	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+	s.err = err
+	close(s.done)
+}
+
+// required is how many shard files must be durable for a push to succeed:
+// K+1, so the object survives one more loss, or all of them when M is 0.
+func (w *stripeWriter) required() int { return min(w.scheme.K+1, w.scheme.Shards()) }
+
+// emit queues one stripe's blocks. A sink that cannot take a frame within
+// the stall timeout is given up; the push goes on while enough remain.
+func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
+	for i, blk := range shards {
+		s := w.sinks[i]
+		if s.failed() {
+			continue
+		}
+		f := getFrame(len(blk) + erasure.ChecksumSize)
+		*f = erasure.AppendFrame(*f, stripe, blk)
+		if w.n.fault(faultDropShard) && i == len(shards)-1 {
+			putFrame(f)
+			continue
+		}
+		select {
+		case s.frames <- f:
+			continue
+		default:
+		}
+		w.timer.Reset(w.n.cfg.StallTimeout)
+		select {
+		case s.frames <- f:
+		case <-s.done:
+			putFrame(f)
+		case <-w.timer.C:
+			putFrame(f)
+			w.n.log.Warn("shard stream stalled, giving it up", "object", w.id, "shard", i, "node", s.node)
+			s.cancel()
+			<-s.done
+		}
+		w.timer.Stop()
+	}
+	if ok := w.healthy(); ok < w.required() {
+		return fmt.Errorf("%w: only %d of %d shard streams left, %d needed", ErrUnavailable, ok, len(w.sinks), w.required())
+	}
+	return nil
+}
+
+func (w *stripeWriter) healthy() int {
+	ok := 0
+	for _, s := range w.sinks {
+		if !s.failed() {
+			ok++
+		}
+	}
+	return ok
+}
+
+// finish sends each shard's header, waits until the shard files are durable,
+// and returns the indexes that are not. If fewer than required made it, it
+// removes the rest and fails.
+func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
+	var obj [32]byte
+	hex.Decode(obj[:], []byte(w.id))
+	for i, s := range w.sinks {
+		hdr, err := erasure.Header{Object: obj, Index: i, Layout: l}.MarshalBinary()
+		if err != nil {
+			w.abort()
+			return nil, err
+		}
+		if !s.failed() {
+			f := getFrame(len(hdr))
+			*f = append(*f, hdr...)
+			select {
+			case s.frames <- f:
+			case <-s.done:
+				putFrame(f)
+			}
+		}
+	}
+	for _, s := range w.sinks {
+		close(s.frames)
+	}
+	w.closed = true
+	var missing []int
+	var errs []error
+	for i, s := range w.sinks {
+		<-s.done
+		s.cancel()
+		if s.err != nil {
+			missing = append(missing, i)
+			errs = append(errs, fmt.Errorf("shard %d on %s: %w", i, s.node, s.err))
+		}
+	}
+	if len(errs) > 0 {
+		w.n.log.Warn("push lost shard streams", "object", w.id, "error", errors.Join(errs...))
+	}
+	if len(w.sinks)-len(missing) < w.required() {
+		w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+		return nil, fmt.Errorf("%w: %d of %d shards durable, %d needed: %w",
+			ErrUnavailable, len(w.sinks)-len(missing), len(w.sinks), w.required(), errors.Join(errs...))
+	}
+	if w.n.fault(faultDropShard) {
+		// The planted fault acknowledges the push as if no shard were lost.
+		missing = nil
+	}
+	return missing, nil
+}
+
+// abort stops every stream and removes whatever shards were written.
+func (w *stripeWriter) abort() {
+	for _, s := range w.sinks {
+		s.cancel()
+		if !w.closed {
+			close(s.frames)
+		}
+	}
+	w.closed = true
+	for _, s := range w.sinks {
+		<-s.done
+	}
+	w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+}
+
+// limitReader fails a body longer than the configured maximum, so an
+// oversized push stops early instead of filling the disks.
+type limitReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			return 0, ErrTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
