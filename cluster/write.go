@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-		"github.com/pier-registry/pier/fsm"
+	"github.com/pier-registry/pier/fsm"
 )
 
 // PushMeta is what a client says about a push besides its bytes.

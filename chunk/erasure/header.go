@@ -38,7 +38,7 @@ var magic = [8]byte{'P', 'I', 'E', 'R', 'S', 'H', 'R', 'D'}
 //	60  u32  CRC32C of bytes [0, 60)
 type Header struct {
 	Object [32]byte // identity of the object: a random ID chosen when it was pushed
-	Index  int               // shard index in [0, K+M): data shards first
+	Index  int      // shard index in [0, K+M): data shards first
 	Layout Layout
 }
 
