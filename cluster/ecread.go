@@ -92,7 +92,8 @@ func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off
 		c.Close()
 	}
 	n.noteFaults(obj, faults)
-	if err != nil {
+	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		// A closed pipe is a reader that stopped early: a range, a client gone.
 		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
 	}
 	pw.CloseWithError(err)

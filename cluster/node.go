@@ -30,6 +30,8 @@ var (
 	// ErrNotLeader is returned to a forwarded write that reached a node
 	// which is no longer the leader.
 	ErrNotLeader = errors.New("not the leader")
+	// ErrPeerUnreachable marks a call to another node that got no answer.
+	ErrPeerUnreachable = errors.New("peer unreachable")
 	// ErrUnavailable marks content that no reachable node could serve.
 	ErrUnavailable = errors.New("content unavailable")
 	// ErrShutdown marks a call on a node that is stopping.

@@ -33,31 +33,14 @@ func (n *Node) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
 // the cluster before the call. On the leader that is a raft barrier; a
 // follower asks the leader for its applied index and waits to reach it.
 func (n *Node) Barrier(ctx context.Context) error {
-	for attempt := 0; attempt < 3; attempt++ {
-		if err := n.waitLeader(ctx); err != nil {
-			return err
-		}
-		var idx uint64
-		var err error
-		if n.IsLeader() {
-			idx, err = n.LeaderReadIndex(ctx)
-		} else {
-			addr, aerr := n.leaderHTTP()
-			if aerr != nil {
-				err = aerr
-			} else {
-				idx, err = n.cfg.Peers.ReadIndex(ctx, addr)
-			}
-		}
-		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrNoLeader) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("read barrier: %w", err)
-		}
-		return n.waitApplied(ctx, idx)
+	var idx uint64
+	err := n.leaderCall(ctx, "read barrier",
+		func() (err error) { idx, err = n.LeaderReadIndex(ctx); return err },
+		func(addr string) (err error) { idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("read barrier: %w", ErrNoLeader)
+	return n.waitApplied(ctx, idx)
 }
 
 // LeaderReadIndex confirms leadership with a barrier entry, which commits

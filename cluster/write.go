@@ -145,43 +145,55 @@ func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		if err := n.waitLeader(ctx); err != nil {
-			return fsm.Result{}, err
-		}
-		var res fsm.Result
-		if n.IsLeader() {
-			res, err = n.applyLocal(b)
-		} else {
-			addr, aerr := n.leaderHTTP()
-			if aerr != nil {
-				// Gossip may not have carried the new leader's metadata yet.
-				last = aerr
-				select {
-				case <-ctx.Done():
-					return fsm.Result{}, ctx.Err()
-				case <-time.After(50 * time.Millisecond):
-				}
-				continue
+	var res fsm.Result
+	err = n.leaderCall(ctx, "apply "+string(c.Op),
+		func() (err error) { res, err = n.applyLocal(b); return err },
+		func(addr string) (err error) {
+			if res, err = n.cfg.Peers.Apply(ctx, addr, b); err != nil {
+				return err
 			}
-			res, err = n.cfg.Peers.Apply(ctx, addr, b)
-			if err == nil {
-				// Read-your-writes on this node too: wait until the local
-				// state holds what the leader acknowledged.
-				err = n.waitApplied(ctx, res.Index)
-			}
-		}
+			// Read-your-writes on this node too: wait until the local
+			// state holds what the leader acknowledged.
+			return n.waitApplied(ctx, res.Index)
+		})
+	return res, err
+}
+
+// leaderCall runs local when this node leads, else remote against the
+// leader's peer service, and tries again through leadership changes and
+// unreachable leaders for up to ten election timeouts.
+func (n *Node) leaderCall(ctx context.Context, what string, local func() error, remote func(addr string) error) error {
+	deadline := time.Now().Add(10 * n.electionTimeout())
+	for {
+		err := n.waitLeader(ctx)
 		if err == nil {
-			return res, nil
+			if n.IsLeader() {
+				err = local()
+			} else if addr, aerr := n.leaderHTTP(); aerr != nil {
+				err = aerr
+			} else {
+				err = remote(addr)
+			}
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrPeerUnreachable) {
+				return fmt.Errorf("%s: %w", what, err)
+			}
 		}
-		last = err
-		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
-			return fsm.Result{}, fmt.Errorf("apply %s: %w", c.Op, err)
+		if time.Now().After(deadline) {
+			if !errors.Is(err, ErrNoLeader) {
+				err = fmt.Errorf("%w: %w", ErrNoLeader, err)
+			}
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		n.log.Debug("apply retry after leadership change", "op", c.Op, "error", err)
+		n.log.Debug("retry on the leader", "call", what, "error", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return fsm.Result{}, fmt.Errorf("apply %s: %w", c.Op, last)
 }
 
 // ApplyForwarded applies a command forwarded by a follower.

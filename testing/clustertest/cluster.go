@@ -75,6 +75,8 @@ type Options struct {
 	// ClusterKey defaults to a fixed test key, so peer calls are
 	// authenticated as in production.
 	ClusterKey string
+	// Tune, when set, adjusts each node's config before it starts.
+	Tune func(i int, cfg *server.Config)
 }
 
 // New starts n nodes that form one cluster, and waits until every node is
@@ -96,6 +98,9 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 			first = cfg.Node.GossipBind
 		} else {
 			cfg.Node.Join = []string{first}
+		}
+		if opts.Tune != nil {
+			opts.Tune(i, &cfg)
 		}
 		node := &Node{ID: cfg.Node.ID, cfg: cfg, URL: "http://" + cfg.HTTPBind}
 		c.Nodes = append(c.Nodes, node)
@@ -122,6 +127,8 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 			ClusterKey:      opts.ClusterKey,
 			Raft:            RaftConfig(), Gossip: GossipConfig(),
 			ReconcileInterval: 100 * time.Millisecond,
+			StallTimeout:      2 * time.Second,
+			HedgeAfter:        500 * time.Millisecond,
 			Logger:            log,
 		},
 	}

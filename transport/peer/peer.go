@@ -196,7 +196,7 @@ func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
 	req.Header.Set(keyHeader, c.cred)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", cluster.ErrPeerUnreachable, err)
 	}
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
 		return resp, nil
@@ -226,7 +226,7 @@ func (c *Client) Apply(ctx context.Context, addr string, cmd []byte) (fsm.Result
 	defer resp.Body.Close()
 	var res fsm.Result
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return fsm.Result{}, fmt.Errorf("decode forwarded result from %s: %w", addr, err)
+		return fsm.Result{}, fmt.Errorf("decode forwarded result from %s: %w: %w", addr, cluster.ErrPeerUnreachable, err)
 	}
 	return res, nil
 }
@@ -240,7 +240,7 @@ func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
 	defer resp.Body.Close()
 	var v struct{ Index uint64 }
 	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
-		return 0, fmt.Errorf("decode read index from %s: %w", addr, err)
+		return 0, fmt.Errorf("decode read index from %s: %w: %w", addr, cluster.ErrPeerUnreachable, err)
 	}
 	return v.Index, nil
 }

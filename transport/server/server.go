@@ -33,6 +33,9 @@ type Config struct {
 	RaftAdvertise string
 	// RaftTimeout bounds raft network I/O.
 	RaftTimeout time.Duration
+	// WrapPeers, when set, wraps the peer client: tests inject faults into
+	// node-to-node calls with it.
+	WrapPeers func(cluster.PeerClient) cluster.PeerClient
 }
 
 // Server is a running node.
@@ -75,6 +78,9 @@ func Start(cfg Config) (*Server, error) {
 	cfg.Node.HTTPAddr = adv
 	cfg.Node.RaftTransport = rt
 	cfg.Node.Peers = peer.NewClient(cfg.Node.ClusterKey)
+	if cfg.WrapPeers != nil {
+		cfg.Node.Peers = cfg.WrapPeers(cfg.Node.Peers)
+	}
 	node, err := cluster.New(cfg.Node)
 	if err != nil {
 		ln.Close()

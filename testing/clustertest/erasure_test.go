@@ -1,0 +1,312 @@
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
+	"github.com/pier-registry/pier/transport/server"
+)
+
+func bigBytes(seed uint64, n int) []byte {
+	var key [32]byte
+	key[0] = byte(seed)
+	b := make([]byte, n)
+	rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+func put(t *testing.T, base, name string, body []byte, wantStatus ...int) Response {
+	t.Helper()
+	r := Do(t, "PUT", base+"/artifacts/"+name, bytes.NewReader(body), nil)
+	if len(wantStatus) == 0 {
+		wantStatus = []int{http.StatusCreated}
+	}
+	if !slices.Contains(wantStatus, r.Status) {
+		t.Fatalf("PUT %s: %d %s, want %v", name, r.Status, r.Body, wantStatus)
+	}
+	return r
+}
+
+// object returns the stored object behind an artifact, read from a node's
+// state.
+func object(t *testing.T, c *Cluster, name string) fsm.Object {
+	t.Helper()
+	n := c.Nodes[c.Running()[0]].Srv.Node
+	a, err := n.Stat(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := n.FSM().Object(a.Digest)
+	if !ok {
+		t.Fatalf("no object for %s", name)
+	}
+	return o
+}
+
+func shardBytes(c *Cluster) (total int64) {
+	for _, i := range c.Running() {
+		_, b, _ := c.Nodes[i].Srv.Node.Shards().Usage()
+		total += b
+	}
+	return total
+}
+
+func nodeIndex(c *Cluster, id string) int {
+	for i, n := range c.Nodes {
+		if n.ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// waitDown waits until every running node's gossip sees node i as not
+// alive, which is when pushes stop placing shards on it.
+func waitDown(t *testing.T, c *Cluster, i int) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		for _, j := range c.Running() {
+			_, ms := c.Nodes[j].Srv.Node.Members()
+			for _, m := range ms {
+				if m.ID == c.Nodes[i].ID && m.State == "alive" {
+					return fmt.Errorf("%s still sees %s alive", c.Nodes[j].ID, m.ID)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func TestStorageOverheadAndLoss(t *testing.T) {
+	for _, tc := range []struct {
+		nodes, k, m int
+	}{{3, 2, 1}, {6, 4, 2}} {
+		t.Run(fmt.Sprintf("%d nodes", tc.nodes), func(t *testing.T) {
+			c := New(t, tc.nodes, Options{})
+			big := bigBytes(uint64(tc.nodes), 64<<20)
+			put(t, c.Nodes[0].URL, "big.bin", big)
+			o := object(t, c, "big.bin")
+			if o.K != tc.k || o.M != tc.m || len(o.Missing) != 0 {
+				t.Fatalf("scheme %d+%d missing %v, want %d+%d", o.K, o.M, o.Missing, tc.k, tc.m)
+			}
+			ratio := float64(shardBytes(c)) / float64(len(big))
+			want := float64(tc.k+tc.m) / float64(tc.k)
+			t.Logf("%d MiB on %d nodes as %d+%d: %.3fx on disk", len(big)>>20, tc.nodes, tc.k, tc.m, ratio)
+			if ratio < want || ratio > want*1.01 {
+				t.Fatalf("disk use %.3fx, want about %.2fx", ratio, want)
+			}
+
+			small := map[string][]byte{}
+			for i := range 5 {
+				name := fmt.Sprintf("small-%d.txt", i)
+				small[name] = bigBytes(uint64(100+i), 1000*i)
+				put(t, c.Nodes[i%tc.nodes].URL, name, small[name])
+			}
+			mid := bigBytes(7, 5<<20+3)
+			put(t, c.Nodes[1].URL, "mid.bin", mid)
+
+			// Kill the nodes holding the first data shards of the big object,
+			// which forces every stripe to be rebuilt from parity, then pull
+			// everything from every survivor.
+			var victims []int
+			for _, id := range o.Placement[:tc.m] {
+				victims = append(victims, nodeIndex(c, id))
+			}
+			for _, v := range victims {
+				c.Kill(v)
+			}
+			pullEverywhere(t, c, "big.bin", big)
+			pullEverywhere(t, c, "mid.bin", mid)
+			for name, b := range small {
+				pullEverywhere(t, c, name, b)
+			}
+		})
+	}
+}
+
+func TestThreeNodesSurviveAnyOne(t *testing.T) {
+	c := New(t, 3, Options{})
+	data := map[string][]byte{
+		"empty.bin": {},
+		"tiny.txt":  []byte("x"),
+		"small.bin": bigBytes(1, 200<<10),
+		"multi.bin": bigBytes(2, 3<<20+5),
+	}
+	for name, b := range data {
+		put(t, c.Nodes[0].URL, name, b)
+	}
+	for victim := range c.Nodes {
+		c.Kill(victim)
+		for name, b := range data {
+			pullEverywhere(t, c, name, b)
+		}
+		// Ranges are served from the covering stripes, degraded too.
+		r := Do(t, "GET", c.Nodes[(victim+1)%3].URL+"/artifacts/multi.bin", nil, http.Header{"Range": {"bytes=2097000-2097300"}})
+		if r.Status != 206 || !bytes.Equal(r.Body, data["multi.bin"][2097000:2097301]) {
+			t.Fatalf("range with %s down: %d, %d bytes", c.Nodes[victim].ID, r.Status, len(r.Body))
+		}
+		c.Restart(victim)
+		c.WaitReady()
+	}
+}
+
+func TestPushesWithANodeDown(t *testing.T) {
+	c := New(t, 3, Options{})
+	c.Kill(2)
+	waitDown(t, c, 2)
+	data := map[string][]byte{}
+	for i := range 6 {
+		name := fmt.Sprintf("down-%d.bin", i)
+		data[name] = bigBytes(uint64(i), []int{10, 300 << 10, 2<<20 + 1}[i%3])
+		put(t, c.Nodes[i%2].URL, name, data[name])
+		if o := object(t, c, name); o.K+o.M != 2 {
+			t.Fatalf("%s stored as %d+%d with 2 nodes alive", name, o.K, o.M)
+		}
+	}
+	c.Restart(2)
+	c.WaitReady()
+	for name, b := range data {
+		pullEverywhere(t, c, name, b)
+	}
+}
+
+var corruptMetric = regexp.MustCompile(`(?m)^pier_corrupt_blocks_total (\d+)$`)
+
+func TestCorruptShardIsRebuiltAndCounted(t *testing.T) {
+	c := New(t, 3, Options{})
+	body := bigBytes(3, 3<<20)
+	put(t, c.Nodes[0].URL, "rot.bin", body)
+	o := object(t, c, "rot.bin")
+	holder := nodeIndex(c, o.Placement[0])
+	f, err := c.Nodes[holder].Srv.Node.Shards().Open(o.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := f.Name()
+	f.Close()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int{100, 1 << 20, len(raw) - 10} {
+		raw[off] ^= 0xff
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pullEverywhere(t, c, "rot.bin", body)
+	var corrupt int
+	for _, i := range c.Running() {
+		m := corruptMetric.FindSubmatch(Do(t, "GET", c.Nodes[i].URL+"/metrics", nil, nil).Body)
+		if m == nil {
+			t.Fatal("no pier_corrupt_blocks_total metric")
+		}
+		n, _ := strconv.Atoi(string(m[1]))
+		corrupt += n
+	}
+	if corrupt == 0 {
+		t.Fatal("corruption was not counted")
+	}
+}
+
+func TestDedupStoresNoNewShards(t *testing.T) {
+	c := New(t, 3, Options{})
+	body := bigBytes(4, 2<<20)
+	put(t, c.Nodes[0].URL, "a.bin", body)
+	before := shardBytes(c)
+	put(t, c.Nodes[1].URL, "b.bin", body)
+	Do(t, "PUT", c.Nodes[2].URL+"/artifacts/c.bin", bytes.NewReader(body),
+		http.Header{"X-Checksum-Sha256": {Digest(body)[len("sha256:"):]}})
+	Eventually(t, Wait(), func() error {
+		if after := shardBytes(c); after != before {
+			return fmt.Errorf("shard bytes %d after re-pushing the same content, %d before", after, before)
+		}
+		return nil
+	})
+	o := object(t, c, "c.bin")
+	if o.Refs != 3 {
+		t.Fatalf("refs %d, want 3", o.Refs)
+	}
+	for _, name := range []string{"a.bin", "b.bin", "c.bin"} {
+		pullEverywhere(t, c, name, body)
+	}
+}
+
+// failingPeers breaks shard uploads to chosen nodes part way through.
+type failingPeers struct {
+	cluster.PeerClient
+	c     *Cluster
+	fail  map[string]bool // node ids
+	after int64
+}
+
+var errPlanted = errors.New("planted failure")
+
+func (f *failingPeers) PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error {
+	for _, n := range f.c.Nodes {
+		if f.fail[n.ID] && "127.0.0.1:"+addrPort(n.URL) == addr {
+			body = io.MultiReader(io.LimitReader(body, f.after), errReader{})
+		}
+	}
+	return f.PeerClient.PutShard(ctx, addr, id, index, body)
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errPlanted }
+
+func addrPort(url string) string { return url[len("http://127.0.0.1:"):] }
+
+func TestPeerDiesMidPush(t *testing.T) {
+	var fp *failingPeers
+	c := New(t, 6, Options{Tune: func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.WrapPeers = func(p cluster.PeerClient) cluster.PeerClient {
+				fp = &failingPeers{PeerClient: p, fail: map[string]bool{}, after: 1 << 20}
+				return fp
+			}
+		}
+	}})
+	fp.c = c
+
+	// One stream breaks: 5 of 6 shards is K+1, so the push succeeds and
+	// records the missing shard.
+	fp.fail["node2"] = true
+	body := bigBytes(5, 12<<20)
+	put(t, c.Nodes[0].URL, "one-lost.bin", body)
+	o := object(t, c, "one-lost.bin")
+	if len(o.Missing) != 1 || o.Placement[o.Missing[0]] != "node2" {
+		t.Fatalf("missing %v placement %v, want node2's shard missing", o.Missing, o.Placement)
+	}
+	pullEverywhere(t, c, "one-lost.bin", body)
+
+	// Two break: fewer than K+1 durable, so the push fails cleanly and
+	// leaves no shards behind.
+	fp.fail["node3"] = true
+	before := shardBytes(c)
+	r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/two-lost.bin", bytes.NewReader(bigBytes(6, 12<<20)), nil)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("push with two streams lost: %d %s", r.Status, r.Body)
+	}
+	Eventually(t, Wait(), func() error {
+		if after := shardBytes(c); after != before {
+			return fmt.Errorf("failed push left %d shard bytes", after-before)
+		}
+		return nil
+	})
+	if r := Do(t, "GET", c.Nodes[1].URL+"/artifacts/two-lost.bin", nil, nil); r.Status != 404 {
+		t.Fatalf("failed push is visible: %d", r.Status)
+	}
+}
