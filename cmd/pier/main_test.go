@@ -350,3 +350,22 @@ func TestSplitServers(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+func TestHealthTarget(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		flag string
+		env  map[string]string
+		want string
+	}{
+		{"", nil, "http://127.0.0.1:8081"},
+		{"10.0.0.1:9000", map[string]string{"PIER_SERVER": "a:1"}, "http://10.0.0.1:9000"},
+		{"", map[string]string{"PIER_SERVER": "a:1,b:2"}, "http://a:1"},
+		{"", map[string]string{"PIER_HTTP_ADDR": "0.0.0.0:8080"}, "http://127.0.0.1:8080"},
+	}
+	for _, tc := range cases {
+		if got := healthTarget(tc.flag, env(tc.env)); got != tc.want {
+			t.Errorf("healthTarget(%q, %v) = %q, want %q", tc.flag, tc.env, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package chunk
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/pier-registry/pier/chunk/erasure"
+)
+
+const testID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// stream builds what a pushing node sends for shard index: frames, then
+// the header.
+func stream(t *testing.T, id string, index int, l erasure.Layout) []byte {
+	t.Helper()
+	var b []byte
+	for s := range l.Stripes() {
+		b = erasure.AppendFrame(b, s, bytes.Repeat([]byte{byte(s)}, l.BlockLen(s)))
+	}
+	var obj [32]byte
+	hex.Decode(obj[:], []byte(id))
+	h, err := erasure.Header{Object: obj, Index: index, Layout: l}.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, h...)
+}
+
+type failAfter struct {
+	r   io.Reader
+	err error
+}
+
+func (f *failAfter) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, f.err
+	}
+	return n, err
+}
+
+func files(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
+func TestReceiveAndRead(t *testing.T) {
+	s, err := OpenShardStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
+	size, err := s.Receive(context.Background(), testID, 2, bytes.NewReader(stream(t, testID, 2, l)))
+	if err != nil || size != l.ShardFileSize() {
+		t.Fatalf("receive: %d %v, want %d bytes", size, err, l.ShardFileSize())
+	}
+	f, err := s.Open(testID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var obj [32]byte
+	hex.Decode(obj[:], []byte(testID))
+	sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: l})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for st := range l.Stripes() {
+		b, err := sr.ReadBlock(st, nil)
+		if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, l.BlockLen(st))) {
+			t.Fatalf("block %d: %v %v", st, b, err)
+		}
+	}
+	n, b, err := s.Usage()
+	if n != 1 || b != l.ShardFileSize() || err != nil {
+		t.Fatalf("usage %d %d %v", n, b, err)
+	}
+}
+
+func TestReceiveRefusesBadStreams(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenShardStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
+	good := stream(t, testID, 1, l)
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)-10] ^= 1 // inside the header checksum's cover
+	cases := []struct {
+		name    string
+		id      string
+		index   int
+		r       io.Reader
+		wantErr error
+	}{
+		{"truncated", testID, 1, bytes.NewReader(good[:len(good)-30]), ErrBadShard},
+		{"frames missing", testID, 1, bytes.NewReader(good[10:]), ErrBadShard},
+		{"no header", testID, 1, bytes.NewReader(good[:20]), ErrBadShard},
+		{"damaged header", testID, 1, bytes.NewReader(flipped), ErrBadShard},
+		{"sent as another index", testID, 0, bytes.NewReader(good), ErrBadShard},
+		{"sent as another object", strings.Repeat("f", 64), 1, bytes.NewReader(good), ErrBadShard},
+		{"path in id", "../../" + testID[6:], 1, bytes.NewReader(good), ErrBadID},
+		{"index out of range", testID, 99, bytes.NewReader(good), ErrBadShard},
+		{"disk full", testID, 1, &failAfter{bytes.NewReader(good[:40]), syscall.ENOSPC}, ErrNoSpace},
+		{"sender gone", testID, 1, &failAfter{bytes.NewReader(good[:40]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.Receive(context.Background(), tc.id, tc.index, tc.r)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err %v, want %v", err, tc.wantErr)
+			}
+			if n := files(t, dir); n != 0 {
+				t.Fatalf("%d files left behind", n)
+			}
+		})
+	}
+}
+
+func TestOpenShardStoreCleansCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenShardStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		os.WriteFile(filepath.Join(dir, "tmp", fmt.Sprintf("shard-%d", i)), []byte("half"), 0o644)
+	}
+	if _, err := OpenShardStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	if n := files(t, dir); n != 0 {
+		t.Fatalf("%d temp files survived a restart", n)
+	}
+}
