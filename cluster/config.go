@@ -30,6 +30,8 @@ type PeerClient interface {
 	GetShard(ctx context.Context, addr, id string, index int, off, n int64) (io.ReadCloser, error)
 	// DeleteShard removes a shard file from the node at addr.
 	DeleteShard(ctx context.Context, addr, id string, index int) error
+	// Ping checks that the node at addr answers.
+	Ping(ctx context.Context, addr string) error
 }
 
 // Config builds a Node. Zero durations take production defaults.

@@ -58,7 +58,7 @@ func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (St
 			return n.storeShared(body, expect, obj)
 		}
 	}
-	live := n.liveNodes()
+	live := n.reachable(ctx, n.liveNodes())
 	if len(live) == 0 {
 		return Stored{}, fmt.Errorf("%w: no live node to store shards", ErrUnavailable)
 	}
@@ -205,6 +205,9 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 		}
 	}()
 	err := n.putShard(ctx, s.node, id, s.index, pr)
+	if errors.Is(err, ErrPeerUnreachable) {
+		n.markUnreachable(s.node)
+	}
 	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 	s.err = err
 	close(s.done)

@@ -55,6 +55,10 @@ type Node struct {
 	gossip *memberlist.Memberlist
 
 	members *memberTable
+	// unreachable remembers when a node last refused a call, reachedAt
+	// when one last succeeded (node id -> time.Time).
+	unreachable sync.Map
+	reachedAt   sync.Map
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
 	bootMu sync.Mutex

@@ -42,11 +42,82 @@ func (n *Node) Stats() Stats {
 func (n *Node) liveNodes() []string {
 	var ids []string
 	for _, m := range n.members.alive(n.cfg.Datacenter) {
-		if m.Meta.HTTP != "" {
+		if m.Meta.HTTP != "" && !n.recentlyUnreachable(m.ID) {
 			ids = append(ids, m.ID)
 		}
 	}
 	return ids
+}
+
+// unreachableFor is how long a node that refused a shard stream is left out
+// of new placements. Gossip takes seconds to declare a killed node dead;
+// without this, every push in that window would place a shard on it.
+const unreachableFor = 10 * time.Second
+
+func (n *Node) markUnreachable(id string) {
+	n.unreachable.Store(id, time.Now())
+	n.reachedAt.Delete(id)
+}
+
+// pingAfter is how long a node may go without a successful call before a
+// push checks that it still answers.
+const pingAfter = time.Second
+
+func (n *Node) markReached(id string) { n.reachedAt.Store(id, time.Now()) }
+
+// reachable drops from ids the nodes that do not answer a ping, pinging in
+// parallel only those not heard from lately: under load that is none of
+// them, after a node died it is one round trip per push until gossip or
+// the unreachable mark takes the node out.
+func (n *Node) reachable(ctx context.Context, ids []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	down := make([]bool, len(ids))
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		if id == n.cfg.ID {
+			continue
+		}
+		if v, ok := n.reachedAt.Load(id); ok && time.Since(v.(time.Time)) < pingAfter {
+			continue
+		}
+		m, ok := n.members.get(id)
+		if !ok {
+			down[i] = true
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.cfg.Peers.Ping(ctx, m.Meta.HTTP); err != nil {
+				n.log.Debug("node does not answer, leaving it out of the placement", "node", id, "error", err)
+				n.markUnreachable(id)
+				down[i] = true
+				return
+			}
+			n.markReached(id)
+		}()
+	}
+	wg.Wait()
+	out := ids[:0:0]
+	for i, id := range ids {
+		if !down[i] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (n *Node) recentlyUnreachable(id string) bool {
+	v, ok := n.unreachable.Load(id)
+	if !ok {
+		return false
+	}
+	if time.Since(v.(time.Time)) > unreachableFor {
+		n.unreachable.Delete(id)
+		return false
+	}
+	return true
 }
 
 // putShard stores one shard stream on node: locally without a network hop,
@@ -60,7 +131,11 @@ func (n *Node) putShard(ctx context.Context, node, id string, index int, r io.Re
 	if !ok || m.Meta.HTTP == "" {
 		return fmt.Errorf("node %s unknown to gossip", node)
 	}
-	return n.cfg.Peers.PutShard(ctx, m.Meta.HTTP, id, index, r)
+	err := n.cfg.Peers.PutShard(ctx, m.Meta.HTTP, id, index, r)
+	if err == nil {
+		n.markReached(node)
+	}
+	return err
 }
 
 // deleteShards removes an object's shards from its nodes, best effort:

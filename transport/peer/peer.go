@@ -75,6 +75,9 @@ func Handler(node Node, clusterKey string) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]uint64{"index": idx})
 	})
+	mux.HandleFunc("GET "+Prefix+"ping", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	})
 	shard := func(r *http.Request) (string, int, error) {
 		i, err := strconv.Atoi(r.PathValue("index"))
 		if err != nil {
@@ -284,6 +287,16 @@ func (c *Client) DeleteShard(ctx context.Context, addr, id string, index int) er
 	resp, err := c.do(ctx, http.MethodDelete, addr, shardPath(id, index), nil)
 	if err != nil {
 		return fmt.Errorf("delete shard %d of %s on %s: %w", index, id, addr, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Ping implements cluster.PeerClient.
+func (c *Client) Ping(ctx context.Context, addr string) error {
+	resp, err := c.do(ctx, http.MethodGet, addr, Prefix+"ping", nil)
+	if err != nil {
+		return fmt.Errorf("ping %s: %w", addr, err)
 	}
 	resp.Body.Close()
 	return nil
