@@ -294,9 +294,11 @@ func TestPeerDiesMidPush(t *testing.T) {
 	}
 	pullEverywhere(t, c, "one-lost.bin", body)
 
-	// Two break: fewer than K+1 durable, so the push fails cleanly and
-	// leaves no shards behind.
-	fp.fail["node3"] = true
+	// node2 is now left out of placements for a while (it failed a stream),
+	// so the next push is 3+2 over the other five. Two more streams break:
+	// fewer than K+1 durable, so the push fails cleanly and leaves no shards
+	// behind.
+	fp.fail["node3"], fp.fail["node4"] = true, true
 	before := shardBytes(c)
 	r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/two-lost.bin", bytes.NewReader(bigBytes(6, 12<<20)), nil)
 	if r.Status != http.StatusServiceUnavailable {
