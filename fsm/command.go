@@ -34,6 +34,10 @@ const (
 	OpDeleteArtifact Op = "delete_artifact"
 	OpTag            Op = "tag"
 	OpUntag          Op = "untag"
+	OpSetNodeState   Op = "set_node_state"
+	OpMoveShards     Op = "move_shards"
+	OpReplaceObject  Op = "replace_object"
+	OpMarkMissing    Op = "mark_missing"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -47,6 +51,36 @@ type Command struct {
 	Put    *PutArtifact    `json:"put,omitempty"`
 	Delete *DeleteArtifact `json:"delete,omitempty"`
 	Tag    *TagChange      `json:"tag,omitempty"`
+	Node   *NodeChange     `json:"node,omitempty"`
+	Shards *ShardChange    `json:"shards,omitempty"`
+}
+
+// NodeChange sets a node's membership state.
+type NodeChange struct {
+	Node  string    `json:"node"`
+	State NodeState `json:"state"`
+}
+
+// ShardChange changes where an object's shards live. Every change names
+// the object ID it was computed against and applies only if the object still
+// has that ID (and, for moves, the shard still sits where the mover saw
+// it), so concurrent repairs and pushes can never undo one another.
+type ShardChange struct {
+	Digest   string `json:"digest"`
+	ObjectID string `json:"object_id"`
+	// Moves re-home shards that were copied or rebuilt on their new node.
+	Moves []ShardMove `json:"moves,omitempty"`
+	// Replace swaps the whole object for a re-encoded copy.
+	Replace *ObjectRef `json:"replace,omitempty"`
+	// Missing marks a shard as lost (corrupt, or found absent).
+	Missing *int `json:"missing,omitempty"`
+}
+
+// ShardMove re-homes shard Index from node From to node To.
+type ShardMove struct {
+	Index int    `json:"index"`
+	From  string `json:"from"`
+	To    string `json:"to"`
 }
 
 // PutArtifact binds a name to stored content.

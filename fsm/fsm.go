@@ -103,6 +103,41 @@ func (f *FSM) Object(digest string) (Object, bool) {
 	return c, true
 }
 
+// ObjectByID returns the object whose shard files carry id.
+func (f *FSM) ObjectByID(id string) (Object, bool) {
+	f.mu.RLock()
+	d, ok := f.s.byID[id]
+	f.mu.RUnlock()
+	if !ok {
+		return Object{}, false
+	}
+	return f.Object(d)
+}
+
+// Objects returns a copy of every stored object. Repair and status scan it.
+func (f *FSM) Objects() []Object {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Object, 0, len(f.s.objects))
+	for _, o := range f.s.objects {
+		c := *o
+		c.Placement = slices.Clone(o.Placement)
+		c.Missing = slices.Clone(o.Missing)
+		out = append(out, c)
+	}
+	return out
+}
+
+// NodeState returns the agreed membership state of a node.
+func (f *FSM) NodeState(id string) NodeState {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if st, ok := f.s.nodes[id]; ok {
+		return st
+	}
+	return NodeActive
+}
+
 // History returns the tag history of name, oldest first.
 func (f *FSM) History(name string) []TagEvent {
 	f.mu.RLock()
@@ -249,5 +284,6 @@ func (f *FSM) snapshotState() (*state, uint64) {
 		tombstones: maps.Clone(f.s.tombstones),
 		objects:    objs,
 		history:    maps.Clone(f.s.history),
+		nodes:      maps.Clone(f.s.nodes),
 	}, f.applied.Load()
 }

@@ -279,3 +279,47 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestShardChangesAreCompareAndSet(t *testing.T) {
+	f := New()
+	p := put("a.jar", 'a', 0)
+	p.Put.Object = ObjectRef{ID: "id1", K: 2, M: 1, BlockSize: 4, Placement: []string{"n1", "n2", "n3"}, Missing: []int{2}}
+	apply(t, f, 1, p)
+	one := 1
+	res := apply(t, f, 2,
+		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Moves: []ShardMove{{Index: 2, From: "n3", To: "n4"}}}},
+		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Moves: []ShardMove{{Index: 0, From: "n9", To: "n5"}}}},
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Missing: &one}},
+		Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "stale", Replace: &ObjectRef{ID: "id2", K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}},
+		Command{Op: OpSetNodeState, Time: t0, Node: &NodeChange{Node: "n3", State: NodeDraining}},
+	)
+	want := []Status{StatusUpdated, StatusConflict, StatusUpdated, StatusConflict, StatusUpdated}
+	for i, r := range res {
+		if r.Status != want[i] {
+			t.Errorf("command %d: %s (%s), want %s", i, r.Status, r.Message, want[i])
+		}
+	}
+	o, _ := f.ObjectByID("id1")
+	if !reflect.DeepEqual(o.Placement, []string{"n1", "n2", "n4"}) || !reflect.DeepEqual(o.Missing, []int{1}) {
+		t.Fatalf("object after moves: %+v", o.ObjectRef)
+	}
+	apply(t, f, 10, Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1",
+		Replace: &ObjectRef{ID: "id2", K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}})
+	if _, ok := f.ObjectByID("id1"); ok {
+		t.Fatal("replaced object id still indexed")
+	}
+	if o, ok := f.ObjectByID("id2"); !ok || o.Refs != 1 || o.K != 1 {
+		t.Fatalf("replacement %+v %v", o, ok)
+	}
+	if f.NodeState("n3") != NodeDraining || f.NodeState("n1") != NodeActive {
+		t.Fatal("node states")
+	}
+	snap, _ := f.Snapshot()
+	var buf bytes.Buffer
+	snap.(*snapshot).write(&buf)
+	g := New()
+	g.Restore(io.NopCloser(&buf))
+	if _, ok := g.ObjectByID("id2"); !ok || g.NodeState("n3") != NodeDraining {
+		t.Fatal("snapshot lost the id index or node states")
+	}
+}

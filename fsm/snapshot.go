@@ -22,6 +22,7 @@ type record struct {
 	Tombstone *Tombstone  `json:"t,omitempty"`
 	Object    *Object     `json:"o,omitempty"`
 	History   *historyRec `json:"h,omitempty"`
+	Node      *NodeChange `json:"n,omitempty"`
 }
 
 type historyRec struct {
@@ -68,6 +69,11 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	for _, o := range sn.s.objects {
 		if err := enc.Encode(record{Object: o}); err != nil {
+			return err
+		}
+	}
+	for id, st := range sn.s.nodes {
+		if err := enc.Encode(record{Node: &NodeChange{Node: id, State: st}}); err != nil {
 			return err
 		}
 	}
@@ -126,6 +132,9 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.tombstones[rec.Tombstone.Name] = *rec.Tombstone
 		case rec.Object != nil:
 			s.objects[rec.Object.Digest] = rec.Object
+			s.byID[rec.Object.ID] = rec.Object.Digest
+		case rec.Node != nil:
+			s.nodes[rec.Node.Node] = rec.Node.State
 		case rec.History != nil:
 			s.history[rec.History.Name] = rec.History.Events
 		}

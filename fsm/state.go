@@ -65,6 +65,9 @@ type state struct {
 	objects    map[string]*Object
 	byTag      map[string]map[string]struct{}
 	history    map[string][]TagEvent
+	nodes      map[string]NodeState
+	// byID finds an object by its ID: the name its shard files carry.
+	byID map[string]string
 }
 
 func newState() *state {
@@ -74,6 +77,8 @@ func newState() *state {
 		objects:    map[string]*Object{},
 		byTag:      map[string]map[string]struct{}{},
 		history:    map[string][]TagEvent{},
+		nodes:      map[string]NodeState{},
+		byID:       map[string]string{},
 	}
 }
 
@@ -87,6 +92,10 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.delete(c)
 	case OpTag, OpUntag:
 		r = s.tag(c)
+	case OpSetNodeState:
+		r = s.setNode(c)
+	case OpMoveShards, OpReplaceObject, OpMarkMissing:
+		r = s.changeShards(c)
 	default:
 		// An op this build does not know means the log was written by a newer
 		// version; applying nothing would silently diverge.
@@ -136,6 +145,7 @@ func (s *state) put(index uint64, c Command) Result {
 		ref.Missing = slices.Clone(ref.Missing)
 		obj = &Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size}
 		s.objects[p.Digest] = obj
+		s.byID[ref.ID] = p.Digest
 	}
 	obj.Refs++
 
@@ -180,6 +190,7 @@ func (s *state) delete(c Command) Result {
 			// Unreferenced bytes are left on disk for garbage collection,
 			// which finds them by their absence from this map.
 			delete(s.objects, a.Digest)
+			delete(s.byID, obj.ID)
 		}
 	}
 	return Result{Status: StatusDeleted, Artifact: s.copyOf(a)}
