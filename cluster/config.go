@@ -32,6 +32,8 @@ type PeerClient interface {
 	DeleteShard(ctx context.Context, addr, id string, index int) error
 	// Ping checks that the node at addr answers.
 	Ping(ctx context.Context, addr string) error
+	// Stats fetches the node's counters and disk usage.
+	Stats(ctx context.Context, addr string) (Stats, error)
 }
 
 // Config builds a Node. Zero durations take production defaults.
@@ -83,6 +85,23 @@ type Config struct {
 	// HedgeAfter gives up a remote shard read that delivers nothing for
 	// this long and reads parity instead.
 	HedgeAfter time.Duration
+
+	// RepairAfter is how long a node may be dead before its shards are
+	// rebuilt elsewhere.
+	RepairAfter time.Duration
+	// RepairInterval is how often the leader checks every object.
+	RepairInterval time.Duration
+	// RepairRate caps the bytes per second repair reads; 0 is no cap.
+	RepairRate int64
+	// ScrubInterval is how often a node re-reads all its shards, and
+	// ScrubRate the bytes per second it reads them at (negative: no cap).
+	ScrubInterval time.Duration
+	ScrubRate     int64
+	// GCInterval is how often a node looks for unreferenced shard files,
+	// and GCDelay how old one must be before it is deleted: long enough
+	// for any push or repair that wrote it to commit.
+	GCInterval time.Duration
+	GCDelay    time.Duration
 
 	Logger hclog.Logger
 	// Now is the clock that stamps commands.
@@ -147,6 +166,24 @@ func (c *Config) Validate() error {
 	}
 	if c.HedgeAfter == 0 {
 		c.HedgeAfter = 2 * time.Second
+	}
+	if c.RepairAfter == 0 {
+		c.RepairAfter = 5 * time.Minute
+	}
+	if c.RepairInterval == 0 {
+		c.RepairInterval = 10 * time.Second
+	}
+	if c.ScrubInterval == 0 {
+		c.ScrubInterval = 24 * time.Hour
+	}
+	if c.ScrubRate == 0 {
+		c.ScrubRate = 32 << 20
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = time.Minute
+	}
+	if c.GCDelay == 0 {
+		c.GCDelay = 15 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

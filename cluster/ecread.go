@@ -73,10 +73,25 @@ func (n *Node) nodeUp(id string) bool {
 
 func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) {
 	first, end, _ := l.StripesFor(off, length)
+	open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
+	faults, err := erasure.Decode(l, open, pw, off, length)
+	closeAll()
+	n.noteFaults(obj, faults)
+	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		// A closed pipe is a reader that stopped early: a range, a client gone.
+		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
+	}
+	pw.CloseWithError(err)
+}
+
+// shardOpener returns the OpenFunc Decode reads obj's stripes [first, end)
+// through, skipping shards that are missing, on nodes that are down, or
+// for which skip says so, and a function that closes what it opened.
+func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool) (erasure.OpenFunc, func()) {
 	var mu sync.Mutex
 	var closers []io.Closer
 	open := func(i int) (erasure.BlockReader, error) {
-		if slices.Contains(obj.Missing, i) || !n.nodeUp(obj.Placement[i]) {
+		if slices.Contains(obj.Missing, i) || !n.nodeUp(obj.Placement[i]) || (skip != nil && skip(i)) {
 			return nil, nil
 		}
 		br, c, err := n.openShard(ctx, obj, i, l, first, end)
@@ -87,16 +102,13 @@ func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off
 		}
 		return br, err
 	}
-	faults, err := erasure.Decode(l, open, pw, off, length)
-	for _, c := range closers {
-		c.Close()
+	return open, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range closers {
+			c.Close()
+		}
 	}
-	n.noteFaults(obj, faults)
-	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		// A closed pipe is a reader that stopped early: a range, a client gone.
-		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
-	}
-	pw.CloseWithError(err)
 }
 
 // openShard opens shard i for stripes [first, end): the local file, or a
@@ -146,6 +158,7 @@ func (n *Node) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 			n.stats.corruptBlocks.Add(1)
 			n.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
 				"shard", f.Shard, "stripe", f.Stripe, "node", obj.Placement[f.Shard], "error", f.Err)
+			go n.reportMissing(context.Background(), obj, f.Shard)
 			continue
 		}
 		n.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,

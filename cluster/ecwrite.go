@@ -58,7 +58,12 @@ func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (St
 			return n.storeShared(body, expect, obj)
 		}
 	}
-	live := n.reachable(ctx, n.liveNodes())
+	return n.storeNew(ctx, body, expect, n.reachable(ctx, n.liveNodes()), false)
+}
+
+// storeNew encodes body into a new object over the nodes live. A push
+// accepts K+1 durable shards; a repair (full) wants every one.
+func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live []string, full bool) (Stored, error) {
 	if len(live) == 0 {
 		return Stored{}, fmt.Errorf("%w: no live node to store shards", ErrUnavailable)
 	}
@@ -86,7 +91,11 @@ func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (St
 
 	id := newObjectID()
 	nodes := placement.Place(id, live, scheme.Shards())
-	w := n.newStripeWriter(ctx, id, scheme, nodes)
+	need := min(scheme.K+1, scheme.Shards())
+	if full {
+		need = scheme.Shards()
+	}
+	w := n.newStripeWriter(ctx, id, scheme, nodes, need)
 	enc, err := erasure.NewEncoder(scheme, blockSize)
 	if err != nil {
 		w.abort()
@@ -167,23 +176,31 @@ func (s *shardSink) failed() bool {
 }
 
 // stripeWriter fans the frames of each stripe out to one sink per shard.
+// A repair writes only some shards: nodes[i] == "" has no sink.
 type stripeWriter struct {
 	n      *Node
 	id     string
 	scheme erasure.Scheme
 	nodes  []string
 	sinks  []*shardSink
+	need   int
 	timer  *time.Timer
 	closed bool
 }
 
-func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Scheme, nodes []string) *stripeWriter {
-	w := &stripeWriter{n: n, id: id, scheme: scheme, nodes: nodes, timer: time.NewTimer(time.Hour)}
+// newStripeWriter starts one shard stream per non-empty entry of nodes; the
+// write succeeds when need of them end durable.
+func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Scheme, nodes []string, need int) *stripeWriter {
+	w := &stripeWriter{n: n, id: id, scheme: scheme, nodes: nodes, need: need, timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
+	w.sinks = make([]*shardSink, len(nodes))
 	for i, node := range nodes {
+		if node == "" {
+			continue
+		}
 		sctx, cancel := context.WithCancel(ctx)
 		s := &shardSink{index: i, node: node, frames: make(chan *[]byte, framesInFlight), cancel: cancel, done: make(chan struct{})}
-		w.sinks = append(w.sinks, s)
+		w.sinks[i] = s
 		go n.runSink(sctx, id, s)
 	}
 	return w
@@ -213,16 +230,13 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 	close(s.done)
 }
 
-// required is how many shard files must be durable for a push to succeed:
-// K+1, so the object survives one more loss, or all of them when M is 0.
-func (w *stripeWriter) required() int { return min(w.scheme.K+1, w.scheme.Shards()) }
 
 // emit queues one stripe's blocks. A sink that cannot take a frame within
 // the stall timeout is given up; the push goes on while enough remain.
 func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
 	for i, blk := range shards {
 		s := w.sinks[i]
-		if s.failed() {
+		if s == nil || s.failed() {
 			continue
 		}
 		f := getFrame(len(blk) + erasure.ChecksumSize)
@@ -249,8 +263,8 @@ func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
 		}
 		w.timer.Stop()
 	}
-	if ok := w.healthy(); ok < w.required() {
-		return fmt.Errorf("%w: only %d of %d shard streams left, %d needed", ErrUnavailable, ok, len(w.sinks), w.required())
+	if ok := w.healthy(); ok < w.need {
+		return fmt.Errorf("%w: only %d shard streams left, %d needed", ErrUnavailable, ok, w.need)
 	}
 	return nil
 }
@@ -258,7 +272,7 @@ func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
 func (w *stripeWriter) healthy() int {
 	ok := 0
 	for _, s := range w.sinks {
-		if !s.failed() {
+		if s != nil && !s.failed() {
 			ok++
 		}
 	}
@@ -272,6 +286,9 @@ func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
 	var obj [32]byte
 	hex.Decode(obj[:], []byte(w.id))
 	for i, s := range w.sinks {
+		if s == nil {
+			continue
+		}
 		hdr, err := erasure.Header{Object: obj, Index: i, Layout: l}.MarshalBinary()
 		if err != nil {
 			w.abort()
@@ -287,27 +304,30 @@ func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
 			}
 		}
 	}
-	for _, s := range w.sinks {
-		close(s.frames)
-	}
-	w.closed = true
+	w.closeFrames()
 	var missing []int
 	var errs []error
+	durable := 0
 	for i, s := range w.sinks {
+		if s == nil {
+			continue
+		}
 		<-s.done
 		s.cancel()
 		if s.err != nil {
 			missing = append(missing, i)
 			errs = append(errs, fmt.Errorf("shard %d on %s: %w", i, s.node, s.err))
+			continue
 		}
+		durable++
 	}
 	if len(errs) > 0 {
-		w.n.log.Warn("push lost shard streams", "object", w.id, "error", errors.Join(errs...))
+		w.n.log.Warn("lost shard streams", "object", w.id, "error", errors.Join(errs...))
 	}
-	if len(w.sinks)-len(missing) < w.required() {
+	if durable < w.need {
 		w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
-		return nil, fmt.Errorf("%w: %d of %d shards durable, %d needed: %w",
-			ErrUnavailable, len(w.sinks)-len(missing), len(w.sinks), w.required(), errors.Join(errs...))
+		return nil, fmt.Errorf("%w: %d shards durable, %d needed: %w",
+			ErrUnavailable, durable, w.need, errors.Join(errs...))
 	}
 	if w.n.fault(faultDropShard) {
 		// The planted fault acknowledges the push as if no shard were lost.
@@ -316,17 +336,30 @@ func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
 	return missing, nil
 }
 
-// abort stops every stream and removes whatever shards were written.
-func (w *stripeWriter) abort() {
-	for _, s := range w.sinks {
-		s.cancel()
-		if !w.closed {
-			close(s.frames)
-		}
+func (w *stripeWriter) closeFrames() {
+	if w.closed {
+		return
 	}
 	w.closed = true
 	for _, s := range w.sinks {
-		<-s.done
+		if s != nil {
+			close(s.frames)
+		}
+	}
+}
+
+// abort stops every stream and removes whatever shards were written.
+func (w *stripeWriter) abort() {
+	for _, s := range w.sinks {
+		if s != nil {
+			s.cancel()
+		}
+	}
+	w.closeFrames()
+	for _, s := range w.sinks {
+		if s != nil {
+			<-s.done
+		}
 	}
 	w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/fsm"
 )
 
 // maxVoters keeps the quorum small: beyond five voters each commit waits on
@@ -54,7 +56,24 @@ func (n *Node) reconcile() {
 			voters++
 		}
 	}
+	for _, s := range f.Configuration().Servers {
+		if n.fsm.NodeState(string(s.ID)) != fsm.NodeLeft {
+			continue
+		}
+		if err := n.raft.RemoveServer(s.ID, 0, 0).Error(); err != nil {
+			n.log.Warn("reconcile: remove raft server", "id", s.ID, "error", err)
+			continue
+		}
+		n.log.Info("removed raft server that left", "id", s.ID)
+		if s.Suffrage == raft.Voter {
+			voters--
+		}
+		delete(known, s.ID)
+	}
 	for _, m := range n.members.alive(n.cfg.Datacenter) {
+		if n.fsm.NodeState(m.ID) == fsm.NodeLeft {
+			continue
+		}
 		id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Meta.Raft)
 		s, ok := known[id]
 		if ok && s.Address == addr {

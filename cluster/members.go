@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/fsm"
 )
 
 // Raft roles as shown to operators.
@@ -24,6 +26,9 @@ type Member struct {
 	RaftAddr   string `json:"raft_addr"`
 	State      string `json:"state"`
 	Role       string `json:"role"`
+	// Status is the membership the cluster agreed: active, draining or
+	// left.
+	Status string `json:"status"`
 }
 
 // Members lists every node known to gossip or raft, sorted by id. A raft
@@ -56,6 +61,10 @@ func (n *Node) Members() (leader string, out []Member) {
 		roles[m.ID] = r
 	}
 	for _, m := range roles {
+		m.Status = string(n.fsm.NodeState(m.ID))
+		if m.Status == string(fsm.NodeLeft) && m.State != StateAlive {
+			m.State = StateLeft
+		}
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

@@ -42,6 +42,8 @@ type member struct {
 	Gossip string
 	State  string
 	Meta   nodeMeta
+	// Since is when State last changed.
+	Since time.Time
 }
 
 // memberTable remembers every node seen, including failed ones, because
@@ -58,11 +60,16 @@ func (t *memberTable) set(n *memberlist.Node, state string) {
 	_ = json.Unmarshal(n.Meta, &meta)
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	since := time.Now()
+	if old, ok := t.m[n.Name]; ok && old.State == state {
+		since = old.Since
+	}
 	t.m[n.Name] = member{
 		ID:     n.Name,
 		Gossip: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
 		State:  state,
 		Meta:   meta,
+		Since:  since,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,8 @@ type Node struct {
 	// when one last succeeded (node id -> time.Time).
 	unreachable sync.Map
 	reachedAt   sync.Map
+	// reported holds shards this node already reported missing.
+	reported sync.Map
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
 	bootMu sync.Mutex
@@ -70,6 +73,9 @@ type Node struct {
 	reconcileEvents chan struct{}
 	leaderNotify    chan bool
 
+	started  time.Time
+	leaving  atomic.Bool
+	left     chan struct{}
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -90,6 +96,8 @@ func New(cfg Config) (*Node, error) {
 		reconcileEvents: make(chan struct{}, 1),
 		leaderNotify:    make(chan bool, 8),
 		stop:            make(chan struct{}),
+		started:         time.Now(),
+		left:            make(chan struct{}),
 	}
 	ok := false
 	defer func() {
@@ -107,10 +115,13 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(3)
+	n.wg.Add(6)
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()
+	go n.repairLoop()
+	go n.scrubLoop()
+	go n.gcLoop()
 	ok = true
 	return n, nil
 }

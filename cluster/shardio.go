@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pier-registry/pier/fsm"
@@ -14,35 +15,60 @@ import (
 
 // stats are counters for /metrics.
 type stats struct {
-	corruptBlocks atomic.Int64
-	degradedReads atomic.Int64
+	corruptBlocks  atomic.Int64
+	degradedReads  atomic.Int64
+	repairedShards atomic.Int64
+	repairFailures atomic.Int64
+	movedBytes     atomic.Int64
+	scrubbedBytes  atomic.Int64
+	scrubCorrupt   atomic.Int64
+	gcRemoved      atomic.Int64
 }
 
 // Stats is a snapshot of a node's counters.
 type Stats struct {
-	CorruptBlocks int64
-	DegradedReads int64
-	ShardFiles    int
-	ShardBytes    int64
+	CorruptBlocks  int64 `json:"corrupt_blocks"`
+	DegradedReads  int64 `json:"degraded_reads"`
+	RepairedShards int64 `json:"repaired_shards"`
+	RepairFailures int64 `json:"repair_failures"`
+	MovedBytes     int64 `json:"moved_bytes"`
+	ScrubbedBytes  int64 `json:"scrubbed_bytes"`
+	ScrubCorrupt   int64 `json:"scrub_corrupt"`
+	GCRemoved      int64 `json:"gc_removed"`
+	ShardFiles     int   `json:"shard_files"`
+	ShardBytes     int64 `json:"shard_bytes"`
+	DiskFree       int64 `json:"disk_free"`
 }
 
 // Stats returns the node's counters and local shard usage.
 func (n *Node) Stats() Stats {
 	files, bytes, _ := n.shards.Usage()
+	var fs syscall.Statfs_t
+	var free int64
+	if syscall.Statfs(n.cfg.DataDir, &fs) == nil {
+		free = int64(fs.Bavail) * fs.Bsize
+	}
 	return Stats{
-		CorruptBlocks: n.stats.corruptBlocks.Load(),
-		DegradedReads: n.stats.degradedReads.Load(),
-		ShardFiles:    files,
-		ShardBytes:    bytes,
+		CorruptBlocks:  n.stats.corruptBlocks.Load(),
+		DegradedReads:  n.stats.degradedReads.Load(),
+		RepairedShards: n.stats.repairedShards.Load(),
+		RepairFailures: n.stats.repairFailures.Load(),
+		MovedBytes:     n.stats.movedBytes.Load(),
+		ScrubbedBytes:  n.stats.scrubbedBytes.Load(),
+		ScrubCorrupt:   n.stats.scrubCorrupt.Load(),
+		GCRemoved:      n.stats.gcRemoved.Load(),
+		ShardFiles:     files,
+		ShardBytes:     bytes,
+		DiskFree:       free,
 	}
 }
 
-// liveNodes returns the ids of alive members of the datacenter, sorted:
-// the candidates for a new object's shards.
+// liveNodes returns the ids of alive, active members of the datacenter,
+// sorted: the candidates for a new object's shards.
 func (n *Node) liveNodes() []string {
 	var ids []string
 	for _, m := range n.members.alive(n.cfg.Datacenter) {
-		if m.Meta.HTTP != "" && !n.recentlyUnreachable(m.ID) {
+		if m.Meta.HTTP != "" && !n.recentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
 			ids = append(ids, m.ID)
 		}
 	}
@@ -145,6 +171,9 @@ func (n *Node) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
 	defer cancel()
 	var wg sync.WaitGroup
 	for i, node := range ref.Placement {
+		if node == "" {
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

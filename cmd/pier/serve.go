@@ -32,6 +32,9 @@ type serveFlags struct {
 	logJSON                                 bool
 	maxObjectSize                           int64
 	ec                                      string
+	repairAfter                             time.Duration
+	repairRate                              int64
+	scrubInterval                           time.Duration
 }
 
 func runServe(args []string) error {
@@ -46,12 +49,15 @@ func runServe(args []string) error {
 	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8300", "raft listen address")
 	fs.StringVar(&f.adverts, "advertise", "", "IP or host other nodes use to reach this one, when binding 0.0.0.0")
 	fs.StringVar(&f.join, "join", "", "comma-separated gossip addresses of existing members")
-	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "bootstrap raft once this many nodes are seen (default 1 without --join)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", -1, "bootstrap raft once this many nodes are seen; 0 never bootstraps and waits to be joined (default: 1 without --join, else 0)")
 	fs.StringVar(&f.clusterKey, "cluster-key", "", "shared secret for gossip encryption and peer calls")
 	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
 	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in bytes (0: no limit)")
 	fs.StringVar(&f.ec, "ec", "", "erasure scheme k+m for pushes while k+m nodes are alive (default: by live node count)")
+	fs.DurationVar(&f.repairAfter, "repair-after", 5*time.Minute, "rebuild the shards of a node dead for this long")
+	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "bytes per second repair may read (0: no limit)")
+	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
 		fs.PrintDefaults()
@@ -80,8 +86,12 @@ func runServe(args []string) error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	log.Info("stopping", "signal", s.String())
+	select {
+	case s := <-sig:
+		log.Info("stopping", "signal", s.String())
+	case <-srv.Node.Left():
+		log.Info("stopping: this node left the cluster")
+	}
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -115,8 +125,11 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			join = append(join, j)
 		}
 	}
-	if f.bootstrapExpect == 0 && len(join) == 0 {
-		f.bootstrapExpect = 1
+	if f.bootstrapExpect < 0 {
+		f.bootstrapExpect = 0
+		if len(join) == 0 {
+			f.bootstrapExpect = 1
+		}
 	}
 	var ec erasure.Scheme
 	if f.ec != "" {
@@ -146,6 +159,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,
 			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
+			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
 		},
 	}, nil
 }

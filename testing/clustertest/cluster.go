@@ -129,6 +129,12 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 			ReconcileInterval: 100 * time.Millisecond,
 			StallTimeout:      2 * time.Second,
 			HedgeAfter:        500 * time.Millisecond,
+			RepairAfter:       time.Second,
+			RepairInterval:    200 * time.Millisecond,
+			ScrubInterval:     300 * time.Millisecond,
+			ScrubRate:         -1,
+			GCInterval:        300 * time.Millisecond,
+			GCDelay:           time.Second,
 			Logger:            log,
 		},
 	}
@@ -149,6 +155,19 @@ func (c *Cluster) start(n *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)
 	}
+}
+
+// Add starts one more node that joins the cluster through the first node
+// without bootstrapping, and returns its index.
+func (c *Cluster) Add() int {
+	c.t.Helper()
+	cfg := c.nodeConfig(fmt.Sprintf("node%d", len(c.Nodes)+1), Options{ClusterKey: c.Nodes[0].cfg.Node.ClusterKey})
+	cfg.Node.BootstrapExpect = 0
+	cfg.Node.Join = []string{c.Nodes[0].cfg.Node.GossipBind}
+	n := &Node{ID: cfg.Node.ID, cfg: cfg, URL: "http://" + cfg.HTTPBind}
+	c.Nodes = append(c.Nodes, n)
+	c.start(n)
+	return len(c.Nodes) - 1
 }
 
 // Stop stops node i gracefully.

@@ -293,13 +293,15 @@ func TestPeerDiesMidPush(t *testing.T) {
 		t.Fatalf("missing %v placement %v, want node2's shard missing", o.Missing, o.Placement)
 	}
 	pullEverywhere(t, c, "one-lost.bin", body)
+	// Repair rebuilds the missing shard.
+	waitFullRedundancy(t, c)
 
 	// node2 is now left out of placements for a while (it failed a stream),
 	// so the next push is 3+2 over the other five. Two more streams break:
 	// fewer than K+1 durable, so the push fails cleanly and leaves no shards
 	// behind.
 	fp.fail["node3"], fp.fail["node4"] = true, true
-	before := shardBytes(c)
+	before := settledShardBytes(t, c)
 	r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/two-lost.bin", bytes.NewReader(bigBytes(6, 12<<20)), nil)
 	if r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("push with two streams lost: %d %s", r.Status, r.Body)

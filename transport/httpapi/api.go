@@ -36,6 +36,13 @@ type Registry interface {
 	IsLeader() bool
 	Counts() fsm.Counts
 	Stats() cluster.Stats
+	Status() cluster.Status
+	MemberUsage(ctx context.Context) map[string]cluster.Stats
+	Leave(ctx context.Context) error
+	Remove(ctx context.Context, id string) error
+	Join(ctx context.Context, addrs []string) error
+	Draining(node string) int
+	ID() string
 }
 
 // API serves the public endpoints.
@@ -56,6 +63,10 @@ func New(reg Registry, logger hclog.Logger) *API {
 	a.mux.HandleFunc("DELETE /api/v1/tags/{tag}", a.tag)
 	a.mux.HandleFunc("GET /api/v1/latest", a.latest)
 	a.mux.HandleFunc("GET /api/v1/cluster/members", a.members)
+	a.mux.HandleFunc("GET /api/v1/status", a.status)
+	a.mux.HandleFunc("POST /api/v1/cluster/leave", a.leave)
+	a.mux.HandleFunc("POST /api/v1/cluster/remove", a.removeNode)
+	a.mux.HandleFunc("POST /api/v1/cluster/join", a.join)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -126,8 +137,10 @@ func statusOf(err error) int {
 	case errors.Is(err, chunk.ErrNoSpace):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnavailable),
-		errors.Is(err, cluster.ErrShutdown):
+		errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrPeerUnreachable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, cluster.ErrLeaving):
+		return http.StatusConflict
 	case errors.Is(err, context.Canceled):
 		return 499 // the client went away; nobody reads this answer
 	}

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
@@ -86,16 +88,89 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusFound, view(art, nil))
 }
 
+// memberView is a member with the usage figures it reported.
+type memberView struct {
+	cluster.Member
+	ShardFiles *int   `json:"shard_files,omitempty"`
+	ShardBytes *int64 `json:"shard_bytes,omitempty"`
+	DiskFree   *int64 `json:"disk_free,omitempty"`
+}
+
 // members serves GET /api/v1/cluster/members.
 func (a *API) members(w http.ResponseWriter, r *http.Request) {
 	leader, ms := a.reg.Members()
-	if ms == nil {
-		ms = []cluster.Member{}
+	usage := a.reg.MemberUsage(r.Context())
+	out := make([]memberView, 0, len(ms))
+	for _, m := range ms {
+		v := memberView{Member: m}
+		if u, ok := usage[m.ID]; ok {
+			v.ShardFiles, v.ShardBytes, v.DiskFree = &u.ShardFiles, &u.ShardBytes, &u.DiskFree
+		}
+		out = append(out, v)
 	}
 	writeJSON(w, http.StatusOK, struct {
-		Leader  string           `json:"leader"`
-		Members []cluster.Member `json:"members"`
-	}{leader, ms})
+		Leader  string       `json:"leader"`
+		Members []memberView `json:"members"`
+	}{leader, out})
+}
+
+// status serves GET /api/v1/status.
+func (a *API) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.reg.Status())
+}
+
+// leave serves POST /api/v1/cluster/leave: the node that answers drains and
+// leaves. It answers at once; the drain runs on, and its progress shows in
+// /api/v1/status until the node is gone.
+func (a *API) leave(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
+	errc := make(chan error, 1)
+	go func() {
+		defer cancel()
+		errc <- a.reg.Leave(ctx)
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"node": a.reg.ID(), "status": "draining", "shards": a.reg.Draining(a.reg.ID())})
+}
+
+// removeNode serves POST /api/v1/cluster/remove?id=.
+func (a *API) removeNode(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("id")
+	if id == "" {
+		a.fail(w, r, fmt.Errorf("%w: id is required", fsm.ErrInvalid))
+		return
+	}
+	if err := a.reg.Remove(r.Context(), id); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"node": id, "status": "left"})
+}
+
+// join serves POST /api/v1/cluster/join?addr=host:port[,...].
+func (a *API) join(w http.ResponseWriter, r *http.Request) {
+	var addrs []string
+	for _, s := range strings.Split(r.URL.Query().Get("addr"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			addrs = append(addrs, s)
+		}
+	}
+	if len(addrs) == 0 {
+		a.fail(w, r, fmt.Errorf("%w: addr is required", fsm.ErrInvalid))
+		return
+	}
+	if err := a.reg.Join(r.Context(), addrs); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"node": a.reg.ID(), "joined": addrs})
 }
 
 // readyz answers 200 only once the node is in a cluster that has a leader,

@@ -38,6 +38,7 @@ type Node interface {
 	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
 	OpenShard(id string, index int, off, n int64) (io.ReadCloser, error)
 	RemoveShard(id string, index int) error
+	Stats() cluster.Stats
 }
 
 // credential turns the cluster key into the header value. Hashing keeps the
@@ -77,6 +78,9 @@ func Handler(node Node, clusterKey string) http.Handler {
 	})
 	mux.HandleFunc("GET "+Prefix+"ping", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET "+Prefix+"stats", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, node.Stats())
 	})
 	shard := func(r *http.Request) (string, int, error) {
 		i, err := strconv.Atoi(r.PathValue("index"))
@@ -300,4 +304,18 @@ func (c *Client) Ping(ctx context.Context, addr string) error {
 	}
 	resp.Body.Close()
 	return nil
+}
+
+// Stats implements cluster.PeerClient.
+func (c *Client) Stats(ctx context.Context, addr string) (cluster.Stats, error) {
+	resp, err := c.do(ctx, http.MethodGet, addr, Prefix+"stats", nil)
+	if err != nil {
+		return cluster.Stats{}, fmt.Errorf("stats of %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	var s cluster.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return cluster.Stats{}, fmt.Errorf("decode stats of %s: %w", addr, err)
+	}
+	return s, nil
 }

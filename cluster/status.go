@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Status is a node's view of the cluster for operators.
+type Status struct {
+	Node         string `json:"node"`
+	Leader       string `json:"leader"`
+	Term         uint64 `json:"term"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Nodes        int    `json:"nodes"`
+	fsm.Counts
+	// Redundancy counts objects by state: full, degraded, at_risk,
+	// unavailable.
+	Redundancy map[Redundancy]int `json:"redundancy"`
+	// Draining lists nodes on their way out and the shards still on them.
+	Draining map[string]int `json:"draining,omitempty"`
+	Stats    Stats          `json:"stats"`
+}
+
+// Status computes the cluster status from this node's state.
+func (n *Node) Status() Status {
+	rs := n.raft.Stats()
+	num := func(k string) uint64 { v, _ := strconv.ParseUint(rs[k], 10, 64); return v }
+	leader, members := n.Members()
+	st := Status{
+		Node: n.cfg.ID, Leader: leader, Term: num("term"), CommitIndex: num("commit_index"),
+		AppliedIndex: n.fsm.Applied(), Counts: n.fsm.Counts(),
+		Redundancy: map[Redundancy]int{Full: 0, Degraded: 0, AtRisk: 0, Unavailable: 0},
+		Stats:      n.Stats(),
+	}
+	for _, m := range members {
+		if m.Role != RoleNone {
+			st.Nodes++
+		}
+		if m.Status == string(fsm.NodeDraining) {
+			if st.Draining == nil {
+				st.Draining = map[string]int{}
+			}
+			st.Draining[m.ID] = 0
+		}
+	}
+	for _, obj := range n.fsm.Objects() {
+		st.Redundancy[n.redundancy(obj)]++
+		for _, p := range obj.Placement {
+			if _, ok := st.Draining[p]; ok {
+				st.Draining[p]++
+			}
+		}
+	}
+	return st
+}
+
+// MemberUsage asks every alive member for its shard and disk figures, in
+// parallel and briefly: a member that does not answer is left out.
+func (n *Node) MemberUsage(ctx context.Context) map[string]Stats {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	out := map[string]Stats{n.cfg.ID: n.Stats()}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, m := range n.members.list() {
+		if m.ID == n.cfg.ID || m.State != StateAlive || m.Meta.HTTP == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := n.cfg.Peers.Stats(ctx, m.Meta.HTTP)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			out[m.ID] = s
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}

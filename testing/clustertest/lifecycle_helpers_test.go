@@ -1,0 +1,45 @@
+package clustertest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/pier-registry/pier/cluster"
+)
+
+// waitFullRedundancy waits until every running node reports every object
+// fully redundant.
+func waitFullRedundancy(t *testing.T, c *Cluster) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		for _, i := range c.Running() {
+			st := c.Nodes[i].Srv.Node.Status()
+			if st.Redundancy[cluster.Full] != st.Objects {
+				return fmt.Errorf("%s: %d of %d objects fully redundant: %v", c.Nodes[i].ID, st.Redundancy[cluster.Full], st.Objects, st.Redundancy)
+			}
+		}
+		return nil
+	})
+}
+
+// settledShardBytes waits until the shard bytes on disk stop changing
+// (repairs done, garbage collected) and returns them.
+func settledShardBytes(t *testing.T, c *Cluster) int64 {
+	t.Helper()
+	last := shardBytes(c)
+	stable := 0
+	Eventually(t, Wait(), func() error {
+		now := shardBytes(c)
+		if now != last {
+			last, stable = now, 0
+			return fmt.Errorf("shard bytes still changing")
+		}
+		stable++
+		if time.Duration(stable)*20*time.Millisecond < 3*time.Second {
+			return fmt.Errorf("shard bytes stable for %d polls", stable)
+		}
+		return nil
+	})
+	return last
+}
