@@ -26,3 +26,58 @@ fmt:
 
 clean:
 	rm -rf bin data
+
+# Pier against nginx on this machine: 3 local nodes, big pushes and pulls,
+# a pull with a node down, 10 KiB loads with wrk; installs nginx and wrk with
+# apt-get when missing. Not part of `make test`; see BENCHMARKS.md.
+.PHONY: bench
+bench: build
+	GO='$(GO)' ./testing/bench/bench.sh
+
+# ---- Docker image, compose cluster and chaos suite (testing/chaos) ----
+# The image packs the host-built static binary (see Dockerfile); GO_TAGS picks
+# the build, e.g. `make image GO_TAGS=faults IMAGE=pier:faults`.
+COMPOSE     ?= docker-compose
+IMAGE       ?= pier:dev
+GO_TAGS     ?=
+IMAGE_BIN    = bin/image/pier-$(or $(GO_TAGS),none)
+CHAOS_FLAGS ?=
+CHAOS        = bin/chaos
+
+.PHONY: image compose-up compose-down chaos chaos-planted chaos-tools
+
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(IMAGE_BIN) ./cmd/pier
+	docker build -q --build-arg GO_TAGS=$(GO_TAGS) -t $(IMAGE) .
+
+# dc1 (5 nodes) on 127.0.0.1:8081-8085; COMPOSE_PROFILES=dc2 adds dc2 on :8091-8093.
+compose-up: image
+	PIER_IMAGE=$(IMAGE) $(COMPOSE) up -d
+	@for i in $$(seq 1 120); do \
+	  ok=0; for n in 1 2 3 4 5; do curl -fsS -m 1 http://127.0.0.1:808$$n/readyz >/dev/null 2>&1 && ok=$$((ok+1)); done; \
+	  if [ $$ok = 5 ]; then echo "dc1 ready on http://127.0.0.1:8081 .. :8085"; exit 0; fi; sleep 0.5; \
+	done; echo "dc1 not ready after 60s" >&2; $(COMPOSE) logs --tail 20 >&2; exit 1
+
+compose-down:
+	$(COMPOSE) --profile dc2 --profile spare down -v --remove-orphans
+
+# The scenarios enter the nodes' network namespaces with the host's iptables.
+chaos-tools:
+	@command -v iptables >/dev/null && command -v nsenter >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables util-linux; }
+
+# Starts dc1, runs every scenario, prints the report, tears everything down
+# (also on failure and Ctrl-C); fails if an invariant was violated.
+chaos: chaos-tools image
+	$(GO) build -o $(CHAOS) ./testing/chaos
+	./$(CHAOS) -image $(IMAGE) -pier $(IMAGE_BIN) $(CHAOS_FLAGS)
+
+# The suite against builds with planted faults (-tags faults, PIER_FAULT):
+# succeeds only if each run reports the violation the fault must cause.
+chaos-planted: chaos-tools
+	$(MAKE) image GO_TAGS=faults IMAGE=pier:faults
+	$(GO) build -o $(CHAOS) ./testing/chaos
+	./$(CHAOS) -image pier:faults -pier bin/image/pier-faults -fault skip-checksum \
+	  -scenarios corrupt -warmup 8s -expect-violations wrong-bytes $(CHAOS_FLAGS)
+	./$(CHAOS) -image pier:faults -pier bin/image/pier-faults -fault drop-shard \
+	  -scenarios kill-m -warmup 8s -expect-violations lost $(CHAOS_FLAGS)

@@ -230,7 +230,6 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 	close(s.done)
 }
 
-
 // emit queues one stripe's blocks. A sink that cannot take a frame within
 // the stall timeout is given up; the push goes on while enough remain.
 func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
