@@ -62,6 +62,10 @@ type Node struct {
 	reachedAt   sync.Map
 	// reported holds shards this node already reported missing.
 	reported sync.Map
+
+	barrierMu   sync.Mutex
+	barrierNext *barrierCall
+	barrierBusy bool
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
 	bootMu sync.Mutex

@@ -33,14 +33,64 @@ func (n *Node) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
 // the cluster before the call. On the leader that is a raft barrier; a
 // follower asks the leader for its applied index and waits to reach it.
 func (n *Node) Barrier(ctx context.Context) error {
-	var idx uint64
-	err := n.leaderCall(ctx, "read barrier",
-		func() (err error) { idx, err = n.LeaderReadIndex(ctx); return err },
-		func(addr string) (err error) { idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
+	idx, err := n.readIndex(ctx)
 	if err != nil {
 		return err
 	}
 	return n.waitApplied(ctx, idx)
+}
+
+// barrierCall is one read-index round trip shared by every caller that
+// arrived before it started.
+type barrierCall struct {
+	done chan struct{}
+	idx  uint64
+	err  error
+}
+
+// readIndex returns an index covering every write acknowledged before the
+// call. Concurrent callers share round trips: a caller joins the next one
+// to start (never one already in flight, which might predate its request),
+// so under load a read barrier costs one raft barrier per round trip, not
+// one per request.
+func (n *Node) readIndex(ctx context.Context) (uint64, error) {
+	n.barrierMu.Lock()
+	if n.barrierNext == nil {
+		n.barrierNext = &barrierCall{done: make(chan struct{})}
+	}
+	c := n.barrierNext
+	if !n.barrierBusy {
+		n.startBarrier()
+	}
+	n.barrierMu.Unlock()
+	select {
+	case <-c.done:
+		return c.idx, c.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// startBarrier runs the pending call; barrierMu is held.
+func (n *Node) startBarrier() {
+	c := n.barrierNext
+	if c == nil {
+		return
+	}
+	n.barrierNext = nil
+	n.barrierBusy = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*n.electionTimeout())
+		c.err = n.leaderCall(ctx, "read barrier",
+			func() (err error) { c.idx, err = n.LeaderReadIndex(ctx); return err },
+			func(addr string) (err error) { c.idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
+		cancel()
+		close(c.done)
+		n.barrierMu.Lock()
+		n.barrierBusy = false
+		n.startBarrier()
+		n.barrierMu.Unlock()
+	}()
 }
 
 // LeaderReadIndex confirms leadership with a barrier entry, which commits
@@ -60,11 +110,29 @@ func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
 	return n.fsm.Applied(), nil
 }
 
-// List returns artifacts matching q, newest first. Listing reads local
-// state: a list is a snapshot by nature, and the clients that need a single
-// name read it through Stat.
-func (n *Node) List(q fsm.Query) ([]fsm.Artifact, string, error) {
+// List returns artifacts matching q, newest first, after a read barrier:
+// tags are mutable and automation acts on what a listing shows.
+func (n *Node) List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, error) {
+	if err := n.Barrier(ctx); err != nil {
+		return nil, "", err
+	}
 	return n.fsm.List(q)
+}
+
+// StatFresh returns an artifact's current metadata, tags included, after a
+// read barrier. Stat, for pulls, may answer from a slightly stale state:
+// the bytes behind a name never change.
+func (n *Node) StatFresh(ctx context.Context, name string) (fsm.Artifact, error) {
+	if err := fsm.ValidateName(name); err != nil {
+		return fsm.Artifact{}, err
+	}
+	if err := n.Barrier(ctx); err != nil {
+		return fsm.Artifact{}, err
+	}
+	if a, ok := n.fsm.Get(name); ok {
+		return a, nil
+	}
+	return fsm.Artifact{}, fmt.Errorf("%w: %s", fsm.ErrNotFound, name)
 }
 
 // Latest returns the newest artifact matching prefix and tag, after a read

@@ -28,7 +28,7 @@ func snapshotState(t *testing.T, c *Cluster) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		list, _, _ := n.List(fsmQueryAll)
+		list, _, _ := n.FSM().List(fsmQueryAll)
 		js, _ := json.Marshal(list)
 		fmt.Fprintf(&b, "%s: %d shard files, %d bytes, %+v, %s\n", c.Nodes[i].ID, objs, bytes, n.Counts(), js)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -66,6 +67,9 @@ type Cluster struct {
 	t     testing.TB
 	Nodes []*Node
 	logW  *testWriter
+	// dir holds the nodes' data dirs. It is made before the cleanup that
+	// stops the nodes is registered, so the nodes stop before it goes.
+	dir string
 }
 
 // Options tune a cluster.
@@ -83,7 +87,7 @@ type Options struct {
 // ready. Nodes are stopped when the test ends.
 func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, logW: &testWriter{t: t}}
+	c := &Cluster{t: t, logW: &testWriter{t: t}, dir: t.TempDir()}
 	t.Cleanup(c.shutdown)
 	if opts.BootstrapExpect == 0 {
 		opts.BootstrapExpect = n
@@ -121,7 +125,7 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 		HTTPBind: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		RaftBind: fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		Node: cluster.Config{
-			ID: id, Datacenter: "dc1", DataDir: c.t.TempDir(),
+			ID: id, Datacenter: "dc1", DataDir: filepath.Join(c.dir, id),
 			GossipBind:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
 			BootstrapExpect: opts.BootstrapExpect,
 			ClusterKey:      opts.ClusterKey,

@@ -26,7 +26,8 @@ type Registry interface {
 	Release(s cluster.Stored, committed bool)
 	Stat(ctx context.Context, name string) (fsm.Artifact, error)
 	Open(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error)
-	List(q fsm.Query) ([]fsm.Artifact, string, error)
+	List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, error)
+	StatFresh(ctx context.Context, name string) (fsm.Artifact, error)
 	Latest(ctx context.Context, prefix, tag string) (fsm.Artifact, error)
 	History(name string) []fsm.TagEvent
 	Tag(ctx context.Context, name, tag, actor string, add bool) (fsm.Artifact, error)

@@ -133,9 +133,10 @@ func (c *lazyContent) Close() {
 	}
 }
 
-// info serves GET /api/v1/artifacts/{name...}.
+// info serves GET /api/v1/artifacts/{name...}: current metadata, tags
+// included, on every node.
 func (a *API) info(w http.ResponseWriter, r *http.Request, name string) {
-	art, err := a.reg.Stat(r.Context(), name)
+	art, err := a.reg.StatFresh(r.Context(), name)
 	if err != nil {
 		a.fail(w, r, err)
 		return

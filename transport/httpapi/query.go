@@ -35,7 +35,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Labels[k] = v
 	}
-	arts, next, err := a.reg.List(q)
+	arts, next, err := a.reg.List(r.Context(), q)
 	if err != nil {
 		a.fail(w, r, err)
 		return
