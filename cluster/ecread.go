@@ -140,7 +140,13 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 	if err != nil {
 		return nil, nil, err
 	}
-	sr := &stallReader{rc: rc, after: n.cfg.HedgeAfter}
+	// Hedging gives up a slow shard for parity; with no spare shard left
+	// there is nothing to hedge to, so a slow shard is waited for.
+	after := n.cfg.HedgeAfter
+	if n.reachableShards(obj) <= obj.K {
+		after = 3 * n.cfg.StallTimeout
+	}
+	sr := &stallReader{rc: rc, after: after}
 	return erasure.NewFrameReader(sr, h, first), sr, nil
 }
 

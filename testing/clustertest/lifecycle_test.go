@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,17 +191,17 @@ type gatedReader struct {
 	first, rest io.Reader
 	reached     chan struct{}
 	open        chan struct{}
+	once        sync.Once
 }
 
 func (g *gatedReader) Read(p []byte) (int, error) {
 	if n, err := g.first.Read(p); n > 0 || err != io.EOF {
 		return n, err
 	}
-	if g.reached != nil {
+	g.once.Do(func() {
 		close(g.reached)
-		g.reached = nil
 		<-g.open
-	}
+	})
 	return g.rest.Read(p)
 }
 
