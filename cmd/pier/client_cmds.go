@@ -469,9 +469,11 @@ func (c *cli) membersCmd(fs *flag.FlagSet) func(context.Context, []string) error
 			return c.printJSON(m)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tDC\tHTTP\tSTATE\tROLE")
+		fmt.Fprintln(tw, "ID\tDC\tHTTP\tSTATE\tROLE\tSTATUS\tSHARDS\tUSED\tFREE")
 		for _, mem := range m.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", mem.ID, dash(mem.Datacenter), dash(mem.HTTPAddr), dash(mem.State), dash(mem.Role))
+			shards, used, free := usageCells(mem)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mem.ID, dash(mem.Datacenter), dash(mem.HTTPAddr),
+				dash(mem.State), dash(mem.Role), dash(mem.Status), shards, used, free)
 		}
 		return tw.Flush()
 	}

@@ -102,6 +102,26 @@ func commands() []*command {
 			summary: "show cluster membership",
 			help:    "Lists the cluster's nodes as seen by the node that answers.",
 			setup:   (*cli).membersCmd},
+		{name: "status", args: "[--json]",
+			summary: "show cluster health and redundancy",
+			help: "Prints the leader, term, commit index, node and object counts, and how many objects are\n" +
+				"fully redundant, degraded (shards missing but readable), at risk (one more loss makes them\n" +
+				"unreadable) or unavailable.",
+			setup: (*cli).statusCmd},
+		{name: "leave", args: "--server NODE",
+			summary: "drain a node and take it out of the cluster",
+			help: "Marks NODE draining, waits while every shard it holds moves to other nodes (pulls keep\n" +
+				"working), then NODE leaves raft and gossip and its process exits.",
+			setup: (*cli).leaveCmd},
+		{name: "remove", args: "ID...",
+			summary: "evict dead nodes",
+			help:    "Marks each node ID as gone for good: it leaves raft and its shards are rebuilt from the survivors.",
+			setup:   (*cli).removeCmd},
+		{name: "join", args: "GOSSIP-ADDR... --server NODE",
+			summary: "make a node join a cluster",
+			help: "Makes NODE join the cluster that has a member at GOSSIP-ADDR. NODE must not have formed a\n" +
+				"cluster of its own: start it with --bootstrap-expect 0 and an empty data dir.",
+			setup: (*cli).joinCmd},
 		{name: "health", args: "[--server ADDR] [--timeout D]",
 			summary: "exit 0 when a node is ready",
 			help:    "Checks one node's /readyz and exits 0 if it is ready, 1 if not: a container health check.",

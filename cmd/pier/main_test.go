@@ -332,9 +332,9 @@ func TestListAndMembersTables(t *testing.T) {
 	if code := c.run(context.Background(), []string{"members", "--server", srv.URL}); code != 0 {
 		t.Fatalf("exit %d: %s", code, c.errOut)
 	}
-	want = "ID     DC   HTTP            STATE    ROLE\n" +
-		"node1  dc1  127.0.0.1:8081  alive    leader\n" +
-		"node2  dc2  127.0.0.1:8082  suspect  voter\n"
+	want = "ID     DC   HTTP            STATE    ROLE    STATUS  SHARDS  USED  FREE\n" +
+		"node1  dc1  127.0.0.1:8081  alive    leader  -       -       -     -\n" +
+		"node2  dc2  127.0.0.1:8082  suspect  voter   -       -       -     -\n"
 	if c.out.String() != want {
 		t.Fatalf("members output\n%s\nwant\n%s", c.out, want)
 	}

@@ -44,6 +44,28 @@ type Member struct {
 	RaftAddr   string `json:"raft_addr"`
 	State      string `json:"state"` // alive, suspect, dead or left
 	Role       string `json:"role"`  // leader, voter, nonvoter or none
+	// Status is the membership the cluster agreed: active, draining, left.
+	Status string `json:"status"`
+	// Usage figures, absent when the member did not answer.
+	ShardFiles *int   `json:"shard_files,omitempty"`
+	ShardBytes *int64 `json:"shard_bytes,omitempty"`
+	DiskFree   *int64 `json:"disk_free,omitempty"`
+}
+
+// ClusterStatus is GET /api/v1/status: one node's view of the cluster.
+type ClusterStatus struct {
+	Node         string         `json:"node"`
+	Leader       string         `json:"leader"`
+	Term         uint64         `json:"term"`
+	CommitIndex  uint64         `json:"commit_index"`
+	AppliedIndex uint64         `json:"applied_index"`
+	Nodes        int            `json:"nodes"`
+	Artifacts    int            `json:"artifacts"`
+	Objects      int            `json:"objects"`
+	Tombstones   int            `json:"tombstones"`
+	Bytes        int64          `json:"bytes"`
+	Redundancy   map[string]int `json:"redundancy"`
+	Draining     map[string]int `json:"draining,omitempty"`
 }
 
 // MembersResponse is the cluster membership as reported by one node.
@@ -480,4 +502,43 @@ func artifactPath(prefix, name string) (string, error) {
 		segs[i] = url.PathEscape(s)
 	}
 	return prefix + strings.Join(segs, "/"), nil
+}
+
+// Status returns the answering node's view of the cluster.
+func (c *Client) Status(ctx context.Context) (ClusterStatus, error) {
+	var s ClusterStatus
+	if err := c.getJSON(ctx, "/api/v1/status", nil, &s); err != nil {
+		return ClusterStatus{}, fmt.Errorf("cluster status: %w", err)
+	}
+	return s, nil
+}
+
+// Leave asks the answering node to drain and leave the cluster. Use a
+// client with exactly one server: failing over would make another node
+// leave.
+func (c *Client) Leave(ctx context.Context) error {
+	return c.post(ctx, "/api/v1/cluster/leave", nil, "leave")
+}
+
+// Remove evicts a dead node from the cluster.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	return c.post(ctx, "/api/v1/cluster/remove", url.Values{"id": {id}}, "remove "+id)
+}
+
+// Join asks the answering node to join the cluster reachable at the gossip
+// addresses addrs.
+func (c *Client) Join(ctx context.Context, addrs []string) error {
+	return c.post(ctx, "/api/v1/cluster/join", url.Values{"addr": {strings.Join(addrs, ",")}}, "join")
+}
+
+func (c *Client) post(ctx context.Context, path string, q url.Values, what string) error {
+	resp, srv, err := c.do(ctx, request{method: http.MethodPost, path: path, query: q})
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer closeBody(resp)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: from %s: %w", what, srv, readAPIError(resp))
+	}
+	return nil
 }
