@@ -171,7 +171,7 @@ func (c *Config) Validate() error {
 		c.RepairAfter = 5 * time.Minute
 	}
 	if c.RepairInterval == 0 {
-		c.RepairInterval = 10 * time.Second
+		c.RepairInterval = 2 * time.Second
 	}
 	if c.ScrubInterval == 0 {
 		c.ScrubInterval = 24 * time.Hour
