@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +79,13 @@ func TestRepairAfterDeathThenSurviveMore(t *testing.T) {
 	// RepairAfter is short in tests: the dead node's shards are rebuilt, or
 	// objects re-encoded for the five left, until all are fully redundant.
 	waitFullRedundancy(t, c)
+	m := string(Do(t, "GET", c.Nodes[0].URL+"/metrics", nil, nil).Body)
+	objects := c.Nodes[0].Srv.Node.Status().Objects
+	for _, want := range []string{fmt.Sprintf(`pier_objects_by_redundancy{state="full"} %d`, objects), `pier_members{state="dead"} 1`, "pier_moved_bytes_total"} {
+		if !strings.Contains(m, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, m)
+		}
+	}
 	c.Kill(4)
 	c.Kill(3)
 	pullAll(t, c, data)

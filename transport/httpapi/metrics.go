@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"fmt"
+
+	"github.com/pier-registry/pier/cluster"
 	"net/http"
 	"sort"
 	"sync"
@@ -45,6 +47,27 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP pier_degraded_reads_total Reads that needed parity because a shard was missing, slow or corrupt.\n# TYPE pier_degraded_reads_total counter\npier_degraded_reads_total %d\n", st.DegradedReads)
 	fmt.Fprintf(w, "# HELP pier_shard_files Shard files on this node.\n# TYPE pier_shard_files gauge\npier_shard_files %d\n", st.ShardFiles)
 	fmt.Fprintf(w, "# HELP pier_shard_bytes Bytes of shard files on this node.\n# TYPE pier_shard_bytes gauge\npier_shard_bytes %d\n", st.ShardBytes)
+
+	fmt.Fprintf(w, "# HELP pier_repaired_shards_total Shards this node rebuilt or moved as leader.\n# TYPE pier_repaired_shards_total counter\npier_repaired_shards_total %d\n", st.RepairedShards)
+	fmt.Fprintf(w, "# HELP pier_repair_failures_total Repair attempts that failed and will be retried.\n# TYPE pier_repair_failures_total counter\npier_repair_failures_total %d\n", st.RepairFailures)
+	fmt.Fprintf(w, "# HELP pier_moved_bytes_total Shard bytes written by repair and rebalance.\n# TYPE pier_moved_bytes_total counter\npier_moved_bytes_total %d\n", st.MovedBytes)
+	fmt.Fprintf(w, "# HELP pier_scrubbed_bytes_total Shard bytes re-read and verified by the scrubber.\n# TYPE pier_scrubbed_bytes_total counter\npier_scrubbed_bytes_total %d\n", st.ScrubbedBytes)
+	fmt.Fprintf(w, "# HELP pier_scrub_bad_shards_total Shards the scrubber found absent or corrupt.\n# TYPE pier_scrub_bad_shards_total counter\npier_scrub_bad_shards_total %d\n", st.ScrubCorrupt)
+	fmt.Fprintf(w, "# HELP pier_gc_removed_shards_total Unreferenced shard files removed.\n# TYPE pier_gc_removed_shards_total counter\npier_gc_removed_shards_total %d\n", st.GCRemoved)
+	status := a.reg.Status()
+	fmt.Fprintf(w, "# HELP pier_objects_by_redundancy Objects by redundancy state.\n# TYPE pier_objects_by_redundancy gauge\n")
+	for _, r := range []cluster.Redundancy{cluster.Full, cluster.Degraded, cluster.AtRisk, cluster.Unavailable} {
+		fmt.Fprintf(w, "pier_objects_by_redundancy{state=%q} %d\n", r, status.Redundancy[r])
+	}
+	_, members := a.reg.Members()
+	byState := map[string]int{}
+	for _, m := range members {
+		byState[m.State]++
+	}
+	fmt.Fprintf(w, "# HELP pier_members Known members by gossip state.\n# TYPE pier_members gauge\n")
+	for _, s := range []string{cluster.StateAlive, cluster.StateSuspect, cluster.StateDead, cluster.StateLeft} {
+		fmt.Fprintf(w, "pier_members{state=%q} %d\n", s, byState[s])
+	}
 
 	a.m.mu.Lock()
 	keys := make([][2]string, 0, len(a.m.requests))
