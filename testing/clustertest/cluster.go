@@ -132,7 +132,7 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 			Raft:            RaftConfig(), Gossip: GossipConfig(),
 			ReconcileInterval: 100 * time.Millisecond,
 			StallTimeout:      2 * time.Second,
-			HedgeAfter:        500 * time.Millisecond,
+			HedgeAfter:        2 * time.Second,
 			RepairAfter:       time.Second,
 			RepairInterval:    200 * time.Millisecond,
 			ScrubInterval:     300 * time.Millisecond,
