@@ -164,7 +164,7 @@ func (n *Node) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 			n.stats.corruptBlocks.Add(1)
 			n.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
 				"shard", f.Shard, "stripe", f.Stripe, "node", obj.Placement[f.Shard], "error", f.Err)
-			go n.reportMissing(context.Background(), obj, f.Shard)
+			go n.reportMissing(n.ctx, obj, f.Shard)
 			continue
 		}
 		n.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,

@@ -7,28 +7,18 @@ import (
 	"github.com/pier-registry/pier/chunk"
 )
 
-// gcLoop deletes shard files that no committed object places on this node:
+// gc deletes shard files that no committed object places on this node:
 // shards of failed or duplicate pushes, of deleted objects, and copies left
 // behind by repairs and moves. A file must be older than GCDelay, so shards
-// of a push or repair that has not committed yet are never taken.
-func (n *Node) gcLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		// Only a node whose state holds every acknowledged write may judge
-		// a shard unreferenced: a lagging follower would take new objects.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*n.electionTimeout())
-		err := n.Barrier(ctx)
-		cancel()
-		if err == nil {
-			n.collect(time.Now())
-		}
+// of a push or repair that has not committed yet are never taken, and only a
+// node whose state holds every acknowledged write (after a read barrier)
+// judges: a lagging follower would take new objects for garbage.
+func (n *Node) gc(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*n.electionTimeout())
+	err := n.Barrier(ctx)
+	cancel()
+	if err == nil {
+		n.collect(time.Now())
 	}
 }
 

@@ -77,10 +77,13 @@ type Node struct {
 	reconcileEvents chan struct{}
 	leaderNotify    chan bool
 
-	started  time.Time
-	leaving  atomic.Bool
-	left     chan struct{}
-	stop     chan struct{}
+	started time.Time
+	leaving atomic.Bool
+	left    chan struct{}
+	stop    chan struct{}
+	// ctx ends when the node stops; background work runs under it.
+	ctx      context.Context
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 }
@@ -103,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 		started:         time.Now(),
 		left:            make(chan struct{}),
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -123,9 +127,13 @@ func New(cfg Config) (*Node, error) {
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()
-	go n.repairLoop()
-	go n.scrubLoop()
-	go n.gcLoop()
+	go n.runEvery(cfg.RepairInterval, func(ctx context.Context) {
+		if n.IsLeader() {
+			n.repairPass(ctx)
+		}
+	})
+	go n.runEvery(cfg.ScrubInterval, n.scrub)
+	go n.runEvery(cfg.GCInterval, n.gc)
 	ok = true
 	return n, nil
 }
@@ -175,6 +183,7 @@ func (n *Node) startRaft() error {
 // looks like a failure, and a restart with the same data dir rejoins.
 func (n *Node) Shutdown() {
 	n.stopOnce.Do(func() {
+		n.cancel()
 		close(n.stop)
 		n.wg.Wait()
 		if n.gossip != nil {
@@ -227,6 +236,22 @@ func (n *Node) Ready() bool {
 // WaitReady blocks until Ready or ctx ends.
 func (n *Node) WaitReady(ctx context.Context) error {
 	return poll(ctx, 20*time.Millisecond, func() bool { return n.Ready() })
+}
+
+// runEvery calls fn every interval until the node stops, with a context
+// that ends when it stops.
+func (n *Node) runEvery(interval time.Duration, fn func(ctx context.Context)) {
+	defer n.wg.Done()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		fn(n.ctx)
+	}
 }
 
 // poll calls cond every interval until it is true or ctx ends.

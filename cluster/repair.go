@@ -100,28 +100,8 @@ func (n *Node) activeNodes(ctx context.Context) []string {
 	return n.reachable(ctx, n.liveNodes())
 }
 
-// repairLoop runs on every node but works only while it leads: one pass
-// over every object per RepairInterval, one object at a time, at most
-// RepairRate bytes per second read.
-func (n *Node) repairLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.RepairInterval)
-	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-n.stop; cancel() }()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		if n.IsLeader() {
-			n.repairPass(ctx)
-		}
-	}
-}
-
+// repairPass runs on the leader every RepairInterval: one pass over every
+// object, one object at a time, reading at most RepairRate bytes per second.
 func (n *Node) repairPass(ctx context.Context) {
 	objs := n.fsm.Objects()
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Digest < objs[j].Digest })

@@ -12,27 +12,10 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// scrubLoop re-reads, every ScrubInterval and at no more than ScrubRate,
-// every shard this node should hold, and reports the ones that are absent
-// or fail their checksums, so repair rebuilds them before a second fault
-// finds the object short.
-func (n *Node) scrubLoop() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.ScrubInterval)
-	defer t.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { <-n.stop; cancel() }()
-	for {
-		select {
-		case <-n.stop:
-			return
-		case <-t.C:
-		}
-		n.scrub(ctx)
-	}
-}
-
+// scrub re-reads, every ScrubInterval and at no more than ScrubRate, every
+// shard this node should hold, and reports the ones that are absent or fail
+// their checksums, so repair rebuilds them before a second fault finds the
+// object short.
 func (n *Node) scrub(ctx context.Context) {
 	start := time.Now()
 	var read int64
