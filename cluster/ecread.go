@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -72,6 +73,9 @@ func (n *Node) nodeUp(id string) bool {
 }
 
 func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) {
+	if n.readLocalCopy(obj, l, off, length, pw) {
+		return
+	}
 	first, end, _ := l.StripesFor(off, length)
 	open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
 	faults, err := erasure.Decode(l, open, pw, off, length)
@@ -82,6 +86,40 @@ func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off
 		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
 	}
 	pw.CloseWithError(err)
+}
+
+// copyPool holds buffers for reads of small objects from a local copy.
+var copyPool sync.Pool
+
+// readLocalCopy serves an object stored as full copies (K = 1) from the copy
+// on this node, when it holds one that is not the data shard: Decode would
+// otherwise fetch the data shard from its node first. The bytes are decoded
+// into a buffer before any is sent, so a bad local copy falls back to the
+// normal path without having written anything.
+func (n *Node) readLocalCopy(obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) bool {
+	if obj.K != 1 || l.Stripes() != 1 || obj.Size > int64(n.cfg.SmallObjectSize) || obj.Placement[0] == n.cfg.ID {
+		return false
+	}
+	local := slices.IndexFunc(obj.Placement, func(id string) bool { return id == n.cfg.ID })
+	if local < 0 || slices.Contains(obj.Missing, local) {
+		return false
+	}
+	bp, _ := copyPool.Get().(*bytes.Buffer)
+	if bp == nil {
+		bp = new(bytes.Buffer)
+	}
+	defer copyPool.Put(bp)
+	bp.Reset()
+	open, closeAll := n.shardOpener(context.Background(), obj, l, 0, 1, func(i int) bool { return i != local })
+	faults, err := erasure.Decode(l, open, bp, off, length)
+	closeAll()
+	if err != nil {
+		n.noteFaults(obj, faults)
+		return false
+	}
+	_, err = pw.Write(bp.Bytes())
+	pw.CloseWithError(err)
+	return true
 }
 
 // shardOpener returns the OpenFunc Decode reads obj's stripes [first, end)

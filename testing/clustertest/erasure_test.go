@@ -316,3 +316,32 @@ func TestPeerDiesMidPush(t *testing.T) {
 		t.Fatalf("failed push is visible: %d", r.Status)
 	}
 }
+
+// A node holding a full copy of a small object serves it from that copy; a
+// corrupt local copy falls back to the others without a wrong byte.
+func TestSmallObjectLocalCopy(t *testing.T) {
+	c := New(t, 3, Options{})
+	body := bigBytes(12, 10<<10)
+	put(t, c.Nodes[0].URL, "small.bin", body)
+	o := object(t, c, "small.bin")
+	if o.K != 1 || o.M != 1 {
+		t.Fatalf("small object stored as %d+%d, want 1+1", o.K, o.M)
+	}
+	copyHolder := nodeIndex(c, o.Placement[1])
+	pullEverywhere(t, c, "small.bin", body)
+	before := c.Nodes[copyHolder].Srv.Node.Stats().DegradedReads
+	r := Do(t, "GET", c.Nodes[copyHolder].URL+"/artifacts/small.bin", nil, nil)
+	if !bytes.Equal(r.Body, body) || c.Nodes[copyHolder].Srv.Node.Stats().DegradedReads != before {
+		t.Fatal("local copy read was wrong or degraded")
+	}
+	f, err := c.Nodes[copyHolder].Srv.Node.Shards().Open(o.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := f.Name()
+	f.Close()
+	raw, _ := os.ReadFile(path)
+	raw[100] ^= 1
+	os.WriteFile(path, raw, 0o644)
+	pullEverywhere(t, c, "small.bin", body)
+}
