@@ -35,6 +35,7 @@ type serveFlags struct {
 	repairAfter                             time.Duration
 	repairRate                              int64
 	scrubInterval                           time.Duration
+	pprof                                   bool
 }
 
 func runServe(args []string) error {
@@ -58,6 +59,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&f.repairAfter, "repair-after", 5*time.Minute, "rebuild the shards of a node dead for this long")
 	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "bytes per second repair may read (0: no limit)")
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
 		fs.PrintDefaults()
@@ -153,7 +155,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	}
 	return server.Config{
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
-		RaftBind: f.raftAddr, RaftAdvertise: raftAdv,
+		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
 		Node: cluster.Config{
 			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,

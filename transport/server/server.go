@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -36,6 +37,8 @@ type Config struct {
 	// WrapPeers, when set, wraps the peer client: tests inject faults into
 	// node-to-node calls with it.
 	WrapPeers func(cluster.PeerClient) cluster.PeerClient
+	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP listener.
+	Pprof bool
 }
 
 // Server is a running node.
@@ -90,11 +93,14 @@ func Start(cfg Config) (*Server, error) {
 	api := httpapi.New(node, log.Named("http"))
 	peers := peer.Handler(node, cfg.Node.ClusterKey)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, peer.Prefix) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, peer.Prefix):
 			peers.ServeHTTP(w, r)
-			return
+		case cfg.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
+			pprofHandler(w, r)
+		default:
+			api.ServeHTTP(w, r)
 		}
-		api.ServeHTTP(w, r)
 	})
 	s := &Server{
 		Node: node,
@@ -142,6 +148,23 @@ func (s *Server) Kill() {
 	s.http.Close()
 	<-s.done
 	s.Node.Shutdown()
+}
+
+// pprofHandler serves the profiles of net/http/pprof without registering
+// them on http.DefaultServeMux.
+func pprofHandler(w http.ResponseWriter, r *http.Request) {
+	switch name := strings.TrimPrefix(r.URL.Path, "/debug/pprof/"); name {
+	case "profile":
+		pprof.Profile(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	default:
+		pprof.Index(w, r)
+	}
 }
 
 func routable(addr string) error {
