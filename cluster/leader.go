@@ -37,11 +37,13 @@ func (n *Node) leaderLoop() {
 	}
 }
 
-// reconcile adds alive members of the datacenter that raft does not know,
-// and updates the address of members that came back elsewhere. It never
-// removes a failed server: like Consul, it leaves that to an operator,
-// because a node that is merely partitioned would otherwise lose its data's
-// place in the cluster.
+// reconcile adds alive members of the datacenter that raft does not know
+// (voters while fewer than five voters are alive, non-voters after that),
+// promotes a non-voter when a voter is lost, updates the address of members
+// that came back elsewhere, and removes servers the cluster marked left. It
+// never removes a failed server on its own: like Consul, it leaves that to
+// an operator (pier remove), because a node that is merely partitioned would
+// otherwise lose its data's place in the cluster.
 func (n *Node) reconcile() {
 	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
@@ -49,12 +51,8 @@ func (n *Node) reconcile() {
 		return
 	}
 	known := map[raft.ServerID]raft.Server{}
-	voters := 0
 	for _, s := range f.Configuration().Servers {
 		known[s.ID] = s
-		if s.Suffrage == raft.Voter {
-			voters++
-		}
 	}
 	for _, s := range f.Configuration().Servers {
 		if n.fsm.NodeState(string(s.ID)) != fsm.NodeLeft {
@@ -65,29 +63,39 @@ func (n *Node) reconcile() {
 			continue
 		}
 		n.log.Info("removed raft server that left", "id", s.ID)
-		if s.Suffrage == raft.Voter {
-			voters--
-		}
 		delete(known, s.ID)
 	}
-	for _, m := range n.members.alive(n.cfg.Datacenter) {
+	// Voters that gossip sees alive: a voter that died no longer counts, so
+	// a non-voter is promoted in its place.
+	alive := n.members.alive(n.cfg.Datacenter)
+	aliveVoters := 0
+	for _, m := range alive {
+		if s, ok := known[raft.ServerID(m.ID)]; ok && s.Suffrage == raft.Voter {
+			aliveVoters++
+		}
+	}
+	for _, m := range alive {
 		if n.fsm.NodeState(m.ID) == fsm.NodeLeft {
 			continue
 		}
 		id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.Meta.Raft)
 		s, ok := known[id]
-		if ok && s.Address == addr {
+		promote := ok && s.Suffrage == raft.Nonvoter && aliveVoters < maxVoters
+		if ok && s.Address == addr && !promote {
 			continue
 		}
 		var fut raft.IndexFuture
 		switch {
 		case ok && s.Suffrage == raft.Voter:
 			fut = n.raft.AddVoter(id, addr, 0, 0)
+		case promote:
+			fut = n.raft.AddVoter(id, addr, 0, 0)
+			aliveVoters++
 		case ok:
 			fut = n.raft.AddNonvoter(id, addr, 0, 0)
-		case voters < maxVoters:
+		case aliveVoters < maxVoters:
 			fut = n.raft.AddVoter(id, addr, 0, 0)
-			voters++
+			aliveVoters++
 		default:
 			fut = n.raft.AddNonvoter(id, addr, 0, 0)
 		}
@@ -95,6 +103,6 @@ func (n *Node) reconcile() {
 			n.log.Warn("reconcile: add raft server", "id", id, "address", addr, "error", err)
 			continue
 		}
-		n.log.Info("added raft server", "id", id, "address", addr)
+		n.log.Info("raft server added or updated", "id", id, "address", addr, "promoted", promote)
 	}
 }

@@ -257,3 +257,41 @@ func TestNodeKilledDuringPush(t *testing.T) {
 		t.Fatalf("push during a kill: %d %s", got.status, got.body)
 	}
 }
+
+func TestNonvoterPromotedWhenAVoterIsLost(t *testing.T) {
+	c := New(t, 6, Options{})
+	roles := func() map[string]string {
+		_, ms := c.Nodes[c.Running()[0]].Srv.Node.Members()
+		out := map[string]string{}
+		for _, m := range ms {
+			out[m.ID] = m.Role
+		}
+		return out
+	}
+	var nonvoter string
+	Eventually(t, Wait(), func() error {
+		nonvoter = ""
+		for id, r := range roles() {
+			if r == cluster.RoleNonvoter {
+				nonvoter = id
+			}
+		}
+		if nonvoter == "" {
+			return fmt.Errorf("no non-voter among six: %v", roles())
+		}
+		return nil
+	})
+	leader := c.Leader()
+	for i, n := range c.Nodes {
+		if i != leader && n.ID != nonvoter {
+			c.Kill(i)
+			break
+		}
+	}
+	Eventually(t, Wait(), func() error {
+		if r := roles()[nonvoter]; r != cluster.RoleVoter && r != cluster.RoleLeader {
+			return fmt.Errorf("%s is still %s", nonvoter, r)
+		}
+		return nil
+	})
+}
