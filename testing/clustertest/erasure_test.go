@@ -191,23 +191,7 @@ func TestCorruptShardIsRebuiltAndCounted(t *testing.T) {
 	body := bigBytes(3, 3<<20)
 	put(t, c.Nodes[0].URL, "rot.bin", body)
 	o := object(t, c, "rot.bin")
-	holder := nodeIndex(c, o.Placement[0])
-	f, err := c.Nodes[holder].Srv.Node.Shards().Open(o.ID, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := f.Name()
-	f.Close()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, off := range []int{100, 1 << 20, len(raw) - 10} {
-		raw[off] ^= 0xff
-	}
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	corruptShard(t, c, o, 0, 100, 1<<20, -10)
 	pullEverywhere(t, c, "rot.bin", body)
 	var corrupt int
 	for _, i := range c.Running() {
@@ -334,14 +318,33 @@ func TestSmallObjectLocalCopy(t *testing.T) {
 	if !bytes.Equal(r.Body, body) || c.Nodes[copyHolder].Srv.Node.Stats().DegradedReads != before {
 		t.Fatal("local copy read was wrong or degraded")
 	}
-	f, err := c.Nodes[copyHolder].Srv.Node.Shards().Open(o.ID, 1)
+	corruptShard(t, c, o, 1, 100)
+	pullEverywhere(t, c, "small.bin", body)
+}
+
+// corruptShard flips a byte of shard index of obj at each offset (negative:
+// from the end) on the node holding it, and returns the file's path and its
+// corrupted content.
+func corruptShard(t *testing.T, c *Cluster, obj fsm.Object, index int, offsets ...int) (string, []byte) {
+	t.Helper()
+	f, err := c.Nodes[nodeIndex(c, obj.Placement[index])].Srv.Node.Shards().Open(obj.ID, index)
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := f.Name()
 	f.Close()
-	raw, _ := os.ReadFile(path)
-	raw[100] ^= 1
-	os.WriteFile(path, raw, 0o644)
-	pullEverywhere(t, c, "small.bin", body)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range offsets {
+		if off < 0 {
+			off += len(raw)
+		}
+		raw[off] ^= 0x40
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, raw
 }

@@ -97,17 +97,7 @@ func TestScrubFindsCorruptionAndRepairRewrites(t *testing.T) {
 	put(t, c.Nodes[0].URL, "rot.bin", body)
 	o := object(t, c, "rot.bin")
 	holder := nodeIndex(c, o.Placement[1])
-	f, err := c.Nodes[holder].Srv.Node.Shards().Open(o.ID, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := f.Name()
-	f.Close()
-	raw, _ := os.ReadFile(path)
-	raw[len(raw)/2] ^= 0x40
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path, raw := corruptShard(t, c, o, 1, 3<<19)
 	// The scrubber reports it, repair rewrites it in place.
 	Eventually(t, Wait(), func() error {
 		if c.Nodes[holder].Srv.Node.Stats().ScrubCorrupt == 0 {

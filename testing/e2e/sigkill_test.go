@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pier-registry/pier/testing/clustertest"
 )
 
 type node struct {
@@ -60,21 +62,6 @@ func (n *node) start(t *testing.T, bin, join string) {
 		t.Fatal(err)
 	}
 	go func() { n.cmd.Wait(); log.Close() }()
-}
-
-func eventually(t *testing.T, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not met after %s: %v", d, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func get(url string) (int, []byte, error) {
@@ -142,7 +129,7 @@ func TestSIGKILLTheLeader(t *testing.T) {
 		return nil
 	}
 	for _, n := range nodes {
-		eventually(t, 60*time.Second, func() error { return ready(n) })
+		clustertest.Eventually(t, 60*time.Second, func() error { return ready(n) })
 	}
 
 	data := map[string][]byte{}
@@ -178,7 +165,7 @@ func TestSIGKILLTheLeader(t *testing.T) {
 	for i, n := range others {
 		name := fmt.Sprintf("post-%d.bin", i)
 		data[name] = []byte(strings.Repeat(name, 1000))
-		eventually(t, 30*time.Second, func() error {
+		clustertest.Eventually(t, 30*time.Second, func() error {
 			code, err := put("http://"+n.http+"/artifacts/"+name, data[name])
 			if err != nil || (code != 201 && code != 200) {
 				return fmt.Errorf("push via %s: %d %v", n.id, code, err)
@@ -189,10 +176,10 @@ func TestSIGKILLTheLeader(t *testing.T) {
 	t.Logf("pushes through the survivors succeeded %s after the SIGKILL", time.Since(killed).Round(time.Millisecond))
 
 	leader.start(t, bin, others[0].gossip)
-	eventually(t, 60*time.Second, func() error { return ready(leader) })
+	clustertest.Eventually(t, 60*time.Second, func() error { return ready(leader) })
 	for name, want := range data {
 		for _, n := range nodes {
-			eventually(t, 30*time.Second, func() error {
+			clustertest.Eventually(t, 30*time.Second, func() error {
 				code, got, err := get("http://" + n.http + "/artifacts/" + name)
 				if err != nil || code != 200 || sha256.Sum256(got) != sha256.Sum256(want) {
 					return fmt.Errorf("pull %s from %s: %d, %d bytes, %v", name, n.id, code, len(got), err)
