@@ -164,10 +164,21 @@ func (c *Cluster) start(n *Node) {
 // Add starts one more node that joins the cluster through the first node
 // without bootstrapping, and returns its index.
 func (c *Cluster) Add() int {
+	return c.add([]string{c.Nodes[0].cfg.Node.GossipBind})
+}
+
+// AddDetached starts one more node that neither bootstraps nor joins: it
+// waits to be joined (pier join).
+func (c *Cluster) AddDetached() int { return c.add(nil) }
+
+// GossipAddr is node i's gossip address.
+func (c *Cluster) GossipAddr(i int) string { return c.Nodes[i].cfg.Node.GossipBind }
+
+func (c *Cluster) add(join []string) int {
 	c.t.Helper()
 	cfg := c.nodeConfig(fmt.Sprintf("node%d", len(c.Nodes)+1), Options{ClusterKey: c.Nodes[0].cfg.Node.ClusterKey})
 	cfg.Node.BootstrapExpect = 0
-	cfg.Node.Join = []string{c.Nodes[0].cfg.Node.GossipBind}
+	cfg.Node.Join = join
 	n := &Node{ID: cfg.Node.ID, cfg: cfg, URL: "http://" + cfg.HTTPBind}
 	c.Nodes = append(c.Nodes, n)
 	c.start(n)

@@ -285,3 +285,25 @@ func TestNonvoterPromotedWhenAVoterIsLost(t *testing.T) {
 		return nil
 	})
 }
+
+func TestJoinCommand(t *testing.T) {
+	c := New(t, 3, Options{})
+	data := seed(t, c, 3)
+	i := c.AddDetached()
+	if r := Do(t, "GET", c.Nodes[i].URL+"/readyz", nil, nil); r.Status != 503 {
+		t.Fatalf("a node nobody joined is ready: %d", r.Status)
+	}
+	r := Do(t, "POST", c.Nodes[i].URL+"/api/v1/cluster/join?addr="+c.GossipAddr(1), nil, nil)
+	if r.Status != 200 {
+		t.Fatalf("join: %d %s", r.Status, r.Body)
+	}
+	c.WaitReady()
+	pullAll(t, c, data)
+
+	// A node that formed a cluster of its own cannot join another.
+	solo := New(t, 1, Options{ClusterKey: "clustertest-key"})
+	r = Do(t, "POST", solo.Nodes[0].URL+"/api/v1/cluster/join?addr="+c.GossipAddr(0), nil, nil)
+	if r.Status != 409 {
+		t.Fatalf("join of a node with its own cluster: %d %s", r.Status, r.Body)
+	}
+}
