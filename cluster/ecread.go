@@ -38,9 +38,50 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 	if avail := n.reachableShards(obj); avail < obj.K {
 		return nil, fmt.Errorf("%w: %s has %d of the %d shards it needs on live nodes", ErrUnavailable, a.Digest, avail, obj.K)
 	}
+	if obj.Size <= int64(n.cfg.SmallObjectSize) {
+		return n.readSmall(ctx, obj, l, off, length)
+	}
 	pr, pw := io.Pipe()
 	go n.decode(ctx, obj, l, off, length, pw)
 	return pr, nil
+}
+
+// readSmall decodes a small object into a pooled buffer before answering:
+// no goroutine and pipe per request, and a failed read is a clean error
+// rather than a short body.
+func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64) (io.ReadCloser, error) {
+	bp, _ := copyPool.Get().(*bytes.Buffer)
+	if bp == nil {
+		bp = new(bytes.Buffer)
+	}
+	bp.Reset()
+	if !n.readLocalCopy(ctx, obj, l, off, length, bp) {
+		bp.Reset()
+		first, end, _ := l.StripesFor(off, length)
+		open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
+		faults, err := erasure.Decode(l, open, bp, off, length)
+		closeAll()
+		n.noteFaults(obj, faults)
+		if err != nil {
+			copyPool.Put(bp)
+			return nil, fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
+		}
+	}
+	return &pooledReader{Reader: bytes.NewReader(bp.Bytes()), bp: bp}, nil
+}
+
+// pooledReader returns its buffer to the pool when closed.
+type pooledReader struct {
+	*bytes.Reader
+	bp *bytes.Buffer
+}
+
+func (p *pooledReader) Close() error {
+	if p.bp != nil {
+		copyPool.Put(p.bp)
+		p.bp = nil
+	}
+	return nil
 }
 
 func layoutOf(obj fsm.Object) erasure.Layout {
@@ -73,9 +114,6 @@ func (n *Node) nodeUp(id string) bool {
 }
 
 func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) {
-	if n.readLocalCopy(obj, l, off, length, pw) {
-		return
-	}
 	first, end, _ := l.StripesFor(off, length)
 	open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
 	faults, err := erasure.Decode(l, open, pw, off, length)
@@ -91,34 +129,26 @@ func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off
 // copyPool holds buffers for reads of small objects from a local copy.
 var copyPool sync.Pool
 
-// readLocalCopy serves an object stored as full copies (K = 1) from the copy
-// on this node, when it holds one that is not the data shard: Decode would
-// otherwise fetch the data shard from its node first. The bytes are decoded
-// into a buffer before any is sent, so a bad local copy falls back to the
-// normal path without having written anything.
-func (n *Node) readLocalCopy(obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) bool {
-	if obj.K != 1 || l.Stripes() != 1 || obj.Size > int64(n.cfg.SmallObjectSize) || obj.Placement[0] == n.cfg.ID {
+// readLocalCopy decodes an object stored as full copies (K = 1) into w from
+// the copy on this node, when it holds one that is not the data shard:
+// Decode would otherwise fetch the data shard from its node first. It
+// reports false, with faults noted, when that is not possible; the caller
+// then reads the normal way.
+func (n *Node) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) bool {
+	if obj.K != 1 || l.Stripes() != 1 || obj.Placement[0] == n.cfg.ID {
 		return false
 	}
 	local := slices.IndexFunc(obj.Placement, func(id string) bool { return id == n.cfg.ID })
 	if local < 0 || slices.Contains(obj.Missing, local) {
 		return false
 	}
-	bp, _ := copyPool.Get().(*bytes.Buffer)
-	if bp == nil {
-		bp = new(bytes.Buffer)
-	}
-	defer copyPool.Put(bp)
-	bp.Reset()
-	open, closeAll := n.shardOpener(context.Background(), obj, l, 0, 1, func(i int) bool { return i != local })
-	faults, err := erasure.Decode(l, open, bp, off, length)
+	open, closeAll := n.shardOpener(ctx, obj, l, 0, 1, func(i int) bool { return i != local })
+	faults, err := erasure.Decode(l, open, w, off, length)
 	closeAll()
 	if err != nil {
 		n.noteFaults(obj, faults)
 		return false
 	}
-	_, err = pw.Write(bp.Bytes())
-	pw.CloseWithError(err)
 	return true
 }
 
