@@ -67,6 +67,14 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 	if len(live) == 0 {
 		return Stored{}, fmt.Errorf("%w: no live node to store shards", ErrUnavailable)
 	}
+	// The scheme follows the nodes this node can reach, so a node cut off
+	// from most of the cluster would store a push with no redundancy (1+0)
+	// and, once the partition heals within the commit's retries,
+	// acknowledge it. A push needs a majority of the raft servers, as its
+	// commit does.
+	if servers := n.raftServers(); len(live) < servers/2+1 {
+		return Stored{}, fmt.Errorf("%w: %d of %d nodes reachable, a push needs a majority", ErrUnavailable, len(live), servers)
+	}
 	scheme := n.schemeFor(len(live))
 
 	hp, _ := headPool.Get().(*[]byte)

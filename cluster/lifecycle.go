@@ -120,6 +120,15 @@ func (n *Node) ownCluster() bool {
 	return true
 }
 
+// raftServers counts the servers in the raft configuration.
+func (n *Node) raftServers() int {
+	f := n.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 0
+	}
+	return len(f.Configuration().Servers)
+}
+
 func (n *Node) inRaft(id string) bool {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pier-registry/pier/cluster"
@@ -347,4 +348,40 @@ func corruptShard(t *testing.T, c *Cluster, obj fsm.Object, index int, offsets .
 		t.Fatal(err)
 	}
 	return path, raw
+}
+
+// A node that reaches fewer than a majority of the cluster refuses pushes
+// instead of storing them without redundancy, though raft itself is fine.
+func TestPushNeedsAMajority(t *testing.T) {
+	var np *noPing
+	c := New(t, 5, Options{Tune: func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.WrapPeers = func(p cluster.PeerClient) cluster.PeerClient {
+				np = &noPing{PeerClient: p}
+				return np
+			}
+		}
+	}})
+	np.down.Store(true)
+	r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/minority.bin", bytes.NewReader([]byte("x")), nil)
+	if r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("push from a node that reaches 1 of 5: %d %s", r.Status, r.Body)
+	}
+	np.down.Store(false)
+	// Once its peers answer again (the unreachable mark lasts 10s), it
+	// pushes again; through another node at once.
+	put(t, c.Nodes[1].URL, "majority.bin", []byte("y"))
+}
+
+// noPing makes every peer look unreachable to the pushing node's ping.
+type noPing struct {
+	cluster.PeerClient
+	down atomic.Bool
+}
+
+func (p *noPing) Ping(ctx context.Context, addr string) error {
+	if p.down.Load() {
+		return fmt.Errorf("%w: planted", cluster.ErrPeerUnreachable)
+	}
+	return p.PeerClient.Ping(ctx, addr)
 }
