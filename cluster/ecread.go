@@ -34,9 +34,11 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 		return io.NopCloser(strings.NewReader("")), nil
 	}
 	// Refuse up front, with a clean retryable error, what cannot be read:
-	// once bytes flow the client can only see a short body.
-	if avail := n.reachableShards(obj); avail < obj.K {
-		return nil, fmt.Errorf("%w: %s has %d of the %d shards it needs on live nodes", ErrUnavailable, a.Digest, avail, obj.K)
+	// once bytes flow the client can only see a short body. Gossip's view
+	// is not proof a node is gone (a loaded node is sometimes declared dead
+	// for a moment), so only shards known lost count here.
+	if have := len(obj.Placement) - len(obj.Missing); have < obj.K {
+		return nil, fmt.Errorf("%w: %s has %d of the %d shards it needs", ErrUnavailable, a.Digest, have, obj.K)
 	}
 	if obj.Size <= int64(n.cfg.SmallObjectSize) {
 		return n.readSmall(ctx, obj, l, off, length)
@@ -158,8 +160,11 @@ func (n *Node) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layo
 func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool) (erasure.OpenFunc, func()) {
 	var mu sync.Mutex
 	var closers []io.Closer
+	// Shards on nodes gossip calls down are skipped only while enough
+	// others remain; otherwise they are tried, since gossip can be wrong.
+	skipDown := n.reachableShards(obj) >= obj.K
 	open := func(i int) (erasure.BlockReader, error) {
-		if slices.Contains(obj.Missing, i) || !n.nodeUp(obj.Placement[i]) || (skip != nil && skip(i)) {
+		if slices.Contains(obj.Missing, i) || (skipDown && !n.nodeUp(obj.Placement[i])) || (skip != nil && skip(i)) {
 			return nil, nil
 		}
 		br, c, err := n.openShard(ctx, obj, i, l, first, end)

@@ -96,7 +96,9 @@ func (n *Node) markReached(id string) { n.reachedAt.Store(id, time.Now()) }
 // them, after a node died it is one round trip per push until gossip or
 // the unreachable mark takes the node out.
 func (n *Node) reachable(ctx context.Context, ids []string) []string {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	// Generous: a node that misses it is left out of placements for
+	// unreachableFor, and a busy node is not a dead one.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	down := make([]bool, len(ids))
 	var wg sync.WaitGroup

@@ -41,11 +41,14 @@ func RaftConfig() *raft.Config {
 // GossipConfig returns memberlist settings for loopback tests.
 func GossipConfig() *memberlist.Config {
 	c := memberlist.DefaultLocalConfig()
-	c.ProbeInterval = 200 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
+	// Loose enough that a node busy under -race on two cores is not
+	// declared dead for a moment, tight enough that a killed one is within
+	// a few seconds.
+	c.ProbeInterval = 400 * time.Millisecond
+	c.ProbeTimeout = 300 * time.Millisecond
 	c.GossipInterval = 50 * time.Millisecond
 	c.PushPullInterval = 2 * time.Second
-	c.SuspicionMult = 2
+	c.SuspicionMult = 3
 	return c
 }
 
