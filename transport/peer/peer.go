@@ -203,6 +203,9 @@ func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
 	req.Header.Set(keyHeader, c.cred)
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%w: %w", ctxErr, err)
+		}
 		return nil, fmt.Errorf("%w: %w", cluster.ErrPeerUnreachable, err)
 	}
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNoContent {
