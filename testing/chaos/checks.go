@@ -19,6 +19,7 @@ import (
 // The checks, as they are named in violations and in the report.
 const (
 	CheckLostName       = "lost"             // an acknowledged push does not pull back byte-identical
+	CheckUnverifiedName = "unverified"       // a checkpoint ran out of time before pulling a push
 	CheckWrongName      = "wrong-bytes"      // a complete pull whose bytes are not the artifact's
 	CheckBindingName    = "binding"          // a name seen bound to two digests
 	CheckRAWName        = "read-after-write" // a 404 for a name acknowledged before the request
@@ -44,8 +45,9 @@ func (v Violation) String() string { return v.Check + ": " + v.Detail }
 // byte-identical from every node in nodes. Only pushes acknowledged before
 // the checkpoint began (before) are due, and for each (name, node) the last
 // verify of the checkpoint counts, so a pull that succeeds on a retry is
-// not a loss. A pair the checkpoint never got to is a loss too: a check
-// that did not run must not pass.
+// not a loss. A push the checkpoint never got to on some node is reported
+// as unverified: a check that did not run must not pass, but it is no
+// evidence of a loss either.
 func CheckLost(ops []Op, phase string, nodes []string, before time.Duration) []Violation {
 	type key struct{ name, node string }
 	last := map[key]Op{}
@@ -59,12 +61,12 @@ func CheckLost(ops []Op, phase string, nodes []string, before time.Duration) []V
 		if ack.End > before {
 			continue
 		}
-		var bad []string
+		var bad, missing []string
 		for _, n := range nodes {
 			v, ok := last[key{ack.Name, n}]
 			switch {
 			case !ok:
-				bad = append(bad, n+": not verified")
+				missing = append(missing, n)
 			case v.Outcome == OK && v.Complete && v.Digest == ack.Sent:
 			case v.Outcome == OK && v.Complete:
 				bad = append(bad, fmt.Sprintf("%s: got %s", n, short(v.Digest)))
@@ -72,9 +74,12 @@ func CheckLost(ops []Op, phase string, nodes []string, before time.Duration) []V
 				bad = append(bad, fmt.Sprintf("%s: %s", n, v.errText()))
 			}
 		}
+		what := fmt.Sprintf("%s (%d bytes, %s, acked by %s at %s) in checkpoint %q", ack.Name, ack.Size, short(ack.Sent), ack.Node, at(ack.End), phase)
 		if len(bad) > 0 {
-			out = append(out, Violation{Check: CheckLostName, Name: ack.Name, Detail: fmt.Sprintf("%s (%d bytes, %s, acked by %s at %s) in checkpoint %q: %s",
-				ack.Name, ack.Size, short(ack.Sent), ack.Node, at(ack.End), phase, strings.Join(bad, "; "))})
+			out = append(out, Violation{Check: CheckLostName, Name: ack.Name, Detail: what + ": " + strings.Join(bad, "; ")})
+		}
+		if len(missing) > 0 {
+			out = append(out, Violation{Check: CheckUnverifiedName, Name: ack.Name, Detail: what + ": not pulled in time from " + strings.Join(missing, ", ")})
 		}
 	}
 	return out

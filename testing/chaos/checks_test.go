@@ -87,10 +87,6 @@ func TestCheckLost(t *testing.T) {
 		{"planted: other bytes", history(
 			ack("a", dA, 0, 10),
 			verify("p", "pier1", "a", dA, 100), verify("p", "pier2", "a", dB, 100)), 1},
-		{"planted: never verified", history(
-			ack("a", dA, 0, 10), verify("p", "pier1", "a", dA, 100)), 1},
-		{"planted: verified in another checkpoint only", history(
-			ack("a", dA, 0, 10), verify("other", "pier1", "a", dA, 100), verify("other", "pier2", "a", dA, 100)), 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +97,19 @@ func TestCheckLost(t *testing.T) {
 					t.Errorf("lost %q, want a", v.Name)
 				}
 			}
+		})
+	}
+}
+
+func TestCheckLostReportsWhatWasNeverPulled(t *testing.T) {
+	nodes := []string{"pier1", "pier2"}
+	for name, ops := range map[string][]Op{
+		"planted: never pulled from one node": history(ack("a", dA, 0, 10), verify("p", "pier1", "a", dA, 100)),
+		"planted: pulled in another checkpoint only": history(ack("a", dA, 0, 10),
+			verify("other", "pier1", "a", dA, 100), verify("other", "pier2", "a", dA, 100)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			expectViolations(t, CheckLost(ops, "p", nodes, ms(50)), CheckUnverifiedName, 1)
 		})
 	}
 }
