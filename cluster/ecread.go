@@ -162,12 +162,19 @@ func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout
 	var closers []io.Closer
 	// Shards on nodes gossip calls down are skipped only while enough
 	// others remain; otherwise they are tried, since gossip can be wrong.
-	skipDown := n.reachableShards(obj) >= obj.K
+	// Hedging gives up a slow shard for parity; with no spare shard left
+	// there is nothing to hedge to, so a slow shard is waited for.
+	reachable := n.reachableShards(obj)
+	skipDown := reachable >= obj.K
+	hedge := n.cfg.HedgeAfter
+	if reachable <= obj.K {
+		hedge = 3 * n.cfg.StallTimeout
+	}
 	open := func(i int) (erasure.BlockReader, error) {
 		if slices.Contains(obj.Missing, i) || (skipDown && !n.nodeUp(obj.Placement[i])) || (skip != nil && skip(i)) {
 			return nil, nil
 		}
-		br, c, err := n.openShard(ctx, obj, i, l, first, end)
+		br, c, err := n.openShard(ctx, obj, i, l, first, end, hedge)
 		if c != nil {
 			mu.Lock()
 			closers = append(closers, c)
@@ -186,7 +193,7 @@ func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout
 
 // openShard opens shard i for stripes [first, end): the local file, or a
 // streamed range of the remote one.
-func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.Layout, first, end int) (erasure.BlockReader, io.Closer, error) {
+func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.Layout, first, end int, hedge time.Duration) (erasure.BlockReader, io.Closer, error) {
 	h := headerOf(obj, i)
 	node := obj.Placement[i]
 	if node == n.cfg.ID {
@@ -213,13 +220,7 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 	if err != nil {
 		return nil, nil, err
 	}
-	// Hedging gives up a slow shard for parity; with no spare shard left
-	// there is nothing to hedge to, so a slow shard is waited for.
-	after := n.cfg.HedgeAfter
-	if n.reachableShards(obj) <= obj.K {
-		after = 3 * n.cfg.StallTimeout
-	}
-	sr := &stallReader{rc: rc, after: after}
+	sr := &stallReader{rc: rc, after: hedge}
 	return erasure.NewFrameReader(sr, h, first), sr, nil
 }
 
