@@ -102,6 +102,13 @@ type Config struct {
 	// for any push or repair that wrote it to commit.
 	GCInterval time.Duration
 	GCDelay    time.Duration
+	// MinFree is the free space the data dir keeps in reserve: below it
+	// the node refuses pushes and shards and hands leadership over, so raft
+	// still has room for its log. 0 means 64 MiB; negative turns it off.
+	MinFree int64
+	// FreeSpace measures the free bytes of a directory; nil is statfs.
+	// Tests replace it to simulate a full disk.
+	FreeSpace func(dir string) (int64, error)
 
 	Logger hclog.Logger
 	// Now is the clock that stamps commands.
@@ -184,6 +191,12 @@ func (c *Config) Validate() error {
 	}
 	if c.GCDelay == 0 {
 		c.GCDelay = 15 * time.Minute
+	}
+	if c.MinFree == 0 {
+		c.MinFree = 64 << 20
+	}
+	if c.FreeSpace == nil {
+		c.FreeSpace = statfsFree
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()

@@ -26,6 +26,9 @@ type nodeMeta struct {
 	// Booted is true when the node already has raft state, so peers
 	// waiting on --bootstrap-expect know not to bootstrap a second cluster.
 	Booted bool `json:"boot,omitempty"`
+	// Full is true while the node's data dir is below its free-space
+	// reserve: pushes place no shards on it.
+	Full bool `json:"full,omitempty"`
 }
 
 // Gossip member states as shown to operators.
@@ -112,6 +115,7 @@ func (d gossipDelegate) NodeMeta(limit int) []byte {
 		HTTP:       d.n.cfg.HTTPAddr,
 		Raft:       string(d.n.cfg.RaftTransport.LocalAddr()),
 		Booted:     booted,
+		Full:       d.n.diskFull.Load(),
 	})
 	if len(b) > limit {
 		d.n.log.Error("gossip metadata too large", "bytes", len(b), "limit", limit)

@@ -77,6 +77,12 @@ type Node struct {
 	reconcileEvents chan struct{}
 	leaderNotify    chan bool
 
+	// disk watches free space; diskFull is its last state as told to
+	// gossip, handedOver when a full leader last gave leadership away.
+	disk       *diskGuard
+	diskFull   atomic.Bool
+	handedOver atomic.Int64
+
 	started time.Time
 	leaving atomic.Bool
 	left    chan struct{}
@@ -106,6 +112,7 @@ func New(cfg Config) (*Node, error) {
 		started:         time.Now(),
 		left:            make(chan struct{}),
 	}
+	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
@@ -120,10 +127,11 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
+	n.diskFull.Store(n.DiskFull())
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(6)
+	n.wg.Add(7)
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()
@@ -134,6 +142,7 @@ func New(cfg Config) (*Node, error) {
 	})
 	go n.runEvery(cfg.ScrubInterval, n.scrub)
 	go n.runEvery(cfg.GCInterval, n.gc)
+	go n.runEvery(diskRecheck, func(context.Context) { n.watchDisk() })
 	ok = true
 	return n, nil
 }

@@ -68,7 +68,10 @@ func (n *Node) Stats() Stats {
 func (n *Node) liveNodes() []string {
 	var ids []string
 	for _, m := range n.members.alive(n.cfg.Datacenter) {
-		if m.Meta.HTTP != "" && !n.recentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
+		if m.Meta.HTTP != "" && !m.Meta.Full && !n.recentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
+			if m.ID == n.cfg.ID && n.DiskFull() {
+				continue
+			}
 			ids = append(ids, m.ID)
 		}
 	}
@@ -152,7 +155,7 @@ func (n *Node) recentlyUnreachable(id string) bool {
 // else through the node's peer service.
 func (n *Node) putShard(ctx context.Context, node, id string, index int, r io.Reader) error {
 	if node == n.cfg.ID {
-		_, err := n.shards.Receive(ctx, id, index, r)
+		_, err := n.ReceiveShard(ctx, id, index, r)
 		return err
 	}
 	m, ok := n.members.get(node)
@@ -195,7 +198,14 @@ func (n *Node) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
 
 // ReceiveShard stores a shard streamed by another node's push.
 func (n *Node) ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error) {
-	return n.shards.Receive(ctx, id, index, r)
+	if err := n.checkSpace(); err != nil {
+		return 0, err
+	}
+	size, err := n.shards.Receive(ctx, id, index, r)
+	if isNoSpace(err) {
+		n.disk.sawNoSpace()
+	}
+	return size, err
 }
 
 // OpenShard serves length bytes at off of a local shard file to a peer.

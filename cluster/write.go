@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -47,6 +48,11 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 		if d, _, ok := n.fsm.Binding(m.Name); ok && d != m.ExpectDigest {
 			return fmt.Errorf("%w: %s is bound to %s", fsm.ErrConflict, m.Name, d)
 		}
+	}
+	// A full node could neither store its shards nor follow the raft log
+	// to see its own commit: refuse before reading a byte.
+	if err := n.checkSpace(); err != nil {
+		return fmt.Errorf("push %s: %w; push to another node", m.Name, err)
 	}
 	return n.waitLeader(ctx)
 }
@@ -140,6 +146,11 @@ func (n *Node) Delete(ctx context.Context, name, actor string) error {
 // on a repeat, so a try that may or may not have committed before a
 // leadership change is simply retried.
 func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	// A full node cannot follow the log to see the write applied here, so
+	// it refuses rather than answer "unknown" for a committed write.
+	if err := n.checkSpace(); err != nil {
+		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
+	}
 	c.Time = n.cfg.Now().UTC()
 	b, err := c.Encode()
 	if err != nil {
@@ -205,9 +216,20 @@ func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error)
 }
 
 func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
+	if n.DiskFull() {
+		// Raft would fail to append the entry and step down anyway.
+		n.handOver()
+		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, n.checkSpace())
+	}
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
+		case isNoSpace(err):
+			// Raft steps down after a failed log append; the command was
+			// not replicated, so the caller retries on the next leader.
+			n.disk.sawNoSpace()
+			n.handOver()
+			return fsm.Result{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, chunk.ErrNoSpace, err)
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
@@ -266,7 +288,19 @@ func (n *Node) leaderHTTP() (string, error) {
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
 	defer cancel()
-	if err := poll(ctx, time.Millisecond, func() bool { return n.fsm.Applied() >= index }); err != nil {
+	var full error
+	err := poll(ctx, time.Millisecond, func() bool {
+		if n.fsm.Applied() >= index {
+			return true
+		}
+		// A node that cannot append to its raft log will not catch up.
+		full = n.checkSpace()
+		return full != nil
+	})
+	switch {
+	case full != nil && n.fsm.Applied() < index:
+		return fmt.Errorf("%w: local state is behind index %d: %v", ErrUnavailable, index, full)
+	case err != nil:
 		return fmt.Errorf("%w: local state did not reach index %d in time", ErrNoLeader, index)
 	}
 	return nil

@@ -35,6 +35,7 @@ type serveFlags struct {
 	repairAfter                             time.Duration
 	repairRate                              int64
 	scrubInterval                           time.Duration
+	minFree                                 int64
 	pprof                                   bool
 }
 
@@ -59,6 +60,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&f.repairAfter, "repair-after", 5*time.Minute, "rebuild the shards of a node dead for this long")
 	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "bytes per second repair may read (0: no limit)")
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
+	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
@@ -162,6 +164,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
+			MinFree: f.minFree,
 		},
 	}, nil
 }
