@@ -79,6 +79,9 @@ type Config struct {
 	BlockSize int
 	// SmallObjectSize is the largest object stored as M+1 full copies.
 	SmallObjectSize int
+	// CacheSize is the memory kept for the content of recently read small
+	// objects. 0 means 64 MiB; negative turns the cache off.
+	CacheSize int64
 	// StallTimeout gives up a shard stream of a push that accepts nothing
 	// for this long.
 	StallTimeout time.Duration
@@ -167,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SmallObjectSize == 0 {
 		c.SmallObjectSize = 256 << 10
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 64 << 20
 	}
 	if c.StallTimeout == 0 {
 		c.StallTimeout = 10 * time.Second

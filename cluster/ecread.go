@@ -52,6 +52,10 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 // no goroutine and pipe per request, and a failed read is a clean error
 // rather than a short body.
 func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64) (io.ReadCloser, error) {
+	if b, ok := n.cache.get(obj.ID); ok {
+		n.stats.cacheHits.Add(1)
+		return io.NopCloser(bytes.NewReader(b[off : off+length])), nil
+	}
 	bp, _ := copyPool.Get().(*bytes.Buffer)
 	if bp == nil {
 		bp = new(bytes.Buffer)
@@ -68,6 +72,9 @@ func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 			copyPool.Put(bp)
 			return nil, fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
 		}
+	}
+	if off == 0 && length == obj.Size {
+		n.cache.add(obj.ID, bytes.Clone(bp.Bytes()))
 	}
 	return &pooledReader{Reader: bytes.NewReader(bp.Bytes()), bp: bp}, nil
 }

@@ -79,6 +79,7 @@ type Node struct {
 
 	// disk watches free space; diskFull is its last state as told to
 	// gossip, handedOver when a full leader last gave leadership away.
+	cache      *objectCache
 	disk       *diskGuard
 	diskFull   atomic.Bool
 	handedOver atomic.Int64
@@ -112,6 +113,7 @@ func New(cfg Config) (*Node, error) {
 		started:         time.Now(),
 		left:            make(chan struct{}),
 	}
+	n.cache = newObjectCache(cfg.CacheSize)
 	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false

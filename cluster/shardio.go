@@ -23,6 +23,7 @@ type stats struct {
 	scrubbedBytes  atomic.Int64
 	scrubCorrupt   atomic.Int64
 	gcRemoved      atomic.Int64
+	cacheHits      atomic.Int64
 }
 
 // Stats is a snapshot of a node's counters.
@@ -35,6 +36,8 @@ type Stats struct {
 	ScrubbedBytes  int64 `json:"scrubbed_bytes"`
 	ScrubCorrupt   int64 `json:"scrub_corrupt"`
 	GCRemoved      int64 `json:"gc_removed"`
+	CacheHits      int64 `json:"cache_hits"`
+	CacheBytes     int64 `json:"cache_bytes"`
 	ShardFiles     int   `json:"shard_files"`
 	ShardBytes     int64 `json:"shard_bytes"`
 	DiskFree       int64 `json:"disk_free"`
@@ -43,6 +46,7 @@ type Stats struct {
 // Stats returns the node's counters and local shard usage.
 func (n *Node) Stats() Stats {
 	files, bytes, _ := n.shards.Usage()
+	cached, _ := n.cache.bytes()
 	var fs syscall.Statfs_t
 	var free int64
 	if syscall.Statfs(n.cfg.DataDir, &fs) == nil {
@@ -57,6 +61,8 @@ func (n *Node) Stats() Stats {
 		ScrubbedBytes:  n.stats.scrubbedBytes.Load(),
 		ScrubCorrupt:   n.stats.scrubCorrupt.Load(),
 		GCRemoved:      n.stats.gcRemoved.Load(),
+		CacheHits:      n.stats.cacheHits.Load(),
+		CacheBytes:     cached,
 		ShardFiles:     files,
 		ShardBytes:     bytes,
 		DiskFree:       free,

@@ -35,7 +35,7 @@ type serveFlags struct {
 	repairAfter                             time.Duration
 	repairRate                              int64
 	scrubInterval                           time.Duration
-	minFree                                 int64
+	minFree, cacheSize                      int64
 	pprof                                   bool
 }
 
@@ -61,6 +61,7 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "bytes per second repair may read (0: no limit)")
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
+	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "bytes of memory for recently read small objects (negative: no cache)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
@@ -164,7 +165,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
-			MinFree: f.minFree,
+			MinFree: f.minFree, CacheSize: f.cacheSize,
 		},
 	}, nil
 }

@@ -305,7 +305,8 @@ func TestPeerDiesMidPush(t *testing.T) {
 // A node holding a full copy of a small object serves it from that copy; a
 // corrupt local copy falls back to the others without a wrong byte.
 func TestSmallObjectLocalCopy(t *testing.T) {
-	c := New(t, 3, Options{})
+	// Without the cache, which would answer the later reads from memory.
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
 	body := bigBytes(12, 10<<10)
 	put(t, c.Nodes[0].URL, "small.bin", body)
 	o := object(t, c, "small.bin")
@@ -321,6 +322,27 @@ func TestSmallObjectLocalCopy(t *testing.T) {
 	}
 	corruptShard(t, c, o, 1, 100)
 	pullEverywhere(t, c, "small.bin", body)
+}
+
+// Small objects read once are served from memory afterwards, whole or in
+// ranges, with the same bytes.
+func TestSmallObjectCache(t *testing.T) {
+	c := New(t, 3, Options{})
+	body := bigBytes(13, 10<<10)
+	put(t, c.Nodes[0].URL, "cached.bin", body)
+	n := c.Nodes[2].Srv.Node
+	pullEverywhere(t, c, "cached.bin", body)
+	hits := n.Stats().CacheHits
+	if got := Do(t, "GET", c.Nodes[2].URL+"/artifacts/cached.bin", nil, nil); !bytes.Equal(got.Body, body) {
+		t.Fatal("cached read returned other bytes")
+	}
+	r := Do(t, "GET", c.Nodes[2].URL+"/artifacts/cached.bin", nil, http.Header{"Range": {"bytes=100-199"}})
+	if r.Status != http.StatusPartialContent || !bytes.Equal(r.Body, body[100:200]) {
+		t.Fatalf("cached range read: %d, %d bytes", r.Status, len(r.Body))
+	}
+	if st := n.Stats(); st.CacheHits != hits+2 || st.CacheBytes != int64(len(body)) {
+		t.Fatalf("cache hits %d -> %d, %d bytes cached; want 2 more hits and %d bytes", hits, st.CacheHits, st.CacheBytes, len(body))
+	}
 }
 
 // corruptShard flips a byte of shard index of obj at each offset (negative:

@@ -54,6 +54,8 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP pier_scrubbed_bytes_total Shard bytes re-read and verified by the scrubber.\n# TYPE pier_scrubbed_bytes_total counter\npier_scrubbed_bytes_total %d\n", st.ScrubbedBytes)
 	fmt.Fprintf(w, "# HELP pier_scrub_bad_shards_total Shards the scrubber found absent or corrupt.\n# TYPE pier_scrub_bad_shards_total counter\npier_scrub_bad_shards_total %d\n", st.ScrubCorrupt)
 	fmt.Fprintf(w, "# HELP pier_gc_removed_shards_total Unreferenced shard files removed.\n# TYPE pier_gc_removed_shards_total counter\npier_gc_removed_shards_total %d\n", st.GCRemoved)
+	fmt.Fprintf(w, "# HELP pier_cache_hits_total Small-object reads served from memory.\n# TYPE pier_cache_hits_total counter\npier_cache_hits_total %d\n", st.CacheHits)
+	fmt.Fprintf(w, "# HELP pier_cache_bytes Content held by the small-object cache.\n# TYPE pier_cache_bytes gauge\npier_cache_bytes %d\n", st.CacheBytes)
 	status := a.reg.Status()
 	fmt.Fprintf(w, "# HELP pier_objects_by_redundancy Objects by redundancy state.\n# TYPE pier_objects_by_redundancy gauge\n")
 	for _, r := range []cluster.Redundancy{cluster.Full, cluster.Degraded, cluster.AtRisk, cluster.Unavailable} {

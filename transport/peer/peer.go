@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pier-registry/pier/chunk"
@@ -222,7 +223,7 @@ func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
 	case http.StatusNotFound:
 		return nil, fmt.Errorf("%w: %s", chunk.ErrNotFound, e.Error)
 	case http.StatusInsufficientStorage:
-		return nil, fmt.Errorf("%w: %s", chunk.ErrNoSpace, e.Error)
+		return nil, fmt.Errorf("%w: %s", chunk.ErrNoSpace, strings.TrimPrefix(e.Error, chunk.ErrNoSpace.Error()+": "))
 	}
 	return nil, fmt.Errorf("peer %s answered %d: %s", addr, resp.StatusCode, e.Error)
 }
