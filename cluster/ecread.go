@@ -43,9 +43,60 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 	if obj.Size <= int64(n.cfg.SmallObjectSize) {
 		return n.readSmall(ctx, obj, l, off, length)
 	}
-	pr, pw := io.Pipe()
-	go n.decode(ctx, obj, l, off, length, pw)
-	return pr, nil
+	return &decodeStream{n: n, ctx: ctx, obj: obj, l: l, off: off, length: length}, nil
+}
+
+// decodeStream is an object's content being decoded. WriteTo decodes
+// straight into the destination, whole blocks per write; Read, for callers
+// that pull, runs the decoder in a goroutine behind a pipe.
+type decodeStream struct {
+	n           *Node
+	ctx         context.Context
+	obj         fsm.Object
+	l           erasure.Layout
+	off, length int64
+	pr          *io.PipeReader
+	used        bool
+}
+
+func (d *decodeStream) WriteTo(w io.Writer) (int64, error) {
+	if d.used || d.pr != nil {
+		return 0, errors.New("decode stream already read")
+	}
+	d.used = true
+	cw := &countingWriter{w: w}
+	err := d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, cw)
+	return cw.n, err
+}
+
+func (d *decodeStream) Read(p []byte) (int, error) {
+	if d.pr == nil {
+		if d.used {
+			return 0, io.EOF
+		}
+		pr, pw := io.Pipe()
+		d.pr = pr
+		go func() { pw.CloseWithError(d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, pw)) }()
+	}
+	return d.pr.Read(p)
+}
+
+func (d *decodeStream) Close() error {
+	if d.pr != nil {
+		d.pr.Close()
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // readSmall decodes a small object into a pooled buffer before answering:
@@ -122,17 +173,18 @@ func (n *Node) nodeUp(id string) bool {
 	return ok && m.State == StateAlive
 }
 
-func (n *Node) decode(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, pw *io.PipeWriter) {
+// decodeTo writes length bytes at off of obj's content to w.
+func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) error {
 	first, end, _ := l.StripesFor(off, length)
 	open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
-	faults, err := erasure.Decode(l, open, pw, off, length)
+	faults, err := erasure.Decode(l, open, w, off, length)
 	closeAll()
 	n.noteFaults(obj, faults)
-	if err != nil && !errors.Is(err, io.ErrClosedPipe) {
+	if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 		// A closed pipe is a reader that stopped early: a range, a client gone.
 		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
 	}
-	pw.CloseWithError(err)
+	return err
 }
 
 // copyPool holds buffers for reads of small objects from a local copy.

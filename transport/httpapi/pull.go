@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,10 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Name)}))
 	h.Set("X-Pier-Version", art.Version)
+	if r.Method == http.MethodGet && plainGet(r) {
+		a.sendWhole(w, r, art)
+		return
+	}
 	c := &lazyContent{ctx: r.Context(), reg: a.reg, art: art}
 	defer c.Close()
 	http.ServeContent(w, r, "", art.Created, c)
@@ -72,6 +77,44 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 		// Headers are gone already; the client sees a short body, which
 		// its Content-Length check reports.
 		a.log.Warn("pull failed mid-stream", "name", name, "error", c.err)
+	}
+}
+
+// plainGet reports a request for the whole body with no conditions, the
+// common case, which needs none of http.ServeContent's machinery.
+func plainGet(r *http.Request) bool {
+	for _, k := range []string{"Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since", "If-Range"} {
+		if _, ok := r.Header[k]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sendWhole answers a plain GET. The content is opened before the status
+// is sent, so what cannot be read gets a clean error; then it is written
+// straight into the response (the reader's WriteTo, when it has one, sends
+// whole blocks), without http.ServeContent's 32 KiB copy.
+func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact) {
+	h := w.Header()
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Last-Modified", art.Created.UTC().Format(http.TimeFormat))
+	h.Set("Content-Length", strconv.FormatInt(art.Size, 10))
+	var rc io.ReadCloser = io.NopCloser(strings.NewReader(""))
+	if art.Size > 0 {
+		var err error
+		if rc, err = a.reg.Open(r.Context(), art, 0, art.Size); err != nil {
+			h.Del("Content-Length")
+			a.fail(w, r, err)
+			return
+		}
+	}
+	defer rc.Close()
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
+		// Headers are gone already; the client sees a short body, which
+		// its Content-Length check reports.
+		a.log.Warn("pull failed mid-stream", "name", art.Name, "error", err)
 	}
 }
 
