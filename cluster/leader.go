@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -51,8 +52,10 @@ func (n *Node) reconcile() {
 		return
 	}
 	known := map[raft.ServerID]raft.Server{}
+	byAddr := map[raft.ServerAddress]raft.ServerID{}
 	for _, s := range f.Configuration().Servers {
 		known[s.ID] = s
+		byAddr[s.Address] = s.ID
 	}
 	for _, s := range f.Configuration().Servers {
 		if n.fsm.NodeState(string(s.ID)) != fsm.NodeLeft {
@@ -84,6 +87,26 @@ func (n *Node) reconcile() {
 		if ok && s.Address == addr && !promote {
 			continue
 		}
+		// Nodes restarted together can trade addresses (containers get
+		// their IPs anew), and raft refuses a configuration with one
+		// address twice. Like Consul, drop the server that held the
+		// address; the next pass adds it back at its new one.
+		if other, taken := byAddr[addr]; taken && other != id {
+			if other == raft.ServerID(n.cfg.ID) {
+				n.log.Warn("reconcile: a member advertises this leader's raft address", "id", id, "address", addr)
+				continue
+			}
+			if err := n.raft.RemoveServer(other, 0, 0).Error(); err != nil {
+				n.log.Warn("reconcile: remove raft server holding a taken address", "id", other, "address", addr, "error", err)
+				continue
+			}
+			n.log.Info("removed raft server whose address another member took", "id", other, "address", addr, "taken_by", id)
+			if o := known[other]; o.Suffrage == raft.Voter && slices.ContainsFunc(alive, func(m member) bool { return m.ID == string(other) }) {
+				aliveVoters--
+			}
+			delete(known, other)
+			delete(byAddr, addr)
+		}
 		var fut raft.IndexFuture
 		switch {
 		case ok && s.Suffrage == raft.Voter:
@@ -104,5 +127,9 @@ func (n *Node) reconcile() {
 			continue
 		}
 		n.log.Info("raft server added or updated", "id", id, "address", addr, "promoted", promote)
+		if ok {
+			delete(byAddr, s.Address)
+		}
+		byAddr[addr] = id
 	}
 }

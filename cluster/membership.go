@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
+
+	"github.com/pier-registry/pier/fsm"
 )
 
 // nodeMeta is what a node tells the others about itself through gossip.
@@ -161,6 +163,13 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("gossip bind address: %w", err)
 	}
 	mc.Name = n.cfg.ID
+	if mc.DeadNodeReclaimTime == 0 {
+		// A node restarted at another address (a container's new IP) takes
+		// its name back once its old self is declared dead; memberlist's
+		// default never allows that and peers reject it until the dead
+		// entry is reaped, which took a minute in the chaos suite.
+		mc.DeadNodeReclaimTime = time.Second
+	}
 	mc.BindAddr, mc.BindPort = host, port
 	ahost, aport, err := splitHostPort(n.cfg.GossipAdvertise)
 	if err != nil {
@@ -230,6 +239,30 @@ func (n *Node) savePeers() {
 // joinLoop joins the configured and remembered peers, and tries again
 // whenever the node finds itself alone, so a node that restarted or was cut
 // off finds its cluster without an operator.
+// unseenPeers returns the gossip addresses of members this node has seen
+// that gossip does not now show alive, except those that left; gossip
+// addresses from --join are added when any is missing, since a restarted
+// peer may be reachable only there.
+func (n *Node) unseenPeers() []string {
+	alive := map[string]bool{}
+	for _, m := range n.gossip.Members() {
+		alive[m.Name] = true
+	}
+	var addrs []string
+	for _, m := range n.members.list() {
+		if m.ID == n.cfg.ID || alive[m.ID] || m.State == StateLeft || n.fsm.NodeState(m.ID) == fsm.NodeLeft || m.Gossip == "" {
+			continue
+		}
+		addrs = append(addrs, m.Gossip)
+	}
+	if len(addrs) == 0 {
+		return nil
+	}
+	addrs = append(addrs, n.cfg.Join...)
+	addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == n.cfg.GossipAdvertise })
+	return slices.Compact(slices.Sorted(slices.Values(addrs)))
+}
+
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	backoff := 200 * time.Millisecond
@@ -245,6 +278,15 @@ func (n *Node) joinLoop() {
 			n.savePeers()
 			backoff = 200 * time.Millisecond
 			t.Reset(10 * time.Second)
+			if missing := n.unseenPeers(); len(missing) > 0 {
+				// Members this node knew that gossip does not show alive:
+				// a push/pull with them tells them we are back (at a new
+				// address, maybe) without waiting for gossip to find out.
+				if got, err := n.gossip.Join(missing); err == nil || got > 0 {
+					n.log.Debug("rejoined members", "contacted", got)
+				}
+				t.Reset(2 * time.Second)
+			}
 			continue
 		}
 		targets := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(n.cfg.Join), n.loadPeers()...))))
