@@ -229,8 +229,12 @@ func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout
 	if reachable <= obj.K {
 		hedge = 3 * n.cfg.StallTimeout
 	}
+	// Shards marked missing are skipped only while a spare remains: the
+	// mark may predate a repair this node has not applied yet, and the
+	// checksums reject a shard that really is bad.
+	skipMissing := reachable > obj.K
 	open := func(i int) (erasure.BlockReader, error) {
-		if slices.Contains(obj.Missing, i) || (skipDown && !n.nodeUp(obj.Placement[i])) || (skip != nil && skip(i)) {
+		if (skipMissing && slices.Contains(obj.Missing, i)) || (skipDown && !n.nodeUp(obj.Placement[i])) || (skip != nil && skip(i)) {
 			return nil, nil
 		}
 		br, c, err := n.openShard(ctx, obj, i, l, first, end, hedge)
