@@ -114,6 +114,23 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		c.start(node)
 	}
 	c.WaitReady()
+	// Ready means a leader is known; pushes also want every node to see
+	// the others alive (they place shards by gossip's view).
+	Eventually(t, Wait(), func() error {
+		for _, nd := range c.Nodes {
+			_, ms := nd.Srv.Node.Members()
+			alive := 0
+			for _, m := range ms {
+				if m.State == cluster.StateAlive {
+					alive++
+				}
+			}
+			if alive != n {
+				return fmt.Errorf("%s sees %d of %d members alive", nd.ID, alive, n)
+			}
+		}
+		return nil
+	})
 	return c
 }
 
