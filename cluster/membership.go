@@ -236,13 +236,10 @@ func (n *Node) savePeers() {
 	}
 }
 
-// joinLoop joins the configured and remembered peers, and tries again
-// whenever the node finds itself alone, so a node that restarted or was cut
-// off finds its cluster without an operator.
-// unseenPeers returns the gossip addresses of members this node has seen
-// that gossip does not now show alive, except those that left; gossip
-// addresses from --join are added when any is missing, since a restarted
-// peer may be reachable only there.
+// unseenPeers returns the last gossip addresses of members this node has
+// seen that gossip does not now show alive, except those that left. A peer
+// restarted elsewhere may answer at none of them, but then another member
+// that traded addresses with it does, and the exchange tells both sides.
 func (n *Node) unseenPeers() []string {
 	alive := map[string]bool{}
 	for _, m := range n.gossip.Members() {
@@ -255,14 +252,13 @@ func (n *Node) unseenPeers() []string {
 		}
 		addrs = append(addrs, m.Gossip)
 	}
-	if len(addrs) == 0 {
-		return nil
-	}
-	addrs = append(addrs, n.cfg.Join...)
 	addrs = slices.DeleteFunc(addrs, func(a string) bool { return a == n.cfg.GossipAdvertise })
 	return slices.Compact(slices.Sorted(slices.Values(addrs)))
 }
 
+// joinLoop joins the configured and remembered peers, and tries again
+// whenever the node finds itself alone, so a node that restarted or was cut
+// off finds its cluster without an operator.
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
 	backoff := 200 * time.Millisecond

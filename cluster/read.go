@@ -101,10 +101,10 @@ func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, ErrNotLeader
 	}
-	if n.DiskFull() {
+	if err := n.checkSpace(); err != nil {
 		// The barrier entry could not be appended; another node can.
 		n.handOver()
-		return 0, fmt.Errorf("%w: %w", ErrNotLeader, n.checkSpace())
+		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 	}
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {

@@ -216,10 +216,10 @@ func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error)
 }
 
 func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
-	if n.DiskFull() {
+	if err := n.checkSpace(); err != nil {
 		// Raft would fail to append the entry and step down anyway.
 		n.handOver()
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, n.checkSpace())
+		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
 	}
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
