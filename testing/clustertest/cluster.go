@@ -114,23 +114,6 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 		c.start(node)
 	}
 	c.WaitReady()
-	// Ready means a leader is known; pushes also want every node to see
-	// the others alive (they place shards by gossip's view).
-	Eventually(t, Wait(), func() error {
-		for _, nd := range c.Nodes {
-			_, ms := nd.Srv.Node.Members()
-			alive := 0
-			for _, m := range ms {
-				if m.State == cluster.StateAlive {
-					alive++
-				}
-			}
-			if alive != n {
-				return fmt.Errorf("%s sees %d of %d members alive", nd.ID, alive, n)
-			}
-		}
-		return nil
-	})
 	return c
 }
 
@@ -248,7 +231,9 @@ func (c *Cluster) Running() []int {
 	return out
 }
 
-// WaitReady waits until every running node is ready.
+// WaitReady waits until every running node is ready and sees every other
+// running node alive: ready means a leader is known, and pushes and reads
+// also go by gossip's view (placements, peers' addresses).
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Wait())
@@ -258,6 +243,22 @@ func (c *Cluster) WaitReady() {
 			c.t.Fatalf("%s not ready after %s: %v", c.Nodes[i].ID, Wait(), err)
 		}
 	}
+	Eventually(c.t, Wait(), func() error {
+		running := c.Running()
+		for _, i := range running {
+			alive := 0
+			_, ms := c.Nodes[i].Srv.Node.Members()
+			for _, m := range ms {
+				if m.State == cluster.StateAlive {
+					alive++
+				}
+			}
+			if alive < len(running) {
+				return fmt.Errorf("%s sees %d of %d running nodes alive", c.Nodes[i].ID, alive, len(running))
+			}
+		}
+		return nil
+	})
 }
 
 // Leader waits until the running nodes agree on one leader and returns its
