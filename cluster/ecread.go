@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
@@ -114,10 +115,7 @@ func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 	bp.Reset()
 	if !n.readLocalCopy(ctx, obj, l, off, length, bp) {
 		bp.Reset()
-		first, end, _ := l.StripesFor(off, length)
-		open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
-		faults, err := erasure.Decode(l, open, bp, off, length)
-		closeAll()
+		faults, err := n.decodeRange(ctx, obj, l, off, length, bp)
 		n.noteFaults(obj, faults)
 		if err != nil {
 			copyPool.Put(bp)
@@ -175,16 +173,35 @@ func (n *Node) nodeUp(id string) bool {
 
 // decodeTo writes length bytes at off of obj's content to w.
 func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) error {
-	first, end, _ := l.StripesFor(off, length)
-	open, closeAll := n.shardOpener(ctx, obj, l, first, end, nil)
-	faults, err := erasure.Decode(l, open, w, off, length)
-	closeAll()
+	faults, err := n.decodeRange(ctx, obj, l, off, length, w)
 	n.noteFaults(obj, faults)
 	if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 		// A closed pipe is a reader that stopped early: a range, a client gone.
 		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
 	}
 	return err
+}
+
+// decodeRange decodes [off, off+length) of obj into w. When too few shards
+// were left because gossip called a node down or a shard was marked
+// missing, the rest of the range is decoded again trying every shard:
+// right after a kill, gossip can still call the dead node up and a slow
+// live one suspect, and the guess would fail a read that can succeed.
+func (n *Node) decodeRange(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) ([]erasure.Fault, error) {
+	first, end, _ := l.StripesFor(off, length)
+	open, closeAll, skipped := n.openShards(ctx, obj, l, first, end, nil, true)
+	cw := &countingWriter{w: w}
+	faults, err := erasure.Decode(l, open, cw, off, length)
+	closeAll()
+	if !errors.Is(err, erasure.ErrTooFewShards) || !skipped.Load() {
+		return faults, err
+	}
+	off, length = off+cw.n, length-cw.n
+	first, end, _ = l.StripesFor(off, length)
+	open, closeAll, _ = n.openShards(ctx, obj, l, first, end, nil, false)
+	more, err := erasure.Decode(l, open, w, off, length)
+	closeAll()
+	return append(faults, more...), err
 }
 
 // copyPool holds buffers for reads of small objects from a local copy.
@@ -217,14 +234,22 @@ func (n *Node) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layo
 // through, skipping shards that are missing, on nodes that are down, or
 // for which skip says so, and a function that closes what it opened.
 func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool) (erasure.OpenFunc, func()) {
+	open, closeAll, _ := n.openShards(ctx, obj, l, first, end, skip, true)
+	return open, closeAll
+}
+
+// openShards is shardOpener; with guess false it skips only what skip
+// says, and the returned flag tells whether a guess skipped a shard.
+func (n *Node) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool, guess bool) (erasure.OpenFunc, func(), *atomic.Bool) {
 	var mu sync.Mutex
 	var closers []io.Closer
+	skipped := new(atomic.Bool)
 	// Shards on nodes gossip calls down are skipped only while enough
 	// others remain; otherwise they are tried, since gossip can be wrong.
 	// Hedging gives up a slow shard for parity; with no spare shard left
 	// there is nothing to hedge to, so a slow shard is waited for.
 	reachable := n.reachableShards(obj)
-	skipDown := reachable >= obj.K
+	skipDown := guess && reachable >= obj.K
 	hedge := n.cfg.HedgeAfter
 	if reachable <= obj.K {
 		hedge = 3 * n.cfg.StallTimeout
@@ -232,9 +257,13 @@ func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout
 	// Shards marked missing are skipped only while a spare remains: the
 	// mark may predate a repair this node has not applied yet, and the
 	// checksums reject a shard that really is bad.
-	skipMissing := reachable > obj.K
+	skipMissing := guess && reachable > obj.K
 	open := func(i int) (erasure.BlockReader, error) {
-		if (skipMissing && slices.Contains(obj.Missing, i)) || (skipDown && !n.nodeUp(obj.Placement[i])) || (skip != nil && skip(i)) {
+		if skip != nil && skip(i) {
+			return nil, nil
+		}
+		if (skipMissing && slices.Contains(obj.Missing, i)) || (skipDown && !n.nodeUp(obj.Placement[i])) {
+			skipped.Store(true)
 			return nil, nil
 		}
 		br, c, err := n.openShard(ctx, obj, i, l, first, end, hedge)
@@ -251,7 +280,7 @@ func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout
 		for _, c := range closers {
 			c.Close()
 		}
-	}
+	}, skipped
 }
 
 // openShard opens shard i for stripes [first, end): the local file, or a
