@@ -57,6 +57,25 @@ func (n *Node) assess(obj fsm.Object, now time.Time) shardView {
 	return v
 }
 
+// readable reports whether shard i of obj can serve as a source: not
+// marked missing, on a node that has not left and that gossip calls up.
+// Shards on draining nodes are readable.
+func (n *Node) readable(obj fsm.Object, i int) bool {
+	node := obj.Placement[i]
+	return !slices.Contains(obj.Missing, i) && n.fsm.NodeState(node) != fsm.NodeLeft && n.nodeUp(node)
+}
+
+// sources counts obj's readable shards.
+func (n *Node) sources(obj fsm.Object) int {
+	c := 0
+	for i := range obj.Placement {
+		if n.readable(obj, i) {
+			c++
+		}
+	}
+	return c
+}
+
 // redundancy classifies an object for status and metrics. A shard on a
 // draining node still serves, so it counts as available.
 func (n *Node) redundancy(obj fsm.Object) Redundancy {
@@ -129,8 +148,8 @@ func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time) 
 		}
 		return n.rebalance(ctx, obj)
 	}
-	if obj.K+obj.M-len(v.bad)-len(v.down) < obj.K {
-		return fmt.Errorf("%w: too few shards reachable to rebuild", ErrUnavailable)
+	if src := n.sources(obj); src < obj.K {
+		return fmt.Errorf("%w: %d shards readable, %d needed to rebuild", ErrUnavailable, src, obj.K)
 	}
 	active := n.activeNodes(ctx)
 	holding := map[string]bool{}
@@ -201,7 +220,9 @@ func (n *Node) rebalance(ctx context.Context, obj fsm.Object) error {
 // target, rebuilt from the other shards, then points the placement at them.
 func (n *Node) rebuildOnto(ctx context.Context, obj fsm.Object, targets []string, why string) error {
 	l := layoutOf(obj)
-	skip := func(i int) bool { return targets[i] != "" }
+	// A shard being moved off a draining node, or rebalanced, still serves
+	// as a source; only those known bad are not read.
+	skip := func(i int) bool { return targets[i] != "" && !n.readable(obj, i) }
 	body, stop := n.decodeAll(ctx, obj, l, skip)
 	defer stop()
 	need := 0

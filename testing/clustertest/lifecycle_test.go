@@ -307,3 +307,32 @@ func TestJoinCommand(t *testing.T) {
 		t.Fatalf("join of a node with its own cluster: %d %s", r.Status, r.Body)
 	}
 }
+
+// A draining node's shards are sources for repair: with every other copy
+// of an object lost, the leave still completes by copying the leaver's.
+func TestLeaveWithTheOnlyIntactCopy(t *testing.T) {
+	c := New(t, 4, Options{})
+	body := bigBytes(21, 10<<10)
+	put(t, c.Nodes[0].URL, "last-copy.bin", body)
+	o := object(t, c, "last-copy.bin")
+	if o.K != 1 || len(o.Placement) < 2 {
+		t.Fatalf("small object stored as %d+%d on %v", o.K, o.M, o.Placement)
+	}
+	leaver := nodeIndex(c, o.Placement[0])
+	for i, id := range o.Placement[1:] {
+		if err := c.Nodes[nodeIndex(c, id)].Srv.Node.Shards().Remove(o.ID, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := Do(t, "POST", c.Nodes[leaver].URL+"/api/v1/cluster/leave", nil, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("leave: %d %s", r.Status, r.Body)
+	}
+	select {
+	case <-c.Nodes[leaver].Srv.Node.Left():
+	case <-time.After(Wait()):
+		t.Fatalf("node did not leave; status %+v", c.Nodes[leaver].Srv.Node.Status())
+	}
+	c.Stop(leaver)
+	waitFullRedundancy(t, c)
+	pullEverywhere(t, c, "last-copy.bin", body)
+}
