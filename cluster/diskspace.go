@@ -109,6 +109,27 @@ func (n *Node) watchDisk() {
 	}
 }
 
+// leaderSpace gates every raft append this node makes as leader: below the
+// reserve it hands leadership over and returns ErrNotLeader, so the caller
+// retries on the next leader; raft would fail the append and step down
+// anyway.
+func (n *Node) leaderSpace() error {
+	if err := n.checkSpace(); err != nil {
+		n.handOver()
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	}
+	return nil
+}
+
+// logFull handles a raft append that failed for want of space: raft steps
+// down after it, before replicating, so the caller retries on the next
+// leader.
+func (n *Node) logFull(err error) error {
+	n.disk.sawNoSpace()
+	n.handOver()
+	return fmt.Errorf("%w: %w", ErrNotLeader, err)
+}
+
 // handOver transfers leadership away from this node, at most once per
 // election timeout.
 func (n *Node) handOver() {

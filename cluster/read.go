@@ -101,19 +101,15 @@ func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
 	if !n.IsLeader() {
 		return 0, ErrNotLeader
 	}
-	if err := n.checkSpace(); err != nil {
-		// The barrier entry could not be appended; another node can.
-		n.handOver()
-		return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+	if err := n.leaderSpace(); err != nil {
+		return 0, err
 	}
 	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
 		}
 		if isNoSpace(err) {
-			n.disk.sawNoSpace()
-			n.handOver()
-			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
+			return 0, n.logFull(err)
 		}
 		return 0, err
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/pier-registry/pier/fsm"
@@ -47,10 +46,9 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	files, bytes, _ := n.shards.Usage()
 	cached, _ := n.cache.bytes()
-	var fs syscall.Statfs_t
-	var free int64
-	if syscall.Statfs(n.cfg.DataDir, &fs) == nil {
-		free = int64(fs.Bavail) * fs.Bsize
+	free, err := n.cfg.FreeSpace(n.cfg.DataDir)
+	if err != nil {
+		free = 0
 	}
 	return Stats{
 		CorruptBlocks:  n.stats.corruptBlocks.Load(),

@@ -216,20 +216,14 @@ func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error)
 }
 
 func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
-	if err := n.checkSpace(); err != nil {
-		// Raft would fail to append the entry and step down anyway.
-		n.handOver()
-		return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
+	if err := n.leaderSpace(); err != nil {
+		return fsm.Result{}, err
 	}
 	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
 		case isNoSpace(err):
-			// Raft steps down after a failed log append; the command was
-			// not replicated, so the caller retries on the next leader.
-			n.disk.sawNoSpace()
-			n.handOver()
-			return fsm.Result{}, fmt.Errorf("%w: %w: %w", ErrNotLeader, chunk.ErrNoSpace, err)
+			return fsm.Result{}, n.logFull(fmt.Errorf("%w: %w", chunk.ErrNoSpace, err))
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
