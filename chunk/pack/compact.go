@@ -1,6 +1,7 @@
 package pack
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -30,22 +31,28 @@ func (s *Store) Compact(minDead float64) (int, error) {
 		s.mu.RUnlock()
 		return 0, fmt.Errorf("compact: %w", ErrClosed)
 	}
-	var todo []*pack
+	var sealed []*pack
 	for _, p := range s.packs {
-		if p != s.active && p.deadFraction() >= minDead {
+		if p != s.active {
 			p.acquire()
-			todo = append(todo, p)
+			sealed = append(sealed, p)
 		}
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(todo, func(a, b *pack) int { return int(a.num) - int(b.num) })
-
+	// Oldest first, each judged just before its turn: removing a pack of
+	// old puts kills the tombstones that hid them, in later packs.
+	slices.SortFunc(sealed, func(a, b *pack) int { return cmp.Compare(a.num, b.num) })
 	removed := 0
 	var err error
-	for _, p := range todo {
+	for _, p := range sealed {
 		if err == nil {
-			if err = s.compactPack(p); err == nil {
-				removed++
+			s.mu.RLock()
+			due := p.deadFraction() >= minDead
+			s.mu.RUnlock()
+			if due {
+				if err = s.compactPack(p); err == nil {
+					removed++
+				}
 			}
 		}
 		p.release()
