@@ -83,13 +83,19 @@ func checkGone(t *testing.T, s *Store, i int) {
 // locOf returns where record i is.
 func locOf(t *testing.T, s *Store, i int) loc {
 	t.Helper()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	l, ok := s.index[testKey(i)]
+	l, ok := lookup(s, i)
 	if !ok {
 		t.Fatalf("record %d not indexed", i)
 	}
 	return l
+}
+
+// lookup is locOf for goroutines other than the test's.
+func lookup(s *Store, i int) (loc, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	l, ok := s.index[testKey(i)]
+	return l, ok
 }
 
 // crash abandons s the way a killed process would: no sync, no seal.

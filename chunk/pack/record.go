@@ -113,7 +113,8 @@ type reader struct {
 }
 
 func newReader(f *os.File, end int64) *reader {
-	return &reader{br: bufio.NewReaderSize(io.NewSectionReader(f, 0, end), scanBuffer), end: end}
+	size := int(min(end, scanBuffer))
+	return &reader{br: bufio.NewReaderSize(io.NewSectionReader(f, 0, end), size), end: end}
 }
 
 // next reads the record at r.off. With data it reads the data into r.data

@@ -85,9 +85,10 @@ type Stats struct {
 	// crash tore. Expected after a crash; nothing was lost that a Sync had
 	// covered.
 	TornTails int
-	// Damaged counts records lost to corruption found by Open (a sealed pack
-	// whose headers stop making sense) or by Compact (a live record whose
-	// CRC fails, which Compact drops). The scrubber rebuilds them.
+	// Damaged counts corruption that lost records: each sealed pack whose
+	// indexing Open or Compact had to stop at a header that made no sense,
+	// and each live record Compact found failing its CRC and dropped. The
+	// scrubber finds those records missing and rebuilds them.
 	Damaged int
 }
 
@@ -408,7 +409,7 @@ func (s *Store) Put(k Key, data []byte) error {
 	bp := bufPool.Get().(*[]byte)
 	rec := appendRecord(*bp, kindPut, k, data, s.opts.Now().UnixNano())
 	defer func() {
-		if cap(rec) <= 1<<20 {
+		if cap(rec) <= 256<<10 {
 			*bp = rec[:0]
 			bufPool.Put(bp)
 		}
@@ -507,9 +508,9 @@ func (s *Store) deleteLocked(k Key) error {
 }
 
 // Walk calls fn for each record that was live when Walk began, in no
-// particular order, without holding any lock, so fn may call any method
-// but Close. A record deleted meanwhile may still be reported. Walk stops
-// at fn's first error and returns it.
+// particular order. It copies the index first and calls fn holding no lock,
+// so fn may call the store, Delete included; a record deleted meanwhile may
+// still be reported. Walk stops at fn's first error and returns it.
 func (s *Store) Walk(fn func(Entry) error) error {
 	s.mu.RLock()
 	if s.closed {
