@@ -33,7 +33,9 @@
 //
 // A tombstone records a Delete. A seal is the last record of a sealed pack
 // and is written only after the pack was fdatasynced: a pack that ends in a
-// valid seal holds no torn writes.
+// valid seal holds no torn writes. A seal's object ID holds its own offset
+// (bytes 0..7) and the pack number (bytes 8..11), so the tail of some data
+// that happens to look like a seal is not taken for one.
 //
 // # Recovery
 //

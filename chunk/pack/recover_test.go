@@ -230,3 +230,24 @@ func TestLastPackSealed(t *testing.T) {
 		t.Fatalf("Stats %+v, want a new active pack after the sealed one", st)
 	}
 }
+
+// TestSealLookalike stores data ending in a valid seal record for another
+// position; Open must not take it for the pack's seal.
+func TestSealLookalike(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	mustPut(t, s, 1, 100)
+	fake := appendRecord(nil, kindSeal, sealKey(1, 0), nil, 1)
+	if err := s.Put(testKey(2), append(testData(2, 100), fake...)); err != nil {
+		t.Fatal(err)
+	}
+	mustClose(t, s)
+	s = openStore(t, dir, Options{})
+	checkGet(t, s, 1, 100)
+	if got, err := s.Get(testKey(2)); err != nil || len(got) != 100+headerSize {
+		t.Fatalf("Get of the record ending in a fake seal: %d bytes, %v", len(got), err)
+	}
+	if st := s.Stats(); st.Packs != 1 || st.Damaged != 0 || st.TornTails != 0 {
+		t.Fatalf("Stats %+v", st)
+	}
+}

@@ -318,7 +318,17 @@ func hasSeal(p *pack) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", p.path, err)
 	}
 	h, ok := parseHeader(b[:])
-	return ok && h.kind == kindSeal && h.check(b[:], nil), nil
+	return ok && h.kind == kindSeal && h.key == sealKey(p.num, p.size-headerSize) && h.check(b[:], nil), nil
+}
+
+// sealKey is what a seal holds in its key: the pack's number and the seal's
+// own offset. Data that happens to end in something shaped like a seal is
+// thus not taken for one.
+func sealKey(n uint32, off int64) Key {
+	var k Key
+	binary.LittleEndian.PutUint64(k.ID[0:8], uint64(off))
+	binary.LittleEndian.PutUint32(k.ID[8:12], n)
+	return k
 }
 
 // scan indexes p's records up to end. With verify it checks every CRC and
@@ -658,7 +668,7 @@ func (s *Store) sealLocked(p *pack) {
 		return
 	}
 	var b [headerSize]byte
-	rec := appendRecord(b[:0], kindSeal, Key{}, nil, s.opts.Now().UnixNano())
+	rec := appendRecord(b[:0], kindSeal, sealKey(p.num, p.size), nil, s.opts.Now().UnixNano())
 	n, err := s.writeAt(p.f, rec, p.size)
 	if err != nil || n != len(rec) {
 		if n > 0 {
