@@ -3,9 +3,15 @@
 // format); it is named by the object's ID and the shard index, written to a
 // temp file, fsynced and renamed, so a crash never leaves a half-written
 // shard under its final name.
+//
+// Shards of small objects whose bytes travel in the raft log are not files:
+// they are records appended to pack files (chunk/pack), made durable in
+// batches by Sync, because creating and fsyncing a file per object costs
+// more than the rest of such a push.
 package chunk
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -21,6 +27,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/chunk/pack"
 )
 
 // Sentinel errors. Callers classify with errors.Is.
@@ -43,10 +50,11 @@ const IDLen = 64
 // machines, and a node copies many streams.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// ShardStore keeps shard files under a directory.
+// ShardStore keeps shard files under a directory, and packed shards.
 type ShardStore struct {
-	dir string
-	tmp string
+	dir   string
+	tmp   string
+	packs *pack.Store
 }
 
 // OpenShardStore opens (creating if needed) a store rooted at dir and
@@ -65,8 +73,103 @@ func OpenShardStore(dir string) (*ShardStore, error) {
 	for _, e := range ents {
 		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
 	}
+	if s.packs, err = pack.Open(filepath.Join(dir, "packs"), pack.Options{MaxRecord: MaxPacked}); err != nil {
+		return nil, fmt.Errorf("open shard store: %w", err)
+	}
 	return s, nil
 }
+
+// MaxPacked is the largest shard file image Pack accepts.
+const MaxPacked = 1 << 20
+
+// Close makes packed shards durable and closes the packs.
+func (s *ShardStore) Close() error { return s.packs.Close() }
+
+func packKey(id string, index int) (pack.Key, error) {
+	if err := ValidID(id); err != nil {
+		return pack.Key{}, err
+	}
+	if index < 0 || index >= erasure.MaxShards {
+		return pack.Key{}, fmt.Errorf("%w: shard index %d", ErrBadShard, index)
+	}
+	k := pack.Key{Index: uint8(index)}
+	hex.Decode(k.ID[:], []byte(id))
+	return k, nil
+}
+
+// Pack stores the image of a whole shard file (erasure.ShardImage) as a
+// packed record, without an fsync: the caller holds the bytes durably
+// elsewhere (in the raft log) until Sync returns. Storing a shard already
+// held is a no-op.
+func (s *ShardStore) Pack(id string, index int, img []byte) error {
+	k, err := packKey(id, index)
+	if err != nil {
+		return err
+	}
+	if err := checkImage(id, index, img); err != nil {
+		return err
+	}
+	if err := s.packs.Put(k, img); err != nil {
+		return fmt.Errorf("pack shard %s.%d: %w", id, index, classify(err))
+	}
+	return nil
+}
+
+// checkImage verifies that img is a whole shard file of shard index of id.
+func checkImage(id string, index int, img []byte) error {
+	var h erasure.Header
+	if len(img) < erasure.HeaderSize {
+		return fmt.Errorf("%w: %d bytes, no header", ErrBadShard, len(img))
+	}
+	if err := h.UnmarshalBinary(img[:erasure.HeaderSize]); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadShard, err)
+	}
+	if hex.EncodeToString(h.Object[:]) != id || h.Index != index {
+		return fmt.Errorf("%w: header names shard %x.%d, stored as %s.%d", ErrBadShard, h.Object, h.Index, id, index)
+	}
+	if want := h.Layout.ShardFileSize(); want != int64(len(img)) {
+		return fmt.Errorf("%w: %d bytes, layout %v+%d needs %d", ErrBadShard, len(img), h.Layout.Scheme, h.Layout.Size, want)
+	}
+	return nil
+}
+
+// Sync makes every shard packed before it durable. Concurrent calls share
+// their fsyncs.
+func (s *ShardStore) Sync() error {
+	if err := s.packs.Sync(); err != nil {
+		return fmt.Errorf("sync packed shards: %w", classify(err))
+	}
+	return nil
+}
+
+// Compact rewrites the pack files at least half dead (shards removed since
+// they were packed) and returns how many it removed.
+func (s *ShardStore) Compact() (int, error) {
+	n, err := s.packs.Compact(0.5)
+	if err != nil {
+		return n, fmt.Errorf("compact packs: %w", classify(err))
+	}
+	return n, nil
+}
+
+// Shard is one stored shard: its own file, or a packed record.
+type Shard interface {
+	io.ReaderAt
+	io.Closer
+	// Size is the length of the shard file.
+	Size() int64
+}
+
+type fileShard struct {
+	*os.File
+	size int64
+}
+
+func (f fileShard) Size() int64 { return f.size }
+
+type packedShard struct{ *bytes.Reader }
+
+func (packedShard) Close() error { return nil }
 
 // ValidID reports whether id can name an object.
 func ValidID(id string) error {
@@ -161,15 +264,34 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Rea
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return 0, fmt.Errorf("fsync shard dir: %w", classify(err))
 	}
+	// The file supersedes a packed copy (a rebuild of a corrupt record).
+	if k, _ := packKey(id, index); s.packs.Has(k) {
+		if err := s.packs.Delete(k); err != nil {
+			return 0, fmt.Errorf("drop packed copy of shard %s.%d: %w", id, index, err)
+		}
+	}
 	return size, nil
 }
 
 // Open returns shard index of object id.
-func (s *ShardStore) Open(id string, index int) (*os.File, error) {
-	p, err := s.path(id, index)
+func (s *ShardStore) Open(id string, index int) (Shard, error) {
+	k, err := packKey(id, index)
 	if err != nil {
 		return nil, err
 	}
+	if s.packs.Has(k) {
+		b, err := s.packs.Get(k)
+		if err == nil {
+			return packedShard{bytes.NewReader(b)}, nil
+		}
+		// Removed meanwhile, or a record that fails its checksum, which
+		// counts as missing so that it is rebuilt (as a file, which then
+		// replaces the record).
+		if !errors.Is(err, pack.ErrNotFound) && !errors.Is(err, pack.ErrCorrupt) {
+			return nil, fmt.Errorf("open packed shard %s.%d: %w", id, index, err)
+		}
+	}
+	p, _ := s.path(id, index)
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s.%d", ErrNotFound, id, index)
@@ -177,42 +299,84 @@ func (s *ShardStore) Open(id string, index int) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open shard %s.%d: %w", id, index, err)
 	}
-	return f, nil
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat shard %s.%d: %w", id, index, err)
+	}
+	return fileShard{f, st.Size()}, nil
+}
+
+// Locate returns where shard index of id lies on disk: its file, or the
+// pack file holding it, with the offset and length of its bytes there. For
+// tools and tests that reach into the disk.
+func (s *ShardStore) Locate(id string, index int) (path string, off, size int64, err error) {
+	k, err := packKey(id, index)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if path, off, n, ok := s.packs.Locate(k); ok {
+		return path, off, int64(n), nil
+	}
+	path, _ = s.path(id, index)
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", 0, 0, fmt.Errorf("%w: %s.%d", ErrNotFound, id, index)
+	}
+	if err != nil {
+		return "", 0, 0, fmt.Errorf("locate shard %s.%d: %w", id, index, err)
+	}
+	return path, 0, st.Size(), nil
 }
 
 // Has reports whether the shard is stored here.
 func (s *ShardStore) Has(id string, index int) bool {
-	p, err := s.path(id, index)
+	k, err := packKey(id, index)
 	if err != nil {
 		return false
 	}
+	if s.packs.Has(k) {
+		return true
+	}
+	p, _ := s.path(id, index)
 	_, err = os.Stat(p)
 	return err == nil
 }
 
 // Remove deletes a shard; removing an absent shard is not an error.
 func (s *ShardStore) Remove(id string, index int) error {
-	p, err := s.path(id, index)
+	k, err := packKey(id, index)
 	if err != nil {
 		return err
 	}
+	if err := s.packs.Delete(k); err != nil {
+		return fmt.Errorf("remove packed shard %s.%d: %w", id, index, err)
+	}
+	p, _ := s.path(id, index)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove shard %s.%d: %w", id, index, err)
 	}
 	return nil
 }
 
-// ShardInfo describes one stored shard file.
+// ShardInfo describes one stored shard.
 type ShardInfo struct {
 	ID       string
 	Index    int
 	Size     int64
 	Modified time.Time
-	Path     string
+	// Path is the shard's file, empty for a packed shard.
+	Path string
 }
 
-// Walk calls fn for every shard file.
+// Walk calls fn for every shard, packed ones first.
 func (s *ShardStore) Walk(fn func(ShardInfo) error) error {
+	err := s.packs.Walk(func(e pack.Entry) error {
+		return fn(ShardInfo{ID: hex.EncodeToString(e.Key.ID[:]), Index: int(e.Key.Index), Size: int64(e.Size), Modified: e.Written})
+	})
+	if err != nil {
+		return err
+	}
 	return filepath.WalkDir(s.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err

@@ -48,10 +48,15 @@ func (f *failAfter) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// files counts shard and temp files under dir; the pack files, which
+// exist from the start, are not counted.
 func files(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
 	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() && d.Name() == "packs" {
+			return filepath.SkipDir
+		}
 		if err == nil && !d.IsDir() {
 			n++
 		}
@@ -147,5 +152,132 @@ func TestOpenShardStoreCleansCrashLeftovers(t *testing.T) {
 	}
 	if n := files(t, dir); n != 0 {
 		t.Fatalf("%d temp files survived a restart", n)
+	}
+}
+
+// image builds the shard file of shard index of a small 1+1 object.
+func image(t *testing.T, id string, index int, data []byte) []byte {
+	t.Helper()
+	var obj [32]byte
+	hex.Decode(obj[:], []byte(id))
+	l := erasure.Layout{Scheme: erasure.Scheme{K: 1, M: 1}, BlockSize: max(len(data), 1), Size: int64(len(data))}
+	img, err := erasure.ShardImage(erasure.Header{Object: obj, Index: index, Layout: l}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestPackedShards(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenShardStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a small object's bytes")
+	img := image(t, testID, 1, data)
+	if err := s.Pack(testID, 1, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pack(testID, 1, img); err != nil {
+		t.Fatalf("packing a held shard again: %v", err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	read := func(s *ShardStore) []byte {
+		t.Helper()
+		f, err := s.Open(testID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		b := make([]byte, f.Size())
+		if _, err := f.ReadAt(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if !s.Has(testID, 1) || !bytes.Equal(read(s), img) {
+		t.Fatal("packed shard not read back")
+	}
+	var infos []ShardInfo
+	s.Walk(func(si ShardInfo) error { infos = append(infos, si); return nil })
+	if len(infos) != 1 || infos[0].ID != testID || infos[0].Index != 1 || infos[0].Path != "" || infos[0].Size != int64(len(img)) {
+		t.Fatalf("walk: %+v", infos)
+	}
+	if n := files(t, dir); n != 0 {
+		t.Fatalf("packing wrote %d shard files", n)
+	}
+
+	// Bad images are refused and leave nothing.
+	other := strings.Repeat("e", 64)
+	for name, tc := range map[string]struct {
+		id    string
+		index int
+		img   []byte
+		want  error
+	}{
+		"another object": {other, 1, img, ErrBadShard},
+		"another index":  {testID, 0, img, ErrBadShard},
+		"truncated":      {other, 1, image(t, other, 1, data)[:len(img)-1], ErrBadShard},
+		"no header":      {other, 1, img[:10], ErrBadShard},
+		"bad id":         {"../x", 1, img, ErrBadID},
+	} {
+		if err := s.Pack(tc.id, tc.index, tc.img); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+	if s.Has(other, 1) || s.Has(testID, 0) {
+		t.Fatal("a refused image was stored")
+	}
+
+	// Packed shards survive a reopen; a received file supersedes the record.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = OpenShardStore(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(read(s), img) {
+		t.Fatal("packed shard lost on reopen")
+	}
+	l := erasure.Layout{Scheme: erasure.Scheme{K: 1, M: 1}, BlockSize: len(data), Size: int64(len(data))}
+	if _, err := s.Receive(context.Background(), testID, 1, bytes.NewReader(stream(t, testID, 1, l))); err != nil {
+		t.Fatal(err)
+	}
+	if path, _, _, err := s.Locate(testID, 1); err != nil || !strings.HasSuffix(path, testID+".1") {
+		t.Fatalf("after a receive the shard is at %s (%v), want its file", path, err)
+	}
+	if err := s.Remove(testID, 1); err != nil || s.Has(testID, 1) {
+		t.Fatalf("remove: %v, still held %v", err, s.Has(testID, 1))
+	}
+	s.Close()
+}
+
+// A packed record that fails its checksum reads as missing, so that it is
+// rebuilt.
+func TestCorruptPackedShardReadsAsMissing(t *testing.T) {
+	s, err := OpenShardStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	img := image(t, testID, 0, []byte("some bytes"))
+	if err := s.Pack(testID, 0, img); err != nil {
+		t.Fatal(err)
+	}
+	path, off, _, err := s.Locate(testID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{0xff}, off+int64(len(img))-3)
+	f.Close()
+	if _, err := s.Open(testID, 0); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("open of a corrupt record: %v, want ErrNotFound", err)
 	}
 }

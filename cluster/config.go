@@ -27,7 +27,9 @@ type PeerClient interface {
 	// index of object id on the node at addr, durably when it returns nil.
 	PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error
 	// GetShard streams n bytes at off of a shard file on the node at addr.
-	GetShard(ctx context.Context, addr, id string, index int, off, n int64) (io.ReadCloser, error)
+	// after is the reader's applied raft index: a node that lacks the shard
+	// first applies that far, since it packs an inlined copy on apply.
+	GetShard(ctx context.Context, addr, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
 	// DeleteShard removes a shard file from the node at addr.
 	DeleteShard(ctx context.Context, addr, id string, index int) error
 	// Ping checks that the node at addr answers.
@@ -79,6 +81,11 @@ type Config struct {
 	BlockSize int
 	// SmallObjectSize is the largest object stored as M+1 full copies.
 	SmallObjectSize int
+	// InlineSize is the largest object whose bytes travel in the raft log
+	// and are packed on their nodes instead of streamed as shard files.
+	// 0 means 16 KiB; negative turns inlining off. It is capped at
+	// SmallObjectSize.
+	InlineSize int
 	// CacheSize is the memory kept for the content of recently read small
 	// objects. 0 means 64 MiB; negative turns the cache off.
 	CacheSize int64
@@ -171,6 +178,10 @@ func (c *Config) Validate() error {
 	if c.SmallObjectSize == 0 {
 		c.SmallObjectSize = 256 << 10
 	}
+	if c.InlineSize == 0 {
+		c.InlineSize = 16 << 10
+	}
+	c.InlineSize = min(c.InlineSize, c.SmallObjectSize, maxInline)
 	if c.CacheSize == 0 {
 		c.CacheSize = 64 << 20
 	}

@@ -308,7 +308,7 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 	}
 	from := l.FrameOffset(first)
 	to := min(l.FrameOffset(end), l.ShardFileSize())
-	rc, err := n.cfg.Peers.GetShard(ctx, m.Meta.HTTP, obj.ID, i, from, to-from)
+	rc, err := n.cfg.Peers.GetShard(ctx, m.Meta.HTTP, obj.ID, i, from, to-from, n.fsm.Applied())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -99,6 +99,17 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 
 	id := newObjectID()
 	nodes := placement.Place(id, live, scheme.Shards())
+	if src != nil && got <= n.cfg.InlineSize && !full && !n.fault(faultDropShard) {
+		data := bytes.Clone((*hp)[:got])
+		sum := sha256.Sum256(data)
+		digest := fsm.DigestPrefix + hex.EncodeToString(sum[:])
+		if expect != "" && digest != expect {
+			return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+		}
+		return Stored{Digest: digest, Size: int64(got), Inline: data, Object: fsm.ObjectRef{
+			ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes,
+		}}, nil
+	}
 	need := min(scheme.K+1, scheme.Shards())
 	if full {
 		need = scheme.Shards()

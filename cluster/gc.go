@@ -7,7 +7,7 @@ import (
 	"github.com/pier-registry/pier/chunk"
 )
 
-// gc deletes shard files that no committed object places on this node:
+// gc deletes shards that no committed object places on this node:
 // shards of failed or duplicate pushes, of deleted objects, and copies left
 // behind by repairs and moves. A file must be older than GCDelay, so shards
 // of a push or repair that has not committed yet are never taken, and only a
@@ -40,5 +40,12 @@ func (n *Node) collect(now time.Time) {
 	})
 	if err != nil {
 		n.log.Warn("gc: walk shards", "error", err)
+	}
+	// Removed packed shards leave dead records; reclaim packs that are
+	// mostly dead.
+	if removed, err := n.shards.Compact(); err != nil {
+		n.log.Warn("gc: compact packs", "error", err)
+	} else if removed > 0 {
+		n.log.Debug("gc: compacted packs", "removed", removed)
 	}
 }

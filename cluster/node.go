@@ -79,6 +79,7 @@ type Node struct {
 
 	// disk watches free space; diskFull is its last state as told to
 	// gossip, handedOver when a full leader last gave leadership away.
+	commits    *committer
 	cache      *objectCache
 	disk       *diskGuard
 	diskFull   atomic.Bool
@@ -114,6 +115,7 @@ func New(cfg Config) (*Node, error) {
 		left:            make(chan struct{}),
 	}
 	n.cache = newObjectCache(cfg.CacheSize)
+	n.commits = newCommitter(n)
 	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -126,6 +128,7 @@ func New(cfg Config) (*Node, error) {
 	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data")); err != nil {
 		return nil, err
 	}
+	n.fsm.SetBlobSink(blobSink{n})
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
@@ -133,7 +136,11 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(7)
+	n.wg.Add(8)
+	go func() {
+		defer n.wg.Done()
+		n.commits.run(n.ctx)
+	}()
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()
@@ -210,6 +217,11 @@ func (n *Node) Shutdown() {
 		}
 		if n.boltDB != nil {
 			_ = n.boltDB.Close()
+		}
+		if n.shards != nil {
+			if err := n.shards.Close(); err != nil {
+				n.log.Warn("close shard store", "error", err)
+			}
 		}
 	})
 }

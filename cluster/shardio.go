@@ -2,13 +2,14 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -23,6 +24,7 @@ type stats struct {
 	scrubCorrupt   atomic.Int64
 	gcRemoved      atomic.Int64
 	cacheHits      atomic.Int64
+	packFailed     atomic.Int64
 }
 
 // Stats is a snapshot of a node's counters.
@@ -37,6 +39,7 @@ type Stats struct {
 	GCRemoved      int64 `json:"gc_removed"`
 	CacheHits      int64 `json:"cache_hits"`
 	CacheBytes     int64 `json:"cache_bytes"`
+	PackFailures   int64 `json:"pack_failures"`
 	ShardFiles     int   `json:"shard_files"`
 	ShardBytes     int64 `json:"shard_bytes"`
 	DiskFree       int64 `json:"disk_free"`
@@ -61,6 +64,7 @@ func (n *Node) Stats() Stats {
 		GCRemoved:      n.stats.gcRemoved.Load(),
 		CacheHits:      n.stats.cacheHits.Load(),
 		CacheBytes:     cached,
+		PackFailures:   n.stats.packFailed.Load(),
 		ShardFiles:     files,
 		ShardBytes:     bytes,
 		DiskFree:       free,
@@ -212,20 +216,23 @@ func (n *Node) ReceiveShard(ctx context.Context, id string, index int, r io.Read
 	return size, err
 }
 
-// OpenShard serves length bytes at off of a local shard file to a peer.
-func (n *Node) OpenShard(id string, index int, off, length int64) (io.ReadCloser, error) {
+// OpenShard serves length bytes at off of a local shard to a peer whose
+// state has applied index after.
+func (n *Node) OpenShard(ctx context.Context, id string, index int, off, length int64, after uint64) (io.ReadCloser, error) {
 	f, err := n.shards.Open(id, index)
+	if errors.Is(err, chunk.ErrNotFound) && after > n.fsm.Applied() {
+		// The reader found the object; this node packs an inlined copy
+		// only when it applies the push, which it may not have yet.
+		if werr := n.waitApplied(ctx, after); werr == nil {
+			f, err = n.shards.Open(id, index)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
+	if off < 0 || length < 0 || off+length > f.Size() {
 		f.Close()
-		return nil, fmt.Errorf("stat shard %s.%d: %w", id, index, err)
-	}
-	if off < 0 || length < 0 || off+length > st.Size() {
-		f.Close()
-		return nil, fmt.Errorf("%w: range %d+%d outside shard of %d bytes", fsm.ErrInvalid, off, length, st.Size())
+		return nil, fmt.Errorf("%w: range %d+%d outside shard of %d bytes", fsm.ErrInvalid, off, length, f.Size())
 	}
 	return sectionCloser{io.NewSectionReader(f, off, length), f}, nil
 }
@@ -235,7 +242,7 @@ func (n *Node) RemoveShard(id string, index int) error { return n.shards.Remove(
 
 type sectionCloser struct {
 	io.Reader
-	f *os.File
+	f io.Closer
 }
 
 func (s sectionCloser) Close() error { return s.f.Close() }

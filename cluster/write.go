@@ -9,7 +9,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -33,6 +32,9 @@ type Stored struct {
 	// already stored and this push wrote no shards of its own.
 	Object fsm.ObjectRef
 	Shared bool
+	// Inline holds the bytes of a small object that are not stored yet:
+	// they travel in the commit's raft entry (see blobs.go).
+	Inline []byte
 }
 
 // CheckPush refuses, before any body is read, a push that must fail: bad
@@ -65,10 +67,10 @@ func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, 
 		return fsm.Artifact{}, false, fmt.Errorf("%w: body hashes to %s, client expected %s",
 			ErrDigestMismatch, s.Digest, m.ExpectDigest)
 	}
-	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
+	res, err := n.applyBlob(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
 		Name: m.Name, Digest: s.Digest, Size: s.Size, Version: m.Version, Commit: m.Commit,
 		Labels: m.Labels, Tags: m.Tags, Object: s.Object,
-	}})
+	}}, s.Inline)
 	if err != nil {
 		return fsm.Artifact{}, false, err
 	}
@@ -146,6 +148,12 @@ func (n *Node) Delete(ctx context.Context, name, actor string) error {
 // on a repeat, so a try that may or may not have committed before a
 // leadership change is simply retried.
 func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	return n.applyBlob(ctx, c, nil)
+}
+
+// applyBlob commits a command with the blob the log carries for it (the
+// bytes of a small object; nil for none).
+func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.Result, error) {
 	// A full node cannot follow the log to see the write applied here, so
 	// it refuses rather than answer "unknown" for a committed write.
 	if err := n.checkSpace(); err != nil {
@@ -156,11 +164,16 @@ func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 	if err != nil {
 		return fsm.Result{}, err
 	}
+	e := fsm.Entry{Command: b, Blob: blob}
+	fwd := b
+	if blob != nil {
+		fwd = fsm.EncodeBatch([]fsm.Entry{e})
+	}
 	var res fsm.Result
 	err = n.leaderCall(ctx, "apply "+string(c.Op),
-		func() (err error) { res, err = n.applyLocal(b); return err },
+		func() (err error) { res, err = n.commits.propose(e); return err },
 		func(addr string) (err error) {
-			if res, err = n.cfg.Peers.Apply(ctx, addr, b); err != nil {
+			if res, err = n.cfg.Peers.Apply(ctx, addr, fwd); err != nil {
 				return err
 			}
 			// Read-your-writes on this node too: wait until the local
@@ -207,36 +220,20 @@ func (n *Node) leaderCall(ctx context.Context, what string, local func() error, 
 	}
 }
 
-// ApplyForwarded applies a command forwarded by a follower.
+// ApplyForwarded applies a command forwarded by a follower: plain, or
+// framed as a batch of one when it carries a blob.
 func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error) {
-	if _, err := fsm.DecodeCommand(b); err != nil {
+	entries, err := fsm.DecodeBatch(b)
+	if err == nil && len(entries) != 1 {
+		err = fmt.Errorf("%d commands, a forwarded write carries one", len(entries))
+	}
+	if err != nil {
 		return fsm.Result{}, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
 	}
-	return n.applyLocal(b)
-}
-
-func (n *Node) applyLocal(b []byte) (fsm.Result, error) {
-	if err := n.leaderSpace(); err != nil {
-		return fsm.Result{}, err
+	if _, err := fsm.DecodeCommand(entries[0].Command); err != nil {
+		return fsm.Result{}, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
 	}
-	f := n.raft.Apply(b, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		switch {
-		case isNoSpace(err):
-			return fsm.Result{}, n.logFull(fmt.Errorf("%w: %w", chunk.ErrNoSpace, err))
-		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
-			errors.Is(err, raft.ErrLeadershipTransferInProgress):
-			return fsm.Result{}, fmt.Errorf("%w: %w", ErrNotLeader, err)
-		case errors.Is(err, raft.ErrRaftShutdown):
-			return fsm.Result{}, ErrShutdown
-		}
-		return fsm.Result{}, err
-	}
-	res, ok := f.Response().(fsm.Result)
-	if !ok {
-		return fsm.Result{}, fmt.Errorf("unexpected fsm response %T", f.Response())
-	}
-	return res, nil
+	return n.commits.propose(entries[0])
 }
 
 // waitLeader waits a bounded time for a leader, so a client sees a clean

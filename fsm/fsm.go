@@ -26,6 +26,7 @@ type FSM struct {
 	// AppliedIndex runs ahead of the state: it moves when entries are handed
 	// to the FSM goroutine, not when they are applied.
 	applied atomic.Uint64
+	sink    BlobSink
 }
 
 // New returns an empty state machine.
@@ -33,23 +34,59 @@ func New() *FSM { return &FSM{s: newState()} }
 
 var _ raft.FSM = (*FSM)(nil)
 
-// Apply implements raft.FSM. It returns a Result.
+// Apply implements raft.FSM. It returns a Result for a plain command and a
+// BatchResult for a batch entry.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	c, err := DecodeCommand(l.Data)
+	entries, err := decodeEntries(l.Data)
+	cmds := make([]Command, len(entries))
+	for i := range entries {
+		if err != nil {
+			break
+		}
+		cmds[i], err = DecodeCommand(entries[i].Command)
+	}
 	if err != nil {
 		// The log is the same on every node: an entry this node cannot read
 		// would make it diverge, so it stops instead.
 		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
 	}
+	// Blobs are stored before the object becomes visible, so a read that
+	// finds the object here finds its bytes too. A put that turns out to be
+	// refused leaves its blob to garbage collection.
+	if f.sink != nil {
+		for i, e := range entries {
+			if e.Blob != nil && cmds[i].Op == OpPutArtifact && cmds[i].Put != nil {
+				f.sink.StoreBlob(cmds[i].Put.Object, e.Blob)
+			}
+		}
+	}
+	results := make(BatchResult, len(cmds))
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	r := f.s.apply(l.Index, c)
+	for i, c := range cmds {
+		results[i] = f.s.apply(l.Index, c)
+	}
 	f.applied.Store(l.Index)
-	return r
+	f.mu.Unlock()
+	if l.Data[0] != batchMagic {
+		return results[0]
+	}
+	return results
 }
+
+// BlobSink keeps the bytes of small objects that travel inside the log
+// rather than as shard files. The FSM hands it every blob of a put before
+// applying the put, in log order (and again when the log is replayed), and
+// syncs it before a snapshot lets raft drop the entries the blobs came in.
+type BlobSink interface {
+	StoreBlob(obj ObjectRef, blob []byte)
+	Sync() error
+}
+
+// SetBlobSink installs the sink; call it before raft starts.
+func (f *FSM) SetBlobSink(s BlobSink) { f.sink = s }
 
 // Applied returns the raft index of the last command in the state.
 func (f *FSM) Applied() uint64 { return f.applied.Load() }
@@ -251,7 +288,7 @@ func (f *FSM) Latest(prefix, tag string) (Artifact, bool) {
 // Page tokens carry the sort key of the last artifact returned, so a page
 // stays correct while newer artifacts are pushed between requests.
 func encodeToken(a Artifact) string {
-	raw := strconv.FormatInt(a.Created.UnixNano(), 10) + "." + strconv.FormatUint(a.Seq, 10)
+	raw := strconv.FormatInt(a.Created.UnixNano(), 10) + "." + strconv.FormatUint(a.Seq, 10) + "." + a.Name
 	return base64.RawURLEncoding.EncodeToString([]byte(raw))
 }
 
@@ -260,13 +297,14 @@ func decodeToken(tok string) (Artifact, error) {
 	if err != nil {
 		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
 	}
-	ns, seq, ok := strings.Cut(string(raw), ".")
+	ns, rest, ok := strings.Cut(string(raw), ".")
+	seq, name, _ := strings.Cut(rest, ".") // tokens from before batching carry no name
 	n, err1 := strconv.ParseInt(ns, 10, 64)
 	s, err2 := strconv.ParseUint(seq, 10, 64)
 	if !ok || err1 != nil || err2 != nil {
 		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
 	}
-	return Artifact{Created: time.Unix(0, n).UTC(), Seq: s}, nil
+	return Artifact{Created: time.Unix(0, n).UTC(), Seq: s, Name: name}, nil
 }
 
 // snapshotState takes a point-in-time view cheap enough to make on the FSM

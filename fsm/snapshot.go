@@ -33,17 +33,26 @@ type historyRec struct {
 type snapshot struct {
 	s       *state
 	applied uint64
+	sink    BlobSink
 }
 
 // Snapshot implements raft.FSM. It only copies map headers; Persist, which
 // raft runs on another goroutine, does the I/O.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	s, applied := f.snapshotState()
-	return &snapshot{s: s, applied: applied}, nil
+	return &snapshot{s: s, applied: applied, sink: f.sink}, nil
 }
 
-// Persist writes the snapshot as JSON lines.
+// Persist writes the snapshot as JSON lines. It first makes the blobs of
+// every entry the snapshot covers durable: raft may drop those entries once
+// the snapshot is saved.
 func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
+	if sn.sink != nil {
+		if err := sn.sink.Sync(); err != nil {
+			_ = sink.Cancel()
+			return fmt.Errorf("persist snapshot: sync blobs: %w", err)
+		}
+	}
 	if err := sn.write(sink); err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)

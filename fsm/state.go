@@ -268,7 +268,8 @@ func (s *state) copyOf(a *Artifact) *Artifact {
 	return &c
 }
 
-// newestFirst orders artifacts by creation time, then creation index.
+// newestFirst orders artifacts by creation time, then creation index, then
+// name: the commands of one batch entry share an index.
 func newestFirst(list []*Artifact) {
 	sort.Slice(list, func(i, j int) bool { return newer(list[i], list[j]) })
 }
@@ -277,5 +278,10 @@ func newer(a, b *Artifact) bool {
 	if !a.Created.Equal(b.Created) {
 		return a.Created.After(b.Created)
 	}
-	return a.Seq > b.Seq
+	if a.Seq != b.Seq {
+		return a.Seq > b.Seq
+	}
+	// A page token from before batching has no name and must not count
+	// as newer than the artifact it was taken from.
+	return a.Name > b.Name
 }

@@ -1,6 +1,7 @@
 package erasure
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -203,4 +204,35 @@ func (sr *ShardReader) Next(dst []byte) (stripe int, block []byte, err error) {
 	}
 	block, err = sr.ReadBlock(stripe, dst)
 	return stripe, block, err
+}
+
+// ShardImage returns shard h.Index of an object held whole in memory as the
+// bytes of its shard file, header and frames: how a node builds its copy of
+// a small object whose bytes reached it in the raft log rather than as a
+// shard stream.
+func ShardImage(h Header, data []byte) ([]byte, error) {
+	if int64(len(data)) != h.Layout.Size {
+		return nil, fmt.Errorf("shard image: %d bytes of data, layout says %d", len(data), h.Layout.Size)
+	}
+	if err := h.Validate(); err != nil {
+		return nil, fmt.Errorf("shard image: %w", err)
+	}
+	enc, err := NewEncoder(h.Layout.Scheme, h.Layout.BlockSize)
+	if err != nil {
+		return nil, fmt.Errorf("shard image: %w", err)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, h.Layout.ShardFileSize()))
+	sw, err := NewShardWriter(buf, h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := enc.Encode(bytes.NewReader(data), func(_ int, shards [][]byte) error {
+		return sw.WriteBlock(shards[h.Index])
+	}); err != nil {
+		return nil, err
+	}
+	if err := sw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -209,3 +209,28 @@ func TestFrameReaderFromMiddle(t *testing.T) {
 		t.Fatalf("misplaced frame: %v", err)
 	}
 }
+
+func TestShardImageMatchesStreamedShards(t *testing.T) {
+	for _, s := range testSchemes {
+		for _, size := range []int{1, 1000, 10 << 10} {
+			data := randBytes(uint64(size), size)
+			o := encodeObject(t, s, max(size/s.K, 1), data)
+			for i := range s.Shards() {
+				img, err := ShardImage(o.header(i), data)
+				if err != nil {
+					t.Fatalf("%v %d bytes shard %d: %v", s, size, i, err)
+				}
+				if !bytes.Equal(img, o.files[i]) {
+					t.Fatalf("%v %d bytes shard %d: image differs from the streamed shard file", s, size, i)
+				}
+			}
+		}
+	}
+	o := encodeObject(t, Scheme{1, 1}, 10, randBytes(1, 10))
+	if _, err := ShardImage(o.header(0), o.data[:9]); err == nil {
+		t.Fatal("image of truncated data accepted")
+	}
+	if _, err := ShardImage(o.header(2), o.data); err == nil {
+		t.Fatal("image of shard 2 of a 1+1 object accepted")
+	}
+}

@@ -481,6 +481,18 @@ func readRecord(k Key, l loc) ([]byte, error) {
 	return rec, nil
 }
 
+// Locate returns the pack file holding k's live record and the offset and
+// length of its data there, for tools and tests that reach into the disk.
+func (s *Store) Locate(k Key) (path string, off int64, size int, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	l, ok := s.index[k]
+	if !ok || s.closed {
+		return "", 0, 0, false
+	}
+	return l.p.path, l.off + headerSize, int(l.size), true
+}
+
 // Has reports whether k has a live record. It reads no data.
 func (s *Store) Has(k Key) bool {
 	s.mu.RLock()

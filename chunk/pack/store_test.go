@@ -304,3 +304,33 @@ func TestWriteFailureLeavesStoreConsistent(t *testing.T) {
 		t.Fatalf("Stats %+v", st)
 	}
 }
+
+func TestLocatePointsAtTheData(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := Key{Index: 3}
+	k.ID[0] = 7
+	if err := s.Put(Key{Index: 1}, []byte("first record")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(k, []byte("the data")); err != nil {
+		t.Fatal(err)
+	}
+	path, off, n, ok := s.Locate(k)
+	if !ok {
+		t.Fatal("not located")
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(raw[off : off+int64(n)]); got != "the data" {
+		t.Fatalf("located %q", got)
+	}
+	if _, _, _, ok := s.Locate(Key{Index: 9}); ok {
+		t.Fatal("absent key located")
+	}
+}

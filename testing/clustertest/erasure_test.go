@@ -350,14 +350,19 @@ func TestSmallObjectCache(t *testing.T) {
 // corrupted content.
 func corruptShard(t *testing.T, c *Cluster, obj fsm.Object, index int, offsets ...int) (string, []byte) {
 	t.Helper()
-	f, err := c.Nodes[nodeIndex(c, obj.Placement[index])].Srv.Node.Shards().Open(obj.ID, index)
+	shards := c.Nodes[nodeIndex(c, obj.Placement[index])].Srv.Node.Shards()
+	// A shard is its own file or a record in a pack file.
+	path, base, size, err := shards.Locate(obj.ID, index)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := f.Name()
-	f.Close()
-	raw, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	raw := make([]byte, size)
+	if _, err := f.ReadAt(raw, base); err != nil {
 		t.Fatal(err)
 	}
 	for _, off := range offsets {
@@ -366,7 +371,7 @@ func corruptShard(t *testing.T, c *Cluster, obj fsm.Object, index int, offsets .
 		}
 		raw[off] ^= 0x40
 	}
-	if err := os.WriteFile(path, raw, 0o644); err != nil {
+	if _, err := f.WriteAt(raw, base); err != nil {
 		t.Fatal(err)
 	}
 	return path, raw

@@ -35,9 +35,12 @@ func pullEverywhere(t *testing.T, c *Cluster, name string, want []byte) {
 	t.Helper()
 	for _, i := range c.Running() {
 		r := Do(t, "GET", c.Nodes[i].URL+"/artifacts/"+name, nil, nil)
-		if r.Status != 200 || !bytes.Equal(r.Body, want) {
-			t.Fatalf("GET %s from %s: %d, %d bytes (want %d bytes, digest %s, got %s)",
-				name, c.Nodes[i].ID, r.Status, len(r.Body), len(want), Digest(want), Digest(r.Body))
+		if r.Status != 200 {
+			t.Fatalf("GET %s from %s: %d %s", name, c.Nodes[i].ID, r.Status, r.Body)
+		}
+		if !bytes.Equal(r.Body, want) {
+			t.Fatalf("GET %s from %s: %d bytes (want %d bytes, digest %s, got %s)",
+				name, c.Nodes[i].ID, len(r.Body), len(want), Digest(want), Digest(r.Body))
 		}
 	}
 }

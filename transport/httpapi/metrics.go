@@ -45,8 +45,8 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	st := a.reg.Stats()
 	fmt.Fprintf(w, "# HELP pier_corrupt_blocks_total Shard blocks that failed their checksum on read and were rebuilt from parity.\n# TYPE pier_corrupt_blocks_total counter\npier_corrupt_blocks_total %d\n", st.CorruptBlocks)
 	fmt.Fprintf(w, "# HELP pier_degraded_reads_total Reads that needed parity because a shard was missing, slow or corrupt.\n# TYPE pier_degraded_reads_total counter\npier_degraded_reads_total %d\n", st.DegradedReads)
-	fmt.Fprintf(w, "# HELP pier_shard_files Shard files on this node.\n# TYPE pier_shard_files gauge\npier_shard_files %d\n", st.ShardFiles)
-	fmt.Fprintf(w, "# HELP pier_shard_bytes Bytes of shard files on this node.\n# TYPE pier_shard_bytes gauge\npier_shard_bytes %d\n", st.ShardBytes)
+	fmt.Fprintf(w, "# HELP pier_shard_files Shards on this node, files and packed records.\n# TYPE pier_shard_files gauge\npier_shard_files %d\n", st.ShardFiles)
+	fmt.Fprintf(w, "# HELP pier_shard_bytes Bytes of shards on this node.\n# TYPE pier_shard_bytes gauge\npier_shard_bytes %d\n", st.ShardBytes)
 
 	fmt.Fprintf(w, "# HELP pier_repaired_shards_total Shards this node rebuilt or moved as leader.\n# TYPE pier_repaired_shards_total counter\npier_repaired_shards_total %d\n", st.RepairedShards)
 	fmt.Fprintf(w, "# HELP pier_repair_failures_total Repair attempts that failed and will be retried.\n# TYPE pier_repair_failures_total counter\npier_repair_failures_total %d\n", st.RepairFailures)
@@ -56,6 +56,7 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP pier_gc_removed_shards_total Unreferenced shard files removed.\n# TYPE pier_gc_removed_shards_total counter\npier_gc_removed_shards_total %d\n", st.GCRemoved)
 	fmt.Fprintf(w, "# HELP pier_cache_hits_total Small-object reads served from memory.\n# TYPE pier_cache_hits_total counter\npier_cache_hits_total %d\n", st.CacheHits)
 	fmt.Fprintf(w, "# HELP pier_cache_bytes Content held by the small-object cache.\n# TYPE pier_cache_bytes gauge\npier_cache_bytes %d\n", st.CacheBytes)
+	fmt.Fprintf(w, "# HELP pier_pack_failures_total Inlined shards this node failed to pack (they are rebuilt by repair).\n# TYPE pier_pack_failures_total counter\npier_pack_failures_total %d\n", st.PackFailures)
 	status := a.reg.Status()
 	fmt.Fprintf(w, "# HELP pier_objects_by_redundancy Objects by redundancy state.\n# TYPE pier_objects_by_redundancy gauge\n")
 	for _, r := range []cluster.Redundancy{cluster.Full, cluster.Degraded, cluster.AtRisk, cluster.Unavailable} {

@@ -37,7 +37,7 @@ type Node interface {
 	ApplyForwarded(ctx context.Context, cmd []byte) (fsm.Result, error)
 	LeaderReadIndex(ctx context.Context) (uint64, error)
 	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
-	OpenShard(id string, index int, off, n int64) (io.ReadCloser, error)
+	OpenShard(ctx context.Context, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
 	RemoveShard(id string, index int) error
 	Stats() cluster.Stats
 }
@@ -109,11 +109,16 @@ func Handler(node Node, clusterKey string) http.Handler {
 		}
 		off, err1 := strconv.ParseInt(r.URL.Query().Get("off"), 10, 64)
 		n, err2 := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
-		if err1 != nil || err2 != nil {
-			httpError(w, http.StatusBadRequest, "off and n are required integers")
+		var after uint64
+		var err3 error
+		if a := r.URL.Query().Get("after"); a != "" {
+			after, err3 = strconv.ParseUint(a, 10, 64)
+		}
+		if err1 != nil || err2 != nil || err3 != nil {
+			httpError(w, http.StatusBadRequest, "off and n are required integers, after an optional one")
 			return
 		}
-		rc, err := node.OpenShard(id, i, off, n)
+		rc, err := node.OpenShard(r.Context(), id, i, off, n, after)
 		if err != nil {
 			writeErr(w, err)
 			return
@@ -277,8 +282,8 @@ func (c *Client) PutShard(ctx context.Context, addr, id string, index int, body 
 
 // GetShard implements cluster.PeerClient. The stream fails with
 // io.ErrUnexpectedEOF if the peer stops early.
-func (c *Client) GetShard(ctx context.Context, addr, id string, index int, off, n int64) (io.ReadCloser, error) {
-	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "n": {strconv.FormatInt(n, 10)}}
+func (c *Client) GetShard(ctx context.Context, addr, id string, index int, off, n int64, after uint64) (io.ReadCloser, error) {
+	q := url.Values{"off": {strconv.FormatInt(off, 10)}, "n": {strconv.FormatInt(n, 10)}, "after": {strconv.FormatUint(after, 10)}}
 	resp, err := c.do(ctx, http.MethodGet, addr, shardPath(id, index)+"?"+q.Encode(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("get shard %d of %s from %s: %w", index, id, addr, err)

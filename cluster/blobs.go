@@ -1,0 +1,61 @@
+package cluster
+
+import (
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// maxInline caps InlineSize. Inlined bytes stay in every server's raft log
+// until a snapshot lets raft drop the entries (8192 entries, trailing 10240
+// kept), so the cap bounds how large raft.db grows under small pushes.
+const maxInline = 64 << 10
+
+// Inlined objects. A small push's bytes travel inside its raft entry, batched
+// with other writes (see committer), instead of as shard streams each
+// written to a new file and fsynced: the raft commit is then the only fsync
+// of the push. Each node named in the object's placement builds its shard
+// file image from the bytes when it applies the entry and packs it without
+// an fsync; the bytes stay in the raft log, from which a restart replays
+// them, until the next snapshot, which syncs the packs first. A node that
+// catches up from a snapshot instead of the log never sees the bytes: its
+// scrubber finds the shard missing and repair rebuilds it, as for any lost
+// shard.
+
+// blobSink is the FSM's fsm.BlobSink.
+type blobSink struct{ n *Node }
+
+// StoreBlob packs this node's shards of an inlined object.
+func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
+	n := b.n
+	for i, node := range obj.Placement {
+		if node != n.cfg.ID || n.shards.Has(obj.ID, i) {
+			continue
+		}
+		if err := n.packBlob(obj, i, blob); err != nil {
+			// The put is in the log either way: the shard counts as
+			// missing until the scrubber reports it and repair rebuilds it.
+			n.stats.packFailed.Add(1)
+			n.log.Warn("pack inlined shard", "object", obj.ID, "shard", i, "error", err)
+		}
+	}
+}
+
+// Sync makes the packed shards durable before raft drops log entries.
+func (b blobSink) Sync() error { return b.n.shards.Sync() }
+
+func (n *Node) packBlob(obj fsm.ObjectRef, i int, blob []byte) error {
+	if err := chunk.ValidID(obj.ID); err != nil {
+		return err
+	}
+	h := headerOf(fsm.Object{ObjectRef: obj, Size: int64(len(blob))}, i)
+	img, err := erasure.ShardImage(h, blob)
+	if err != nil {
+		return err
+	}
+	err = n.shards.Pack(obj.ID, i, img)
+	if isNoSpace(err) {
+		n.disk.sawNoSpace()
+	}
+	return err
+}

@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Group commit. hashicorp/raft gathers whatever applies are queued when its
+// leader loop wakes, but under a steady stream of small pushes that is one or
+// two at a time, so every push paid for its own log append, fsync and
+// replication round on each server. The committer queues this node's
+// writes as leader (its own and those followers forward) and proposes them
+// as batch entries, with at most commitSlots batches in flight: while one
+// commits, the next fills up, so the batch size follows the load.
+const (
+	commitSlots = 2
+	// maxBatchBytes bounds one entry, blobs included; a single larger
+	// command still goes alone.
+	maxBatchBytes = 4 << 20
+)
+
+type committer struct {
+	n     *Node
+	mu    sync.Mutex
+	queue []*proposal
+	wake  chan struct{}
+	slots chan struct{}
+}
+
+// proposal is one write waiting for its batch to commit.
+type proposal struct {
+	entry fsm.Entry
+	done  chan struct{}
+	res   fsm.Result
+	err   error
+}
+
+func newCommitter(n *Node) *committer {
+	return &committer{n: n, wake: make(chan struct{}, 1), slots: make(chan struct{}, commitSlots)}
+}
+
+// propose commits one entry and returns its result.
+func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
+	p := &proposal{entry: e, done: make(chan struct{})}
+	c.mu.Lock()
+	c.queue = append(c.queue, p)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	// Once queued a proposal may commit: waiting for its answer, not
+	// abandoning it, is what lets the caller report the truth.
+	select {
+	case <-p.done:
+		return p.res, p.err
+	case <-c.n.stop:
+		return fsm.Result{}, ErrShutdown
+	}
+}
+
+// run proposes queued writes until the node stops.
+func (c *committer) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			c.failQueued(ErrShutdown)
+			return
+		case <-c.wake:
+		}
+		for {
+			select {
+			case c.slots <- struct{}{}:
+			case <-ctx.Done():
+				c.failQueued(ErrShutdown)
+				return
+			}
+			batch := c.take()
+			if len(batch) == 0 {
+				<-c.slots
+				break
+			}
+			go func() {
+				defer func() { <-c.slots }()
+				c.commit(batch)
+			}()
+		}
+	}
+}
+
+// take removes the next batch from the queue.
+func (c *committer) take() []*proposal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	size, n := 0, 0
+	for n < len(c.queue) && n < fsm.MaxBatch {
+		size += len(c.queue[n].entry.Command) + len(c.queue[n].entry.Blob)
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	batch := c.queue[:n:n]
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return batch
+}
+
+func (c *committer) failQueued(err error) {
+	c.mu.Lock()
+	q := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	for _, p := range q {
+		p.err = err
+		close(p.done)
+	}
+}
+
+// commit proposes a batch as one raft entry and answers each proposal.
+func (c *committer) commit(batch []*proposal) {
+	results, err := c.append(batch)
+	for i, p := range batch {
+		if err != nil {
+			p.err = err
+		} else {
+			p.res = results[i]
+		}
+		close(p.done)
+	}
+}
+
+func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
+	n := c.n
+	if err := n.leaderSpace(); err != nil {
+		return nil, err
+	}
+	var data []byte
+	if len(batch) == 1 && batch[0].entry.Blob == nil {
+		data = batch[0].entry.Command
+	} else {
+		entries := make([]fsm.Entry, len(batch))
+		for i, p := range batch {
+			entries[i] = p.entry
+		}
+		data = fsm.EncodeBatch(entries)
+	}
+	f := n.raft.ApplyLog(raft.Log{Data: data}, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case isNoSpace(err):
+			return nil, n.logFull(fmt.Errorf("%w: %w", chunk.ErrNoSpace, err))
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress):
+			return nil, fmt.Errorf("%w: %w", ErrNotLeader, err)
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, ErrShutdown
+		}
+		return nil, err
+	}
+	switch r := f.Response().(type) {
+	case fsm.Result:
+		return []fsm.Result{r}, nil
+	case fsm.BatchResult:
+		if len(r) != len(batch) {
+			return nil, fmt.Errorf("batch of %d commands got %d results", len(batch), len(r))
+		}
+		return r, nil
+	default:
+		return nil, fmt.Errorf("unexpected fsm response %T", f.Response())
+	}
+}

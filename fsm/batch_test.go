@@ -1,0 +1,184 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+type sinkCall struct {
+	id   string
+	blob []byte
+	// visible is whether the object was in the state when the blob came.
+	visible bool
+}
+
+type recordingSink struct {
+	f     *FSM
+	calls []sinkCall
+	syncs int
+}
+
+func (s *recordingSink) StoreBlob(obj ObjectRef, blob []byte) {
+	_, visible := s.f.ObjectByID(obj.ID)
+	s.calls = append(s.calls, sinkCall{obj.ID, bytes.Clone(blob), visible})
+}
+
+func (s *recordingSink) Sync() error { s.syncs++; return nil }
+
+func batchEntry(t *testing.T, cmds []Command, blobs [][]byte) []byte {
+	t.Helper()
+	entries := make([]Entry, len(cmds))
+	for i, c := range cmds {
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[i].Command = b
+		if i < len(blobs) {
+			entries[i].Blob = blobs[i]
+		}
+	}
+	return EncodeBatch(entries)
+}
+
+func TestBatchAppliesEveryCommandInOrder(t *testing.T) {
+	f := New()
+	sink := &recordingSink{f: f}
+	f.SetBlobSink(sink)
+	cmds := []Command{
+		put("a.jar", 'a', 0),
+		put("a.jar", 'b', 0), // conflicts with the command before it in the same entry
+		put("b.jar", 'c', 0),
+		tagCmd(OpTag, "b.jar", "production-ready"),
+	}
+	blobs := [][]byte{[]byte("bytes of a"), []byte("bytes of b"), {}}
+	r := f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: batchEntry(t, cmds, blobs)})
+	res, ok := r.(BatchResult)
+	if !ok {
+		t.Fatalf("batch entry returned %T", r)
+	}
+	want := []Status{StatusCreated, StatusConflict, StatusCreated, StatusUpdated}
+	if len(res) != len(want) {
+		t.Fatalf("%d results for %d commands", len(res), len(want))
+	}
+	for i, w := range want {
+		if res[i].Status != w || res[i].Index != 7 {
+			t.Errorf("command %d: %s at index %d, want %s at 7", i, res[i].Status, res[i].Index, w)
+		}
+	}
+	if f.Applied() != 7 {
+		t.Fatalf("applied %d", f.Applied())
+	}
+	if a, ok := f.Get("b.jar"); !ok || len(a.Tags) != 1 {
+		t.Fatalf("b.jar %+v", a)
+	}
+	// Both blobs reach the sink, the refused one too (GC takes it), and
+	// before their objects are visible.
+	// An empty blob (an empty object) is a blob; a command without one is not.
+	if len(sink.calls) != 3 || string(sink.calls[0].blob) != "bytes of a" || string(sink.calls[1].blob) != "bytes of b" ||
+		sink.calls[2].blob == nil || len(sink.calls[2].blob) != 0 {
+		t.Fatalf("sink calls %+v", sink.calls)
+	}
+	for _, c := range sink.calls {
+		if c.visible {
+			t.Errorf("blob of %s stored after its object became visible", c.id)
+		}
+	}
+
+	// A plain command entry still returns a plain Result.
+	b, _ := put("c.jar", 'd', 1).Encode()
+	if r, ok := f.Apply(&raft.Log{Index: 8, Type: raft.LogCommand, Data: b}).(Result); !ok || r.Status != StatusCreated {
+		t.Fatalf("plain entry: %+v", r)
+	}
+}
+
+func TestSnapshotSyncsBlobsFirst(t *testing.T) {
+	f := New()
+	sink := &recordingSink{f: f}
+	f.SetBlobSink(sink)
+	apply(t, f, 1, put("a.jar", 'a', 0))
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Persist(&memSink{}); err != nil {
+		t.Fatal(err)
+	}
+	if sink.syncs != 1 {
+		t.Fatalf("persist synced blobs %d times", sink.syncs)
+	}
+}
+
+func TestMalformedBatchIsRefused(t *testing.T) {
+	good := EncodeBatch([]Entry{{Command: []byte(`{"v":1}`), Blob: []byte("xy")}})
+	if _, err := decodeEntries(good); err != nil {
+		t.Fatalf("good batch: %v", err)
+	}
+	for name, b := range map[string][]byte{
+		"no count":        {batchMagic},
+		"zero count":      {batchMagic, 0},
+		"too many":        append([]byte{batchMagic}, 0xff, 0xff, 0x7f),
+		"truncated":       good[:len(good)-1],
+		"trailing bytes":  append(bytes.Clone(good), 0),
+		"length overflow": {batchMagic, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},
+	} {
+		if _, err := decodeEntries(b); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+	// The FSM stops on an entry it cannot read rather than diverge.
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "malformed batch") {
+			t.Fatalf("recovered %v", r)
+		}
+	}()
+	New().Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: good[:len(good)-1]})
+}
+
+// Commands of one batch share a raft index and may share a time; paging
+// must still return each artifact exactly once.
+func TestPagesOverOneBatch(t *testing.T) {
+	f := New()
+	var cmds []Command
+	for i := range 20 {
+		c := put(fmt.Sprintf("app-%02d", i), 'a', 0)
+		c.Put.Digest = fmt.Sprintf("%s%064x", DigestPrefix, i)
+		c.Put.Object.ID = fmt.Sprintf("obj-%d", i)
+		cmds = append(cmds, c)
+	}
+	f.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: batchEntry(t, cmds, nil)})
+	seen := map[string]int{}
+	tok := ""
+	for range 10 {
+		page, next, err := f.List(Query{Prefix: "app-", Limit: 3, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range page {
+			seen[a.Name]++
+		}
+		if next == "" {
+			break
+		}
+		tok = next
+	}
+	if len(seen) != 20 {
+		t.Fatalf("pages returned %d of 20 names", len(seen))
+	}
+	for name, n := range seen {
+		if n != 1 {
+			t.Errorf("%s returned %d times", name, n)
+		}
+	}
+}
+
+// memSink is a raft.SnapshotSink in memory.
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }

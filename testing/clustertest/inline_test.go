@@ -1,0 +1,197 @@
+package clustertest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/transport/server"
+)
+
+// packedOn reports whether node i holds shard index of object id as a
+// packed record rather than a file.
+func packedOn(c *Cluster, i int, id string, index int) bool {
+	packed := false
+	_ = c.Nodes[i].Srv.Node.Shards().Walk(func(si chunk.ShardInfo) error {
+		if si.ID == id && si.Index == index && si.Path == "" {
+			packed = true
+		}
+		return nil
+	})
+	return packed
+}
+
+// tryPut pushes body without a testing.T, for goroutines.
+func tryPut(url string, body []byte) error {
+	req, err := http.NewRequest("PUT", url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("%d %s", resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// Small pushes travel in the raft log, batched, and each copy is packed on
+// its node: no shard file is written. Concurrent pushes through every node
+// all commit, each copy is packed where the placement says, and every node
+// serves the right bytes.
+func TestInlinedPushesArePacked(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
+	bodies := map[string][]byte{}
+	for i := range 24 {
+		bodies[fmt.Sprintf("inl-%02d.bin", i)] = bigBytes(uint64(40+i), i*700) // 0 B to 16 KiB
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	i := 0
+	for name, body := range bodies {
+		base := c.Nodes[i%3].URL
+		i++
+		wg.Go(func() {
+			if err := tryPut(base+"/artifacts/"+name, body); err != nil {
+				mu.Lock()
+				failed = append(failed, fmt.Sprintf("%s: %v", name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("pushes failed: %v", failed)
+	}
+	for name, body := range bodies {
+		o := object(t, c, name)
+		if o.K != 1 || o.M != 1 || len(o.Missing) != 0 {
+			t.Fatalf("%s stored as %d+%d missing %v", name, o.K, o.M, o.Missing)
+		}
+		for idx, node := range o.Placement {
+			ni := nodeIndex(c, node)
+			Eventually(t, Wait(), func() error {
+				if !packedOn(c, ni, o.ID, idx) {
+					return fmt.Errorf("%s: shard %d not packed on %s", name, idx, node)
+				}
+				return nil
+			})
+		}
+		pullEverywhere(t, c, name, body)
+	}
+	for _, n := range c.Nodes {
+		if st := n.Srv.Node.Stats(); st.PackFailures != 0 {
+			t.Fatalf("%s: %d pack failures", n.ID, st.PackFailures)
+		}
+	}
+}
+
+// A packed copy lives without an fsync until the next snapshot; until
+// then the raft log holds its bytes. Copies lost from a node's packs (as in
+// a crash before the pack was synced) come back when the node restarts and
+// replays its log.
+func TestInlinedCopiesReplayFromTheLog(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		rc := RaftConfig()
+		rc.SnapshotThreshold = 1 << 20
+		rc.TrailingLogs = 1 << 20
+		rc.SnapshotInterval = time.Hour
+		cfg.Node.Raft = rc
+	}})
+	const holder = 2
+	type copyOf struct {
+		id    string
+		index int
+	}
+	var lost []copyOf
+	for i := range 12 {
+		name := fmt.Sprintf("replay-%02d.bin", i)
+		put(t, c.Nodes[i%3].URL, name, bigBytes(uint64(70+i), 3000+i))
+		o := object(t, c, name)
+		for idx, node := range o.Placement {
+			if node == c.Nodes[holder].ID {
+				lost = append(lost, copyOf{o.ID, idx})
+			}
+		}
+	}
+	if len(lost) == 0 {
+		t.Fatal("no object placed a copy on the chosen node")
+	}
+	// Drop the copies while the node is down, so its scrubber cannot see
+	// them missing first and have repair rebuild them as files.
+	c.Stop(holder)
+	store, err := chunk.OpenShardStore(filepath.Join(c.Nodes[holder].cfg.Node.DataDir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lost {
+		if err := store.Remove(l.id, l.index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(holder)
+	c.WaitReady()
+	shards := c.Nodes[holder].Srv.Node.Shards()
+	Eventually(t, Wait(), func() error {
+		for _, l := range lost {
+			// Packed again, not rebuilt by repair (which writes files).
+			if !shards.Has(l.id, l.index) || !packedOn(c, holder, l.id, l.index) {
+				return fmt.Errorf("copy %s.%d not replayed", l.id, l.index)
+			}
+		}
+		return nil
+	})
+}
+
+// A packed copy whose bytes rot reads as missing: pulls are served from the
+// other copy, the scrubber reports it, and repair rebuilds it as a shard
+// file that replaces the record.
+func TestCorruptPackedCopyIsRebuilt(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
+	body := bigBytes(91, 9000)
+	put(t, c.Nodes[0].URL, "rot-small.bin", body)
+	o := object(t, c, "rot-small.bin")
+	holder := nodeIndex(c, o.Placement[1])
+	// The holder packs its copy when it applies the push, which a follower
+	// may do after the push was acknowledged.
+	Eventually(t, Wait(), func() error {
+		if !packedOn(c, holder, o.ID, 1) {
+			return fmt.Errorf("copy 1 is not packed on %s", o.Placement[1])
+		}
+		return nil
+	})
+	corruptShard(t, c, o, 1, 2000)
+	pullEverywhere(t, c, "rot-small.bin", body)
+	Eventually(t, Wait(), func() error {
+		if c.Nodes[holder].Srv.Node.Stats().ScrubCorrupt == 0 {
+			return fmt.Errorf("scrub has not found the corruption")
+		}
+		return nil
+	})
+	waitFullRedundancy(t, c)
+	Eventually(t, Wait(), func() error {
+		o := object(t, c, "rot-small.bin")
+		i := nodeIndex(c, o.Placement[1])
+		if packedOn(c, i, o.ID, 1) || !c.Nodes[i].Srv.Node.Shards().Has(o.ID, 1) {
+			return fmt.Errorf("copy 1 not rebuilt as a file on %s", o.Placement[1])
+		}
+		return nil
+	})
+	// With the rebuilt copy, the object survives losing the other holder.
+	c.Kill(nodeIndex(c, o.Placement[0]))
+	pullEverywhere(t, c, "rot-small.bin", body)
+}
