@@ -15,12 +15,16 @@ import (
 // Group commit. hashicorp/raft gathers whatever applies are queued when its
 // leader loop wakes, but under a steady stream of small pushes that is one or
 // two at a time, so every push paid for its own log append, fsync and
-// replication round on each server. The committer queues this node's
-// writes as leader (its own and those followers forward) and proposes them
-// as batch entries, with at most commitSlots batches in flight: while one
-// commits, the next fills up, so the batch size follows the load.
+// replication round on each server. Every node's writes go through its
+// committer, which sends them on in batches, one batch in flight: while one
+// commits, the next fills up, so the batch size follows the load. (Two or
+// four batches in flight made smaller batches and cost more CPU per write:
+// 10 KiB PUTs at 16 connections on the 2-core VM, 0.54 ms of server CPU per
+// push with one, 0.67 with two, 0.70 with four.) On the leader a batch becomes one raft entry; a follower
+// forwards it to the leader in one request, whose committer merges it with
+// the writes queued there.
 const (
-	commitSlots = 2
+	commitSlots = 1
 	// maxBatchBytes bounds one entry, blobs included; a single larger
 	// command still goes alone.
 	maxBatchBytes = 4 << 20
@@ -48,9 +52,23 @@ func newCommitter(n *Node) *committer {
 
 // propose commits one entry and returns its result.
 func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
-	p := &proposal{entry: e, done: make(chan struct{})}
+	res, err := c.proposeAll([]fsm.Entry{e})
+	if err != nil {
+		return fsm.Result{}, err
+	}
+	return res[0], nil
+}
+
+// proposeAll commits entries, in order, and returns their results. It fails
+// if any fails: every command is idempotent or harmlessly refused when
+// repeated, so the caller retries them all.
+func (c *committer) proposeAll(entries []fsm.Entry) ([]fsm.Result, error) {
+	ps := make([]*proposal, len(entries))
+	for i, e := range entries {
+		ps[i] = &proposal{entry: e, done: make(chan struct{})}
+	}
 	c.mu.Lock()
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, ps...)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -58,12 +76,19 @@ func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
 	}
 	// Once queued a proposal may commit: waiting for its answer, not
 	// abandoning it, is what lets the caller report the truth.
-	select {
-	case <-p.done:
-		return p.res, p.err
-	case <-c.n.stop:
-		return fsm.Result{}, ErrShutdown
+	res := make([]fsm.Result, len(ps))
+	for i, p := range ps {
+		select {
+		case <-p.done:
+		case <-c.n.stop:
+			return nil, ErrShutdown
+		}
+		if p.err != nil {
+			return nil, p.err
+		}
+		res[i] = p.res
 	}
+	return res, nil
 }
 
 // run proposes queued writes until the node stops.
@@ -141,18 +166,19 @@ func (c *committer) commit(batch []*proposal) {
 
 func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
 	n := c.n
+	entries := make([]fsm.Entry, len(batch))
+	for i, p := range batch {
+		entries[i] = p.entry
+	}
+	if !n.IsLeader() {
+		return c.forward(entries)
+	}
 	if err := n.leaderSpace(); err != nil {
 		return nil, err
 	}
-	var data []byte
+	data := fsm.EncodeBatch(entries)
 	if len(batch) == 1 && batch[0].entry.Blob == nil {
 		data = batch[0].entry.Command
-	} else {
-		entries := make([]fsm.Entry, len(batch))
-		for i, p := range batch {
-			entries[i] = p.entry
-		}
-		data = fsm.EncodeBatch(entries)
 	}
 	f := n.raft.ApplyLog(raft.Log{Data: data}, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
@@ -178,4 +204,23 @@ func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
 	default:
 		return nil, fmt.Errorf("unexpected fsm response %T", f.Response())
 	}
+}
+
+// forward sends a batch to the leader's committer.
+func (c *committer) forward(entries []fsm.Entry) ([]fsm.Result, error) {
+	n := c.n
+	addr, err := n.leaderHTTP()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+	defer cancel()
+	res, err := n.cfg.Peers.Apply(ctx, addr, fsm.EncodeBatch(entries))
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(entries) {
+		return nil, fmt.Errorf("leader answered %d results for %d commands", len(res), len(entries))
+	}
+	return res, nil
 }

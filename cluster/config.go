@@ -18,8 +18,9 @@ import (
 // PeerClient is how a node reaches another node's peer service. cmd injects
 // the HTTP implementation from transport; tests may inject others.
 type PeerClient interface {
-	// Apply asks the leader at addr to apply an encoded fsm.Command.
-	Apply(ctx context.Context, addr string, cmd []byte) (fsm.Result, error)
+	// Apply asks the leader at addr to apply a batch of commands
+	// (fsm.EncodeBatch) and returns their results in order.
+	Apply(ctx context.Context, addr string, batch []byte) ([]fsm.Result, error)
 	// ReadIndex asks the leader at addr for an index that covers every
 	// write it acknowledged.
 	ReadIndex(ctx context.Context, addr string) (uint64, error)

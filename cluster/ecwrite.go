@@ -50,6 +50,7 @@ var headPool sync.Pool
 // pull. The push is durable when at least K+1 shard files (all of them for
 // M = 0) are; shards that failed are recorded as missing for repair.
 func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+	body = strictBody{body}
 	if n.cfg.MaxObjectSize > 0 {
 		body = &limitReader{r: body, left: n.cfg.MaxObjectSize}
 	}
@@ -381,6 +382,19 @@ func (w *stripeWriter) abort() {
 		}
 	}
 	w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+}
+
+// strictBody tells a body that ends early from one that ends: an HTTP body
+// cut short of its Content-Length reads as io.ErrUnexpectedEOF, which the
+// encoder, like io.ReadFull, would take for the end of a short last stripe.
+type strictBody struct{ r io.Reader }
+
+func (b strictBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("%w after a short read", ErrTruncated)
+	}
+	return n, err
 }
 
 // limitReader fails a body longer than the configured maximum, so an

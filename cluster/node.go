@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/fsm"
@@ -42,6 +43,8 @@ var (
 	ErrDigestMismatch = errors.New("content digest mismatch")
 	// ErrTooLarge marks a body longer than --max-object-size.
 	ErrTooLarge = errors.New("content too large")
+	// ErrTruncated marks a body that ended before the length it announced.
+	ErrTruncated = errors.New("body ended before its announced length")
 )
 
 // Node is one member of a cluster.
@@ -171,7 +174,12 @@ func (n *Node) startRaft() error {
 	rc.Logger = n.log.Named("raft")
 	rc.NotifyCh = n.leaderNotify
 
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	// Log compaction frees thousands of pages at a time; with the freelist
+	// written on every commit each later append rewrites all of it (as
+	// Consul, we rebuild it at open instead).
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bbolt.Options{
+		Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
+	}})
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}

@@ -165,21 +165,16 @@ func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.R
 		return fsm.Result{}, err
 	}
 	e := fsm.Entry{Command: b, Blob: blob}
-	fwd := b
-	if blob != nil {
-		fwd = fsm.EncodeBatch([]fsm.Entry{e})
-	}
 	var res fsm.Result
-	err = n.leaderCall(ctx, "apply "+string(c.Op),
-		func() (err error) { res, err = n.commits.propose(e); return err },
-		func(addr string) (err error) {
-			if res, err = n.cfg.Peers.Apply(ctx, addr, fwd); err != nil {
-				return err
-			}
-			// Read-your-writes on this node too: wait until the local
-			// state holds what the leader acknowledged.
-			return n.waitApplied(ctx, res.Index)
-		})
+	propose := func() (err error) {
+		if res, err = n.commits.propose(e); err != nil {
+			return err
+		}
+		// Read-your-writes on this node too when the leader committed it:
+		// wait until the local state holds what was acknowledged.
+		return n.waitApplied(ctx, res.Index)
+	}
+	err = n.leaderCall(ctx, "apply "+string(c.Op), propose, func(string) error { return propose() })
 	return res, err
 }
 
@@ -220,20 +215,22 @@ func (n *Node) leaderCall(ctx context.Context, what string, local func() error, 
 	}
 }
 
-// ApplyForwarded applies a command forwarded by a follower: plain, or
-// framed as a batch of one when it carries a blob.
-func (n *Node) ApplyForwarded(ctx context.Context, b []byte) (fsm.Result, error) {
+// ApplyForwarded applies a batch of writes a follower's committer
+// forwarded, and returns their results in order.
+func (n *Node) ApplyForwarded(ctx context.Context, b []byte) ([]fsm.Result, error) {
 	entries, err := fsm.DecodeBatch(b)
-	if err == nil && len(entries) != 1 {
-		err = fmt.Errorf("%d commands, a forwarded write carries one", len(entries))
-	}
 	if err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+		return nil, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
 	}
-	if _, err := fsm.DecodeCommand(entries[0].Command); err != nil {
-		return fsm.Result{}, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
+	for i, e := range entries {
+		if _, err := fsm.DecodeCommand(e.Command); err != nil {
+			return nil, fmt.Errorf("%w: command %d: %w", fsm.ErrInvalid, i, err)
+		}
 	}
-	return n.commits.propose(entries[0])
+	if !n.IsLeader() {
+		return nil, ErrNotLeader
+	}
+	return n.commits.proposeAll(entries)
 }
 
 // waitLeader waits a bounded time for a leader, so a client sees a clean
@@ -277,17 +274,34 @@ func (n *Node) leaderHTTP() (string, error) {
 
 // waitApplied waits until the local state machine has applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
+	if n.fsm.Applied() >= index {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
 	defer cancel()
 	var full error
-	err := poll(ctx, time.Millisecond, func() bool {
+	recheck := time.NewTicker(diskRecheck)
+	defer recheck.Stop()
+	var err error
+	for {
+		advanced := n.fsm.Advanced()
 		if n.fsm.Applied() >= index {
-			return true
+			break
 		}
 		// A node that cannot append to its raft log will not catch up.
-		full = n.checkSpace()
-		return full != nil
-	})
+		if full = n.checkSpace(); full != nil {
+			break
+		}
+		select {
+		case <-advanced:
+		case <-recheck.C:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			break
+		}
+	}
 	switch {
 	case full != nil && n.fsm.Applied() < index:
 		return fmt.Errorf("%w: local state is behind index %d: %v", ErrUnavailable, index, full)

@@ -182,3 +182,27 @@ type memSink struct{ bytes.Buffer }
 func (*memSink) ID() string    { return "mem" }
 func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
+
+func TestAdvancedWakesOnApply(t *testing.T) {
+	f := New()
+	ch := f.Advanced()
+	select {
+	case <-ch:
+		t.Fatal("advanced before any apply")
+	default:
+	}
+	apply(t, f, 5, put("a.jar", 'a', 0))
+	select {
+	case <-ch:
+	default:
+		t.Fatal("apply did not close the channel")
+	}
+	if f.Applied() != 5 {
+		t.Fatalf("applied %d", f.Applied())
+	}
+	select {
+	case <-f.Advanced():
+		t.Fatal("a fresh channel is already closed")
+	default:
+	}
+}

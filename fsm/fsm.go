@@ -27,10 +27,31 @@ type FSM struct {
 	// to the FSM goroutine, not when they are applied.
 	applied atomic.Uint64
 	sink    BlobSink
+	// advanced is closed, and replaced, whenever applied moves, so that
+	// writers waiting for their index sleep instead of polling.
+	advMu    sync.Mutex
+	advanced chan struct{}
 }
 
 // New returns an empty state machine.
-func New() *FSM { return &FSM{s: newState()} }
+func New() *FSM { return &FSM{s: newState(), advanced: make(chan struct{})} }
+
+// setApplied publishes index as applied and wakes those waiting on Advanced.
+func (f *FSM) setApplied(index uint64) {
+	f.applied.Store(index)
+	f.advMu.Lock()
+	close(f.advanced)
+	f.advanced = make(chan struct{})
+	f.advMu.Unlock()
+}
+
+// Advanced returns a channel closed the next time the applied index moves.
+// Check Applied after taking it, not before, or a move may be missed.
+func (f *FSM) Advanced() <-chan struct{} {
+	f.advMu.Lock()
+	defer f.advMu.Unlock()
+	return f.advanced
+}
 
 var _ raft.FSM = (*FSM)(nil)
 
@@ -68,7 +89,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	for i, c := range cmds {
 		results[i] = f.s.apply(l.Index, c)
 	}
-	f.applied.Store(l.Index)
+	f.setApplied(l.Index)
 	f.mu.Unlock()
 	if l.Data[0] != batchMagic {
 		return results[0]
@@ -98,7 +119,7 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 	defer f.mu.Unlock()
 	c.V = CommandVersion
 	r := f.s.apply(index, c)
-	f.applied.Store(index)
+	f.setApplied(index)
 	return r
 }
 

@@ -106,7 +106,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.s = s
-	f.applied.Store(applied)
+	f.setApplied(applied)
 	f.mu.Unlock()
 	return nil
 }

@@ -126,7 +126,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, cluster.ErrDigestMismatch),
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, cluster.ErrDigestMismatch), errors.Is(err, cluster.ErrTruncated),
 		errors.Is(err, errBadRequest), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, chunk.ErrNotFound):

@@ -29,12 +29,13 @@ const Prefix = "/internal/v1/"
 
 const keyHeader = "X-Pier-Cluster-Key"
 
-// maxCommand bounds a forwarded raft command; real ones are a few KiB.
-const maxCommand = 1 << 20
+// maxCommand bounds a forwarded batch of raft commands: a follower
+// forwards at most 4 MiB of commands and inlined bytes at once.
+const maxCommand = 8 << 20
 
 // Node is what the peer service needs from a node.
 type Node interface {
-	ApplyForwarded(ctx context.Context, cmd []byte) (fsm.Result, error)
+	ApplyForwarded(ctx context.Context, batch []byte) ([]fsm.Result, error)
 	LeaderReadIndex(ctx context.Context) (uint64, error)
 	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
 	OpenShard(ctx context.Context, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
@@ -59,7 +60,7 @@ func Handler(node Node, clusterKey string) http.Handler {
 	mux.HandleFunc("POST "+Prefix+"apply", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxCommand+1))
 		if err != nil || len(b) > maxCommand {
-			httpError(w, http.StatusBadRequest, "unreadable or oversized command")
+			httpError(w, http.StatusBadRequest, "unreadable or oversized batch of commands")
 			return
 		}
 		res, err := node.ApplyForwarded(r.Context(), b)
@@ -234,15 +235,15 @@ func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
 }
 
 // Apply implements cluster.PeerClient.
-func (c *Client) Apply(ctx context.Context, addr string, cmd []byte) (fsm.Result, error) {
-	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"apply", cmd)
+func (c *Client) Apply(ctx context.Context, addr string, batch []byte) ([]fsm.Result, error) {
+	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"apply", batch)
 	if err != nil {
-		return fsm.Result{}, fmt.Errorf("forward write to %s: %w", addr, err)
+		return nil, fmt.Errorf("forward writes to %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
-	var res fsm.Result
+	var res []fsm.Result
 	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return fsm.Result{}, fmt.Errorf("decode forwarded result from %s: %w: %w", addr, cluster.ErrPeerUnreachable, err)
+		return nil, fmt.Errorf("decode forwarded results from %s: %w: %w", addr, cluster.ErrPeerUnreachable, err)
 	}
 	return res, nil
 }
