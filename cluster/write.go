@@ -98,7 +98,13 @@ func (n *Node) Release(s Stored, committed bool) {
 			return
 		}
 	}
-	if obj, ok := n.fsm.Object(s.Digest); ok && obj.ID == s.Object.ID {
+	obj, ok := n.fsm.Object(s.Digest)
+	if ok && obj.ID == s.Object.ID {
+		return
+	}
+	if !ok && committed {
+		// Not applied here yet (see createdHere): garbage collection,
+		// which judges after a barrier, takes the shards if unreferenced.
 		return
 	}
 	n.deleteShards(ctx, s.Object)
@@ -170,6 +176,9 @@ func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.R
 		if res, err = n.commits.propose(e); err != nil {
 			return err
 		}
+		if createdHere(res) {
+			return nil
+		}
 		// Read-your-writes on this node too when the leader committed it:
 		// wait until the local state holds what was acknowledged.
 		return n.waitApplied(ctx, res.Index)
@@ -177,6 +186,13 @@ func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.R
 	err = n.leaderCall(ctx, "apply "+string(c.Op), propose, func(string) error { return propose() })
 	return res, err
 }
+
+// createdHere reports a write that bound a new name. A follower need not
+// wait to apply it before answering: a name this node does not know yet is
+// read after a barrier, so read-your-writes holds without the wait, which
+// would cost a raft round (the follower learns the commit from the leader's
+// next append).
+func createdHere(res fsm.Result) bool { return res.Status == fsm.StatusCreated }
 
 // leaderCall runs local when this node leads, else remote against the
 // leader's peer service, and tries again through leadership changes and
@@ -230,7 +246,7 @@ func (n *Node) ApplyForwarded(ctx context.Context, b []byte) ([]fsm.Result, erro
 	if !n.IsLeader() {
 		return nil, ErrNotLeader
 	}
-	return n.commits.proposeAll(entries)
+	return n.commits.proposeAll(entries, true)
 }
 
 // waitLeader waits a bounded time for a leader, so a client sees a clean

@@ -195,3 +195,34 @@ func TestCorruptPackedCopyIsRebuilt(t *testing.T) {
 	c.Kill(nodeIndex(c, o.Placement[0]))
 	pullEverywhere(t, c, "rot-small.bin", body)
 }
+
+// A follower answers a push that binds a new name before it has applied
+// it; every read on that follower right after must still see the write, as
+// must reads after a tag change and a delete made through it.
+func TestWritesThroughAFollowerAreReadThere(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
+	f := (c.Leader() + 1) % 3
+	u := c.Nodes[f].URL
+	for i := range 10 {
+		name := fmt.Sprintf("f-%02d.bin", i)
+		body := bigBytes(uint64(200+i), 500+i*4000) // inlined and erasure-coded sizes
+		put(t, u, name, body)
+		if r := Do(t, "GET", u+"/artifacts/"+name, nil, nil); r.Status != 200 || !bytes.Equal(r.Body, body) {
+			t.Fatalf("GET %s right after its push on the same follower: %d, %d bytes", name, r.Status, len(r.Body))
+		}
+		if r := Do(t, "PUT", u+"/api/v1/tags/prod?name="+name, nil, nil); r.Status != 200 {
+			t.Fatalf("tag %s: %d %s", name, r.Status, r.Body)
+		}
+		var a artifact
+		Do(t, "GET", u+"/api/v1/artifacts/"+name, nil, nil).JSON(t, &a)
+		if len(a.Tags) != 1 || a.Tags[0] != "prod" {
+			t.Fatalf("%s read back on the follower with tags %v", name, a.Tags)
+		}
+		if r := Do(t, "DELETE", u+"/artifacts/"+name, nil, nil); r.Status >= 300 {
+			t.Fatalf("delete %s: %d %s", name, r.Status, r.Body)
+		}
+		if r := Do(t, "GET", u+"/artifacts/"+name, nil, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("GET %s right after its delete on the same follower: %d", name, r.Status)
+		}
+	}
+}
