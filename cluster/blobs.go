@@ -28,6 +28,16 @@ type blobSink struct{ n *Node }
 // StoreBlob packs this node's shards of an inlined object.
 func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 	n := b.n
+	if n.blobBytes.Add(int64(len(blob))) > n.cfg.InlineSnapshotBytes && n.snapshotting.CompareAndSwap(false, true) {
+		n.blobBytes.Store(0)
+		// Not on this goroutine: raft takes the snapshot from the FSM's.
+		go func() {
+			defer n.snapshotting.Store(false)
+			if err := n.raft.Snapshot().Error(); err != nil {
+				n.log.Debug("snapshot for inlined bytes", "error", err)
+			}
+		}()
+	}
 	for i, node := range obj.Placement {
 		if node != n.cfg.ID || n.shards.Has(obj.ID, i) {
 			continue

@@ -87,6 +87,11 @@ type Config struct {
 	// 0 means 16 KiB; negative turns inlining off. It is capped at
 	// SmallObjectSize.
 	InlineSize int
+	// InlineSnapshotBytes is how many inlined bytes the raft log may gather
+	// before the node snapshots, so that raft can drop the entries holding
+	// them whatever their count (raft's own trigger counts entries, and an
+	// entry is a batch). 0 means 256 MiB.
+	InlineSnapshotBytes int64
 	// CacheSize is the memory kept for the content of recently read small
 	// objects. 0 means 64 MiB; negative turns the cache off.
 	CacheSize int64
@@ -183,6 +188,9 @@ func (c *Config) Validate() error {
 		c.InlineSize = 16 << 10
 	}
 	c.InlineSize = min(c.InlineSize, c.SmallObjectSize, maxInline)
+	if c.InlineSnapshotBytes <= 0 {
+		c.InlineSnapshotBytes = 256 << 20
+	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 64 << 20
 	}

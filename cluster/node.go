@@ -82,11 +82,15 @@ type Node struct {
 
 	// disk watches free space; diskFull is its last state as told to
 	// gossip, handedOver when a full leader last gave leadership away.
-	commits    *committer
-	cache      *objectCache
-	disk       *diskGuard
-	diskFull   atomic.Bool
-	handedOver atomic.Int64
+	commits *committer
+	// blobBytes counts inlined bytes applied since this node last asked
+	// raft for a snapshot (see blobSink).
+	blobBytes    atomic.Int64
+	snapshotting atomic.Bool
+	cache        *objectCache
+	disk         *diskGuard
+	diskFull     atomic.Bool
+	handedOver   atomic.Int64
 
 	started time.Time
 	leaving atomic.Bool
@@ -169,6 +173,11 @@ func (n *Node) startRaft() error {
 		rc = *n.cfg.Raft
 	} else {
 		rc = *raft.DefaultConfig()
+		// Raft keeps TrailingLogs entries after each snapshot for
+		// followers that fall behind. An entry is a batch of writes with
+		// the bytes of inlined objects (see blobs.go), up to 4 MiB, so the
+		// default 10240 entries could keep gigabytes in raft.db.
+		rc.TrailingLogs = 1024
 	}
 	rc.LocalID = raft.ServerID(n.cfg.ID)
 	rc.Logger = n.log.Named("raft")
@@ -184,7 +193,10 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
 	n.boltDB = bolt
-	logs, err := raft.NewLogCache(512, bolt)
+	// Recent entries are kept in memory for replication and apply; they
+	// are batches now, so a few dozen cover thousands of writes (512 held
+	// 80 MiB of inlined bytes under a 10 KiB push load).
+	logs, err := raft.NewLogCache(64, bolt)
 	if err != nil {
 		return fmt.Errorf("create raft log cache: %w", err)
 	}

@@ -26,6 +26,10 @@ type Status struct {
 	Stats    Stats          `json:"stats"`
 }
 
+// RaftStats returns raft's own counters (hashicorp/raft Stats), for tests
+// and diagnostics.
+func (n *Node) RaftStats() map[string]string { return n.raft.Stats() }
+
 // Status computes the cluster status from this node's state.
 func (n *Node) Status() Status {
 	rs := n.raft.Stats()

@@ -226,3 +226,27 @@ func TestWritesThroughAFollowerAreReadThere(t *testing.T) {
 		}
 	}
 }
+
+// Raft's snapshot trigger counts entries, and an entry is a batch carrying
+// inlined bytes: each node also snapshots once the inlined bytes it applied
+// pass InlineSnapshotBytes, so raft can drop the entries holding them.
+func TestInlinedBytesTriggerSnapshots(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		rc := RaftConfig()
+		rc.SnapshotThreshold = 1 << 20
+		rc.SnapshotInterval = time.Hour
+		cfg.Node.Raft = rc
+		cfg.Node.InlineSnapshotBytes = 40 << 10
+	}})
+	for i := range 8 {
+		put(t, c.Nodes[i%3].URL, fmt.Sprintf("snap-%d.bin", i), bigBytes(uint64(300+i), 10<<10))
+	}
+	Eventually(t, Wait(), func() error {
+		for _, n := range c.Nodes {
+			if idx := n.Srv.Node.RaftStats()["last_snapshot_index"]; idx == "" || idx == "0" {
+				return fmt.Errorf("%s has not snapshotted (last_snapshot_index %q)", n.ID, idx)
+			}
+		}
+		return nil
+	})
+}
