@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,15 +53,26 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b 
 
 // ShardStore keeps shard files under a directory, and packed shards.
 type ShardStore struct {
-	dir   string
-	tmp   string
+	dir     string
+	tmp     string
+	packDir string
+	// packs is replaced when a sync fails (see Sync).
+	pmu   sync.RWMutex
 	packs *pack.Store
+	// failSync makes the next Sync fail, for tests.
+	failSync atomic.Bool
+}
+
+func (s *ShardStore) pk() *pack.Store {
+	s.pmu.RLock()
+	defer s.pmu.RUnlock()
+	return s.packs
 }
 
 // OpenShardStore opens (creating if needed) a store rooted at dir and
 // removes temp files left by a crash.
 func OpenShardStore(dir string) (*ShardStore, error) {
-	s := &ShardStore{dir: filepath.Join(dir, "shards"), tmp: filepath.Join(dir, "tmp")}
+	s := &ShardStore{dir: filepath.Join(dir, "shards"), tmp: filepath.Join(dir, "tmp"), packDir: filepath.Join(dir, "packs")}
 	for _, d := range []string{s.dir, s.tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open shard store: %w", err)
@@ -73,7 +85,7 @@ func OpenShardStore(dir string) (*ShardStore, error) {
 	for _, e := range ents {
 		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
 	}
-	if s.packs, err = pack.Open(filepath.Join(dir, "packs"), pack.Options{MaxRecord: MaxPacked}); err != nil {
+	if s.packs, err = pack.Open(s.packDir, pack.Options{MaxRecord: MaxPacked}); err != nil {
 		return nil, fmt.Errorf("open shard store: %w", err)
 	}
 	return s, nil
@@ -83,7 +95,7 @@ func OpenShardStore(dir string) (*ShardStore, error) {
 const MaxPacked = 1 << 20
 
 // Close makes packed shards durable and closes the packs.
-func (s *ShardStore) Close() error { return s.packs.Close() }
+func (s *ShardStore) Close() error { return s.pk().Close() }
 
 func packKey(id string, index int) (pack.Key, error) {
 	if err := ValidID(id); err != nil {
@@ -109,7 +121,7 @@ func (s *ShardStore) Pack(id string, index int, img []byte) error {
 	if err := checkImage(id, index, img); err != nil {
 		return err
 	}
-	if err := s.packs.Put(k, img); err != nil {
+	if err := s.pk().Put(k, img); err != nil {
 		return fmt.Errorf("pack shard %s.%d: %w", id, index, classify(err))
 	}
 	return nil
@@ -134,18 +146,46 @@ func checkImage(id string, index int, img []byte) error {
 }
 
 // Sync makes every shard packed before it durable. Concurrent calls share
-// their fsyncs.
+// their fsyncs. A failed sync (ENOSPC or EIO from fdatasync: the kernel may
+// have dropped pages it could not write) fails every later one until the
+// packs are reopened, so Sync reopens them at once: opening rereads and
+// checks what reached the disk and cuts off what did not. The error is
+// still returned, since packed shards may have been lost; the caller looks
+// for them.
 func (s *ShardStore) Sync() error {
-	if err := s.packs.Sync(); err != nil {
-		return fmt.Errorf("sync packed shards: %w", classify(err))
+	p := s.pk()
+	err := p.Sync()
+	if err == nil && s.failSync.CompareAndSwap(true, false) {
+		err = fmt.Errorf("injected: %w", syscall.EIO)
 	}
+	if err == nil {
+		return nil
+	}
+	if rerr := s.reopen(p); rerr != nil {
+		return fmt.Errorf("sync packed shards: %w (reopen: %v)", classify(err), rerr)
+	}
+	return fmt.Errorf("sync packed shards (reopened them): %w", classify(err))
+}
+
+func (s *ShardStore) reopen(old *pack.Store) error {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.packs != old {
+		return nil // another caller reopened them
+	}
+	_ = old.Close()
+	np, err := pack.Open(s.packDir, pack.Options{MaxRecord: MaxPacked})
+	if err != nil {
+		return err
+	}
+	s.packs = np
 	return nil
 }
 
 // Compact rewrites the pack files at least half dead (shards removed since
 // they were packed) and returns how many it removed.
 func (s *ShardStore) Compact() (int, error) {
-	n, err := s.packs.Compact(0.5)
+	n, err := s.pk().Compact(0.5)
 	if err != nil {
 		return n, fmt.Errorf("compact packs: %w", classify(err))
 	}
@@ -265,8 +305,8 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Rea
 		return 0, fmt.Errorf("fsync shard dir: %w", classify(err))
 	}
 	// The file supersedes a packed copy (a rebuild of a corrupt record).
-	if k, _ := packKey(id, index); s.packs.Has(k) {
-		if err := s.packs.Delete(k); err != nil {
+	if k, _ := packKey(id, index); s.pk().Has(k) {
+		if err := s.pk().Delete(k); err != nil {
 			return 0, fmt.Errorf("drop packed copy of shard %s.%d: %w", id, index, err)
 		}
 	}
@@ -279,8 +319,8 @@ func (s *ShardStore) Open(id string, index int) (Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.packs.Has(k) {
-		b, err := s.packs.Get(k)
+	if s.pk().Has(k) {
+		b, err := s.pk().Get(k)
 		if err == nil {
 			return packedShard{bytes.NewReader(b)}, nil
 		}
@@ -315,7 +355,7 @@ func (s *ShardStore) Locate(id string, index int) (path string, off, size int64,
 	if err != nil {
 		return "", 0, 0, err
 	}
-	if path, off, n, ok := s.packs.Locate(k); ok {
+	if path, off, n, ok := s.pk().Locate(k); ok {
 		return path, off, int64(n), nil
 	}
 	path, _ = s.path(id, index)
@@ -335,7 +375,7 @@ func (s *ShardStore) Has(id string, index int) bool {
 	if err != nil {
 		return false
 	}
-	if s.packs.Has(k) {
+	if s.pk().Has(k) {
 		return true
 	}
 	p, _ := s.path(id, index)
@@ -349,7 +389,7 @@ func (s *ShardStore) Remove(id string, index int) error {
 	if err != nil {
 		return err
 	}
-	if err := s.packs.Delete(k); err != nil {
+	if err := s.pk().Delete(k); err != nil {
 		return fmt.Errorf("remove packed shard %s.%d: %w", id, index, err)
 	}
 	p, _ := s.path(id, index)
@@ -371,7 +411,7 @@ type ShardInfo struct {
 
 // Walk calls fn for every shard, packed ones first.
 func (s *ShardStore) Walk(fn func(ShardInfo) error) error {
-	err := s.packs.Walk(func(e pack.Entry) error {
+	err := s.pk().Walk(func(e pack.Entry) error {
 		return fn(ShardInfo{ID: hex.EncodeToString(e.Key.ID[:]), Index: int(e.Key.Index), Size: int64(e.Size), Modified: e.Written})
 	})
 	if err != nil {

@@ -281,3 +281,37 @@ func TestCorruptPackedShardReadsAsMissing(t *testing.T) {
 		t.Fatalf("open of a corrupt record: %v, want ErrNotFound", err)
 	}
 }
+
+// A failed sync leaves the pack store refusing every later one; the shard
+// store reopens its packs and goes on, with what reached the disk.
+func TestFailedSyncReopensPacks(t *testing.T) {
+	s, err := OpenShardStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ids := []string{testID, strings.Repeat("a", 64), strings.Repeat("b", 64)}
+	for i, id := range ids[:2] {
+		if err := s.Pack(id, 0, image(t, id, 0, []byte(fmt.Sprint("bytes ", i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.failSync.Store(true)
+	if err := s.Sync(); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("sync: %v, want the injected EIO", err)
+	}
+	for _, id := range ids[:2] {
+		if !s.Has(id, 0) {
+			t.Fatalf("%s lost by the reopen", id)
+		}
+	}
+	if err := s.Pack(ids[2], 0, image(t, ids[2], 0, []byte("after"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatalf("sync after the reopen: %v", err)
+	}
+	if !s.Has(ids[2], 0) {
+		t.Fatal("shard packed after the reopen is missing")
+	}
+}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"slices"
+
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/fsm"
@@ -51,8 +53,45 @@ func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 	}
 }
 
-// Sync makes the packed shards durable before raft drops log entries.
-func (b blobSink) Sync() error { return b.n.shards.Sync() }
+// Sync makes the packed shards durable before raft drops log entries. When
+// that fails the snapshot fails with it, so raft keeps the entries, and the
+// shards that did not reach the disk are looked for and reported.
+func (b blobSink) Sync() error {
+	err := b.n.shards.Sync()
+	if err != nil {
+		b.n.log.Error("sync packed shards; looking for lost ones", "error", err)
+		go b.n.checkPlaced("after a failed sync of the packs")
+	}
+	return err
+}
+
+// Restored checks, in the background, that every shard the restored state
+// places here is held. A node that caught up by snapshot never applied the
+// entries that carried its inlined copies; without this check they would
+// stay missing until the scrubber's next pass (daily by default) or a read.
+func (b blobSink) Restored() { go b.n.checkPlaced("after a snapshot restore") }
+
+// checkPlaced reports missing every shard the state places on this node
+// that it does not hold, without reading any.
+func (n *Node) checkPlaced(when string) {
+	select {
+	case <-n.raftUp:
+	case <-n.stop:
+		return
+	}
+	for _, obj := range n.fsm.Objects() {
+		for i, node := range obj.Placement {
+			if node != n.cfg.ID || slices.Contains(obj.Missing, i) || n.shards.Has(obj.ID, i) {
+				continue
+			}
+			if n.ctx.Err() != nil {
+				return
+			}
+			n.log.Info("shard placed here is absent "+when, "object", obj.ID, "shard", i)
+			n.reportMissing(n.ctx, obj, i)
+		}
+	}
+}
 
 func (n *Node) packBlob(obj fsm.ObjectRef, i int, blob []byte) error {
 	if err := chunk.ValidID(obj.ID); err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/fsm"
@@ -92,6 +91,10 @@ type Node struct {
 	diskFull     atomic.Bool
 	handedOver   atomic.Int64
 
+	// raftUp is closed once n.raft is set: raft restores a snapshot, and
+	// so calls the FSM, before NewRaft returns.
+	raftUp chan struct{}
+
 	started time.Time
 	leaving atomic.Bool
 	left    chan struct{}
@@ -120,6 +123,7 @@ func New(cfg Config) (*Node, error) {
 		stop:            make(chan struct{}),
 		started:         time.Now(),
 		left:            make(chan struct{}),
+		raftUp:          make(chan struct{}),
 	}
 	n.cache = newObjectCache(cfg.CacheSize)
 	n.commits = newCommitter(n)
@@ -183,12 +187,7 @@ func (n *Node) startRaft() error {
 	rc.Logger = n.log.Named("raft")
 	rc.NotifyCh = n.leaderNotify
 
-	// Log compaction frees thousands of pages at a time; with the freelist
-	// written on every commit each later append rewrites all of it (as
-	// Consul, we rebuild it at open instead).
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bbolt.Options{
-		Timeout: time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType,
-	}})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
 	if err != nil {
 		return fmt.Errorf("open raft log store: %w", err)
 	}
@@ -214,6 +213,7 @@ func (n *Node) startRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	n.raft = r
+	close(n.raftUp)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 
@@ -17,9 +18,10 @@ type sinkCall struct {
 }
 
 type recordingSink struct {
-	f     *FSM
-	calls []sinkCall
-	syncs int
+	f        *FSM
+	calls    []sinkCall
+	syncs    int
+	restores int
 }
 
 func (s *recordingSink) StoreBlob(obj ObjectRef, blob []byte) {
@@ -28,6 +30,8 @@ func (s *recordingSink) StoreBlob(obj ObjectRef, blob []byte) {
 }
 
 func (s *recordingSink) Sync() error { s.syncs++; return nil }
+
+func (s *recordingSink) Restored() { s.restores++ }
 
 func batchEntry(t *testing.T, cmds []Command, blobs [][]byte) []byte {
 	t.Helper()
@@ -110,6 +114,19 @@ func TestSnapshotSyncsBlobsFirst(t *testing.T) {
 	}
 	if sink.syncs != 1 {
 		t.Fatalf("persist synced blobs %d times", sink.syncs)
+	}
+	var buf bytes.Buffer
+	if err := snap.(*snapshot).write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	gsink := &recordingSink{f: g}
+	g.SetBlobSink(gsink)
+	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if gsink.restores != 1 {
+		t.Fatalf("restore told the sink %d times", gsink.restores)
 	}
 }
 

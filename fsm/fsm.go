@@ -101,9 +101,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 // rather than as shard files. The FSM hands it every blob of a put before
 // applying the put, in log order (and again when the log is replayed), and
 // syncs it before a snapshot lets raft drop the entries the blobs came in.
+// After a restore it tells the sink, which never saw the blobs of the
+// entries the snapshot replaced.
 type BlobSink interface {
 	StoreBlob(obj ObjectRef, blob []byte)
 	Sync() error
+	Restored()
 }
 
 // SetBlobSink installs the sink; call it before raft starts.

@@ -108,6 +108,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.s = s
 	f.setApplied(applied)
 	f.mu.Unlock()
+	if f.sink != nil {
+		f.sink.Restored()
+	}
 	return nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -245,6 +247,72 @@ func TestInlinedBytesTriggerSnapshots(t *testing.T) {
 		for _, n := range c.Nodes {
 			if idx := n.Srv.Node.RaftStats()["last_snapshot_index"]; idx == "" || idx == "0" {
 				return fmt.Errorf("%s has not snapshotted (last_snapshot_index %q)", n.ID, idx)
+			}
+		}
+		return nil
+	})
+}
+
+// A node restored from a snapshot never applied the entries that carried
+// the inlined copies the snapshot places on it. Here the copies are lost
+// with the node's packs and the node restarts from its own snapshot: it
+// must find them absent at once and have repair rebuild them (the scrubber
+// is off, and nothing reads them).
+func TestRestoreFindsAbsentCopies(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.Node.ScrubInterval = time.Hour
+		cfg.Node.CacheSize = -1
+	}})
+	const holder = 2
+	type copyOf struct {
+		id    string
+		index int
+	}
+	var placed []copyOf
+	var covered uint64
+	for i := range 90 {
+		name := fmt.Sprintf("restore-%02d.bin", i)
+		put(t, c.Nodes[0].URL, name, bigBytes(uint64(400+i), 2000+i))
+		if i >= 20 {
+			continue
+		}
+		o := object(t, c, name)
+		for idx, node := range o.Placement {
+			if node == c.Nodes[holder].ID {
+				placed = append(placed, copyOf{o.ID, idx})
+			}
+		}
+		if i == 19 {
+			covered, _ = strconv.ParseUint(c.Nodes[0].Srv.Node.RaftStats()["commit_index"], 10, 64)
+		}
+	}
+	if len(placed) == 0 {
+		t.Fatal("no object placed a copy on the chosen node")
+	}
+	Eventually(t, Wait(), func() error {
+		snap, _ := strconv.ParseUint(c.Nodes[holder].Srv.Node.RaftStats()["last_snapshot_index"], 10, 64)
+		if snap < covered {
+			return fmt.Errorf("%s snapshotted up to %d, want %d", c.Nodes[holder].ID, snap, covered)
+		}
+		return nil
+	})
+	c.Stop(holder)
+	if err := os.RemoveAll(filepath.Join(c.Nodes[holder].cfg.Node.DataDir, "data", "packs")); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(holder)
+	c.WaitReady()
+	// Rebuilt in place or moved: either way every copy is held where the
+	// placement now says.
+	Eventually(t, Wait(), func() error {
+		for _, p := range placed {
+			o, ok := c.Nodes[0].Srv.Node.FSM().ObjectByID(p.id)
+			if !ok {
+				return fmt.Errorf("object %s gone", p.id)
+			}
+			at := o.Placement[p.index]
+			if len(o.Missing) > 0 || !c.Nodes[nodeIndex(c, at)].Srv.Node.Shards().Has(p.id, p.index) {
+				return fmt.Errorf("copy %s.%d not rebuilt (on %s, missing %v)", p.id, p.index, at, o.Missing)
 			}
 		}
 		return nil
