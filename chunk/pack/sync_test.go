@@ -63,6 +63,21 @@ func (r *syncRecorder) covered(l loc) bool {
 	return r.synced[l.p.path] >= l.off+headerSize+int64(l.size)
 }
 
+// putSynced puts record i and syncs, then checks that the sync covered it.
+func putSynced(s *Store, r *syncRecorder, i int) error {
+	if err := s.Put(testKey(i), testData(i, 100)); err != nil {
+		return err
+	}
+	if err := s.Sync(); err != nil {
+		return err
+	}
+	// Sync returned, so this record is durable.
+	if l, ok := lookup(s, i); !ok || !r.covered(l) {
+		return errors.New("Sync returned before its record was synced")
+	}
+	return nil
+}
+
 func TestSyncGroupCommit(t *testing.T) {
 	s := openStore(t, t.TempDir(), Options{})
 	r := recordSyncs(s, true)
@@ -78,22 +93,7 @@ func TestSyncGroupCommit(t *testing.T) {
 	const callers = 8
 	errs := make(chan error, callers)
 	for i := 1; i <= callers; i++ {
-		go func() {
-			if err := s.Put(testKey(i), testData(i, 100)); err != nil {
-				errs <- err
-				return
-			}
-			if err := s.Sync(); err != nil {
-				errs <- err
-				return
-			}
-			// Sync returned, so this record is durable.
-			if l, ok := lookup(s, i); !ok || !r.covered(l) {
-				errs <- errors.New("Sync returned before its record was synced")
-				return
-			}
-			errs <- nil
-		}()
+		go func() { errs <- putSynced(s, r, i) }()
 	}
 	waitFor(t, "callers waiting for the running round", func() bool {
 		s.syncMu.Lock()
@@ -135,17 +135,8 @@ func TestSyncConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for j := range each {
-				i := g*each + j
-				if err := s.Put(testKey(i), testData(i, 100)); err != nil {
+				if err := putSynced(s, r, g*each+j); err != nil {
 					errs <- err
-					return
-				}
-				if err := s.Sync(); err != nil {
-					errs <- err
-					return
-				}
-				if l, ok := lookup(s, i); !ok || !r.covered(l) {
-					errs <- errors.New("Sync returned before its record was synced")
 					return
 				}
 			}
