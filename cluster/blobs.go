@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"slices"
 
 	"github.com/pier-registry/pier/chunk"
@@ -9,8 +10,9 @@ import (
 )
 
 // maxInline caps InlineSize. Inlined bytes stay in every server's raft log
-// until a snapshot lets raft drop the entries (8192 entries, trailing 10240
-// kept), so the cap bounds how large raft.db grows under small pushes.
+// until a snapshot lets raft drop the entries (see InlineSnapshotBytes and
+// TrailingLogs in startRaft), so the cap bounds how large an entry, and
+// raft.db, grows under small pushes.
 const maxInline = 64 << 10
 
 // Inlined objects. A small push's bytes travel inside its raft entry, batched
@@ -20,9 +22,9 @@ const maxInline = 64 << 10
 // file image from the bytes when it applies the entry and packs it without
 // an fsync; the bytes stay in the raft log, from which a restart replays
 // them, until the next snapshot, which syncs the packs first. A node that
-// catches up from a snapshot instead of the log never sees the bytes: its
-// scrubber finds the shard missing and repair rebuilds it, as for any lost
-// shard.
+// catches up from a snapshot instead of the log never sees the bytes: after
+// the restore it reports the shards placed on it that it lacks, and repair
+// rebuilds them, as for any lost shard.
 
 // blobSink is the FSM's fsm.BlobSink.
 type blobSink struct{ n *Node }
@@ -45,10 +47,12 @@ func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 			continue
 		}
 		if err := n.packBlob(obj, i, blob); err != nil {
-			// The put is in the log either way: the shard counts as
-			// missing until the scrubber reports it and repair rebuilds it.
+			// The put is in the log either way: the shard is missing,
+			// reported once the put is applied (not from this goroutine,
+			// which applies it), and rebuilt by repair.
 			n.stats.packFailed.Add(1)
 			n.log.Warn("pack inlined shard", "object", obj.ID, "shard", i, "error", err)
+			go n.reportOnceApplied(obj.ID, i)
 		}
 	}
 }
@@ -89,6 +93,25 @@ func (n *Node) checkPlaced(when string) {
 			}
 			n.log.Info("shard placed here is absent "+when, "object", obj.ID, "shard", i)
 			n.reportMissing(n.ctx, obj, i)
+		}
+	}
+}
+
+// reportOnceApplied reports shard i of object id missing once the put that
+// created the object is applied here; a put that was refused creates none.
+func (n *Node) reportOnceApplied(id string, i int) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*n.electionTimeout())
+	defer cancel()
+	for {
+		advanced := n.fsm.Advanced()
+		if obj, ok := n.fsm.ObjectByID(id); ok {
+			n.reportMissing(ctx, obj, i)
+			return
+		}
+		select {
+		case <-advanced:
+		case <-ctx.Done():
+			return
 		}
 	}
 }
