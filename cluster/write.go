@@ -183,6 +183,8 @@ func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.R
 		// wait until the local state holds what was acknowledged.
 		return n.waitApplied(ctx, res.Index)
 	}
+	// The committer reaches the leader itself, so both sides are the same
+	// call; leaderCall contributes the wait for a leader and the retries.
 	err = n.leaderCall(ctx, "apply "+string(c.Op), propose, func(string) error { return propose() })
 	return res, err
 }
