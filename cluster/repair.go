@@ -290,8 +290,7 @@ func (n *Node) rewrite(ctx context.Context, obj fsm.Object, active []string) err
 	if err == nil {
 		err = res.Err()
 	}
-	if err != nil {
-		n.deleteShards(ctx, st.Object)
+	if err != nil && !n.replaced(ctx, obj.Digest, st.Object) {
 		return fmt.Errorf("rewrite %s: commit: %w", obj.ID, err)
 	}
 	n.stats.repairedShards.Add(int64(len(st.Object.Placement)))
@@ -299,6 +298,24 @@ func (n *Node) rewrite(ctx context.Context, obj fsm.Object, active []string) err
 	n.log.Info("object re-encoded", "digest", obj.Digest, "old", obj.ID, "new", st.Object.ID,
 		"scheme", fmt.Sprintf("%d+%d", st.Object.K, st.Object.M), "placement", st.Object.Placement)
 	return nil
+}
+
+// replaced decides a rewrite whose commit failed. A try that committed
+// before a leadership change or a lost answer is retried by apply, and the
+// retry is refused as not current, because the object now is the new copy:
+// deleting its shards then lost the object (seen in clustertest: every
+// shard of a re-encoded object gone). So the state decides, after a
+// barrier: the new copy is kept if it is current, deleted if not, and left
+// to garbage collection if the barrier fails too.
+func (n *Node) replaced(ctx context.Context, digest string, ref fsm.ObjectRef) bool {
+	if err := n.Barrier(ctx); err != nil {
+		return false
+	}
+	if cur, ok := n.fsm.Object(digest); ok && cur.ID == ref.ID {
+		return true
+	}
+	n.deleteShards(ctx, ref)
+	return false
 }
 
 // decodeAll streams an object's whole content from its readable shards,
