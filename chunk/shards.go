@@ -129,18 +129,26 @@ func (s *ShardStore) Pack(id string, index int, img []byte) error {
 
 // checkImage verifies that img is a whole shard file of shard index of id.
 func checkImage(id string, index int, img []byte) error {
-	var h erasure.Header
 	if len(img) < erasure.HeaderSize {
 		return fmt.Errorf("%w: %d bytes, no header", ErrBadShard, len(img))
 	}
-	if err := h.UnmarshalBinary(img[:erasure.HeaderSize]); err != nil {
+	return checkHeader(id, index, img[:erasure.HeaderSize], int64(len(img)))
+}
+
+// checkHeader verifies that hdr is the header of shard index of id and that
+// its layout makes a shard file of size bytes: a received stream and a
+// packed image must both be exactly that.
+func checkHeader(id string, index int, hdr []byte, size int64) error {
+	var h erasure.Header
+	if err := h.UnmarshalBinary(hdr); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadShard, err)
 	}
 	if hex.EncodeToString(h.Object[:]) != id || h.Index != index {
-		return fmt.Errorf("%w: header names shard %x.%d, stored as %s.%d", ErrBadShard, h.Object, h.Index, id, index)
+		return fmt.Errorf("%w: header names shard %x.%d, given as %s.%d", ErrBadShard, h.Object, h.Index, id, index)
 	}
-	if want := h.Layout.ShardFileSize(); want != int64(len(img)) {
-		return fmt.Errorf("%w: %d bytes, layout %v+%d needs %d", ErrBadShard, len(img), h.Layout.Scheme, h.Layout.Size, want)
+	if want := h.Layout.ShardFileSize(); want != size {
+		return fmt.Errorf("%w: %d bytes of frames and header, layout %v+%d needs %d",
+			ErrBadShard, size, h.Layout.Scheme, h.Layout.Size, want)
 	}
 	return nil
 }
@@ -271,16 +279,8 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Rea
 	if _, err := f.ReadAt(hdr, size); err != nil {
 		return 0, fmt.Errorf("read back shard header: %w", err)
 	}
-	var h erasure.Header
-	if err := h.UnmarshalBinary(hdr); err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrBadShard, err)
-	}
-	if hex.EncodeToString(h.Object[:]) != id || h.Index != index {
-		return 0, fmt.Errorf("%w: header names shard %x.%d, sent as %s.%d", ErrBadShard, h.Object, h.Index, id, index)
-	}
-	if want := h.Layout.ShardFileSize(); want != size {
-		return 0, fmt.Errorf("%w: %d bytes of frames and header, layout %v+%d needs %d",
-			ErrBadShard, size, h.Layout.Scheme, h.Layout.Size, want)
+	if err := checkHeader(id, index, hdr, size); err != nil {
+		return 0, err
 	}
 	if _, err := f.WriteAt(hdr, 0); err != nil {
 		return 0, fmt.Errorf("write shard header: %w", classify(err))
@@ -304,11 +304,11 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Rea
 	if err := syncDir(filepath.Dir(dst)); err != nil {
 		return 0, fmt.Errorf("fsync shard dir: %w", classify(err))
 	}
-	// The file supersedes a packed copy (a rebuild of a corrupt record).
-	if k, _ := packKey(id, index); s.pk().Has(k) {
-		if err := s.pk().Delete(k); err != nil {
-			return 0, fmt.Errorf("drop packed copy of shard %s.%d: %w", id, index, err)
-		}
+	// The file supersedes a packed copy (a rebuild of a corrupt record);
+	// deleting an absent record writes nothing.
+	k, _ := packKey(id, index) // valid: path checked id and index
+	if err := s.pk().Delete(k); err != nil {
+		return 0, fmt.Errorf("drop packed copy of shard %s.%d: %w", id, index, err)
 	}
 	return size, nil
 }
@@ -319,17 +319,15 @@ func (s *ShardStore) Open(id string, index int) (Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.pk().Has(k) {
-		b, err := s.pk().Get(k)
-		if err == nil {
-			return packedShard{bytes.NewReader(b)}, nil
-		}
-		// Removed meanwhile, or a record that fails its checksum, which
-		// counts as missing so that it is rebuilt (as a file, which then
-		// replaces the record).
-		if !errors.Is(err, pack.ErrNotFound) && !errors.Is(err, pack.ErrCorrupt) {
-			return nil, fmt.Errorf("open packed shard %s.%d: %w", id, index, err)
-		}
+	b, err := s.pk().Get(k)
+	if err == nil {
+		return packedShard{bytes.NewReader(b)}, nil
+	}
+	// Not packed, or a record that fails its checksum, which counts as
+	// missing so that it is rebuilt (as a file, which then replaces the
+	// record).
+	if !errors.Is(err, pack.ErrNotFound) && !errors.Is(err, pack.ErrCorrupt) {
+		return nil, fmt.Errorf("open packed shard %s.%d: %w", id, index, err)
 	}
 	p, _ := s.path(id, index)
 	f, err := os.Open(p)
