@@ -184,9 +184,11 @@ func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
 	if err := n.leaderSpace(); err != nil {
 		return nil, err
 	}
-	data := fsm.EncodeBatch(entries)
+	var data []byte
 	if len(batch) == 1 && batch[0].entry.Blob == nil {
 		data = batch[0].entry.Command
+	} else {
+		data = fsm.EncodeBatch(entries)
 	}
 	f := n.raft.ApplyLog(raft.Log{Data: data}, n.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {

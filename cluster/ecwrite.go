@@ -104,8 +104,8 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 		data := bytes.Clone((*hp)[:got])
 		sum := sha256.Sum256(data)
 		digest := fsm.DigestPrefix + hex.EncodeToString(sum[:])
-		if expect != "" && digest != expect {
-			return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+		if err := checkDigest(digest, expect); err != nil {
+			return Stored{}, err
 		}
 		return Stored{Digest: digest, Size: int64(got), Inline: data, Object: fsm.ObjectRef{
 			ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes,
@@ -128,9 +128,9 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 		return Stored{}, fmt.Errorf("store body after %d bytes: %w", size, err)
 	}
 	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil))
-	if expect != "" && digest != expect {
+	if err := checkDigest(digest, expect); err != nil {
 		w.abort()
-		return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+		return Stored{}, err
 	}
 	missing, err := w.finish(erasure.Layout{Scheme: scheme, BlockSize: blockSize, Size: size})
 	if err != nil {
@@ -151,8 +151,8 @@ func (n *Node) storeShared(body io.Reader, expect string, obj fsm.Object) (Store
 	if err != nil {
 		return Stored{}, fmt.Errorf("read body: %w", err)
 	}
-	if digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil)); digest != expect {
-		return Stored{}, fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+	if err := checkDigest(fsm.DigestPrefix+hex.EncodeToString(h.Sum(nil)), expect); err != nil {
+		return Stored{}, err
 	}
 	return Stored{Digest: expect, Size: size, Object: obj.ObjectRef, Shared: true}, nil
 }
@@ -382,6 +382,15 @@ func (w *stripeWriter) abort() {
 		}
 	}
 	w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+}
+
+// checkDigest refuses a body whose digest is not the one the client
+// promised; an empty expect promises nothing.
+func checkDigest(digest, expect string) error {
+	if expect != "" && digest != expect {
+		return fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)
+	}
+	return nil
 }
 
 // strictBody tells a body that ends early from one that ends: an HTTP body

@@ -63,9 +63,8 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 // artifact and whether this push created it (false: the same bytes were
 // already bound to the name).
 func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, bool, error) {
-	if m.ExpectDigest != "" && m.ExpectDigest != s.Digest {
-		return fsm.Artifact{}, false, fmt.Errorf("%w: body hashes to %s, client expected %s",
-			ErrDigestMismatch, s.Digest, m.ExpectDigest)
+	if err := checkDigest(s.Digest, m.ExpectDigest); err != nil {
+		return fsm.Artifact{}, false, err
 	}
 	res, err := n.applyBlob(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
 		Name: m.Name, Digest: s.Digest, Size: s.Size, Version: m.Version, Commit: m.Commit,
