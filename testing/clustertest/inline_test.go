@@ -178,12 +178,7 @@ func TestCorruptPackedCopyIsRebuilt(t *testing.T) {
 	})
 	corruptShard(t, c, o, 1, 2000)
 	pullEverywhere(t, c, "rot-small.bin", body)
-	Eventually(t, Wait(), func() error {
-		if c.Nodes[holder].Srv.Node.Stats().ScrubCorrupt == 0 {
-			return fmt.Errorf("scrub has not found the corruption")
-		}
-		return nil
-	})
+	waitScrubFound(t, c, holder)
 	waitFullRedundancy(t, c)
 	Eventually(t, Wait(), func() error {
 		o := object(t, c, "rot-small.bin")

@@ -43,3 +43,14 @@ func settledShardBytes(t *testing.T, c *Cluster) int64 {
 	})
 	return last
 }
+
+// waitScrubFound waits until node i's scrubber has reported a bad shard.
+func waitScrubFound(t *testing.T, c *Cluster, i int) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		if c.Nodes[i].Srv.Node.Stats().ScrubCorrupt == 0 {
+			return fmt.Errorf("scrub on %s has not found the corruption", c.Nodes[i].ID)
+		}
+		return nil
+	})
+}

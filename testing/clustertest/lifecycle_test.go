@@ -99,12 +99,7 @@ func TestScrubFindsCorruptionAndRepairRewrites(t *testing.T) {
 	holder := nodeIndex(c, o.Placement[1])
 	path, raw := corruptShard(t, c, o, 1, 3<<19)
 	// The scrubber reports it, repair rewrites it in place.
-	Eventually(t, Wait(), func() error {
-		if c.Nodes[holder].Srv.Node.Stats().ScrubCorrupt == 0 {
-			return fmt.Errorf("scrub has not found the corruption")
-		}
-		return nil
-	})
+	waitScrubFound(t, c, holder)
 	waitFullRedundancy(t, c)
 	Eventually(t, Wait(), func() error {
 		fixed, err := os.ReadFile(path)
