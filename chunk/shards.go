@@ -215,6 +215,23 @@ type fileShard struct {
 
 func (f fileShard) Size() int64 { return f.size }
 
+// Section returns a reader of the n bytes at off of sh, which it consumes:
+// read it once, then close sh. A shard file comes back as the file itself,
+// seeked and limited, because that is the form in which a copy to a socket
+// becomes sendfile(2) and the bytes never pass through user space.
+func Section(sh Shard, off, n int64) (io.Reader, error) {
+	if off < 0 || n < 0 || off+n > sh.Size() {
+		return nil, fmt.Errorf("range %d+%d outside shard of %d bytes", off, n, sh.Size())
+	}
+	if f, ok := sh.(fileShard); ok {
+		if _, err := f.Seek(off, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("seek shard file: %w", err)
+		}
+		return &io.LimitedReader{R: f.File, N: n}, nil
+	}
+	return io.NewSectionReader(sh, off, n), nil
+}
+
 type packedShard struct{ *bytes.Reader }
 
 func (packedShard) Close() error { return nil }

@@ -315,3 +315,46 @@ func TestFailedSyncReopensPacks(t *testing.T) {
 		t.Fatal("shard packed after the reopen is missing")
 	}
 }
+
+// TestSection reads ranges of a shard file and of a packed shard through
+// Section, and refuses ranges outside them.
+func TestSection(t *testing.T) {
+	s, err := OpenShardStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
+	whole := stream(t, testID, 2, l)
+	if _, err := s.Receive(context.Background(), testID, 2, bytes.NewReader(whole)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pack(testID, 1, image(t, testID, 1, []byte("packed bytes"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, index := range []int{1, 2} {
+		f, err := s.Open(testID, index)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := make([]byte, f.Size())
+		if _, err := f.ReadAt(all, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range [][2]int64{{0, f.Size()}, {3, 20}, {f.Size() - 1, 1}, {f.Size(), 0}} {
+			sec, err := Section(f, r[0], r[1])
+			if err != nil {
+				t.Fatalf("shard %d range %v: %v", index, r, err)
+			}
+			got, err := io.ReadAll(sec)
+			if err != nil || !bytes.Equal(got, all[r[0]:r[0]+r[1]]) {
+				t.Fatalf("shard %d range %v: read %d bytes, %v", index, r, len(got), err)
+			}
+		}
+		for _, r := range [][2]int64{{-1, 2}, {0, f.Size() + 1}, {f.Size(), 1}, {2, -1}} {
+			if _, err := Section(f, r[0], r[1]); err == nil {
+				t.Fatalf("shard %d range %v: no error", index, r)
+			}
+		}
+		f.Close()
+	}
+}

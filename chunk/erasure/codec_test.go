@@ -458,3 +458,49 @@ func TestEncodeMatchesLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStopsWhenTheWriterFails checks that a failed write ends a
+// multi-stripe Decode with that error, and that the stripes fetched ahead
+// of the writer are bounded by the read-ahead, not the object.
+func TestDecodeStopsWhenTheWriterFails(t *testing.T) {
+	s := Scheme{K: 2, M: 1}
+	const stripes = 40
+	o := encodeObject(t, s, testBlock, randBytes(11, stripes*s.K*testBlock))
+	for _, failAt := range []int{0, 1, 7} {
+		boom := errors.New("client went away")
+		log := newReadLog()
+		// One write per data block of a stripe: K writes per stripe.
+		_, err := Decode(o.l, o.opener(nil, log), &errWriter{failAt * s.K, boom}, 0, o.l.Size)
+		if !errors.Is(err, boom) {
+			t.Fatalf("fail at stripe %d: err = %v, want %v", failAt, err, boom)
+		}
+		last := -1
+		for k := range log.reads {
+			last = max(last, k[1])
+		}
+		if last > failAt+readAhead-1 {
+			t.Fatalf("fail at stripe %d: read up to stripe %d, more than %d ahead", failAt, last, readAhead-1)
+		}
+	}
+}
+
+// TestDecodeFailsMidObject checks that a stripe with too few intact blocks
+// fails a multi-stripe Decode after exactly the stripes before it.
+func TestDecodeFailsMidObject(t *testing.T) {
+	s := Scheme{K: 2, M: 1}
+	const stripes, bad = 12, 5
+	o := encodeObject(t, s, testBlock, randBytes(12, stripes*s.K*testBlock))
+	flip(o, 0, bad, 3)
+	flip(o, 2, bad, -1)
+	var out bytes.Buffer
+	faults, err := Decode(o.l, o.opener(nil, nil), &out, 0, o.l.Size)
+	if !errors.Is(err, ErrTooFewShards) {
+		t.Fatalf("err = %v, want ErrTooFewShards", err)
+	}
+	if want := o.data[:o.l.StripeOffset(bad)]; !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("wrote %d bytes, want the %d before stripe %d", out.Len(), len(want), bad)
+	}
+	if len(faults) != 2 || faults[0].Stripe != bad || faults[1].Stripe != bad {
+		t.Fatalf("faults = %+v, want shards 0 and 2 of stripe %d", faults, bad)
+	}
+}

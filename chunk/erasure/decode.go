@@ -88,16 +88,32 @@ func (d *Decoder) reconstruct(stripe int, blocks [][]byte, j0, j1 int) error {
 // if they are missing (see ReconstructData for the form of blocks). Padding
 // of the last stripe is never written.
 func (d *Decoder) DecodeStripe(w io.Writer, stripe int, blocks [][]byte, off, n int64) error {
+	if err := d.rebuildFor(stripe, blocks, off, n); err != nil {
+		return err
+	}
+	return d.writeStripe(w, stripe, blocks, off, n)
+}
+
+// rebuildFor rebuilds the missing data blocks of stripe that the object
+// range [off, off+n) covers.
+func (d *Decoder) rebuildFor(stripe int, blocks [][]byte, off, n int64) error {
 	a, b, ok := d.clip(stripe, off, n)
 	if !ok {
 		return nil
 	}
 	bl := d.l.BlockLen(stripe)
-	j0, j1 := int(a)/bl, int(b-1)/bl
-	if err := d.reconstruct(stripe, blocks, j0, j1); err != nil {
-		return err
+	return d.reconstruct(stripe, blocks, int(a)/bl, int(b-1)/bl)
+}
+
+// writeStripe writes the bytes of stripe inside [off, off+n) from blocks,
+// whose data blocks for that range are all present.
+func (d *Decoder) writeStripe(w io.Writer, stripe int, blocks [][]byte, off, n int64) error {
+	a, b, ok := d.clip(stripe, off, n)
+	if !ok {
+		return nil
 	}
-	for j := j0; j <= j1; j++ {
+	bl := d.l.BlockLen(stripe)
+	for j := int(a) / bl; j <= int(b-1)/bl; j++ {
 		lo := max(int(a)-j*bl, 0)
 		hi := min(int(b)-j*bl, bl)
 		if err := writeAll(w, blocks[j][lo:hi]); err != nil {
@@ -140,12 +156,19 @@ type Fault struct {
 // caller owns, and closes after Decode returns, whatever it opened.
 type OpenFunc func(shard int) (BlockReader, error)
 
+// readAhead is how many stripes a multi-stripe Decode holds buffers for:
+// one being written out while the next is fetched. Without the overlap a
+// pull waits for its shard reads and for its client in turn, and ran at
+// about half the speed of either (see DESIGN.md).
+const readAhead = 2
+
 // Decode writes object bytes [off, off+n) to w, reading only the stripes
 // that cover the range and, in each, only the data blocks that cover it.
 // When one of those is missing, corrupt or unreadable, it reads further
 // blocks (other data shards first, then parity) until it has K intact ones
 // and rebuilds what it needs. Blocks of a stripe are fetched concurrently,
-// and memory stays at one stripe of blocks, reused for every stripe.
+// and the next stripe is fetched while the current one is written, so
+// memory stays at readAhead stripes of blocks, reused for every stripe.
 //
 // It returns every Fault met, in the order found, even when it fails. A shard
 // that fails with anything but ErrCorrupt is not asked for further blocks;
@@ -161,115 +184,191 @@ func Decode(l Layout, open OpenFunc, w io.Writer, off, n int64) ([]Fault, error)
 	if err != nil || first == end {
 		return nil, err
 	}
-	k, ns := l.Scheme.K, l.Scheme.Shards()
-	// Only the object's last stripe can have shorter blocks, so the first
-	// stripe of the range has the longest ones.
-	stride := l.BlockLen(first) + ChecksumSize
-	slab := getSlab(ns * stride)
-	defer putSlab(slab)
+	ns := l.Scheme.Shards()
 	st := &decodeState{
 		l:        l,
+		d:        d,
 		open:     open,
 		readers:  make([]BlockReader, ns),
 		opened:   make([]bool, ns),
 		dead:     make([]bool, ns),
-		bufs:     make([][]byte, ns),
-		blocks:   make([][]byte, ns),
 		errs:     make([]error, ns),
 		openErrs: make([]bool, ns),
 	}
-	for i := range ns {
-		st.bufs[i] = (*slab)[i*stride : (i+1)*stride : (i+1)*stride]
-	}
-
-	want := make([]int, 0, ns)
-	order := make([]int, 0, ns)
-	for s := first; s < end; s++ {
-		a, b, _ := d.clip(s, off, n)
-		bl := l.BlockLen(s)
-		j0, j1 := int(a)/bl, int(b-1)/bl
-		for i := range st.blocks {
-			st.blocks[i] = nil
-		}
-		want = want[:0]
-		for j := j0; j <= j1; j++ {
-			want = append(want, j)
-		}
-		st.fetch(s, want)
-		have := 0
-		for j := j0; j <= j1; j++ {
-			if st.blocks[j] != nil {
-				have++
-			}
-		}
-		if have < j1-j0+1 {
-			// Degraded: any K intact blocks will do and the rebuild costs
-			// the same whichever they are; other data shards are tried
-			// before parity only so parity is touched as rarely as possible.
-			next := 0
-			order = order[:0]
-			for i := range ns {
-				if i < j0 || i > j1 {
-					order = append(order, i)
-				}
-			}
-			for have < k {
-				want = want[:0]
-				for ; next < len(order) && len(want) < k-have; next++ {
-					if !st.dead[order[next]] {
-						want = append(want, order[next])
-					}
-				}
-				if len(want) == 0 {
-					break
-				}
-				st.fetch(s, want)
-				for _, i := range want {
-					if st.blocks[i] != nil {
-						have++
-					}
-				}
-			}
-			for i, blk := range st.blocks {
-				if blk == nil {
-					st.blocks[i] = st.bufs[i][:0] // rebuilt in place, no allocation
-				}
-			}
-		}
-		if err := d.DecodeStripe(w, s, st.blocks, off, n); err != nil {
+	// Only the object's last stripe can have shorter blocks, so the first
+	// stripe of the range has the longest ones.
+	stride := l.BlockLen(first) + ChecksumSize
+	if end-first == 1 {
+		// One stripe (every small object, most ranges): nothing to overlap,
+		// so no goroutine.
+		sb := newStripeBuf(ns, stride)
+		defer sb.release()
+		if err := st.prepare(sb, first, off, n); err != nil {
 			return st.faults, err
 		}
+		return st.faults, d.writeStripe(w, first, sb.blocks, off, n)
 	}
-	return st.faults, nil
+
+	// The fetcher goroutine owns st; the caller's goroutine only writes.
+	// There are exactly readAhead buffers, so neither send below blocks
+	// for long: a buffer is either free, ready, or in one goroutine's hands.
+	free := make(chan *stripeBuf, readAhead)
+	ready := make(chan *stripeBuf, readAhead)
+	for range readAhead {
+		free <- newStripeBuf(ns, stride)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ready)
+		for s := first; s < end; s++ {
+			var sb *stripeBuf
+			select {
+			case <-stop:
+				return
+			case sb = <-free:
+			}
+			// The writer closes stop before it frees the buffer it failed
+			// on, so a failure is always seen here, whatever select chose.
+			select {
+			case <-stop:
+				free <- sb
+				return
+			default:
+			}
+			sb.stripe = s
+			sb.err = st.prepare(sb, s, off, n)
+			ready <- sb
+			if sb.err != nil {
+				return
+			}
+		}
+	})
+	var werr error
+	for sb := range ready {
+		if werr == nil {
+			werr = sb.err
+			if werr == nil {
+				werr = d.writeStripe(w, sb.stripe, sb.blocks, off, n)
+			}
+			if werr != nil {
+				close(stop)
+			}
+		}
+		free <- sb
+	}
+	wg.Wait()
+	for range readAhead {
+		(<-free).release()
+	}
+	return st.faults, werr
 }
+
+// stripeBuf holds one stripe's blocks: a per-shard read buffer cut from a
+// pooled slab, and the verified (or rebuilt) block of each shard, or nil.
+type stripeBuf struct {
+	slab   *[]byte
+	bufs   [][]byte
+	blocks [][]byte
+	stripe int
+	err    error
+}
+
+func newStripeBuf(ns, stride int) *stripeBuf {
+	sb := &stripeBuf{slab: getSlab(ns * stride), bufs: make([][]byte, ns), blocks: make([][]byte, ns)}
+	for i := range ns {
+		sb.bufs[i] = (*sb.slab)[i*stride : (i+1)*stride : (i+1)*stride]
+	}
+	return sb
+}
+
+func (sb *stripeBuf) release() { putSlab(sb.slab) }
 
 // decodeState is Decode's per-shard bookkeeping across stripes.
 type decodeState struct {
 	l        Layout
+	d        *Decoder
 	open     OpenFunc
 	readers  []BlockReader
 	opened   []bool
-	dead     []bool   // never ask this shard again
-	bufs     [][]byte // per-shard read buffer, reused for every stripe
-	blocks   [][]byte // current stripe: verified block or nil
+	dead     []bool // never ask this shard again
 	errs     []error
 	openErrs []bool
 	faults   []Fault
 }
 
-// fetch reads the given shards' blocks of stripe concurrently, because with
-// remote shards one stripe would otherwise cost K sequential round trips.
-func (st *decodeState) fetch(stripe int, shards []int) {
+// prepare fills sb with the blocks of stripe s that [off, off+n) needs,
+// reading spare shards and rebuilding when one of those fails.
+func (st *decodeState) prepare(sb *stripeBuf, s int, off, n int64) error {
+	a, b, _ := st.d.clip(s, off, n)
+	bl := st.l.BlockLen(s)
+	j0, j1 := int(a)/bl, int(b-1)/bl
+	k, ns := st.l.Scheme.K, st.l.Scheme.Shards()
+	for i := range sb.blocks {
+		sb.blocks[i] = nil
+	}
+	want := make([]int, 0, ns)
+	for j := j0; j <= j1; j++ {
+		want = append(want, j)
+	}
+	st.fetch(sb, s, want)
+	have := 0
+	for j := j0; j <= j1; j++ {
+		if sb.blocks[j] != nil {
+			have++
+		}
+	}
+	if have < j1-j0+1 {
+		// Degraded: any K intact blocks will do and the rebuild costs the
+		// same whichever they are; other data shards are tried before
+		// parity only so parity is touched as rarely as possible.
+		next := 0
+		order := make([]int, 0, ns)
+		for i := range ns {
+			if i < j0 || i > j1 {
+				order = append(order, i)
+			}
+		}
+		for have < k {
+			want = want[:0]
+			for ; next < len(order) && len(want) < k-have; next++ {
+				if !st.dead[order[next]] {
+					want = append(want, order[next])
+				}
+			}
+			if len(want) == 0 {
+				break
+			}
+			st.fetch(sb, s, want)
+			for _, i := range want {
+				if sb.blocks[i] != nil {
+					have++
+				}
+			}
+		}
+		for i, blk := range sb.blocks {
+			if blk == nil {
+				sb.blocks[i] = sb.bufs[i][:0] // rebuilt in place, no allocation
+			}
+		}
+	}
+	return st.d.rebuildFor(s, sb.blocks, off, n)
+}
+
+// fetch reads the given shards' blocks of stripe into sb concurrently,
+// because with remote shards one stripe would otherwise cost K sequential
+// round trips.
+func (st *decodeState) fetch(sb *stripeBuf, stripe int, shards []int) {
 	var wg sync.WaitGroup
 	for n, i := range shards {
 		if st.dead[i] {
 			continue
 		}
 		if n == len(shards)-1 {
-			st.fetchOne(stripe, i)
+			st.fetchOne(sb, stripe, i)
 			break
 		}
-		wg.Go(func() { st.fetchOne(stripe, i) })
+		wg.Go(func() { st.fetchOne(sb, stripe, i) })
 	}
 	wg.Wait()
 	for _, i := range shards {
@@ -291,7 +390,7 @@ func (st *decodeState) fetch(stripe int, shards []int) {
 
 // fetchOne touches only index i of the state slices, so concurrent calls for
 // distinct shards do not race.
-func (st *decodeState) fetchOne(stripe, i int) {
+func (st *decodeState) fetchOne(sb *stripeBuf, stripe, i int) {
 	if !st.opened[i] {
 		st.opened[i] = true
 		r, err := st.open(i)
@@ -306,7 +405,7 @@ func (st *decodeState) fetchOne(stripe, i int) {
 		}
 		st.readers[i] = r
 	}
-	b, err := st.readers[i].ReadBlock(stripe, st.bufs[i])
+	b, err := st.readers[i].ReadBlock(stripe, sb.bufs[i])
 	if err == nil && len(b) != st.l.BlockLen(stripe) {
 		err = fmt.Errorf("read block %d of shard %d: got %d bytes, layout says %d", stripe, i, len(b), st.l.BlockLen(stripe))
 	}
@@ -314,5 +413,5 @@ func (st *decodeState) fetchOne(stripe, i int) {
 		st.errs[i] = err
 		return
 	}
-	st.blocks[i] = b
+	sb.blocks[i] = b
 }
