@@ -58,6 +58,8 @@ type Node struct {
 	gossip *memberlist.Memberlist
 
 	members *memberTable
+	// repairMemo is touched only by the repair loop's goroutine.
+	repairMemo repairMemo
 	// unreachable remembers when a node last refused a call, reachedAt
 	// when one last succeeded (node id -> time.Time).
 	unreachable sync.Map

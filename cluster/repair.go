@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
@@ -119,37 +120,78 @@ func (n *Node) activeNodes(ctx context.Context) []string {
 	return n.reachable(ctx, n.liveNodes())
 }
 
+// repairMemo is what the last repair pass left settled: with the members
+// seen as they were then (sig), every object whose record was written up to
+// index applied needed nothing. The next pass, if the members still look
+// the same, looks only at objects written since; a pass over every object
+// every RepairInterval cost the leader 19% of its CPU under a 10 KiB push
+// load once it held 60,000 objects.
+type repairMemo struct {
+	sig     string
+	applied uint64
+}
+
 // repairPass runs on the leader every RepairInterval: one pass over every
-// object, one object at a time, reading at most RepairRate bytes per second.
+// object (or every object changed since the last settled pass), one object
+// at a time, reading at most RepairRate bytes per second.
 func (n *Node) repairPass(ctx context.Context) {
-	objs := n.fsm.Objects()
+	sig := n.repairSignature()
+	var since uint64
+	if n.repairMemo.sig == sig {
+		since = n.repairMemo.applied
+	}
+	n.repairMemo = repairMemo{}
+	upTo := n.fsm.Applied()
+	objs := n.fsm.ObjectsChangedSince(since)
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Digest < objs[j].Digest })
 	now := time.Now()
+	live := n.liveNodes()
+	settled := true
 	for _, obj := range objs {
 		if ctx.Err() != nil || !n.IsLeader() {
 			return
 		}
-		if err := n.repairObject(ctx, obj, now); err != nil {
+		ok, err := n.repairObject(ctx, obj, now, live)
+		if err != nil {
 			n.stats.repairFailures.Add(1)
 			n.log.Warn("repair failed, will retry", "digest", obj.Digest, "object", obj.ID, "error", err)
 		}
+		settled = settled && ok
+	}
+	if settled && sig == n.repairSignature() {
+		n.repairMemo = repairMemo{sig: sig, applied: upTo}
 	}
 }
 
+// repairSignature sums up every input of repairObject that is not in an
+// object's own record: the members, their gossip and agreed states, and
+// the nodes new placements may use.
+func (n *Node) repairSignature() string {
+	var b strings.Builder
+	for _, m := range n.members.list() {
+		fmt.Fprintf(&b, "%s %s %s %s %t;", m.ID, m.State, n.fsm.NodeState(m.ID), m.Meta.HTTP, m.Meta.Full)
+	}
+	b.WriteString("|")
+	b.WriteString(strings.Join(n.liveNodes(), ","))
+	return b.String()
+}
+
 // repairObject restores one object's redundancy, or moves one shard
-// towards the placement the current members imply. Every change writes
-// new shards before the placement points at them, so redundancy never
-// drops during a repair or a move.
-func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time) error {
+// towards the placement the live nodes imply. Every change writes new
+// shards before the placement points at them, so redundancy never drops
+// during a repair or a move. It reports settled when the object needed
+// nothing and has nothing pending (no shard on a node that is down).
+func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time, live []string) (settled bool, err error) {
 	v := n.assess(obj, now)
 	if len(v.bad) == 0 {
 		if len(v.down) > 0 {
-			return nil
+			return false, nil
 		}
-		return n.rebalance(ctx, obj)
+		moved, err := n.rebalance(ctx, obj, live)
+		return !moved && err == nil, err
 	}
 	if src := n.sources(obj); src < obj.K {
-		return fmt.Errorf("%w: %d shards readable, %d needed to rebuild", ErrUnavailable, src, obj.K)
+		return false, fmt.Errorf("%w: %d shards readable, %d needed to rebuild", ErrUnavailable, src, obj.K)
 	}
 	active := n.activeNodes(ctx)
 	holding := map[string]bool{}
@@ -181,21 +223,21 @@ func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time) 
 		if len(spare) == 0 {
 			// Not enough distinct nodes for this scheme: re-encode the
 			// object for the nodes there are.
-			return n.rewrite(ctx, obj, active)
+			return false, n.rewrite(ctx, obj, active)
 		}
 		targets[i], spare = spare[0], spare[1:]
 	}
-	return n.rebuildOnto(ctx, obj, targets, "repair")
+	return false, n.rebuildOnto(ctx, obj, targets, "repair")
 }
 
 // rebalance moves one shard of a healthy object onto a node that the
-// placement over the current active nodes prefers, e.g. after a join.
-func (n *Node) rebalance(ctx context.Context, obj fsm.Object) error {
-	active := n.liveNodes()
-	if len(active) < len(obj.Placement) {
-		return nil
+// placement over the live nodes prefers, e.g. after a join, and reports
+// whether it tried.
+func (n *Node) rebalance(ctx context.Context, obj fsm.Object, live []string) (bool, error) {
+	if len(live) < len(obj.Placement) {
+		return false, nil
 	}
-	ideal := placement.Place(obj.ID, active, len(obj.Placement))
+	ideal := placement.Place(obj.ID, live, len(obj.Placement))
 	var in string
 	for _, id := range ideal {
 		if !slices.Contains(obj.Placement, id) {
@@ -204,16 +246,16 @@ func (n *Node) rebalance(ctx context.Context, obj fsm.Object) error {
 		}
 	}
 	if in == "" {
-		return nil
+		return false, nil
 	}
 	for i, node := range obj.Placement {
 		if !slices.Contains(ideal, node) {
 			targets := make([]string, len(obj.Placement))
 			targets[i] = in
-			return n.rebuildOnto(ctx, obj, targets, "rebalance")
+			return true, n.rebuildOnto(ctx, obj, targets, "rebalance")
 		}
 	}
-	return nil
+	return false, nil
 }
 
 // rebuildOnto writes shard i of obj to targets[i] for every non-empty

@@ -176,11 +176,22 @@ func (f *FSM) ObjectByID(id string) (Object, bool) {
 }
 
 // Objects returns a copy of every stored object. Repair and status scan it.
-func (f *FSM) Objects() []Object {
+func (f *FSM) Objects() []Object { return f.ObjectsChangedSince(0) }
+
+// ObjectsChangedSince returns a copy of every stored object whose
+// placement record was written by an entry after index since, or restored
+// from a snapshot taken after it.
+func (f *FSM) ObjectsChangedSince(since uint64) []Object {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	out := make([]Object, 0, len(f.s.objects))
+	var out []Object
+	if since == 0 {
+		out = make([]Object, 0, len(f.s.objects))
+	}
 	for _, o := range f.s.objects {
+		if since > 0 && o.changed <= since {
+			continue
+		}
 		c := *o
 		c.Placement = slices.Clone(o.Placement)
 		c.Missing = slices.Clone(o.Missing)

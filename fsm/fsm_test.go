@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -321,5 +322,50 @@ func TestShardChangesAreCompareAndSet(t *testing.T) {
 	g.Restore(io.NopCloser(&buf))
 	if _, ok := g.ObjectByID("id2"); !ok || g.NodeState("n3") != NodeDraining {
 		t.Fatal("snapshot lost the id index or node states")
+	}
+}
+
+// TestObjectsChangedSince checks the index repair scans from: new objects,
+// shard changes, refused changes (none), and a restore (every object).
+func TestObjectsChangedSince(t *testing.T) {
+	f := New()
+	apply(t, f, 1, put("a.jar", 'a', 0), put("b.jar", 'b', 1), put("c.jar", 'c', 2), put("a2.jar", 'a', 3))
+	digests := func(since uint64) []string {
+		var out []string
+		for _, o := range f.ObjectsChangedSince(since) {
+			out = append(out, o.Digest)
+		}
+		slices.Sort(out)
+		return out
+	}
+	if got := digests(0); len(got) != 3 {
+		t.Fatalf("since 0: %v, want all three objects", got)
+	}
+	// The dedup push at 4 writes no object record.
+	if got := digests(2); !reflect.DeepEqual(got, []string{digest('c')}) {
+		t.Fatalf("since 2: %v, want only c", got)
+	}
+	zero := 0
+	apply(t, f, 5,
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "obj-a-0", Missing: &zero}},
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('b'), ObjectID: "stale", Missing: &zero}},
+	)
+	if got := digests(4); !reflect.DeepEqual(got, []string{digest('a')}) {
+		t.Fatalf("since 4: %v, want a (b's change was refused)", got)
+	}
+	if got := digests(6); len(got) != 0 {
+		t.Fatalf("since 6: %v, want none", got)
+	}
+	snap, _ := f.Snapshot()
+	var buf bytes.Buffer
+	if err := snap.(*snapshot).write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	f = New()
+	if err := f.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if got := digests(5); len(got) != 3 {
+		t.Fatalf("since 5 after a restore at 6: %v, want all three", got)
 	}
 }

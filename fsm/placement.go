@@ -31,7 +31,7 @@ func (s *state) setNode(c Command) Result {
 	return Result{Status: StatusUpdated}
 }
 
-func (s *state) changeShards(c Command) Result {
+func (s *state) changeShards(index uint64, c Command) Result {
 	sc := c.Shards
 	if sc == nil {
 		return Result{Status: StatusInvalid, Message: "shard command without body"}
@@ -83,6 +83,7 @@ func (s *state) changeShards(c Command) Result {
 	}
 	n := *obj
 	n.ObjectRef = ref
+	n.changed = index
 	s.objects[sc.Digest] = &n
 	return Result{Status: StatusUpdated}
 }

@@ -128,6 +128,9 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		var rec record
 		err := dec.Decode(&rec)
 		if err == io.EOF {
+			for _, o := range s.objects {
+				o.changed = head.Applied
+			}
 			return s, head.Applied, nil
 		}
 		if err != nil {

@@ -40,6 +40,11 @@ type Object struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 	Refs   int    `json:"refs"`
+	// changed is the raft index of the entry that last wrote the record's
+	// placement (a restore counts as writing every record), kept so that
+	// repair can look at only what changed since its last clean pass.
+	// It is local, not replicated.
+	changed uint64
 }
 
 // Tombstone remembers the digest of a deleted name.
@@ -95,7 +100,7 @@ func (s *state) apply(index uint64, c Command) Result {
 	case OpSetNodeState:
 		r = s.setNode(c)
 	case OpMoveShards, OpReplaceObject, OpMarkMissing:
-		r = s.changeShards(c)
+		r = s.changeShards(index, c)
 	default:
 		// An op this build does not know means the log was written by a newer
 		// version; applying nothing would silently diverge.
@@ -143,7 +148,7 @@ func (s *state) put(index uint64, c Command) Result {
 		ref := p.Object
 		ref.Placement = slices.Clone(ref.Placement)
 		ref.Missing = slices.Clone(ref.Missing)
-		obj = &Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size}
+		obj = &Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size, changed: index}
 		s.objects[p.Digest] = obj
 		s.byID[ref.ID] = p.Digest
 	}
