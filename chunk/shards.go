@@ -110,9 +110,9 @@ func packKey(id string, index int) (pack.Key, error) {
 }
 
 // Pack stores the image of a whole shard file (erasure.ShardImage) as a
-// packed record, without an fsync: the caller holds the bytes durably
-// elsewhere (in the raft log) until Sync returns. Storing a shard already
-// held is a no-op.
+// packed record, without an fsync: it is durable once a Sync that started
+// after Pack returned has returned. Storing a shard already held is a
+// no-op.
 func (s *ShardStore) Pack(id string, index int, img []byte) error {
 	k, err := packKey(id, index)
 	if err != nil {

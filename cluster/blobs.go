@@ -9,39 +9,26 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// maxInline caps InlineSize. Inlined bytes stay in every server's raft log
-// until a snapshot lets raft drop the entries (see InlineSnapshotBytes and
-// TrailingLogs in startRaft), so the cap bounds how large an entry, and
-// raft.db, grows under small pushes.
+// maxInline caps InlineSize: a push up to it is held whole in memory while
+// its copies are written.
 const maxInline = 64 << 10
 
-// Inlined objects. A small push's bytes travel inside its raft entry, batched
-// with other writes (see committer), instead of as shard streams each
-// written to a new file and fsynced: the raft commit is then the only fsync
-// of the push. Each node named in the object's placement builds its shard
-// file image from the bytes when it applies the entry and packs it without
-// an fsync; the bytes stay in the raft log, from which a restart replays
-// them, until the next snapshot, which syncs the packs first. A node that
-// catches up from a snapshot instead of the log never sees the bytes: after
-// the restore it reports the shards placed on it that it lacks, and repair
-// rebuilds them, as for any lost shard.
+// Entries with blobs. For a while a small push's bytes travelled inside its
+// raft entry (fsm.Entry.Blob) and each node named in the placement packed
+// its copy, without an fsync, when it applied the entry; the raft log was
+// the copies' durability until the next snapshot, which synced the packs
+// first. Pushes no longer do that (see packed.go), but a log written then
+// still holds such entries, and they still apply the same way: a restart
+// replays them into the packs, and a node that catches up from a snapshot
+// instead reports the copies placed on it that it lacks, for repair.
 
 // blobSink is the FSM's fsm.BlobSink.
 type blobSink struct{ n *Node }
 
-// StoreBlob packs this node's shards of an inlined object.
+// StoreBlob packs this node's shards of an object whose bytes came in its
+// raft entry.
 func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 	n := b.n
-	if n.blobBytes.Add(int64(len(blob))) > n.cfg.InlineSnapshotBytes && n.snapshotting.CompareAndSwap(false, true) {
-		n.blobBytes.Store(0)
-		// Not on this goroutine: raft takes the snapshot from the FSM's.
-		go func() {
-			defer n.snapshotting.Store(false)
-			if err := n.raft.Snapshot().Error(); err != nil {
-				n.log.Debug("snapshot for inlined bytes", "error", err)
-			}
-		}()
-	}
 	for i, node := range obj.Placement {
 		if node != n.cfg.ID || n.shards.Has(obj.ID, i) {
 			continue
@@ -71,8 +58,10 @@ func (b blobSink) Sync() error {
 
 // Restored checks, in the background, that every shard the restored state
 // places here is held. A node that caught up by snapshot never applied the
-// entries that carried its inlined copies; without this check they would
-// stay missing until the scrubber's next pass (daily by default) or a read.
+// entries it skipped, some of which may have carried its copies, and a
+// node restarting from its own snapshot may have lost packs; without this
+// check such copies would stay missing until the scrubber's next pass
+// (daily by default) or a read.
 func (b blobSink) Restored() { go b.n.checkPlaced("after a snapshot restore") }
 
 // checkPlaced reports missing every shard the state places on this node

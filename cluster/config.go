@@ -27,9 +27,13 @@ type PeerClient interface {
 	// PutShard stores a shard stream (frames, then the header) as shard
 	// index of object id on the node at addr, durably when it returns nil.
 	PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error
+	// PutPacked stores shards of small objects in the packs of the node at
+	// addr, all of them durably when it returns nil.
+	PutPacked(ctx context.Context, addr string, shards []PackedShard) error
 	// GetShard streams n bytes at off of a shard file on the node at addr.
 	// after is the reader's applied raft index: a node that lacks the shard
-	// first applies that far, since it packs an inlined copy on apply.
+	// first applies that far, since a copy that came in a raft entry is
+	// packed only when the entry is applied (blobs.go).
 	GetShard(ctx context.Context, addr, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
 	// DeleteShard removes a shard file from the node at addr.
 	DeleteShard(ctx context.Context, addr, id string, index int) error
@@ -37,6 +41,14 @@ type PeerClient interface {
 	Ping(ctx context.Context, addr string) error
 	// Stats fetches the node's counters and disk usage.
 	Stats(ctx context.Context, addr string) (Stats, error)
+}
+
+// PackedShard is one shard of a small object sent whole: Image is the
+// shard file, header first (erasure.ShardImage).
+type PackedShard struct {
+	ID    string
+	Index int
+	Image []byte
 }
 
 // Config builds a Node. Zero durations take production defaults.
@@ -82,16 +94,11 @@ type Config struct {
 	BlockSize int
 	// SmallObjectSize is the largest object stored as M+1 full copies.
 	SmallObjectSize int
-	// InlineSize is the largest object whose bytes travel in the raft log
-	// and are packed on their nodes instead of streamed as shard files.
-	// 0 means 16 KiB; negative turns inlining off. It is capped at
-	// SmallObjectSize.
+	// InlineSize is the largest object whose copies are records in their
+	// nodes' pack files instead of shard files of their own (packed.go).
+	// 0 means 16 KiB; negative stores every object as shard files. It is
+	// capped at SmallObjectSize and 64 KiB.
 	InlineSize int
-	// InlineSnapshotBytes is how many inlined bytes the raft log may gather
-	// before the node snapshots, so that raft can drop the entries holding
-	// them whatever their count (raft's own trigger counts entries, and an
-	// entry is a batch). 0 means 256 MiB.
-	InlineSnapshotBytes int64
 	// CacheSize is the memory kept for the content of recently read small
 	// objects. 0 means 64 MiB; negative turns the cache off.
 	CacheSize int64
@@ -188,9 +195,6 @@ func (c *Config) Validate() error {
 		c.InlineSize = 16 << 10
 	}
 	c.InlineSize = min(c.InlineSize, c.SmallObjectSize, maxInline)
-	if c.InlineSnapshotBytes <= 0 {
-		c.InlineSnapshotBytes = 256 << 20
-	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 64 << 20
 	}

@@ -100,20 +100,24 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 
 	id := newObjectID()
 	nodes := placement.Place(id, live, scheme.Shards())
+	need := min(scheme.K+1, scheme.Shards())
+	if full {
+		need = scheme.Shards()
+	}
 	if src != nil && got <= n.cfg.InlineSize && !full && !n.fault(faultDropShard) {
-		data := bytes.Clone((*hp)[:got])
+		data := (*hp)[:got]
 		sum := sha256.Sum256(data)
 		digest := fsm.DigestPrefix + hex.EncodeToString(sum[:])
 		if err := checkDigest(digest, expect); err != nil {
 			return Stored{}, err
 		}
-		return Stored{Digest: digest, Size: int64(got), Inline: data, Object: fsm.ObjectRef{
-			ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes,
-		}}, nil
-	}
-	need := min(scheme.K+1, scheme.Shards())
-	if full {
-		need = scheme.Shards()
+		ref := fsm.ObjectRef{ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes}
+		missing, err := n.storePacked(ctx, ref, data, need)
+		if err != nil {
+			return Stored{}, err
+		}
+		ref.Missing = missing
+		return Stored{Digest: digest, Size: int64(got), Object: ref}, nil
 	}
 	w := n.newStripeWriter(ctx, id, scheme, nodes, need)
 	enc, err := erasure.NewEncoder(scheme, blockSize)

@@ -60,6 +60,9 @@ type Node struct {
 	members *memberTable
 	// repairMemo is touched only by the repair loop's goroutine.
 	repairMemo repairMemo
+	// packSenders batch copies of small objects per node (packed.go).
+	packMu      sync.Mutex
+	packSenders map[string]*packSender
 	// unreachable remembers when a node last refused a call, reachedAt
 	// when one last succeeded (node id -> time.Time).
 	unreachable sync.Map
@@ -83,15 +86,11 @@ type Node struct {
 
 	// disk watches free space; diskFull is its last state as told to
 	// gossip, handedOver when a full leader last gave leadership away.
-	commits *committer
-	// blobBytes counts inlined bytes applied since this node last asked
-	// raft for a snapshot (see blobSink).
-	blobBytes    atomic.Int64
-	snapshotting atomic.Bool
-	cache        *objectCache
-	disk         *diskGuard
-	diskFull     atomic.Bool
-	handedOver   atomic.Int64
+	commits    *committer
+	cache      *objectCache
+	disk       *diskGuard
+	diskFull   atomic.Bool
+	handedOver atomic.Int64
 
 	// raftUp is closed once n.raft is set: raft restores a snapshot, and
 	// so calls the FSM, before NewRaft returns.
@@ -118,6 +117,7 @@ func New(cfg Config) (*Node, error) {
 		cfg:             cfg,
 		log:             cfg.Logger,
 		fsm:             fsm.New(),
+		packSenders:     map[string]*packSender{},
 		members:         newMemberTable(),
 		bootEvents:      make(chan struct{}, 1),
 		reconcileEvents: make(chan struct{}, 1),
@@ -180,9 +180,9 @@ func (n *Node) startRaft() error {
 	} else {
 		rc = *raft.DefaultConfig()
 		// Raft keeps TrailingLogs entries after each snapshot for
-		// followers that fall behind. An entry is a batch of writes with
-		// the bytes of inlined objects (see blobs.go), up to 4 MiB, so the
-		// default 10240 entries could keep gigabytes in raft.db.
+		// followers that fall behind. An entry is a batch of up to 1024
+		// writes (committer), so fewer entries than raft's default 10240
+		// cover as many writes; a follower further behind gets a snapshot.
 		rc.TrailingLogs = 1024
 	}
 	rc.LocalID = raft.ServerID(n.cfg.ID)
@@ -195,8 +195,7 @@ func (n *Node) startRaft() error {
 	}
 	n.boltDB = bolt
 	// Recent entries are kept in memory for replication and apply; they
-	// are batches now, so a few dozen cover thousands of writes (512 held
-	// 80 MiB of inlined bytes under a 10 KiB push load).
+	// are batches, so a few dozen cover thousands of writes.
 	logs, err := raft.NewLogCache(64, bolt)
 	if err != nil {
 		return fmt.Errorf("create raft log cache: %w", err)

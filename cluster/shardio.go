@@ -221,8 +221,9 @@ func (n *Node) ReceiveShard(ctx context.Context, id string, index int, r io.Read
 func (n *Node) OpenShard(ctx context.Context, id string, index int, off, length int64, after uint64) (io.ReadCloser, error) {
 	f, err := n.shards.Open(id, index)
 	if errors.Is(err, chunk.ErrNotFound) && after > n.fsm.Applied() {
-		// The reader found the object; this node packs an inlined copy
-		// only when it applies the push, which it may not have yet.
+		// The reader found the object; a copy that came in the push's
+		// raft entry (blobs.go) is packed only when this node applies it,
+		// which it may not have yet.
 		if werr := n.waitApplied(ctx, after); werr == nil {
 			f, err = n.shards.Open(id, index)
 		}

@@ -32,9 +32,6 @@ type Stored struct {
 	// already stored and this push wrote no shards of its own.
 	Object fsm.ObjectRef
 	Shared bool
-	// Inline holds the bytes of a small object that are not stored yet:
-	// they travel in the commit's raft entry (see blobs.go).
-	Inline []byte
 }
 
 // CheckPush refuses, before any body is read, a push that must fail: bad
@@ -66,10 +63,10 @@ func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, 
 	if err := checkDigest(s.Digest, m.ExpectDigest); err != nil {
 		return fsm.Artifact{}, false, err
 	}
-	res, err := n.applyBlob(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
+	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{
 		Name: m.Name, Digest: s.Digest, Size: s.Size, Version: m.Version, Commit: m.Commit,
 		Labels: m.Labels, Tags: m.Tags, Object: s.Object,
-	}}, s.Inline)
+	}})
 	if err != nil {
 		return fsm.Artifact{}, false, err
 	}
@@ -153,12 +150,6 @@ func (n *Node) Delete(ctx context.Context, name, actor string) error {
 // on a repeat, so a try that may or may not have committed before a
 // leadership change is simply retried.
 func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
-	return n.applyBlob(ctx, c, nil)
-}
-
-// applyBlob commits a command with the blob the log carries for it (the
-// bytes of a small object; nil for none).
-func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.Result, error) {
 	// A full node cannot follow the log to see the write applied here, so
 	// it refuses rather than answer "unknown" for a committed write.
 	if err := n.checkSpace(); err != nil {
@@ -169,7 +160,7 @@ func (n *Node) applyBlob(ctx context.Context, c fsm.Command, blob []byte) (fsm.R
 	if err != nil {
 		return fsm.Result{}, err
 	}
-	e := fsm.Entry{Command: b, Blob: blob}
+	e := fsm.Entry{Command: b}
 	var res fsm.Result
 	propose := func() (err error) {
 		if res, err = n.commits.propose(e); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 )
 
 // ShardWriter writes one shard file: the header, then one checksummed frame
@@ -211,28 +212,45 @@ func (sr *ShardReader) Next(dst []byte) (stripe int, block []byte, err error) {
 // a small object whose bytes reached it in the raft log rather than as a
 // shard stream.
 func ShardImage(h Header, data []byte) ([]byte, error) {
+	return AppendShardImage(nil, h, data)
+}
+
+// AppendShardImage appends ShardImage(h, data) to dst.
+func AppendShardImage(dst []byte, h Header, data []byte) ([]byte, error) {
 	if int64(len(data)) != h.Layout.Size {
-		return nil, fmt.Errorf("shard image: %d bytes of data, layout says %d", len(data), h.Layout.Size)
+		return dst, fmt.Errorf("shard image: %d bytes of data, layout says %d", len(data), h.Layout.Size)
 	}
 	if err := h.Validate(); err != nil {
-		return nil, fmt.Errorf("shard image: %w", err)
+		return dst, fmt.Errorf("shard image: %w", err)
+	}
+	dst = slices.Grow(dst, int(h.Layout.ShardFileSize()))
+	if h.Layout.Scheme.K == 1 {
+		// Every shard of a 1+M object is a full copy: with one data block
+		// per stripe, Reed-Solomon parity is that block itself. Small
+		// objects are all 1+M, so their images skip the encoder.
+		dst, _ = h.AppendBinary(dst)
+		bs := h.Layout.BlockSize
+		for s := range h.Layout.Stripes() {
+			dst = AppendFrame(dst, s, data[s*bs:min((s+1)*bs, len(data))])
+		}
+		return dst, nil
 	}
 	enc, err := NewEncoder(h.Layout.Scheme, h.Layout.BlockSize)
 	if err != nil {
-		return nil, fmt.Errorf("shard image: %w", err)
+		return dst, fmt.Errorf("shard image: %w", err)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, h.Layout.ShardFileSize()))
+	buf := bytes.NewBuffer(dst)
 	sw, err := NewShardWriter(buf, h)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if _, err := enc.Encode(bytes.NewReader(data), func(_ int, shards [][]byte) error {
 		return sw.WriteBlock(shards[h.Index])
 	}); err != nil {
-		return nil, err
+		return dst, err
 	}
 	if err := sw.Close(); err != nil {
-		return nil, err
+		return dst, err
 	}
 	return buf.Bytes(), nil
 }

@@ -226,6 +226,17 @@ func TestShardImageMatchesStreamedShards(t *testing.T) {
 			}
 		}
 	}
+	// Copies of objects of several stripes, appended after other bytes.
+	for _, s := range []Scheme{{1, 1}, {1, 2}} {
+		data := randBytes(5, 1000)
+		o := encodeObject(t, s, 300, data)
+		for i := range s.Shards() {
+			img, err := AppendShardImage([]byte("prefix"), o.header(i), data)
+			if err != nil || string(img[:6]) != "prefix" || !bytes.Equal(img[6:], o.files[i]) {
+				t.Fatalf("%v shard %d of 4 stripes: image differs from the streamed shard file (%v)", s, i, err)
+			}
+		}
+	}
 	o := encodeObject(t, Scheme{1, 1}, 10, randBytes(1, 10))
 	if _, err := ShardImage(o.header(0), o.data[:9]); err == nil {
 		t.Fatal("image of truncated data accepted")

@@ -1,8 +1,8 @@
 // Package pack stores small shards as records appended to a few large pack
 // files, because creating, fsyncing and dir-fsyncing one file per shard
-// costs more CPU than the shard is worth. Appends are not synced: the Raft
-// log replays what a crash loses, and Sync makes everything appended before
-// it durable so the log can be compacted.
+// costs more CPU than the shard is worth. Appends are not synced: Sync makes
+// everything appended before it durable, and concurrent callers share its
+// fdatasyncs.
 //
 // # Files
 //

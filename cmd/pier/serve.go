@@ -63,7 +63,7 @@ func runServe(args []string) error {
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "bytes of memory for recently read small objects (negative: no cache)")
-	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in bytes, whose bytes travel in the raft log and are packed on their nodes instead of written as shard files (negative: never; at most 64 KiB)")
+	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in bytes, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -243,17 +244,41 @@ func TestDedupStoresNoNewShards(t *testing.T) {
 type failingPeers struct {
 	cluster.PeerClient
 	c     *Cluster
+	mu    sync.Mutex
 	fail  map[string]bool // node ids
 	after int64
+}
+
+func (f *failingPeers) set(id string, fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.fail[id] = fail
+}
+
+// failing reports whether calls to the node at addr are to fail.
+func (f *failingPeers) failing(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.c.Nodes {
+		if f.fail[n.ID] && "127.0.0.1:"+addrPort(n.URL) == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *failingPeers) PutPacked(ctx context.Context, addr string, shards []cluster.PackedShard) error {
+	if f.failing(addr) {
+		return errPlanted
+	}
+	return f.PeerClient.PutPacked(ctx, addr, shards)
 }
 
 var errPlanted = errors.New("planted failure")
 
 func (f *failingPeers) PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error {
-	for _, n := range f.c.Nodes {
-		if f.fail[n.ID] && "127.0.0.1:"+addrPort(n.URL) == addr {
-			body = io.MultiReader(io.LimitReader(body, f.after), errReader{})
-		}
+	if f.failing(addr) {
+		body = io.MultiReader(io.LimitReader(body, f.after), errReader{})
 	}
 	return f.PeerClient.PutShard(ctx, addr, id, index, body)
 }
@@ -278,7 +303,7 @@ func TestPeerDiesMidPush(t *testing.T) {
 
 	// One stream breaks: 5 of 6 shards is K+1, so the push succeeds and
 	// records the missing shard.
-	fp.fail["node2"] = true
+	fp.set("node2", true)
 	body := bigBytes(5, 12<<20)
 	put(t, c.Nodes[0].URL, "one-lost.bin", body)
 	o := object(t, c, "one-lost.bin")
@@ -293,7 +318,8 @@ func TestPeerDiesMidPush(t *testing.T) {
 	// so the next push is 3+2 over the other five. Two more streams break:
 	// fewer than K+1 durable, so the push fails cleanly and leaves no shards
 	// behind.
-	fp.fail["node3"], fp.fail["node4"] = true, true
+	fp.set("node3", true)
+	fp.set("node4", true)
 	before := settledShardBytes(t, c)
 	r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/two-lost.bin", bytes.NewReader(bigBytes(6, 12<<20)), nil)
 	if r.Status != http.StatusServiceUnavailable {

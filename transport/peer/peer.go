@@ -38,6 +38,7 @@ type Node interface {
 	ApplyForwarded(ctx context.Context, batch []byte) ([]fsm.Result, error)
 	LeaderReadIndex(ctx context.Context) (uint64, error)
 	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
+	ReceivePacked(shards []cluster.PackedShard) error
 	OpenShard(ctx context.Context, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
 	RemoveShard(id string, index int) error
 	Stats() cluster.Stats
@@ -97,6 +98,19 @@ func Handler(node Node, clusterKey string) http.Handler {
 			_, err = node.ReceiveShard(r.Context(), id, i, r.Body)
 		}
 		if err != nil {
+			writeErr(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST "+Prefix+"packed", func(w http.ResponseWriter, r *http.Request) {
+		shards, release, err := readPacked(r.Body, r.ContentLength)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		defer release()
+		if err := node.ReceivePacked(shards); err != nil {
 			writeErr(w, err)
 			return
 		}
@@ -192,6 +206,10 @@ func NewClient(clusterKey string) *Client {
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
+		// A request body that fits behind its headers is copied into the
+		// buffer; a larger one goes through the connection's ReadFrom,
+		// which allocates 32 KiB per request for a body in memory.
+		WriteBufferSize: 64 << 10,
 	}
 	return &Client{hc: &http.Client{Transport: tr}, cred: credential(clusterKey)}
 }
@@ -276,6 +294,20 @@ func (c *Client) PutShard(ctx context.Context, addr, id string, index int, body 
 	resp, err := c.send(req, addr)
 	if err != nil {
 		return fmt.Errorf("put shard %d of %s on %s: %w", index, id, addr, err)
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// PutPacked implements cluster.PeerClient.
+func (c *Client) PutPacked(ctx context.Context, addr string, shards []cluster.PackedShard) error {
+	body, err := packedBody(shards)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"packed", body)
+	if err != nil {
+		return fmt.Errorf("put %d packed shards on %s: %w", len(shards), addr, err)
 	}
 	resp.Body.Close()
 	return nil

@@ -7,12 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -47,11 +50,11 @@ func tryPut(url string, body []byte) error {
 	return nil
 }
 
-// Small pushes travel in the raft log, batched, and each copy is packed on
-// its node: no shard file is written. Concurrent pushes through every node
-// all commit, each copy is packed where the placement says, and every node
-// serves the right bytes.
-func TestInlinedPushesArePacked(t *testing.T) {
+// Each copy of a small push is a record in its node's packs, written before
+// the push is acknowledged: no shard file is written. Concurrent pushes
+// through every node all commit, each copy is packed where the placement
+// says, and every node serves the right bytes.
+func TestSmallPushesArePacked(t *testing.T) {
 	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
 	bodies := map[string][]byte{}
 	for i := range 24 {
@@ -82,13 +85,9 @@ func TestInlinedPushesArePacked(t *testing.T) {
 			t.Fatalf("%s stored as %d+%d missing %v", name, o.K, o.M, o.Missing)
 		}
 		for idx, node := range o.Placement {
-			ni := nodeIndex(c, node)
-			Eventually(t, Wait(), func() error {
-				if !packedOn(c, ni, o.ID, idx) {
-					return fmt.Errorf("%s: shard %d not packed on %s", name, idx, node)
-				}
-				return nil
-			})
+			if !packedOn(c, nodeIndex(c, node), o.ID, idx) {
+				t.Fatalf("%s: copy %d not packed on %s once the push was acknowledged", name, idx, node)
+			}
 		}
 		pullEverywhere(t, c, name, body)
 	}
@@ -97,66 +96,6 @@ func TestInlinedPushesArePacked(t *testing.T) {
 			t.Fatalf("%s: %d pack failures", n.ID, st.PackFailures)
 		}
 	}
-}
-
-// A packed copy lives without an fsync until the next snapshot; until
-// then the raft log holds its bytes. Copies lost from a node's packs (as in
-// a crash before the pack was synced) come back when the node restarts and
-// replays its log.
-func TestInlinedCopiesReplayFromTheLog(t *testing.T) {
-	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
-		rc := RaftConfig()
-		rc.SnapshotThreshold = 1 << 20
-		rc.TrailingLogs = 1 << 20
-		rc.SnapshotInterval = time.Hour
-		cfg.Node.Raft = rc
-	}})
-	const holder = 2
-	type copyOf struct {
-		id    string
-		index int
-	}
-	var lost []copyOf
-	for i := range 12 {
-		name := fmt.Sprintf("replay-%02d.bin", i)
-		put(t, c.Nodes[i%3].URL, name, bigBytes(uint64(70+i), 3000+i))
-		o := object(t, c, name)
-		for idx, node := range o.Placement {
-			if node == c.Nodes[holder].ID {
-				lost = append(lost, copyOf{o.ID, idx})
-			}
-		}
-	}
-	if len(lost) == 0 {
-		t.Fatal("no object placed a copy on the chosen node")
-	}
-	// Drop the copies while the node is down, so its scrubber cannot see
-	// them missing first and have repair rebuild them as files.
-	c.Stop(holder)
-	store, err := chunk.OpenShardStore(filepath.Join(c.Nodes[holder].cfg.Node.DataDir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range lost {
-		if err := store.Remove(l.id, l.index); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := store.Close(); err != nil {
-		t.Fatal(err)
-	}
-	c.Restart(holder)
-	c.WaitReady()
-	shards := c.Nodes[holder].Srv.Node.Shards()
-	Eventually(t, Wait(), func() error {
-		for _, l := range lost {
-			// Packed again, not rebuilt by repair (which writes files).
-			if !shards.Has(l.id, l.index) || !packedOn(c, holder, l.id, l.index) {
-				return fmt.Errorf("copy %s.%d not replayed", l.id, l.index)
-			}
-		}
-		return nil
-	})
 }
 
 // A packed copy whose bytes rot reads as missing: pulls are served from the
@@ -168,14 +107,9 @@ func TestCorruptPackedCopyIsRebuilt(t *testing.T) {
 	put(t, c.Nodes[0].URL, "rot-small.bin", body)
 	o := object(t, c, "rot-small.bin")
 	holder := nodeIndex(c, o.Placement[1])
-	// The holder packs its copy when it applies the push, which a follower
-	// may do after the push was acknowledged.
-	Eventually(t, Wait(), func() error {
-		if !packedOn(c, holder, o.ID, 1) {
-			return fmt.Errorf("copy 1 is not packed on %s", o.Placement[1])
-		}
-		return nil
-	})
+	if !packedOn(c, holder, o.ID, 1) {
+		t.Fatalf("copy 1 is not packed on %s", o.Placement[1])
+	}
 	corruptShard(t, c, o, 1, 2000)
 	pullEverywhere(t, c, "rot-small.bin", body)
 	waitScrubFound(t, c, holder)
@@ -224,35 +158,11 @@ func TestWritesThroughAFollowerAreReadThere(t *testing.T) {
 	}
 }
 
-// Raft's snapshot trigger counts entries, and an entry is a batch carrying
-// inlined bytes: each node also snapshots once the inlined bytes it applied
-// pass InlineSnapshotBytes, so raft can drop the entries holding them.
-func TestInlinedBytesTriggerSnapshots(t *testing.T) {
-	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
-		rc := RaftConfig()
-		rc.SnapshotThreshold = 1 << 20
-		rc.SnapshotInterval = time.Hour
-		cfg.Node.Raft = rc
-		cfg.Node.InlineSnapshotBytes = 40 << 10
-	}})
-	for i := range 8 {
-		put(t, c.Nodes[i%3].URL, fmt.Sprintf("snap-%d.bin", i), bigBytes(uint64(300+i), 10<<10))
-	}
-	Eventually(t, Wait(), func() error {
-		for _, n := range c.Nodes {
-			if idx := n.Srv.Node.RaftStats()["last_snapshot_index"]; idx == "" || idx == "0" {
-				return fmt.Errorf("%s has not snapshotted (last_snapshot_index %q)", n.ID, idx)
-			}
-		}
-		return nil
-	})
-}
-
-// A node restored from a snapshot never applied the entries that carried
-// the inlined copies the snapshot places on it. Here the copies are lost
-// with the node's packs and the node restarts from its own snapshot: it
-// must find them absent at once and have repair rebuild them (the scrubber
-// is off, and nothing reads them).
+// A node restored from a snapshot checks at once that it holds every copy
+// the state places on it, without waiting for the scrubber: here the copies
+// are lost with the node's packs and the node restarts from its own
+// snapshot; it must find them absent and have repair rebuild them (the
+// scrubber is off, and nothing reads them).
 func TestRestoreFindsAbsentCopies(t *testing.T) {
 	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
 		cfg.Node.ScrubInterval = time.Hour
@@ -312,4 +222,71 @@ func TestRestoreFindsAbsentCopies(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A small push whose copy to one node fails still succeeds when K+1 copies
+// are durable, records the copy missing and has repair rebuild it; with
+// fewer it fails cleanly and leaves no copy behind.
+func TestSmallPushWithCopiesLost(t *testing.T) {
+	var fp *failingPeers
+	// Four nodes store small objects as 1+2: three copies, two needed.
+	c := New(t, 4, Options{Tune: func(i int, cfg *server.Config) {
+		cfg.Node.CacheSize = -1
+		if i == 0 {
+			cfg.WrapPeers = func(p cluster.PeerClient) cluster.PeerClient {
+				fp = &failingPeers{PeerClient: p, fail: map[string]bool{}}
+				return fp
+			}
+		}
+	}})
+	fp.c = c
+	fp.set("node2", true)
+	var body []byte
+	var o fsm.Object
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("no push in 20 placed a copy on node2")
+		}
+		name := fmt.Sprintf("lost-copy-%02d.bin", i)
+		body = bigBytes(uint64(500+i), 4000)
+		put(t, c.Nodes[0].URL, name, body)
+		if o = object(t, c, name); slices.Contains(o.Placement, "node2") {
+			break
+		}
+		if len(o.Missing) != 0 {
+			t.Fatalf("%s on %v: missing %v", name, o.Placement, o.Missing)
+		}
+	}
+	if o.K != 1 || o.M != 2 || len(o.Missing) != 1 || o.Placement[o.Missing[0]] != "node2" {
+		t.Fatalf("%d+%d on %v missing %v, want node2's copy missing", o.K, o.M, o.Placement, o.Missing)
+	}
+	fp.set("node2", false)
+	waitFullRedundancy(t, c)
+
+	fp.set("node2", true)
+	fp.set("node3", true)
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatal("no push in 20 placed copies on both node2 and node3")
+		}
+		name := fmt.Sprintf("two-lost-%02d.bin", i)
+		before := settledShardBytes(t, c)
+		r := Do(t, "PUT", c.Nodes[0].URL+"/artifacts/"+name, bytes.NewReader(bigBytes(uint64(600+i), 4000)), nil)
+		if r.Status == http.StatusCreated {
+			continue
+		}
+		if r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("push with two copies lost: %d %s", r.Status, r.Body)
+		}
+		Eventually(t, Wait(), func() error {
+			if after := shardBytes(c); after != before {
+				return fmt.Errorf("failed push left %d shard bytes", after-before)
+			}
+			return nil
+		})
+		if r := Do(t, "GET", c.Nodes[1].URL+"/artifacts/"+name, nil, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("failed push is visible: %d", r.Status)
+		}
+		break
+	}
 }

@@ -1,0 +1,204 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Packed objects. A push up to InlineSize is stored as M+1 full copies, and
+// each copy is one record appended to a pack file on its node (chunk/pack)
+// instead of a shard file of its own: creating, fsyncing and renaming a file
+// per copy, and fsyncing its directory, cost more than the copy is worth.
+// Copies bound for the same node travel together, one request per node at a
+// time (packSender), and each node makes a request's records durable with
+// one fdatasync. The push needs K+1 durable copies, as a streamed one needs
+// K+1 durable shards, before it commits its metadata, so its bytes never
+// enter the raft log. (They did, for a while: a push's bytes rode in its
+// raft entry and nodes packed them on apply. raft.db then held hundreds of
+// MiB under small pushes, and bolt's freelist work and the garbage it made
+// grew with it until the nodes spent more on that than on the pushes; and
+// raft drops entries only after a snapshot, whose cost grows with the
+// number of artifacts. Entries written then still apply: see blobs.go.)
+
+// maxPackBatch caps the images in one request to a node.
+const maxPackBatch = 4 << 20
+
+// storePacked writes data as the copies of object ref on their nodes, all
+// at once, and returns the indexes whose copy failed. It fails, with the
+// copies that were written deleted, when fewer than need are durable.
+func (n *Node) storePacked(ctx context.Context, ref fsm.ObjectRef, data []byte, need int) ([]int, error) {
+	obj := fsm.Object{ObjectRef: ref, Size: int64(len(data))}
+	errs := make([]error, len(ref.Placement))
+	var wg sync.WaitGroup
+	for i, node := range ref.Placement {
+		wg.Go(func() { errs[i] = n.packOn(ctx, node, obj, i, data) })
+	}
+	wg.Wait()
+	var missing []int
+	for i, err := range errs {
+		if err != nil {
+			missing = append(missing, i)
+			errs[i] = fmt.Errorf("copy %d on %s: %w", i, ref.Placement[i], err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	err := errors.Join(errs...)
+	if durable := len(ref.Placement) - len(missing); durable < need {
+		n.deleteShards(context.Background(), ref)
+		return nil, fmt.Errorf("%w: %d copies durable, %d needed: %w", ErrUnavailable, durable, need, err)
+	}
+	n.log.Warn("lost copies of a small object", "object", ref.ID, "error", err)
+	return missing, nil
+}
+
+// imagePool recycles the buffers copies are built in: under a load of
+// small pushes they were a third of all the bytes a node allocated, and the
+// garbage collector's work grows with that.
+var imagePool sync.Pool
+
+// packOn stores copy i of obj on node.
+func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, data []byte) error {
+	bp, _ := imagePool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	img, err := erasure.AppendShardImage((*bp)[:0], headerOf(obj, i), data)
+	if err != nil {
+		return err
+	}
+	ps := PackedShard{ID: obj.ID, Index: i, Image: img}
+	if node == n.cfg.ID {
+		err = n.ReceivePacked([]PackedShard{ps})
+	} else {
+		n.packMu.Lock()
+		s := n.packSenders[node]
+		if s == nil {
+			s = &packSender{n: n, node: node}
+			n.packSenders[node] = s
+		}
+		n.packMu.Unlock()
+		var sent bool
+		if sent, err = s.send(ctx, ps); !sent {
+			return err // the image may still be read: not reusable
+		}
+	}
+	*bp = img
+	imagePool.Put(bp)
+	return err
+}
+
+// ReceivePacked stores shards of small objects in this node's packs,
+// durably when it returns nil, with one fdatasync for all of them.
+func (n *Node) ReceivePacked(shards []PackedShard) error {
+	if err := n.checkSpace(); err != nil {
+		return err
+	}
+	var err error
+	for _, s := range shards {
+		if err = n.shards.Pack(s.ID, s.Index, s.Image); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		if err = n.shards.Sync(); err != nil {
+			// Records acknowledged before may be lost with these.
+			go n.checkPlaced("after a failed sync of the packs")
+		}
+	}
+	if isNoSpace(err) {
+		n.disk.sawNoSpace()
+	}
+	return err
+}
+
+// packSender sends the copies bound for one node: one request at a time,
+// with every copy that queued while the previous one was out. Under load
+// that is one request, and one fdatasync on the node, for many pushes.
+type packSender struct {
+	n    *Node
+	node string
+
+	mu      sync.Mutex
+	queue   []*packCall
+	running bool
+}
+
+type packCall struct {
+	shard PackedShard
+	done  chan error // buffered: the sender never waits on a caller
+}
+
+// send queues ps and returns its outcome; sent is false when ctx ended the
+// wait first, the request that carries ps maybe still running.
+func (s *packSender) send(ctx context.Context, ps PackedShard) (sent bool, err error) {
+	c := &packCall{shard: ps, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, c)
+	if !s.running {
+		s.running = true
+		go s.run()
+	}
+	s.mu.Unlock()
+	select {
+	case err := <-c.done:
+		return true, err
+	case <-ctx.Done():
+		// The copy may still land; the push fails and GC takes it.
+		return false, ctx.Err()
+	}
+}
+
+// run sends batches until the queue is empty.
+func (s *packSender) run() {
+	for {
+		s.mu.Lock()
+		size, k := 0, 0
+		for k < len(s.queue) && (k == 0 || size+len(s.queue[k].shard.Image) <= maxPackBatch) {
+			size += len(s.queue[k].shard.Image)
+			k++
+		}
+		batch := s.queue[:k:k]
+		s.queue = s.queue[k:]
+		if len(batch) == 0 {
+			s.running = false
+			s.queue = nil
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		err := s.post(batch)
+		for _, c := range batch {
+			c.done <- err
+		}
+	}
+}
+
+func (s *packSender) post(batch []*packCall) error {
+	n := s.n
+	m, ok := n.members.get(s.node)
+	if !ok || m.Meta.HTTP == "" {
+		return fmt.Errorf("node %s unknown to gossip", s.node)
+	}
+	shards := make([]PackedShard, len(batch))
+	for i, c := range batch {
+		shards[i] = c.shard
+	}
+	// Not any one push's context: the batch serves many.
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StallTimeout)
+	defer cancel()
+	err := n.cfg.Peers.PutPacked(ctx, m.Meta.HTTP, shards)
+	switch {
+	case err == nil:
+		n.markReached(s.node)
+	case errors.Is(err, ErrPeerUnreachable) && n.ctx.Err() == nil:
+		n.markUnreachable(s.node)
+	}
+	return err
+}
