@@ -30,7 +30,7 @@ const Prefix = "/internal/v1/"
 const keyHeader = "X-Pier-Cluster-Key"
 
 // maxCommand bounds a forwarded batch of raft commands: a follower
-// forwards at most 4 MiB of commands and inlined bytes at once.
+// forwards at most 4 MiB of commands at once.
 const maxCommand = 8 << 20
 
 // Node is what the peer service needs from a node.
