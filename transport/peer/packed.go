@@ -25,16 +25,28 @@ const packedHead = 32 + 1 + 4
 // maxPackedBody bounds a request: a sender batches at most 4 MiB of images.
 const maxPackedBody = 8 << 20
 
-// packedBody returns the body for shards. It is one buffer on purpose:
-// net/http writes a body it knows to be in memory behind the request's
-// headers, while any other reader costs a header flush and a 32 KiB copy
-// buffer per request.
-func packedBody(shards []cluster.PackedShard) ([]byte, error) {
+// sendPool recycles the bodies of packed-shards requests. A body goes back
+// only after the peer answered success, which it does only once it has
+// read the whole body: net/http may still be writing a body when an early
+// error answer arrives.
+var sendPool sync.Pool
+
+// packedBody returns the body for shards in a buffer from sendPool. It is
+// one buffer on purpose: net/http writes a body it knows to be in memory
+// behind the request's headers, while any other reader costs a header flush
+// and a 32 KiB copy buffer per request.
+func packedBody(shards []cluster.PackedShard) (*[]byte, error) {
 	size := 0
 	for _, s := range shards {
 		size += packedHead + len(s.Image)
 	}
-	b := make([]byte, 0, size)
+	bp, _ := sendPool.Get().(*[]byte)
+	if bp == nil || cap(*bp) < size {
+		bp = new([]byte)
+		*bp = make([]byte, 0, size)
+	}
+	b := (*bp)[:0]
+	defer func() { *bp = b }()
 	for _, s := range shards {
 		if len(s.ID) != 64 || s.Index < 0 || s.Index > 255 || len(s.Image) > chunk.MaxPacked {
 			return nil, fmt.Errorf("packed shard %q.%d of %d bytes cannot be sent", s.ID, s.Index, len(s.Image))
@@ -48,7 +60,7 @@ func packedBody(shards []cluster.PackedShard) ([]byte, error) {
 		b = binary.LittleEndian.AppendUint32(b, uint32(len(s.Image)))
 		b = append(b, s.Image...)
 	}
-	return b, nil
+	return bp, nil
 }
 
 // bodyPool recycles request bodies of packed shards: the node has written

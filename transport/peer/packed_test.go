@@ -24,10 +24,11 @@ func TestPackedBodyRoundTrip(t *testing.T) {
 		{ID: id2, Index: 2, Image: []byte{}},
 		{ID: id1, Index: 1, Image: bytes.Repeat([]byte{7}, 70000)},
 	}
-	body, err := packedBody(in)
+	bp, err := packedBody(in)
 	if err != nil {
 		t.Fatal(err)
 	}
+	body := *bp
 	out, release, err := readPacked(bytes.NewReader(body), int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -50,10 +51,11 @@ func TestPackedBodyRoundTrip(t *testing.T) {
 }
 
 func TestReadPackedRefusesMalformedBodies(t *testing.T) {
-	good, err := packedBody([]cluster.PackedShard{{ID: id1, Index: 1, Image: []byte("0123456789")}})
+	bp, err := packedBody([]cluster.PackedShard{{ID: id1, Index: 1, Image: []byte("0123456789")}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	good := *bp
 	huge := append([]byte(nil), good[:packedHead]...)
 	binary.LittleEndian.PutUint32(huge[33:], 1<<30)
 	for name, tc := range map[string]struct {
@@ -102,7 +104,8 @@ func TestPackedEndpoint(t *testing.T) {
 	// A malformed body is refused before the node sees anything, and so is
 	// a call without the cluster key.
 	node.got = nil
-	body, _ := packedBody(shards)
+	bp, _ := packedBody(shards)
+	body := *bp
 	for _, tc := range []struct {
 		key  string
 		body []byte

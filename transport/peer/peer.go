@@ -301,15 +301,16 @@ func (c *Client) PutShard(ctx context.Context, addr, id string, index int, body 
 
 // PutPacked implements cluster.PeerClient.
 func (c *Client) PutPacked(ctx context.Context, addr string, shards []cluster.PackedShard) error {
-	body, err := packedBody(shards)
+	bp, err := packedBody(shards)
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"packed", body)
+	resp, err := c.do(ctx, http.MethodPost, addr, Prefix+"packed", *bp)
 	if err != nil {
 		return fmt.Errorf("put %d packed shards on %s: %w", len(shards), addr, err)
 	}
 	resp.Body.Close()
+	sendPool.Put(bp)
 	return nil
 }
 
