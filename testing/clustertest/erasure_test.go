@@ -241,6 +241,21 @@ func TestDedupStoresNoNewShards(t *testing.T) {
 }
 
 // failingPeers breaks shard uploads to chosen nodes part way through.
+// waitNothingLeft checks that a failed push of name left no shard bytes
+// beyond before and is not visible.
+func waitNothingLeft(t *testing.T, c *Cluster, before int64, name string) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		if after := shardBytes(c); after != before {
+			return fmt.Errorf("failed push left %d shard bytes", after-before)
+		}
+		return nil
+	})
+	if r := Do(t, "GET", c.Nodes[1].URL+"/artifacts/"+name, nil, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("failed push of %s is visible: %d", name, r.Status)
+	}
+}
+
 type failingPeers struct {
 	cluster.PeerClient
 	c     *Cluster
@@ -325,15 +340,7 @@ func TestPeerDiesMidPush(t *testing.T) {
 	if r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("push with two streams lost: %d %s", r.Status, r.Body)
 	}
-	Eventually(t, Wait(), func() error {
-		if after := shardBytes(c); after != before {
-			return fmt.Errorf("failed push left %d shard bytes", after-before)
-		}
-		return nil
-	})
-	if r := Do(t, "GET", c.Nodes[1].URL+"/artifacts/two-lost.bin", nil, nil); r.Status != 404 {
-		t.Fatalf("failed push is visible: %d", r.Status)
-	}
+	waitNothingLeft(t, c, before, "two-lost.bin")
 }
 
 // A node holding a full copy of a small object serves it from that copy; a

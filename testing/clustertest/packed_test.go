@@ -278,15 +278,7 @@ func TestSmallPushWithCopiesLost(t *testing.T) {
 		if r.Status != http.StatusServiceUnavailable {
 			t.Fatalf("push with two copies lost: %d %s", r.Status, r.Body)
 		}
-		Eventually(t, Wait(), func() error {
-			if after := shardBytes(c); after != before {
-				return fmt.Errorf("failed push left %d shard bytes", after-before)
-			}
-			return nil
-		})
-		if r := Do(t, "GET", c.Nodes[1].URL+"/artifacts/"+name, nil, nil); r.Status != http.StatusNotFound {
-			t.Fatalf("failed push is visible: %d", r.Status)
-		}
+		waitNothingLeft(t, c, before, name)
 		break
 	}
 }
