@@ -208,9 +208,8 @@ func (sr *ShardReader) Next(dst []byte) (stripe int, block []byte, err error) {
 }
 
 // ShardImage returns shard h.Index of an object held whole in memory as the
-// bytes of its shard file, header and frames: how a node builds its copy of
-// a small object whose bytes reached it in the raft log rather than as a
-// shard stream.
+// bytes of its shard file, header and frames: how the copies of a small
+// object are built, to be stored as one record each rather than streamed.
 func ShardImage(h Header, data []byte) ([]byte, error) {
 	return AppendShardImage(nil, h, data)
 }
