@@ -187,19 +187,59 @@ func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, o
 // missing, the rest of the range is decoded again trying every shard:
 // right after a kill, gossip can still call the dead node up and a slow
 // live one suspect, and the guess would fail a read that can succeed.
+//
+// When too few shards are left because a repair re-encoded the object
+// under a new ID while the read ran, the rest comes from the new object
+// (same digest, same bytes): the old shards are garbage the moment the swap
+// commits, and GC takes them at its next pass since they are old files, so
+// any pull longer than a GC interval could otherwise fail mid-stream. The
+// returned faults are obj's; those of a new object are noted here.
 func (n *Node) decodeRange(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) ([]erasure.Fault, error) {
+	cw := &countingWriter{w: w}
+	faults, err := n.decodeGuessing(ctx, obj, l, off, length, cw)
+	cur := obj
+	for range maxReplacements {
+		if !errors.Is(err, erasure.ErrTooFewShards) {
+			break
+		}
+		// The swap may be committed but not yet applied here.
+		if berr := n.Barrier(ctx); berr != nil {
+			break
+		}
+		next, ok := n.fsm.Object(obj.Digest)
+		if !ok || next.ID == cur.ID {
+			break
+		}
+		n.log.Info("object re-encoded during a read, reading on from the new one",
+			"digest", obj.Digest, "old", cur.ID, "new", next.ID, "done", cw.n)
+		cur = next
+		var more []erasure.Fault
+		more, err = n.decodeGuessing(ctx, cur, layoutOf(cur), off+cw.n, length-cw.n, cw)
+		n.noteFaults(cur, more)
+	}
+	return faults, err
+}
+
+// maxReplacements bounds how many re-encodings one read follows.
+const maxReplacements = 3
+
+// decodeGuessing is decodeRange for one object record: a first try that
+// skips the shards gossip calls down, and when that leaves too few, a
+// second one over every shard for the rest of the range.
+func (n *Node) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, cw *countingWriter) ([]erasure.Fault, error) {
+	start := cw.n
 	first, end, _ := l.StripesFor(off, length)
 	open, closeAll, skipped := n.openShards(ctx, obj, l, first, end, nil, true)
-	cw := &countingWriter{w: w}
 	faults, err := erasure.Decode(l, open, cw, off, length)
 	closeAll()
 	if !errors.Is(err, erasure.ErrTooFewShards) || !skipped.Load() {
 		return faults, err
 	}
-	off, length = off+cw.n, length-cw.n
+	done := cw.n - start
+	off, length = off+done, length-done
 	first, end, _ = l.StripesFor(off, length)
 	open, closeAll, _ = n.openShards(ctx, obj, l, first, end, nil, false)
-	more, err := erasure.Decode(l, open, w, off, length)
+	more, err := erasure.Decode(l, open, cw, off, length)
 	closeAll()
 	return append(faults, more...), err
 }

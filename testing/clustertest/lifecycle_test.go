@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/server"
 )
 
 // seed pushes a mix of small, empty and multi-stripe artifacts through
@@ -330,4 +331,47 @@ func TestLeaveWithTheOnlyIntactCopy(t *testing.T) {
 	c.Stop(leaver)
 	waitFullRedundancy(t, c)
 	pullEverywhere(t, c, "last-copy.bin", body)
+}
+
+// A read that started before a repair re-encoded its object under a new ID
+// (too few nodes left for the old scheme) goes on from the new object once
+// the old shards are gone: garbage collection takes them as soon as the
+// swap commits, since they are old files, which a long pull can outlast.
+func TestReadOutlivesARewrite(t *testing.T) {
+	c := New(t, 4, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
+	body := bigBytes(31, 5<<20)
+	put(t, c.Nodes[0].URL, "rewritten.bin", body)
+	old := object(t, c, "rewritten.bin")
+	if old.K != 2 || old.M != 2 {
+		t.Fatalf("stored as %d+%d, want 2+2 on four nodes", old.K, old.M)
+	}
+	reader := c.Nodes[0].Srv.Node
+	a, err := reader.Stat(t.Context(), "rewritten.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := reader.Open(t.Context(), a, 0, a.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	// Three nodes cannot hold 2+2: repair re-encodes the object as 2+1.
+	c.Kill(3)
+	Eventually(t, Wait(), func() error {
+		if o, _ := reader.FSM().Object(a.Digest); o.ID == old.ID {
+			return fmt.Errorf("%s not re-encoded yet", old.ID)
+		}
+		for _, i := range c.Running() {
+			for idx := range old.Placement {
+				if c.Nodes[i].Srv.Node.Shards().Has(old.ID, idx) {
+					return fmt.Errorf("old shard %d still on %s", idx, c.Nodes[i].ID)
+				}
+			}
+		}
+		return nil
+	})
+	got, err := io.ReadAll(rc)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("read opened before the rewrite: %d of %d bytes, %v", len(got), len(body), err)
+	}
 }
