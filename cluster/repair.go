@@ -135,7 +135,8 @@ type repairMemo struct {
 // object (or every object changed since the last settled pass), one object
 // at a time, reading at most RepairRate bytes per second.
 func (n *Node) repairPass(ctx context.Context) {
-	sig := n.repairSignature()
+	live := n.liveNodes()
+	sig := n.repairSignature(live)
 	var since uint64
 	if n.repairMemo.sig == sig {
 		since = n.repairMemo.applied
@@ -145,7 +146,6 @@ func (n *Node) repairPass(ctx context.Context) {
 	objs := n.fsm.ObjectsChangedSince(since)
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Digest < objs[j].Digest })
 	now := time.Now()
-	live := n.liveNodes()
 	settled := true
 	for _, obj := range objs {
 		if ctx.Err() != nil || !n.IsLeader() {
@@ -158,21 +158,21 @@ func (n *Node) repairPass(ctx context.Context) {
 		}
 		settled = settled && ok
 	}
-	if settled && sig == n.repairSignature() {
+	if settled && sig == n.repairSignature(n.liveNodes()) {
 		n.repairMemo = repairMemo{sig: sig, applied: upTo}
 	}
 }
 
 // repairSignature sums up every input of repairObject that is not in an
 // object's own record: the members, their gossip and agreed states, and
-// the nodes new placements may use.
-func (n *Node) repairSignature() string {
+// the nodes new placements may use (live, as liveNodes returns them).
+func (n *Node) repairSignature(live []string) string {
 	var b strings.Builder
 	for _, m := range n.members.list() {
 		fmt.Fprintf(&b, "%s %s %s %s %t;", m.ID, m.State, n.fsm.NodeState(m.ID), m.Meta.HTTP, m.Meta.Full)
 	}
 	b.WriteString("|")
-	b.WriteString(strings.Join(n.liveNodes(), ","))
+	b.WriteString(strings.Join(live, ","))
 	return b.String()
 }
 

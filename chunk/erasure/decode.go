@@ -295,6 +295,8 @@ type decodeState struct {
 	errs     []error
 	openErrs []bool
 	faults   []Fault
+	// want and order are prepare's scratch lists, reused for every stripe.
+	want, order []int
 }
 
 // prepare fills sb with the blocks of stripe s that [off, off+n) needs,
@@ -307,7 +309,8 @@ func (st *decodeState) prepare(sb *stripeBuf, s int, off, n int64) error {
 	for i := range sb.blocks {
 		sb.blocks[i] = nil
 	}
-	want := make([]int, 0, ns)
+	want := st.want[:0]
+	defer func() { st.want = want }()
 	for j := j0; j <= j1; j++ {
 		want = append(want, j)
 	}
@@ -323,7 +326,8 @@ func (st *decodeState) prepare(sb *stripeBuf, s int, off, n int64) error {
 		// same whichever they are; other data shards are tried before
 		// parity only so parity is touched as rarely as possible.
 		next := 0
-		order := make([]int, 0, ns)
+		order := st.order[:0]
+		defer func() { st.order = order }()
 		for i := range ns {
 			if i < j0 || i > j1 {
 				order = append(order, i)
