@@ -178,6 +178,8 @@ func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, o
 	if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 		// A closed pipe is a reader that stopped early: a range, a client gone.
 		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
+		// Retryable: a caller that has sent nothing yet answers 503.
+		err = fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
 	}
 	return err
 }

@@ -217,6 +217,55 @@ func TestCorruptShardIsRebuiltAndCounted(t *testing.T) {
 	}
 }
 
+// A big object whose first stripe cannot be rebuilt gets a retryable 503,
+// not a 200 with a body that ends before it starts: nothing is sent before
+// the first stripe is read and verified.
+func TestUnreadableFirstStripeIs503(t *testing.T) {
+	c := New(t, 3, Options{})
+	lose := func(name string) []byte {
+		body := bigBytes(5, 3<<20)
+		body[0] = name[0] // distinct digests: no dedup
+		put(t, c.Nodes[0].URL, name, body)
+		o := object(t, c, name)
+		if o.K != 2 || o.M != 1 {
+			t.Fatalf("object stored as %d+%d, want 2+1", o.K, o.M)
+		}
+		// Two of three blocks of stripe 0 bad: fewer than K intact.
+		// Stripe 1 stays readable.
+		corruptShard(t, c, o, 0, 100)
+		corruptShard(t, c, o, 1, 100)
+		return body
+	}
+	lose("whole.bin")
+	ranged := lose("ranged.bin")
+	get := func(i int, name, rng string) Response {
+		var h http.Header
+		if rng != "" {
+			h = http.Header{"Range": {rng}}
+		}
+		return Do(t, "GET", c.Nodes[i].URL+"/artifacts/"+name, nil, h)
+	}
+	// Before any read has reported the bad blocks (which marks both
+	// shards missing for the whole object), stripe 1 still reads.
+	if r := get(2, "ranged.bin", "bytes=3000000-3000099"); r.Status != http.StatusPartialContent || !bytes.Equal(r.Body, ranged[3000000:3000100]) {
+		t.Fatalf("range in the intact stripe 1: %d, %d bytes, want 206 and its bytes", r.Status, len(r.Body))
+	}
+	// The first read of each object meets the bad stripe itself; later
+	// ones may be refused up front once the reports are applied.
+	// A range goes through http.ServeContent, a whole GET does not.
+	for _, i := range c.Running() {
+		for _, q := range []struct{ name, rng string }{{"whole.bin", ""}, {"ranged.bin", "bytes=10-20"}} {
+			r := get(i, q.name, q.rng)
+			if r.Status != http.StatusServiceUnavailable {
+				t.Fatalf("node %d: GET %s %q with stripe 0 lost: %d (%d bytes), want 503", i, q.name, q.rng, r.Status, len(r.Body))
+			}
+			if r.Header.Get("Retry-After") == "" {
+				t.Errorf("node %d: 503 without Retry-After", i)
+			}
+		}
+	}
+}
+
 func TestDedupStoresNoNewShards(t *testing.T) {
 	c := New(t, 3, Options{})
 	body := bigBytes(4, 2<<20)

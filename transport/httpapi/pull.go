@@ -72,12 +72,9 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	c := &lazyContent{ctx: r.Context(), reg: a.reg, art: art}
 	defer c.Close()
-	http.ServeContent(w, r, "", art.Created, c)
-	if c.err != nil {
-		// Headers are gone already; the client sees a short body, which
-		// its Content-Length check reports.
-		a.log.Warn("pull failed mid-stream", "name", name, "error", c.err)
-	}
+	hw := &heldHeader{w: w}
+	http.ServeContent(hw, r, "", art.Created, c)
+	a.finishPull(hw, r, art, c.err)
 }
 
 // plainGet reports a request for the whole body with no conditions, the
@@ -110,11 +107,63 @@ func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact
 		}
 	}
 	defer rc.Close()
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
+	hw := &heldHeader{w: w}
+	hw.WriteHeader(http.StatusOK)
+	_, err := io.Copy(hw, rc)
+	a.finishPull(hw, r, art, err)
+}
+
+// finishPull ends a pull whose status went through hw: it sends the status
+// still held when the body is empty, answers with an error when the read
+// failed before the first byte, and otherwise can only log the failure.
+func (a *API) finishPull(hw *heldHeader, r *http.Request, art fsm.Artifact, err error) {
+	switch {
+	case err == nil || r.Context().Err() != nil:
+		hw.flush()
+	case !hw.sent:
+		for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag", "Content-Disposition"} {
+			hw.w.Header().Del(k)
+		}
+		a.fail(hw.w, r, err)
+	default:
 		// Headers are gone already; the client sees a short body, which
 		// its Content-Length check reports.
 		a.log.Warn("pull failed mid-stream", "name", art.Name, "error", err)
+	}
+}
+
+// heldHeader holds back the status until the first byte of the body. A big
+// object's first stripe is read and verified before anything is written,
+// so a read that fails there still gets a clean, retryable error instead
+// of a success status followed by a body that ends before it starts.
+type heldHeader struct {
+	w    http.ResponseWriter
+	code int // held status; 0 when none
+	sent bool
+}
+
+func (h *heldHeader) Header() http.Header { return h.w.Header() }
+
+func (h *heldHeader) WriteHeader(code int) {
+	if h.sent || h.code != 0 {
+		return
+	}
+	h.code = code
+}
+
+func (h *heldHeader) Write(p []byte) (int, error) {
+	h.flush()
+	return h.w.Write(p)
+}
+
+// flush sends the held status, if any, once.
+func (h *heldHeader) flush() {
+	if h.sent {
+		return
+	}
+	h.sent = true
+	if h.code != 0 {
+		h.w.WriteHeader(h.code)
 	}
 }
 
