@@ -57,8 +57,9 @@ type ShardStore struct {
 	tmp     string
 	packDir string
 	// packs is replaced when a sync fails (see Sync).
-	pmu   sync.RWMutex
-	packs *pack.Store
+	pmu      sync.RWMutex
+	packs    *pack.Store
+	packOpts pack.Options
 	// failSync makes the next Sync fail, for tests.
 	failSync atomic.Bool
 }
@@ -69,10 +70,19 @@ func (s *ShardStore) pk() *pack.Store {
 	return s.packs
 }
 
+// StoreOptions tune a ShardStore; the zero value is the production default.
+type StoreOptions struct {
+	// PackSize is the size at which a pack file is sealed (0: the pack
+	// store's default, 64 MiB). Only sealed packs are compacted, so tests
+	// shrink it to see compaction at work.
+	PackSize int64
+}
+
 // OpenShardStore opens (creating if needed) a store rooted at dir and
 // removes temp files left by a crash.
-func OpenShardStore(dir string) (*ShardStore, error) {
-	s := &ShardStore{dir: filepath.Join(dir, "shards"), tmp: filepath.Join(dir, "tmp"), packDir: filepath.Join(dir, "packs")}
+func OpenShardStore(dir string, o StoreOptions) (*ShardStore, error) {
+	s := &ShardStore{dir: filepath.Join(dir, "shards"), tmp: filepath.Join(dir, "tmp"), packDir: filepath.Join(dir, "packs"),
+		packOpts: pack.Options{MaxRecord: MaxPacked, PackSize: o.PackSize}}
 	for _, d := range []string{s.dir, s.tmp} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("open shard store: %w", err)
@@ -85,7 +95,7 @@ func OpenShardStore(dir string) (*ShardStore, error) {
 	for _, e := range ents {
 		_ = os.Remove(filepath.Join(s.tmp, e.Name()))
 	}
-	if s.packs, err = pack.Open(s.packDir, pack.Options{MaxRecord: MaxPacked}); err != nil {
+	if s.packs, err = pack.Open(s.packDir, s.packOpts); err != nil {
 		return nil, fmt.Errorf("open shard store: %w", err)
 	}
 	return s, nil
@@ -182,7 +192,7 @@ func (s *ShardStore) reopen(old *pack.Store) error {
 		return nil // another caller reopened them
 	}
 	_ = old.Close()
-	np, err := pack.Open(s.packDir, pack.Options{MaxRecord: MaxPacked})
+	np, err := pack.Open(s.packDir, s.packOpts)
 	if err != nil {
 		return err
 	}

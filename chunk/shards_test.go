@@ -66,7 +66,7 @@ func files(t *testing.T, dir string) int {
 }
 
 func TestReceiveAndRead(t *testing.T) {
-	s, err := OpenShardStore(t.TempDir())
+	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestReceiveAndRead(t *testing.T) {
 
 func TestReceiveRefusesBadStreams(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenShardStore(dir)
+	s, err := OpenShardStore(dir, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,13 +141,13 @@ func TestReceiveRefusesBadStreams(t *testing.T) {
 
 func TestOpenShardStoreCleansCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := OpenShardStore(dir); err != nil {
+	if _, err := OpenShardStore(dir, StoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		os.WriteFile(filepath.Join(dir, "tmp", fmt.Sprintf("shard-%d", i)), []byte("half"), 0o644)
 	}
-	if _, err := OpenShardStore(dir); err != nil {
+	if _, err := OpenShardStore(dir, StoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := files(t, dir); n != 0 {
@@ -170,7 +170,7 @@ func image(t *testing.T, id string, index int, data []byte) []byte {
 
 func TestPackedShards(t *testing.T) {
 	dir := t.TempDir()
-	s, err := OpenShardStore(dir)
+	s, err := OpenShardStore(dir, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +236,7 @@ func TestPackedShards(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, err = OpenShardStore(dir); err != nil {
+	if s, err = OpenShardStore(dir, StoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(read(s), img) {
@@ -258,7 +258,7 @@ func TestPackedShards(t *testing.T) {
 // A packed record that fails its checksum reads as missing, so that it is
 // rebuilt.
 func TestCorruptPackedShardReadsAsMissing(t *testing.T) {
-	s, err := OpenShardStore(t.TempDir())
+	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestCorruptPackedShardReadsAsMissing(t *testing.T) {
 // A failed sync leaves the pack store refusing every later one; the shard
 // store reopens its packs and goes on, with what reached the disk.
 func TestFailedSyncReopensPacks(t *testing.T) {
-	s, err := OpenShardStore(t.TempDir())
+	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestFailedSyncReopensPacks(t *testing.T) {
 // TestSection reads ranges of a shard file and of a packed shard through
 // Section, and refuses ranges outside them.
 func TestSection(t *testing.T) {
-	s, err := OpenShardStore(t.TempDir())
+	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

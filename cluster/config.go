@@ -125,6 +125,9 @@ type Config struct {
 	// for any push or repair that wrote it to commit.
 	GCInterval time.Duration
 	GCDelay    time.Duration
+	// PackSize is the size at which a pack file of small copies is sealed
+	// (0: 64 MiB); GC compacts sealed packs that are mostly dead.
+	PackSize int64
 	// MinFree is the free space the data dir keeps in reserve: below it
 	// the node refuses pushes and shards and hands leadership over, so raft
 	// still has room for its log. 0 means 64 MiB; negative turns it off.

@@ -138,7 +138,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}()
 	var err error
-	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data")); err != nil {
+	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data"), chunk.StoreOptions{PackSize: cfg.PackSize}); err != nil {
 		return nil, err
 	}
 	n.fsm.SetBlobSink(blobSink{n})

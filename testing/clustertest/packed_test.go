@@ -282,3 +282,87 @@ func TestSmallPushWithCopiesLost(t *testing.T) {
 		break
 	}
 }
+
+// packBytes sums the pack files of every node's data dir.
+func packBytes(t *testing.T, c *Cluster) int64 {
+	t.Helper()
+	var total int64
+	for _, n := range c.Nodes {
+		dir := filepath.Join(n.cfg.Node.DataDir, "data", "packs")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && !e.IsDir() {
+				total += info.Size()
+			}
+		}
+	}
+	return total
+}
+
+// Deleting most small artifacts leaves their packed copies dead; GC drops
+// them and compacts the sealed packs, which rewrites the live records they
+// still hold. Every artifact left pulls from every node, also from a
+// restarted one, whose pack index comes from the rewritten files.
+func TestPackCompactionKeepsLiveCopies(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.Node.PackSize = 64 << 10 // about six copies a pack
+		cfg.Node.CacheSize = -1
+	}})
+	keep, gone := map[string][]byte{}, []string{}
+	for i := range 48 {
+		name := fmt.Sprintf("compact/%02d.bin", i)
+		body := randomBytes(uint64(500+i), 10<<10)
+		put(t, c.Nodes[i%3].URL, name, body)
+		if i%4 == 0 {
+			keep[name] = body
+		} else {
+			gone = append(gone, name)
+		}
+	}
+	before := packBytes(t, c)
+	for i, name := range gone {
+		if r := Do(t, "DELETE", c.Nodes[i%3].URL+"/artifacts/"+name, nil, nil); r.Status != http.StatusNoContent {
+			t.Fatalf("DELETE %s: %d %s", name, r.Status, r.Body)
+		}
+	}
+	Eventually(t, Wait(), func() error {
+		if after := packBytes(t, c); after > before/2 {
+			return fmt.Errorf("packs hold %d bytes, %d before deleting 3/4 of the artifacts", after, before)
+		}
+		return nil
+	})
+	// Every copy of what is kept is still a record on its node, bytes
+	// intact: a pull alone would hide one lost copy behind the other.
+	for name, body := range keep {
+		o := object(t, c, name)
+		for idx, id := range o.Placement {
+			path, base, size, err := c.Nodes[nodeIndex(c, id)].Srv.Node.Shards().Locate(o.ID, idx)
+			if err != nil {
+				t.Fatalf("%s: copy %d on %s: %v", name, idx, id, err)
+			}
+			raw := make([]byte, size)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = f.ReadAt(raw, base)
+			f.Close()
+			if err != nil || !bytes.Contains(raw, body) {
+				t.Fatalf("%s: copy %d on %s does not hold the pushed bytes (%v)", name, idx, id, err)
+			}
+		}
+		pullEverywhere(t, c, name, body)
+	}
+	if r := Do(t, "GET", c.Nodes[0].URL+"/artifacts/"+gone[0], nil, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("GET of deleted %s: %d, want 404", gone[0], r.Status)
+	}
+	c.Kill(1)
+	c.Restart(1)
+	c.WaitReady()
+	for name, body := range keep {
+		pullEverywhere(t, c, name, body)
+	}
+}
