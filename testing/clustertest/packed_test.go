@@ -2,6 +2,8 @@ package clustertest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -365,4 +367,60 @@ func TestPackCompactionKeepsLiveCopies(t *testing.T) {
 	for name, body := range keep {
 		pullEverywhere(t, c, name, body)
 	}
+}
+
+// Small pushes once carried their bytes in the raft entry (fsm.Entry.Blob),
+// and each node in the placement packed its copy when it applied the entry;
+// logs written then must still apply. Such an entry, committed through the
+// leader: each placed node packs its copy and every node serves the bytes.
+// A placed node that loses its packs while down has its copy back after a
+// restart, from the entry it replays or, once a snapshot covers the entry,
+// from repair.
+func TestOldBlobEntriesStillApply(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
+	body := bigBytes(77, 3000)
+	sum := sha256.Sum256(body)
+	id := hex.EncodeToString(bigBytes(78, 32))
+	placement := []string{c.Nodes[1].ID, c.Nodes[2].ID}
+	cmd := fsm.Command{Op: fsm.OpPutArtifact, Time: time.Now().UTC(), Put: &fsm.PutArtifact{
+		Name: "old/blob.bin", Digest: fsm.DigestPrefix + hex.EncodeToString(sum[:]), Size: int64(len(body)),
+		Object: fsm.ObjectRef{ID: id, K: 1, M: 1, BlockSize: len(body), Placement: placement},
+	}}
+	b, err := cmd.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Nodes[c.Leader()].Srv.Node.ApplyForwarded(t.Context(), fsm.EncodeBatch([]fsm.Entry{{Command: b, Blob: body}}))
+	if err != nil || len(res) != 1 || res[0].Status != fsm.StatusCreated {
+		t.Fatalf("apply an entry with a blob: %v %+v", err, res)
+	}
+	Eventually(t, Wait(), func() error {
+		for idx, node := range placement {
+			if !packedOn(c, nodeIndex(c, node), id, idx) {
+				return fmt.Errorf("copy %d not packed on %s", idx, node)
+			}
+		}
+		return nil
+	})
+	pullEverywhere(t, c, "old/blob.bin", body)
+
+	c.Kill(2)
+	if err := os.RemoveAll(filepath.Join(c.Nodes[2].cfg.Node.DataDir, "data", "packs")); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(2)
+	c.WaitReady()
+	Eventually(t, Wait(), func() error {
+		o, ok := c.Nodes[0].Srv.Node.FSM().ObjectByID(id)
+		if !ok {
+			return fmt.Errorf("object %s gone", id)
+		}
+		for idx, node := range o.Placement {
+			if !c.Nodes[nodeIndex(c, node)].Srv.Node.Shards().Has(id, idx) {
+				return fmt.Errorf("copy %d not on %s (missing %v)", idx, node, o.Missing)
+			}
+		}
+		return nil
+	})
+	pullEverywhere(t, c, "old/blob.bin", body)
 }
