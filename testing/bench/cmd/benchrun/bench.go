@@ -85,6 +85,7 @@ func (b *bench) transfers(f *testFile) error {
 		size, ngPut.rates(f.size), prPut.rates(f.size), ngGet.rates(f.size), prGet.rates(f.size))
 	b.rep.note("%s server CPU: push: %s; pier %s. Pull: %s; pier %s",
 		size, ngPutCPU.String("nginx"), prPutCPU.String("node"), ngGetCPU.String("nginx"), prGetCPU.String("node"))
+	b.rep.note("%s pulls: pier %s holds %s", size, b.pull.id, shardRole(b.pull, f.size))
 
 	b.step("checking the SHA-256 of %s pulled from pier %s and nginx", size, b.pull.id)
 	if err := verifyGet(b.ctx, b.pull.base+f.pierPath, f.size, f.digest, limit(f.size)); err != nil {

@@ -108,6 +108,7 @@ type pierNode struct {
 	id   string
 	p    *proc
 	base string // http://127.0.0.1:port
+	data string // --data-dir
 	hwm  int64  // VmHWM, read before it was stopped or killed
 	down bool   // killed on purpose (degraded test)
 }
@@ -155,7 +156,7 @@ func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, 
 			c.stop()
 			return nil, err
 		}
-		c.nodes = append(c.nodes, &pierNode{id: id, p: p, base: fmt.Sprintf("http://127.0.0.1:%d", ports[0])})
+		c.nodes = append(c.nodes, &pierNode{id: id, p: p, base: fmt.Sprintf("http://127.0.0.1:%d", ports[0]), data: data})
 	}
 	for _, nd := range c.nodes {
 		if err := waitHTTP(ctx, quickClient, nd.base+"/readyz", http.StatusOK, nd.p, readyTimeout); err != nil {
