@@ -121,7 +121,7 @@ func (a *API) finishPull(hw *heldHeader, r *http.Request, art fsm.Artifact, err 
 	case err == nil || r.Context().Err() != nil:
 		hw.flush()
 	case !hw.sent:
-		for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified", "ETag", "Content-Disposition"} {
+		for _, k := range contentHeaders {
 			hw.w.Header().Del(k)
 		}
 		a.fail(hw.w, r, err)
@@ -131,6 +131,10 @@ func (a *API) finishPull(hw *heldHeader, r *http.Request, art fsm.Artifact, err 
 		a.log.Warn("pull failed mid-stream", "name", art.Name, "error", err)
 	}
 }
+
+// contentHeaders describe an artifact's body; an error answer drops them.
+var contentHeaders = []string{"Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified",
+	"ETag", "Content-Disposition", "X-Pier-Version"}
 
 // heldHeader holds back the status until the first byte of the body. A big
 // object's first stripe is read and verified before anything is written,
