@@ -101,7 +101,7 @@ func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact
 	if art.Size > 0 {
 		var err error
 		if rc, err = a.reg.Open(r.Context(), art, 0, art.Size); err != nil {
-			h.Del("Content-Length")
+			dropContentHeaders(h)
 			a.fail(w, r, err)
 			return
 		}
@@ -121,9 +121,7 @@ func (a *API) finishPull(hw *heldHeader, r *http.Request, art fsm.Artifact, err 
 	case err == nil || r.Context().Err() != nil:
 		hw.flush()
 	case !hw.sent:
-		for _, k := range contentHeaders {
-			hw.w.Header().Del(k)
-		}
+		dropContentHeaders(hw.w.Header())
 		a.fail(hw.w, r, err)
 	default:
 		// Headers are gone already; the client sees a short body, which
@@ -132,9 +130,14 @@ func (a *API) finishPull(hw *heldHeader, r *http.Request, art fsm.Artifact, err 
 	}
 }
 
-// contentHeaders describe an artifact's body; an error answer drops them.
-var contentHeaders = []string{"Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified",
-	"ETag", "Content-Disposition", "X-Pier-Version"}
+// dropContentHeaders removes the headers that describe an artifact's body,
+// before an error answer takes its place.
+func dropContentHeaders(h http.Header) {
+	for _, k := range []string{"Content-Length", "Content-Range", "Accept-Ranges", "Last-Modified",
+		"ETag", "Content-Disposition", "X-Pier-Version"} {
+		h.Del(k)
+	}
+}
 
 // heldHeader holds back the status until the first byte of the body. A big
 // object's first stripe is read and verified before anything is written,
