@@ -41,6 +41,18 @@ func put(t *testing.T, base, name string, body []byte, wantStatus ...int) Respon
 	return r
 }
 
+// putScheme pushes body as name through node 0 and returns its object,
+// failing the test unless it was stored as k+m.
+func putScheme(t *testing.T, c *Cluster, name string, body []byte, k, m int) fsm.Object {
+	t.Helper()
+	put(t, c.Nodes[0].URL, name, body)
+	o := object(t, c, name)
+	if o.K != k || o.M != m {
+		t.Fatalf("%s stored as %d+%d, want %d+%d", name, o.K, o.M, k, m)
+	}
+	return o
+}
+
 // object returns the stored object behind an artifact, read from a node's
 // state.
 func object(t *testing.T, c *Cluster, name string) fsm.Object {
@@ -225,11 +237,7 @@ func TestUnreadableFirstStripeIs503(t *testing.T) {
 	lose := func(name string) []byte {
 		body := bigBytes(5, 3<<20)
 		body[0] = name[0] // distinct digests: no dedup
-		put(t, c.Nodes[0].URL, name, body)
-		o := object(t, c, name)
-		if o.K != 2 || o.M != 1 {
-			t.Fatalf("object stored as %d+%d, want 2+1", o.K, o.M)
-		}
+		o := putScheme(t, c, name, body, 2, 1)
 		// Two of three blocks of stripe 0 bad: fewer than K intact.
 		// Stripe 1 stays readable.
 		corruptShard(t, c, o, 0, 100)
@@ -398,11 +406,7 @@ func TestSmallObjectLocalCopy(t *testing.T) {
 	// Without the cache, which would answer the later reads from memory.
 	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
 	body := bigBytes(12, 10<<10)
-	put(t, c.Nodes[0].URL, "small.bin", body)
-	o := object(t, c, "small.bin")
-	if o.K != 1 || o.M != 1 {
-		t.Fatalf("small object stored as %d+%d, want 1+1", o.K, o.M)
-	}
+	o := putScheme(t, c, "small.bin", body, 1, 1)
 	copyHolder := nodeIndex(c, o.Placement[1])
 	pullEverywhere(t, c, "small.bin", body)
 	before := c.Nodes[copyHolder].Srv.Node.Stats().DegradedReads

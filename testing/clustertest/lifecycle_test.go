@@ -340,11 +340,7 @@ func TestLeaveWithTheOnlyIntactCopy(t *testing.T) {
 func TestReadOutlivesARewrite(t *testing.T) {
 	c := New(t, 4, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.CacheSize = -1 }})
 	body := bigBytes(31, 5<<20)
-	put(t, c.Nodes[0].URL, "rewritten.bin", body)
-	old := object(t, c, "rewritten.bin")
-	if old.K != 2 || old.M != 2 {
-		t.Fatalf("stored as %d+%d, want 2+2 on four nodes", old.K, old.M)
-	}
+	old := putScheme(t, c, "rewritten.bin", body, 2, 2)
 	reader := c.Nodes[0].Srv.Node
 	a, err := reader.Stat(t.Context(), "rewritten.bin")
 	if err != nil {
