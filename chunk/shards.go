@@ -272,7 +272,12 @@ func (s *ShardStore) path(id string, index int) (string, error) {
 // size is known only once the whole body has been read. The shard is
 // durable under its final name when Receive returns nil; on any error
 // nothing is left behind.
-func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Reader) (int64, error) {
+//
+// A cold shard (parity, read only when a data shard is lost) is written
+// around the page cache with O_DIRECT where the file system allows it:
+// copying a big push's parity into the cache cost its node more CPU than
+// the rest of receiving it, and pushed out pages that reads would use.
+func (s *ShardStore) Receive(ctx context.Context, id string, index int, cold bool, r io.Reader) (int64, error) {
 	dst, err := s.path(id, index)
 	if err != nil {
 		return 0, err
@@ -289,12 +294,18 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, r io.Rea
 		}
 	}()
 	// Room for the header, written in place once it arrives.
-	if _, err := f.Write(make([]byte, erasure.HeaderSize)); err != nil {
-		return 0, fmt.Errorf("write shard %s.%d: %w", id, index, classify(err))
+	placeholder := make([]byte, erasure.HeaderSize)
+	var n int64
+	if cold {
+		n, err = copyDirect(f, placeholder, ctxReader{ctx, r})
+	} else {
+		if _, err := f.Write(placeholder); err != nil {
+			return 0, fmt.Errorf("write shard %s.%d: %w", id, index, classify(err))
+		}
+		bp := bufPool.Get().(*[]byte)
+		n, err = io.CopyBuffer(f, ctxReader{ctx, r}, *bp)
+		bufPool.Put(bp)
 	}
-	bp := bufPool.Get().(*[]byte)
-	n, err := io.CopyBuffer(f, ctxReader{ctx, r}, *bp)
-	bufPool.Put(bp)
 	if err != nil {
 		return 0, fmt.Errorf("receive shard %s.%d after %d bytes: %w", id, index, n, classify(err))
 	}

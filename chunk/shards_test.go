@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 
 	"github.com/pier-registry/pier/chunk/erasure"
 )
@@ -65,37 +66,124 @@ func files(t *testing.T, dir string) int {
 	return n
 }
 
+// chunkedReader hands out at most n bytes per Read, as a network body does.
+type chunkedReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunkedReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// bigLayout makes shard files of about 2.6 MiB: whole O_DIRECT blocks and a
+// buffered tail.
+var bigLayout = erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 256 << 10, Size: 5<<20 + 70}
+
 func TestReceiveAndRead(t *testing.T) {
-	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
+	small := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
+	for _, tc := range []struct {
+		name string
+		l    erasure.Layout
+		cold bool
+	}{
+		{"small", small, false},
+		{"small cold", small, true},
+		{"big", bigLayout, false},
+		{"big cold", bigLayout, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := OpenShardStore(t.TempDir(), StoreOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := tc.l
+			body := &chunkedReader{bytes.NewReader(stream(t, testID, 2, l)), 28680}
+			size, err := s.Receive(context.Background(), testID, 2, tc.cold, body)
+			if err != nil || size != l.ShardFileSize() {
+				t.Fatalf("receive: %d %v, want %d bytes", size, err, l.ShardFileSize())
+			}
+			f, err := s.Open(testID, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var obj [32]byte
+			hex.Decode(obj[:], []byte(testID))
+			sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: l})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for st := range l.Stripes() {
+				b, err := sr.ReadBlock(st, nil)
+				if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, l.BlockLen(st))) {
+					t.Fatalf("block %d: %d bytes, %v", st, len(b), err)
+				}
+			}
+			n, b, err := s.Usage()
+			if n != 1 || b != l.ShardFileSize() || err != nil {
+				t.Fatalf("usage %d %d %v", n, b, err)
+			}
+		})
+	}
+}
+
+// A cold shard's whole blocks go around the page cache. Were the O_DIRECT
+// writes refused (misaligned, say) they would silently go through it.
+func TestColdShardSkipsPageCache(t *testing.T) {
+	dir := t.TempDir()
+	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_CREATE|os.O_RDWR|syscall.O_DIRECT, 0o644)
+	if err != nil {
+		t.Skipf("no O_DIRECT on %s: %v", dir, err)
+	}
+	probe.Close()
+	s, err := OpenShardStore(dir, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
-	size, err := s.Receive(context.Background(), testID, 2, bytes.NewReader(stream(t, testID, 2, l)))
-	if err != nil || size != l.ShardFileSize() {
-		t.Fatalf("receive: %d %v, want %d bytes", size, err, l.ShardFileSize())
-	}
-	f, err := s.Open(testID, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var obj [32]byte
-	hex.Decode(obj[:], []byte(testID))
-	sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: l})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for st := range l.Stripes() {
-		b, err := sr.ReadBlock(st, nil)
-		if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, l.BlockLen(st))) {
-			t.Fatalf("block %d: %v %v", st, b, err)
+	for _, cold := range []bool{false, true} {
+		id := strings.Repeat("a", 63) + map[bool]string{false: "0", true: "1"}[cold]
+		if _, err := s.Receive(context.Background(), id, 2, cold, bytes.NewReader(stream(t, id, 2, bigLayout))); err != nil {
+			t.Fatal(err)
+		}
+		path, err := s.path(id, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The second MiB is all whole-block writes, away from the header
+		// (rewritten through the cache) and the tail.
+		resident := residentPages(t, f, 1<<20, 1<<20)
+		f.Close()
+		if cold && resident != 0 {
+			t.Errorf("cold shard: %d pages of its second MiB in the page cache, want none", resident)
+		}
+		if !cold && resident == 0 {
+			// Not a failure of the code: the check itself would be blind.
+			t.Logf("warm shard: no page of its second MiB in the page cache")
 		}
 	}
-	n, b, err := s.Usage()
-	if n != 1 || b != l.ShardFileSize() || err != nil {
-		t.Fatalf("usage %d %d %v", n, b, err)
+}
+
+// residentPages counts the pages of [off, off+n) of f in the page cache.
+func residentPages(t *testing.T, f *os.File, off, n int64) int {
+	t.Helper()
+	m, err := syscall.Mmap(int(f.Fd()), off, int(n), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer syscall.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (n+page-1)/page)
+	if _, _, e := syscall.Syscall(syscall.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(n), uintptr(unsafe.Pointer(&vec[0]))); e != 0 {
+		t.Fatal(e)
+	}
+	c := 0
+	for _, v := range vec {
+		c += int(v & 1)
+	}
+	return c
 }
 
 func TestReceiveRefusesBadStreams(t *testing.T) {
@@ -126,16 +214,40 @@ func TestReceiveRefusesBadStreams(t *testing.T) {
 		{"disk full", testID, 1, &failAfter{bytes.NewReader(good[:40]), syscall.ENOSPC}, ErrNoSpace},
 		{"sender gone", testID, 1, &failAfter{bytes.NewReader(good[:40]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := s.Receive(context.Background(), tc.id, tc.index, tc.r)
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("err %v, want %v", err, tc.wantErr)
-			}
-			if n := files(t, dir); n != 0 {
-				t.Fatalf("%d files left behind", n)
-			}
-		})
+	big := stream(t, testID, 1, bigLayout)
+	cases = append(cases,
+		struct {
+			name    string
+			id      string
+			index   int
+			r       io.Reader
+			wantErr error
+		}{"sender gone after whole blocks", testID, 1, &failAfter{bytes.NewReader(big[:3<<19]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
+		struct {
+			name    string
+			id      string
+			index   int
+			r       io.Reader
+			wantErr error
+		}{"big, truncated", testID, 1, bytes.NewReader(big[:len(big)-30]), ErrBadShard},
+	)
+	for _, cold := range []bool{false, true} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s cold=%v", tc.name, cold), func(t *testing.T) {
+				if sk, ok := tc.r.(io.Seeker); ok {
+					sk.Seek(0, io.SeekStart)
+				} else if f, ok := tc.r.(*failAfter); ok {
+					f.r.(io.Seeker).Seek(0, io.SeekStart)
+				}
+				_, err := s.Receive(context.Background(), tc.id, tc.index, cold, tc.r)
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				if n := files(t, dir); n != 0 {
+					t.Fatalf("%d files left behind", n)
+				}
+			})
+		}
 	}
 }
 
@@ -243,7 +355,7 @@ func TestPackedShards(t *testing.T) {
 		t.Fatal("packed shard lost on reopen")
 	}
 	l := erasure.Layout{Scheme: erasure.Scheme{K: 1, M: 1}, BlockSize: len(data), Size: int64(len(data))}
-	if _, err := s.Receive(context.Background(), testID, 1, bytes.NewReader(stream(t, testID, 1, l))); err != nil {
+	if _, err := s.Receive(context.Background(), testID, 1, false, bytes.NewReader(stream(t, testID, 1, l))); err != nil {
 		t.Fatal(err)
 	}
 	if path, _, _, err := s.Locate(testID, 1); err != nil || !strings.HasSuffix(path, testID+".1") {
@@ -325,7 +437,7 @@ func TestSection(t *testing.T) {
 	}
 	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
 	whole := stream(t, testID, 2, l)
-	if _, err := s.Receive(context.Background(), testID, 2, bytes.NewReader(whole)); err != nil {
+	if _, err := s.Receive(context.Background(), testID, 2, false, bytes.NewReader(whole)); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Pack(testID, 1, image(t, testID, 1, []byte("packed bytes"))); err != nil {
@@ -356,5 +468,43 @@ func TestSection(t *testing.T) {
 			}
 		}
 		f.Close()
+	}
+}
+
+// A file system that takes O_DIRECT in fcntl but refuses the writes gets
+// the shard through the page cache, whole.
+func TestColdShardFallsBackWhenDirectRefused(t *testing.T) {
+	calls := 0
+	directWriteAt = func(f *os.File, b []byte, off int64) (int, error) {
+		calls++
+		return 0, syscall.EINVAL
+	}
+	defer func() { directWriteAt = (*os.File).WriteAt }()
+	s, err := OpenShardStore(t.TempDir(), StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, err := s.Receive(context.Background(), testID, 2, true, bytes.NewReader(stream(t, testID, 2, bigLayout)))
+	if err != nil || size != bigLayout.ShardFileSize() {
+		t.Fatalf("receive: %d %v", size, err)
+	}
+	if calls != 1 {
+		t.Fatalf("%d O_DIRECT writes tried, want 1 before falling back", calls)
+	}
+	f, err := s.Open(testID, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var obj [32]byte
+	hex.Decode(obj[:], []byte(testID))
+	sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: bigLayout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for st := range bigLayout.Stripes() {
+		if b, err := sr.ReadBlock(st, nil); err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, bigLayout.BlockLen(st))) {
+			t.Fatalf("block %d: %v", st, err)
+		}
 	}
 }

@@ -26,7 +26,8 @@ type PeerClient interface {
 	ReadIndex(ctx context.Context, addr string) (uint64, error)
 	// PutShard stores a shard stream (frames, then the header) as shard
 	// index of object id on the node at addr, durably when it returns nil.
-	PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error
+	// parity marks a shard read only when a data shard is lost.
+	PutShard(ctx context.Context, addr, id string, index int, parity bool, body io.Reader) error
 	// PutPacked stores shards of small objects in the packs of the node at
 	// addr, all of them durably when it returns nil.
 	PutPacked(ctx context.Context, addr string, shards []PackedShard) error

@@ -183,6 +183,7 @@ func newObjectID() string {
 // shardSink streams one shard file to one node.
 type shardSink struct {
 	index  int
+	parity bool // index >= K: read only when a data shard is lost
 	node   string
 	frames chan *[]byte
 	cancel context.CancelFunc
@@ -223,7 +224,7 @@ func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Sc
 			continue
 		}
 		sctx, cancel := context.WithCancel(ctx)
-		s := &shardSink{index: i, node: node, frames: make(chan *[]byte, framesInFlight), cancel: cancel, done: make(chan struct{})}
+		s := &shardSink{index: i, parity: i >= scheme.K, node: node, frames: make(chan *[]byte, framesInFlight), cancel: cancel, done: make(chan struct{})}
 		w.sinks[i] = s
 		go n.runSink(sctx, id, s)
 	}
@@ -245,7 +246,7 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 			pw.Close()
 		}
 	}()
-	err := n.putShard(ctx, s.node, id, s.index, pr)
+	err := n.putShard(ctx, s.node, id, s.index, s.parity, pr)
 	if errors.Is(err, ErrPeerUnreachable) && ctx.Err() == nil {
 		// A stream this push cancelled itself says nothing about the node.
 		n.markUnreachable(s.node)

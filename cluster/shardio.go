@@ -160,17 +160,18 @@ func (n *Node) recentlyUnreachable(id string) bool {
 }
 
 // putShard stores one shard stream on node: locally without a network hop,
-// else through the node's peer service.
-func (n *Node) putShard(ctx context.Context, node, id string, index int, r io.Reader) error {
+// else through the node's peer service. parity marks a shard read only when
+// a data shard is lost, which the node keeps out of its page cache.
+func (n *Node) putShard(ctx context.Context, node, id string, index int, parity bool, r io.Reader) error {
 	if node == n.cfg.ID {
-		_, err := n.ReceiveShard(ctx, id, index, r)
+		_, err := n.ReceiveShard(ctx, id, index, parity, r)
 		return err
 	}
 	m, ok := n.members.get(node)
 	if !ok || m.Meta.HTTP == "" {
 		return fmt.Errorf("node %s unknown to gossip", node)
 	}
-	err := n.cfg.Peers.PutShard(ctx, m.Meta.HTTP, id, index, r)
+	err := n.cfg.Peers.PutShard(ctx, m.Meta.HTTP, id, index, parity, r)
 	if err == nil {
 		n.markReached(node)
 	}
@@ -204,12 +205,13 @@ func (n *Node) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
 	wg.Wait()
 }
 
-// ReceiveShard stores a shard streamed by another node's push.
-func (n *Node) ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error) {
+// ReceiveShard stores a shard streamed by another node's push; a parity
+// shard is written around the page cache (chunk.ShardStore.Receive).
+func (n *Node) ReceiveShard(ctx context.Context, id string, index int, parity bool, r io.Reader) (int64, error) {
 	if err := n.checkSpace(); err != nil {
 		return 0, err
 	}
-	size, err := n.shards.Receive(ctx, id, index, r)
+	size, err := n.shards.Receive(ctx, id, index, parity, r)
 	if isNoSpace(err) {
 		n.disk.sawNoSpace()
 	}

@@ -348,11 +348,11 @@ func (f *failingPeers) PutPacked(ctx context.Context, addr string, shards []clus
 
 var errPlanted = errors.New("planted failure")
 
-func (f *failingPeers) PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error {
+func (f *failingPeers) PutShard(ctx context.Context, addr, id string, index int, parity bool, body io.Reader) error {
 	if f.failing(addr) {
 		body = io.MultiReader(io.LimitReader(body, f.after), errReader{})
 	}
-	return f.PeerClient.PutShard(ctx, addr, id, index, body)
+	return f.PeerClient.PutShard(ctx, addr, id, index, parity, body)
 }
 
 type errReader struct{}

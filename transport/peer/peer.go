@@ -37,7 +37,7 @@ const maxCommand = 8 << 20
 type Node interface {
 	ApplyForwarded(ctx context.Context, batch []byte) ([]fsm.Result, error)
 	LeaderReadIndex(ctx context.Context) (uint64, error)
-	ReceiveShard(ctx context.Context, id string, index int, r io.Reader) (int64, error)
+	ReceiveShard(ctx context.Context, id string, index int, parity bool, r io.Reader) (int64, error)
 	ReceivePacked(shards []cluster.PackedShard) error
 	OpenShard(ctx context.Context, id string, index int, off, n int64, after uint64) (io.ReadCloser, error)
 	RemoveShard(id string, index int) error
@@ -95,7 +95,7 @@ func Handler(node Node, clusterKey string) http.Handler {
 	mux.HandleFunc("PUT "+Prefix+"shards/{id}/{index}", func(w http.ResponseWriter, r *http.Request) {
 		id, i, err := shard(r)
 		if err == nil {
-			_, err = node.ReceiveShard(r.Context(), id, i, r.Body)
+			_, err = node.ReceiveShard(r.Context(), id, i, r.URL.Query().Get("parity") == "1", r.Body)
 		}
 		if err != nil {
 			writeErr(w, err)
@@ -286,8 +286,13 @@ func shardPath(id string, index int) string {
 
 // PutShard implements cluster.PeerClient. The body streams with chunked
 // encoding: its length is known only once the push has read its input.
-func (c *Client) PutShard(ctx context.Context, addr, id string, index int, body io.Reader) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+addr+shardPath(id, index), body)
+func (c *Client) PutShard(ctx context.Context, addr, id string, index int, parity bool, body io.Reader) error {
+	u := "http://" + addr + shardPath(id, index)
+	if parity {
+		// A query parameter, so a node of an older build just ignores it.
+		u += "?parity=1"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, u, body)
 	if err != nil {
 		return err
 	}
