@@ -125,13 +125,14 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 		w.abort()
 		return Stored{}, err
 	}
-	h := sha256.New()
+	h := newPipedHash()
+	defer h.Close()
 	size, err := enc.Encode(io.TeeReader(src, h), w.emit)
 	if err != nil {
 		w.abort()
 		return Stored{}, fmt.Errorf("store body after %d bytes: %w", size, err)
 	}
-	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil))
+	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum())
 	if err := checkDigest(digest, expect); err != nil {
 		w.abort()
 		return Stored{}, err
