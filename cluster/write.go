@@ -205,6 +205,11 @@ func (n *Node) leaderCall(ctx context.Context, what string, local func() error, 
 				return nil
 			}
 			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrPeerUnreachable) {
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					// The leader took the connection and never answered (a
+					// paused or overloaded process): retryable, not a 500.
+					return fmt.Errorf("%s: %w: the leader did not answer in time: %w", what, ErrNoLeader, err)
+				}
 				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
@@ -217,6 +222,9 @@ func (n *Node) leaderCall(ctx context.Context, what string, local func() error, 
 		n.log.Debug("retry on the leader", "call", what, "error", err)
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%s: %w: %w", what, ErrNoLeader, ctx.Err())
+			}
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}

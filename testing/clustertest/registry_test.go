@@ -2,12 +2,17 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/server"
 )
 
 type artifact struct {
@@ -337,5 +342,48 @@ func TestMembersAndSingleNode(t *testing.T) {
 	solo := New(t, 1, Options{})
 	if r := Upload(t, solo.Nodes[0].URL, "alone.txt", []byte("x")); r.Status != 201 {
 		t.Fatalf("single node push: %d %s", r.Status, r.Body)
+	}
+}
+
+// hangingLeader answers read-index calls only when the caller gives up, as
+// a leader that was paused (SIGSTOP) does: the connection is taken, no
+// answer comes.
+type hangingLeader struct {
+	cluster.PeerClient
+	hang atomic.Bool
+}
+
+func (h *hangingLeader) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+	if h.hang.Load() {
+		<-ctx.Done()
+		return 0, fmt.Errorf("read index from %s: %w", addr, ctx.Err())
+	}
+	return h.PeerClient.ReadIndex(ctx, addr)
+}
+
+// A read that needs a barrier the leader never answers is a retryable 503,
+// not a 500 (seen in the chaos suite's pause scenario).
+func TestBarrierOnSilentLeaderIs503(t *testing.T) {
+	hl := make([]*hangingLeader, 3)
+	c := New(t, 3, Options{Tune: func(i int, cfg *server.Config) {
+		cfg.WrapPeers = func(p cluster.PeerClient) cluster.PeerClient {
+			hl[i] = &hangingLeader{PeerClient: p}
+			return hl[i]
+		}
+	}})
+	f := (c.Leader() + 1) % 3
+	base := c.Nodes[f].URL
+	put(t, base, "before.txt", []byte("pushed before the leader went quiet"))
+	hl[f].hang.Store(true)
+	for _, path := range []string{"/api/v1/artifacts?prefix=before", "/artifacts/never-pushed.txt"} {
+		r := Do(t, http.MethodGet, base+path, nil, nil)
+		if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+			t.Fatalf("GET %s with a silent leader: %d %q (Retry-After %q), want 503 with Retry-After",
+				path, r.Status, r.Body, r.Header.Get("Retry-After"))
+		}
+	}
+	hl[f].hang.Store(false)
+	if r := Do(t, http.MethodGet, base+"/api/v1/artifacts?prefix=before", nil, nil); r.Status != http.StatusOK {
+		t.Fatalf("listing after the leader answers again: %d %q", r.Status, r.Body)
 	}
 }
