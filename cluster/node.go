@@ -105,6 +105,11 @@ type Node struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+	// Cleanup started by requests (background), which Shutdown waits for
+	// before closing the stores; after stopping is set none starts.
+	bgMu     sync.Mutex
+	bg       sync.WaitGroup
+	stopping bool
 }
 
 // New opens the node's data dir, starts raft and gossip, and joins the
@@ -222,9 +227,13 @@ func (n *Node) startRaft() error {
 // looks like a failure, and a restart with the same data dir rejoins.
 func (n *Node) Shutdown() {
 	n.stopOnce.Do(func() {
+		n.bgMu.Lock()
+		n.stopping = true
+		n.bgMu.Unlock()
 		n.cancel()
 		close(n.stop)
 		n.wg.Wait()
+		n.bg.Wait()
 		if n.gossip != nil {
 			_ = n.gossip.Shutdown()
 		}
@@ -280,6 +289,21 @@ func (n *Node) Ready() bool {
 // WaitReady blocks until Ready or ctx ends.
 func (n *Node) WaitReady(ctx context.Context) error {
 	return poll(ctx, 20*time.Millisecond, func() bool { return n.Ready() })
+}
+
+// background runs fn on its own goroutine with a context that ends when the
+// node stops, unless the node is stopping already.
+func (n *Node) background(fn func(ctx context.Context)) {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.stopping {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		fn(n.ctx)
+	}()
 }
 
 // runEvery calls fn every interval until the node stops, with a context

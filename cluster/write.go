@@ -82,28 +82,40 @@ func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, 
 // nothing behind. Object IDs are unique per push, so only this push's own
 // commit can reference them; when the commit's fate is unknown the check
 // runs after a read barrier, and without one the shards are left to GC.
+//
+// Only the check of a committed push runs before Release returns: the
+// deletion (and the barrier) go on in the background, so the client's answer
+// does not wait for them. Re-pushing 64 MiB that were stored already under
+// another name waited about 90 ms here, a third of the push.
 func (n *Node) Release(s Stored, committed bool) {
 	if s.Shared || s.Object.ID == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*n.electionTimeout())
-	defer cancel()
-	if !committed {
-		if err := n.Barrier(ctx); err != nil {
-			n.log.Debug("keep shards of a failed push for GC", "object", s.Object.ID, "error", err)
+	if committed {
+		obj, ok := n.fsm.Object(s.Digest)
+		if ok && obj.ID == s.Object.ID {
+			return
+		}
+		if !ok {
+			// Not applied here yet (see createdHere): garbage collection,
+			// which judges after a barrier, takes the shards if unreferenced.
 			return
 		}
 	}
-	obj, ok := n.fsm.Object(s.Digest)
-	if ok && obj.ID == s.Object.ID {
-		return
-	}
-	if !ok && committed {
-		// Not applied here yet (see createdHere): garbage collection,
-		// which judges after a barrier, takes the shards if unreferenced.
-		return
-	}
-	n.deleteShards(ctx, s.Object)
+	n.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
+		defer cancel()
+		if !committed {
+			if err := n.Barrier(ctx); err != nil {
+				n.log.Debug("keep shards of a failed push for GC", "object", s.Object.ID, "error", err)
+				return
+			}
+			if obj, ok := n.fsm.Object(s.Digest); ok && obj.ID == s.Object.ID {
+				return
+			}
+		}
+		n.deleteShards(ctx, s.Object)
+	})
 }
 
 // Push stores a body and binds it to a name.

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
@@ -297,6 +298,80 @@ func TestDedupStoresNoNewShards(t *testing.T) {
 	}
 }
 
+// gatedDeletes holds shard deletions until the gate opens.
+type gatedDeletes struct {
+	cluster.PeerClient
+	gate          chan struct{}
+	waiting, done atomic.Int32
+}
+
+func (g *gatedDeletes) DeleteShard(ctx context.Context, addr, id string, index int) error {
+	g.waiting.Add(1)
+	defer g.done.Add(1)
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.PeerClient.DeleteShard(ctx, addr, id, index)
+}
+
+// A push of bytes stored already answers before the shards it wrote are
+// deleted again: the cleanup is the node's business, not the client's.
+func TestDedupPushDoesNotWaitForCleanup(t *testing.T) {
+	g := &gatedDeletes{gate: make(chan struct{})}
+	c := New(t, 3, Options{Tune: func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.WrapPeers = func(p cluster.PeerClient) cluster.PeerClient {
+				g.PeerClient = p
+				return g
+			}
+		}
+	}})
+	body := bigBytes(6, 3<<20)
+	put(t, c.Nodes[1].URL, "first.bin", body)
+	before := shardBytes(c)
+	// Through node 0, whose deletions wait at the gate.
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(mustRequest(t, "PUT", c.Nodes[0].URL+"/artifacts/second.bin", body))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("second push: %v", err)
+		}
+		if n := g.done.Load(); n > 0 {
+			// Its deletions gave up (their deadline) before it answered.
+			t.Fatalf("the second push answered only after %d shard deletions ended", n)
+		}
+	case <-time.After(Wait()):
+		close(g.gate)
+		t.Fatal("the second push did not answer while the deletion of its shards waited")
+	}
+	Eventually(t, Wait(), func() error {
+		if g.waiting.Load() == 0 {
+			return fmt.Errorf("no deletion started")
+		}
+		return nil
+	})
+	close(g.gate)
+	Eventually(t, Wait(), func() error {
+		if after := shardBytes(c); after != before {
+			return fmt.Errorf("shard bytes %d, %d before the second push", after, before)
+		}
+		return nil
+	})
+	pullEverywhere(t, c, "second.bin", body)
+}
+
 // failingPeers breaks shard uploads to chosen nodes part way through.
 // waitNothingLeft checks that a failed push of name left no shard bytes
 // beyond before and is not visible.
@@ -505,4 +580,13 @@ func (p *noPing) Ping(ctx context.Context, addr string) error {
 		return fmt.Errorf("%w: planted", cluster.ErrPeerUnreachable)
 	}
 	return p.PeerClient.Ping(ctx, addr)
+}
+
+func mustRequest(t *testing.T, method, url string, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
