@@ -101,23 +101,7 @@ func TestReceiveAndRead(t *testing.T) {
 			if err != nil || size != l.ShardFileSize() {
 				t.Fatalf("receive: %d %v, want %d bytes", size, err, l.ShardFileSize())
 			}
-			f, err := s.Open(testID, 2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			var obj [32]byte
-			hex.Decode(obj[:], []byte(testID))
-			sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: l})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for st := range l.Stripes() {
-				b, err := sr.ReadBlock(st, nil)
-				if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, l.BlockLen(st))) {
-					t.Fatalf("block %d: %d bytes, %v", st, len(b), err)
-				}
-			}
+			checkBlocks(t, s, testID, 2, l)
 			n, b, err := s.Usage()
 			if n != 1 || b != l.ShardFileSize() || err != nil {
 				t.Fatalf("usage %d %d %v", n, b, err)
@@ -194,6 +178,7 @@ func TestReceiveRefusesBadStreams(t *testing.T) {
 	}
 	l := erasure.Layout{Scheme: erasure.Scheme{K: 2, M: 1}, BlockSize: 16, Size: 70}
 	good := stream(t, testID, 1, l)
+	big := stream(t, testID, 1, bigLayout)
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-10] ^= 1 // inside the header checksum's cover
 	cases := []struct {
@@ -213,24 +198,10 @@ func TestReceiveRefusesBadStreams(t *testing.T) {
 		{"index out of range", testID, 99, bytes.NewReader(good), ErrBadShard},
 		{"disk full", testID, 1, &failAfter{bytes.NewReader(good[:40]), syscall.ENOSPC}, ErrNoSpace},
 		{"sender gone", testID, 1, &failAfter{bytes.NewReader(good[:40]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
+		// Past whole O_DIRECT blocks when cold.
+		{"sender gone after whole blocks", testID, 1, &failAfter{bytes.NewReader(big[:3<<19]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
+		{"big, truncated", testID, 1, bytes.NewReader(big[:len(big)-30]), ErrBadShard},
 	}
-	big := stream(t, testID, 1, bigLayout)
-	cases = append(cases,
-		struct {
-			name    string
-			id      string
-			index   int
-			r       io.Reader
-			wantErr error
-		}{"sender gone after whole blocks", testID, 1, &failAfter{bytes.NewReader(big[:3<<19]), io.ErrUnexpectedEOF}, io.ErrUnexpectedEOF},
-		struct {
-			name    string
-			id      string
-			index   int
-			r       io.Reader
-			wantErr error
-		}{"big, truncated", testID, 1, bytes.NewReader(big[:len(big)-30]), ErrBadShard},
-	)
 	for _, cold := range []bool{false, true} {
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s cold=%v", tc.name, cold), func(t *testing.T) {
@@ -491,20 +462,28 @@ func TestColdShardFallsBackWhenDirectRefused(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("%d O_DIRECT writes tried, want 1 before falling back", calls)
 	}
-	f, err := s.Open(testID, 2)
+	checkBlocks(t, s, testID, 2, bigLayout)
+}
+
+// checkBlocks reads back every block of a shard stored from stream(t, id,
+// index, l) and checks it.
+func checkBlocks(t *testing.T, s *ShardStore, id string, index int, l erasure.Layout) {
+	t.Helper()
+	f, err := s.Open(id, index)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	var obj [32]byte
-	hex.Decode(obj[:], []byte(testID))
-	sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: 2, Layout: bigLayout})
+	hex.Decode(obj[:], []byte(id))
+	sr, err := erasure.NewShardReaderAt(f, erasure.Header{Object: obj, Index: index, Layout: l})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for st := range bigLayout.Stripes() {
-		if b, err := sr.ReadBlock(st, nil); err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, bigLayout.BlockLen(st))) {
-			t.Fatalf("block %d: %v", st, err)
+	for st := range l.Stripes() {
+		b, err := sr.ReadBlock(st, nil)
+		if err != nil || !bytes.Equal(b, bytes.Repeat([]byte{byte(st)}, l.BlockLen(st))) {
+			t.Fatalf("block %d: %d bytes, %v", st, len(b), err)
 		}
 	}
 }
