@@ -3,7 +3,6 @@ package cluster
 import (
 	"crypto/sha256"
 	"hash"
-	"sync"
 )
 
 // pipedHash is a SHA-256 that hashes on a goroutine of its own. A push's
@@ -19,12 +18,12 @@ type pipedHash struct {
 	closed bool
 }
 
+// Chunks come from the frame pool (getFrame): at least hashChunk bytes,
+// filled to their capacity before they are queued.
 const (
 	hashChunk  = 512 << 10
 	hashChunks = 2
 )
-
-var hashBufs = sync.Pool{New: func() any { b := make([]byte, 0, hashChunk); return &b }}
 
 func newPipedHash() *pipedHash {
 	p := &pipedHash{h: sha256.New(), work: make(chan *[]byte, hashChunks), done: make(chan struct{})}
@@ -32,8 +31,7 @@ func newPipedHash() *pipedHash {
 		defer close(p.done)
 		for b := range p.work {
 			p.h.Write(*b)
-			*b = (*b)[:0]
-			hashBufs.Put(b)
+			putFrame(b)
 		}
 	}()
 	return p
@@ -44,7 +42,7 @@ func (p *pipedHash) Write(b []byte) (int, error) {
 	n := len(b)
 	for len(b) > 0 {
 		if p.fill == nil {
-			p.fill = hashBufs.Get().(*[]byte)
+			p.fill = getFrame(hashChunk)
 		}
 		f := *p.fill
 		k := copy(f[len(f):cap(f)], b)
