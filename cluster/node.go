@@ -107,9 +107,10 @@ type Node struct {
 	stopOnce sync.Once
 	// Cleanup started by requests (background), which Shutdown waits for
 	// before closing the stores; after stopping is set none starts.
-	bgMu     sync.Mutex
-	bg       sync.WaitGroup
-	stopping bool
+	bgMu      sync.Mutex
+	bg        sync.WaitGroup
+	stopping  bool
+	bgRunning atomic.Int64 // for /metrics: a benchmark waits for zero
 }
 
 // New opens the node's data dir, starts raft and gossip, and joins the
@@ -300,8 +301,10 @@ func (n *Node) background(fn func(ctx context.Context)) {
 		return
 	}
 	n.bg.Add(1)
+	n.bgRunning.Add(1)
 	go func() {
 		defer n.bg.Done()
+		defer n.bgRunning.Add(-1)
 		fn(n.ctx)
 	}()
 }

@@ -40,9 +40,12 @@ type Stats struct {
 	CacheHits      int64 `json:"cache_hits"`
 	CacheBytes     int64 `json:"cache_bytes"`
 	PackFailures   int64 `json:"pack_failures"`
-	ShardFiles     int   `json:"shard_files"`
-	ShardBytes     int64 `json:"shard_bytes"`
-	DiskFree       int64 `json:"disk_free"`
+	// Cleanups counts deletions of a refused or deduplicated push's shards
+	// still running after its answer (Release).
+	Cleanups   int64 `json:"cleanups_running"`
+	ShardFiles int   `json:"shard_files"`
+	ShardBytes int64 `json:"shard_bytes"`
+	DiskFree   int64 `json:"disk_free"`
 }
 
 // Stats returns the node's counters and local shard usage.
@@ -65,6 +68,7 @@ func (n *Node) Stats() Stats {
 		CacheHits:      n.stats.cacheHits.Load(),
 		CacheBytes:     cached,
 		PackFailures:   n.stats.packFailed.Load(),
+		Cleanups:       n.bgRunning.Load(),
 		ShardFiles:     files,
 		ShardBytes:     bytes,
 		DiskFree:       free,

@@ -356,6 +356,9 @@ func TestDedupPushDoesNotWaitForCleanup(t *testing.T) {
 		close(g.gate)
 		t.Fatal("the second push did not answer while the deletion of its shards waited")
 	}
+	if n := c.Nodes[0].Srv.Node.Stats().Cleanups; n != 1 {
+		t.Fatalf("%d cleanups running while the deletion waits, want 1", n)
+	}
 	Eventually(t, Wait(), func() error {
 		if g.waiting.Load() == 0 {
 			return fmt.Errorf("no deletion started")
@@ -363,6 +366,12 @@ func TestDedupPushDoesNotWaitForCleanup(t *testing.T) {
 		return nil
 	})
 	close(g.gate)
+	Eventually(t, Wait(), func() error {
+		if n := c.Nodes[0].Srv.Node.Stats().Cleanups; n != 0 {
+			return fmt.Errorf("%d cleanups still running", n)
+		}
+		return nil
+	})
 	Eventually(t, Wait(), func() error {
 		if after := shardBytes(c); after != before {
 			return fmt.Errorf("shard bytes %d, %d before the second push", after, before)

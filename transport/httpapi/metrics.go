@@ -57,6 +57,7 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "# HELP pier_cache_hits_total Small-object reads served from memory.\n# TYPE pier_cache_hits_total counter\npier_cache_hits_total %d\n", st.CacheHits)
 	fmt.Fprintf(w, "# HELP pier_cache_bytes Content held by the small-object cache.\n# TYPE pier_cache_bytes gauge\npier_cache_bytes %d\n", st.CacheBytes)
 	fmt.Fprintf(w, "# HELP pier_pack_failures_total Copies carried in raft entries (logs from older builds) this node failed to pack (they are rebuilt by repair).\n# TYPE pier_pack_failures_total counter\npier_pack_failures_total %d\n", st.PackFailures)
+	fmt.Fprintf(w, "# HELP pier_cleanups_running Deletions of refused or deduplicated pushes' shards still running after their answer.\n# TYPE pier_cleanups_running gauge\npier_cleanups_running %d\n", st.Cleanups)
 	status := a.reg.Status()
 	fmt.Fprintf(w, "# HELP pier_objects_by_redundancy Objects by redundancy state.\n# TYPE pier_objects_by_redundancy gauge\n")
 	for _, r := range []cluster.Redundancy{cluster.Full, cluster.Degraded, cluster.AtRisk, cluster.Unavailable} {

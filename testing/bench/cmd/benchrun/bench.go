@@ -35,6 +35,9 @@ type bench struct {
 	push, pull *pierNode
 	work       string
 	step       func(string, ...any)
+	// cleanupWait sums the waits for Pier's deletions of deduplicated
+	// re-pushes' shards before timed transfers (waitCleanups).
+	cleanupWait time.Duration
 }
 
 // limit bounds one transfer of size bytes: 30 s plus 10 MB/s.
@@ -48,6 +51,7 @@ func (b *bench) transfers(f *testFile) error {
 	size := fmtBytes(f.size)
 	var ngPut, prPut, ngGet, prGet sample
 	var ngPutCPU, prPutCPU, ngGetCPU, prGetCPU cpuUse
+	waitedBefore := b.cleanupWait
 	for i := 1; i <= f.reps; i++ {
 		name := fmt.Sprintf("bench/%s-%d.bin", f.label, i)
 		b.step("PUT %s (%d/%d) to nginx and pier %s", size, i, f.reps, b.push.id)
@@ -86,6 +90,8 @@ func (b *bench) transfers(f *testFile) error {
 	b.rep.note("%s server CPU: push: %s; pier %s. Pull: %s; pier %s",
 		size, ngPutCPU.String("nginx"), prPutCPU.String("node"), ngGetCPU.String("nginx"), prGetCPU.String("node"))
 	b.rep.note("%s pulls: pier %s holds %s", size, b.pull.id, shardRole(b.pull, f.size))
+	b.rep.note("%s: waited %s in all, before timed transfers, for Pier to finish deleting the shards of re-pushes of bytes it had (answered already; not in any timing)",
+		size, (b.cleanupWait - waitedBefore).Round(time.Millisecond))
 
 	b.step("checking the SHA-256 of %s pulled from pier %s and nginx", size, b.pull.id)
 	if err := verifyGet(b.ctx, b.pull.base+f.pierPath, f.size, f.digest, limit(f.size)); err != nil {
@@ -101,6 +107,7 @@ func (b *bench) transfers(f *testFile) error {
 // Dirty pages are flushed first (untimed), so that what nginx writes
 // without fsync is not written back during Pier's turn, or the reverse.
 func (b *bench) timed(u *cpuUse, s *sample, fn func() (time.Duration, error)) error {
+	b.cleanupWait += b.waitCleanups()
 	syscall.Sync()
 	return b.measure(u, func() error {
 		d, err := fn()
@@ -202,6 +209,7 @@ func (b *bench) smallObjects() error {
 		b.step("wrk %s: %d connections for %s", r.what, r.conns, dur)
 		var res wrkResult
 		var use cpuUse
+		b.cleanupWait += b.waitCleanups()
 		syscall.Sync()
 		err := b.measure(&use, func() (err error) {
 			res, err = runWrk(b.ctx, b.work, r.script, t, r.conns, dur, r.url, r.prefix, r.arg)
