@@ -267,6 +267,17 @@ func (s *ShardStore) path(id string, index int) (string, error) {
 	return filepath.Join(s.dir, id[:2], id+"."+strconv.Itoa(index)), nil
 }
 
+// copyBuffered writes prefix and then everything r yields to the empty
+// file f, through the page cache, and returns the bytes read from r.
+func copyBuffered(f *os.File, prefix []byte, r io.Reader) (int64, error) {
+	if _, err := f.Write(prefix); err != nil {
+		return 0, err
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	return io.CopyBuffer(f, r, *bp)
+}
+
 // Receive stores shard index of object id from a stream of its frames
 // followed by its 64-byte header. The header comes last because the object's
 // size is known only once the whole body has been read. The shard is
@@ -293,19 +304,12 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, cold boo
 			os.Remove(f.Name())
 		}
 	}()
-	// Room for the header, written in place once it arrives.
-	placeholder := make([]byte, erasure.HeaderSize)
-	var n int64
+	copyIn := copyBuffered
 	if cold {
-		n, err = copyDirect(f, placeholder, ctxReader{ctx, r})
-	} else {
-		if _, err := f.Write(placeholder); err != nil {
-			return 0, fmt.Errorf("write shard %s.%d: %w", id, index, classify(err))
-		}
-		bp := bufPool.Get().(*[]byte)
-		n, err = io.CopyBuffer(f, ctxReader{ctx, r}, *bp)
-		bufPool.Put(bp)
+		copyIn = copyDirect
 	}
+	// Room for the header, written in place once it arrives.
+	n, err := copyIn(f, make([]byte, erasure.HeaderSize), ctxReader{ctx, r})
 	if err != nil {
 		return 0, fmt.Errorf("receive shard %s.%d after %d bytes: %w", id, index, n, classify(err))
 	}

@@ -103,12 +103,11 @@ func (b *bench) transfers(f *testFile) error {
 	return nil
 }
 
-// timed runs one transfer, adding its duration to s and the servers' CPU to u.
-// Dirty pages are flushed first (untimed), so that what nginx writes
-// without fsync is not written back during Pier's turn, or the reverse.
+// timed runs one transfer, adding its duration to s and the servers' CPU to u,
+// after the servers settle (untimed): what nginx writes without fsync is
+// not written back during Pier's turn, nor Pier's cleanups run in nginx's.
 func (b *bench) timed(u *cpuUse, s *sample, fn func() (time.Duration, error)) error {
-	b.cleanupWait += b.waitCleanups()
-	syscall.Sync()
+	b.settle()
 	return b.measure(u, func() error {
 		d, err := fn()
 		if err == nil {
@@ -116,6 +115,14 @@ func (b *bench) timed(u *cpuUse, s *sample, fn func() (time.Duration, error)) er
 		}
 		return err
 	})
+}
+
+// settle comes before every measurement: it waits for Pier's cleanups
+// (waitCleanups) and flushes dirty pages, so that neither server's leftover
+// work lands in the other's turn.
+func (b *bench) settle() {
+	b.cleanupWait += b.waitCleanups()
+	syscall.Sync()
 }
 
 // objectBody is small object i: random bytes, the same for both targets.
@@ -209,8 +216,7 @@ func (b *bench) smallObjects() error {
 		b.step("wrk %s: %d connections for %s", r.what, r.conns, dur)
 		var res wrkResult
 		var use cpuUse
-		b.cleanupWait += b.waitCleanups()
-		syscall.Sync()
+		b.settle()
 		err := b.measure(&use, func() (err error) {
 			res, err = runWrk(b.ctx, b.work, r.script, t, r.conns, dur, r.url, r.prefix, r.arg)
 			return err
