@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -14,6 +15,11 @@ import (
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/fsm"
 )
+
+// InsecureClusterKey is the key of a node started with --insecure: it is
+// public (it is written here), so such a cluster keeps out no one. It
+// exists so that insecure mode runs the same code as a keyed cluster.
+const InsecureClusterKey = "pier-insecure-well-known-cluster-key"
 
 // PeerClient is how a node reaches another node's peer service. cmd injects
 // the HTTP implementation from transport; tests may inject others.
@@ -68,8 +74,14 @@ type Config struct {
 	// BootstrapExpect > 0 makes the node bootstrap raft once it sees that
 	// many members of its datacenter.
 	BootstrapExpect int
-	// ClusterKey, when set, encrypts gossip and authenticates peer calls.
+	// ClusterKey is the secret every node of the cluster holds: gossip is
+	// encrypted with it, and transport derives the TLS identities of raft
+	// and the peer service from it. Required; InsecureClusterKey is the
+	// well-known stand-in for trials.
 	ClusterKey string
+	// AcceptKeys are further keys whose gossip this node reads but does not
+	// send with: the middle steps of a key rotation.
+	AcceptKeys []string
 
 	// RaftTransport carries raft traffic; its LocalAddr is advertised.
 	RaftTransport raft.Transport
@@ -165,6 +177,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Peers == nil {
 		errs = append(errs, errors.New("peer client is required"))
+	}
+	if c.ClusterKey == "" || slices.Contains(c.AcceptKeys, "") {
+		errs = append(errs, errors.New("a cluster key is required (or an explicit insecure mode)"))
 	}
 	if c.BootstrapExpect < 0 {
 		errs = append(errs, errors.New("bootstrap-expect must not be negative"))

@@ -180,17 +180,35 @@ func (n *Node) startGossip() error {
 	mc.Delegate, mc.Events = d, d
 	mc.Logger = n.log.Named("gossip").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	mc.LogOutput = nil
-	if n.cfg.ClusterKey != "" {
-		// memberlist wants an AES key; any passphrase becomes one.
-		k := sha256.Sum256([]byte("pier-gossip:" + n.cfg.ClusterKey))
-		mc.SecretKey = k[:]
+	// memberlist encrypts with the primary key and reads with any of the
+	// ring; GossipVerifyIncoming (its default) drops plain packets.
+	ring, err := memberlist.NewKeyring(gossipKeys(n.cfg.AcceptKeys), gossipKey(n.cfg.ClusterKey))
+	if err != nil {
+		return fmt.Errorf("gossip keyring: %w", err)
 	}
+	mc.Keyring = ring
+	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start gossip on %s: %w", n.cfg.GossipBind, err)
 	}
 	n.gossip = ml
 	return nil
+}
+
+// gossipKey turns a cluster key into memberlist's AES-256 key; any
+// passphrase becomes one.
+func gossipKey(clusterKey string) []byte {
+	k := sha256.Sum256([]byte("pier-gossip:" + clusterKey))
+	return k[:]
+}
+
+func gossipKeys(clusterKeys []string) [][]byte {
+	out := make([][]byte, len(clusterKeys))
+	for i, k := range clusterKeys {
+		out[i] = gossipKey(k)
+	}
+	return out
 }
 
 func splitHostPort(addr string) (string, int, error) {

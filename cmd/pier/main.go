@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,6 +128,11 @@ func commands() []*command {
 			summary: "exit 0 when a node is ready",
 			help:    "Checks one node's /readyz and exits 0 if it is ready, 1 if not: a container health check.",
 			setup:   (*cli).healthCmd},
+		{name: "keygen", args: "",
+			summary: "print a new random cluster key",
+			help: "Prints 32 random bytes in base64: a value for `pier serve --cluster-key` (every node of a\n" +
+				"cluster needs the same key; README: Running nodes).",
+			setup: (*cli).keygenCmd},
 		{name: "version", args: "",
 			summary: "print the version",
 			help:    "Prints pier's version.",
@@ -389,6 +396,18 @@ func gitHeadCommit(ctx context.Context) string {
 		return ""
 	}
 	return f[1]
+}
+
+func (c *cli) keygenCmd(fs *flag.FlagSet) func(context.Context, []string) error {
+	return func(_ context.Context, args []string) error {
+		if len(args) != 0 {
+			return usagef("keygen takes no arguments")
+		}
+		key := make([]byte, 32)
+		_, _ = rand.Read(key) // crypto/rand.Read never fails
+		fmt.Fprintln(c.stdout, base64.StdEncoding.EncodeToString(key))
+		return nil
+	}
 }
 
 func (c *cli) versionCmd(fs *flag.FlagSet) func(context.Context, []string) error {

@@ -28,8 +28,8 @@ type serveFlags struct {
 	httpAddr, gossipAddr, raftAddr, adverts string
 	join                                    string
 	bootstrapExpect                         int
-	clusterKey, logLevel                    string
-	logJSON                                 bool
+	clusterKey, acceptKeys, logLevel        string
+	insecure, logJSON                       bool
 	maxObjectSize                           int64
 	ec                                      string
 	repairAfter                             time.Duration
@@ -53,7 +53,9 @@ func runServe(args []string) error {
 	fs.StringVar(&f.adverts, "advertise", "", "IP or host other nodes use to reach this one, when binding 0.0.0.0")
 	fs.StringVar(&f.join, "join", "", "comma-separated gossip addresses of existing members")
 	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", -1, "bootstrap raft once this many nodes are seen; 0 never bootstraps and waits to be joined (default: 1 without --join, else 0)")
-	fs.StringVar(&f.clusterKey, "cluster-key", "", "shared secret for gossip encryption and peer calls")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "the cluster's shared secret (`pier keygen` makes one): encrypts and authenticates gossip, raft and peer calls; required unless --insecure")
+	fs.StringVar(&f.acceptKeys, "cluster-key-accept", "", "comma-separated further keys accepted from peers but not sent with, for rotating the key (README: Running nodes)")
+	fs.BoolVar(&f.insecure, "insecure", false, "run without a cluster key: ANYONE who can reach the node's ports can join, read and write; for local trials only")
 	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
 	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in bytes (0: no limit)")
@@ -138,6 +140,10 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			f.bootstrapExpect = 1
 		}
 	}
+	key, accept, err := f.keys(log)
+	if err != nil {
+		return server.Config{}, err
+	}
 	var ec erasure.Scheme
 	if f.ec != "" {
 		var err error
@@ -164,12 +170,36 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 		Node: cluster.Config{
 			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,
-			Join: join, BootstrapExpect: f.bootstrapExpect, ClusterKey: f.clusterKey,
+			Join: join, BootstrapExpect: f.bootstrapExpect,
+			ClusterKey: key, AcceptKeys: accept,
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
 			MinFree: f.minFree, CacheSize: f.cacheSize, InlineSize: f.inlineSize,
 		},
 	}, nil
+}
+
+// keys returns the key to send with and the further keys to accept.
+func (f serveFlags) keys(log hclog.Logger) (string, []string, error) {
+	var accept []string
+	for _, k := range strings.Split(f.acceptKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			accept = append(accept, k)
+		}
+	}
+	switch {
+	case f.insecure && (f.clusterKey != "" || len(accept) > 0):
+		return "", nil, errors.New("--insecure and --cluster-key exclude each other")
+	case f.insecure:
+		log.Warn("INSECURE MODE (--insecure): node-to-node traffic uses a publicly known key; anyone who can reach this node's ports can join the cluster, read every artifact and change anything. Never use this outside a trial on one machine")
+		return cluster.InsecureClusterKey, nil, nil
+	case f.clusterKey == "":
+		return "", nil, errors.New("no cluster key: set --cluster-key (or PIER_CLUSTER_KEY) to the secret every node of the cluster shares, e.g. one made by `pier keygen`; --insecure runs without one, open to anyone on the network")
+	}
+	if len(f.clusterKey) < 16 {
+		log.Warn("the cluster key is shorter than 16 bytes: easy to guess; `pier keygen` makes a 32-byte one")
+	}
+	return f.clusterKey, accept, nil
 }
 
 // advertiseAddr returns the address peers should dial for a bind address:

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -91,40 +90,27 @@ func (f *fakeNode) ReceivePacked(shards []cluster.PackedShard) error {
 
 func TestPackedEndpoint(t *testing.T) {
 	node := &fakeNode{}
-	srv := httptest.NewServer(Handler(node, "key"))
-	defer srv.Close()
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	addr, c := serve(t, node, "key")
 	shards := []cluster.PackedShard{{ID: id1, Index: 0, Image: []byte("a")}, {ID: id2, Index: 1, Image: []byte("bb")}}
-	if err := NewClient("key").PutPacked(context.Background(), addr, shards); err != nil {
+	if err := c.PutPacked(context.Background(), addr, shards); err != nil {
 		t.Fatal(err)
 	}
 	if len(node.got) != 2 || string(node.got[1].Image) != "bb" || node.got[1].ID != id2 {
 		t.Fatalf("node got %+v", node.got)
 	}
-	// A malformed body is refused before the node sees anything, and so is
-	// a call without the cluster key.
+	// A malformed body is refused before the node sees anything.
 	node.got = nil
 	bp, _ := packedBody(shards)
 	body := *bp
-	for _, tc := range []struct {
-		key  string
-		body []byte
-		want int
-	}{
-		{credential("key"), body[:len(body)-1], http.StatusBadRequest},
-		{"", body, http.StatusForbidden},
-	} {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+Prefix+"packed", bytes.NewReader(tc.body))
-		req.Header.Set(keyHeader, tc.key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Fatalf("status %d (%s), want %d", resp.StatusCode, msg, tc.want)
-		}
+	req, _ := http.NewRequest(http.MethodPost, "https://"+addr+Prefix+"packed", bytes.NewReader(body[:len(body)-1]))
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d (%s), want 400", resp.StatusCode, msg)
 	}
 	if len(node.got) != 0 {
 		t.Fatalf("node got %d shards from refused calls", len(node.got))

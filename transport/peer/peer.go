@@ -1,13 +1,14 @@
 // Package peer is the node-to-node service: forwarded raft writes, read
-// barriers and object reads. It rides on the node's HTTP server under
-// /internal/, and every call carries the cluster credential.
+// barriers and object reads. It shares the node's HTTP port with the public
+// API but is served only over mutual TLS under the cluster key (see
+// transport/clustertls): a caller without the key never completes a
+// handshake, so it can call nothing.
 package peer
 
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,8 +28,6 @@ import (
 // Prefix is where the peer service is mounted.
 const Prefix = "/internal/v1/"
 
-const keyHeader = "X-Pier-Cluster-Key"
-
 // maxCommand bounds a forwarded batch of raft commands: a follower
 // forwards at most 4 MiB of commands at once.
 const maxCommand = 8 << 20
@@ -44,19 +43,11 @@ type Node interface {
 	Stats() cluster.Stats
 }
 
-// credential turns the cluster key into the header value. Hashing keeps the
-// raw key out of any proxy log that records headers.
-func credential(key string) string {
-	if key == "" {
-		return ""
-	}
-	h := sha256.Sum256([]byte("pier-peer:" + key))
-	return fmt.Sprintf("%x", h)
-}
-
-// Handler serves the peer service for node.
-func Handler(node Node, clusterKey string) http.Handler {
-	want := credential(clusterKey)
+// Handler serves the peer service for node. It answers only requests that
+// arrived over TLS with a verified client certificate: the listener
+// enforces that, and the check here keeps a wiring mistake from exposing
+// the service.
+func Handler(node Node) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+Prefix+"apply", func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxCommand+1))
@@ -156,8 +147,8 @@ func Handler(node Node, clusterKey string) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get(keyHeader)), []byte(want)) != 1 {
-			httpError(w, http.StatusForbidden, "peer call without the cluster credential")
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			httpError(w, http.StatusForbidden, "the peer service answers only nodes holding the cluster key, over TLS")
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -193,14 +184,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Client calls other nodes' peer services. It implements cluster.PeerClient.
 type Client struct {
-	hc   *http.Client
-	cred string
+	hc *http.Client
 }
 
 var _ cluster.PeerClient = (*Client)(nil)
 
-// NewClient returns a client that presents clusterKey's credential.
-func NewClient(clusterKey string) *Client {
+// NewClient returns a client that dials other nodes with tlsConfig, which
+// carries this node's certificate and the CAs it trusts.
+func NewClient(tlsConfig *tls.Config) *Client {
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   64,
@@ -209,23 +200,24 @@ func NewClient(clusterKey string) *Client {
 		// A request body that fits behind its headers is copied into the
 		// buffer; a larger one goes through the connection's ReadFrom,
 		// which allocates 32 KiB per request for a body in memory.
-		WriteBufferSize: 64 << 10,
+		WriteBufferSize:     64 << 10,
+		TLSClientConfig:     tlsConfig,
+		TLSHandshakeTimeout: 5 * time.Second,
 	}
-	return &Client{hc: &http.Client{Transport: tr}, cred: credential(clusterKey)}
+	return &Client{hc: &http.Client{Transport: tr}}
 }
 
 func (c *Client) do(ctx context.Context, method, addr, path string, body []byte) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, "https://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	return c.send(req, addr)
 }
 
-// send adds the credential, sends, and turns an error answer into an error
+// send sends and turns an error answer into an error
 // wrapping the matching sentinel.
 func (c *Client) send(req *http.Request, addr string) (*http.Response, error) {
-	req.Header.Set(keyHeader, c.cred)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		if ctxErr := req.Context().Err(); ctxErr != nil {
@@ -287,7 +279,7 @@ func shardPath(id string, index int) string {
 // PutShard implements cluster.PeerClient. The body streams with chunked
 // encoding: its length is known only once the push has read its input.
 func (c *Client) PutShard(ctx context.Context, addr, id string, index int, parity bool, body io.Reader) error {
-	u := "http://" + addr + shardPath(id, index)
+	u := "https://" + addr + shardPath(id, index)
 	if parity {
 		// A query parameter, so a node of an older build just ignores it.
 		u += "?parity=1"

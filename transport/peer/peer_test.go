@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"io"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -33,10 +32,7 @@ func (s *shardNode) Stats() cluster.Stats { return cluster.Stats{} }
 // around its page cache.
 func TestPutShardCarriesParity(t *testing.T) {
 	node := &shardNode{got: map[int]bool{}}
-	srv := httptest.NewServer(Handler(node, "key"))
-	defer srv.Close()
-	c := NewClient("key")
-	addr := strings.TrimPrefix(srv.URL, "http://")
+	addr, c := serve(t, node, "key")
 	for i, parity := range []bool{false, false, true} {
 		if err := c.PutShard(t.Context(), addr, id1, i, parity, strings.NewReader("frames and header")); err != nil {
 			t.Fatal(err)

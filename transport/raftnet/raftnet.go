@@ -2,6 +2,8 @@
 package raftnet
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/transport/clustertls"
 )
 
 // maxPool is the number of idle connections kept per peer; raft pipelines
@@ -17,24 +21,67 @@ import (
 const maxPool = 3
 
 // New listens on bind and advertises advertise (host:port; empty means bind)
-// to the other servers.
-func New(bind, advertise string, timeout time.Duration, logger hclog.Logger) (*Transport, error) {
+// to the other servers. Every connection is mutual TLS under creds: a peer
+// without a certificate signed under the cluster key cannot complete a
+// handshake, so it never reaches raft (no append, no vote, no snapshot).
+func New(bind, advertise string, timeout time.Duration, creds *clustertls.Credentials, logger hclog.Logger) (*Transport, error) {
 	if advertise == "" {
 		advertise = bind
 	}
-	adv, err := net.ResolveTCPAddr("tcp", advertise)
-	if err != nil {
-		return nil, fmt.Errorf("resolve raft advertise address %q: %w", advertise, err)
-	}
-	if adv.IP == nil || adv.IP.IsUnspecified() {
-		return nil, fmt.Errorf("raft advertise address %q is not a routable IP: set --advertise", advertise)
-	}
-	t, err := raft.NewTCPTransportWithLogger(bind, adv, maxPool, timeout, logger)
+	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("listen for raft on %s: %w", bind, err)
 	}
+	if advertise == bind {
+		// A bind to port 0 advertises the port it got.
+		if _, port, _ := net.SplitHostPort(bind); port == "0" {
+			advertise = ln.Addr().String()
+		}
+	}
+	adv, err := net.ResolveTCPAddr("tcp", advertise)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("resolve raft advertise address %q: %w", advertise, err)
+	}
+	if adv.IP == nil || adv.IP.IsUnspecified() {
+		ln.Close()
+		return nil, fmt.Errorf("raft advertise address %q is not a routable IP: set --advertise", advertise)
+	}
+	log := logger.Named("tls")
+	layer := &streamLayer{
+		Listener: clustertls.Listener(ln, creds.Server(), func(addr net.Addr, err error) {
+			log.Warn("refused a raft connection without the cluster key", "remote", addr, "error", err)
+		}),
+		adv:    adv,
+		client: creds.Client(),
+	}
+	t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  layer,
+		MaxPool: maxPool,
+		Timeout: timeout,
+		Logger:  logger,
+	})
 	return &Transport{NetworkTransport: t, pipes: map[raft.ServerID]pipe{}}, nil
 }
+
+// streamLayer is raft's network over mutual TLS.
+type streamLayer struct {
+	net.Listener
+	adv    net.Addr
+	client *tls.Config
+}
+
+// Dial implements raft.StreamLayer.
+func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: l.client}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return d.DialContext(ctx, "tcp", string(address))
+}
+
+// Addr implements net.Listener: the advertised address, which raft hands
+// to its peers.
+func (l *streamLayer) Addr() net.Addr { return l.adv }
 
 // Transport is raft's TCP transport with one fix. A leader streams appends
 // to a follower over a pipeline that lives until it fails; when raft learns

@@ -1,21 +1,26 @@
 // Package server assembles one node: the raft network layer, the cluster
-// node, the peer service and the public API on one HTTP listener. cmd/pier
+// node, and on one HTTP port both the public API (plain HTTP) and the peer
+// service (mutual TLS under the cluster key; the port tells the two apart
+// by a connection's first byte). cmd/pier
 // and the in-process test harness both start nodes through it.
 package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/clustertls"
 	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/peer"
 	"github.com/pier-registry/pier/transport/raftnet"
@@ -44,9 +49,10 @@ type Config struct {
 // Server is a running node.
 type Server struct {
 	Node *cluster.Node
-	http *http.Server
+	http *http.Server // the public API
+	peer *http.Server // the peer service, over TLS
 	ln   net.Listener
-	done chan struct{}
+	wg   sync.WaitGroup // the two Serve loops
 	log  hclog.Logger
 }
 
@@ -73,14 +79,19 @@ func Start(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("http advertise address: %w", err)
 	}
-	rt, err := raftnet.New(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTimeout, log.Named("raft-net"))
+	creds, err := clustertls.New(cfg.Node.ID, cfg.Node.ClusterKey, cfg.Node.AcceptKeys...)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("cluster TLS: %w", err)
+	}
+	rt, err := raftnet.New(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTimeout, creds, log.Named("raft-net"))
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	cfg.Node.HTTPAddr = adv
 	cfg.Node.RaftTransport = rt
-	cfg.Node.Peers = peer.NewClient(cfg.Node.ClusterKey)
+	cfg.Node.Peers = peer.NewClient(creds.Client())
 	if cfg.WrapPeers != nil {
 		cfg.Node.Peers = cfg.WrapPeers(cfg.Node.Peers)
 	}
@@ -91,41 +102,54 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	api := httpapi.New(node, log.Named("http"))
-	peers := peer.Handler(node, cfg.Node.ClusterKey)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, peer.Prefix):
-			peers.ServeHTTP(w, r)
+			// Peer calls come over TLS, to the other server below.
+			writeError(w, http.StatusForbidden, "the peer service answers only nodes holding the cluster key, over TLS")
 		case cfg.Pprof && strings.HasPrefix(r.URL.Path, "/debug/pprof/"):
 			pprofHandler(w, r)
 		default:
 			api.ServeHTTP(w, r)
 		}
 	})
+	httpLog := log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	plain, secure := clustertls.Demux(ln)
+	tlsLog := log.Named("peer-tls")
 	s := &Server{
 		Node: node,
 		ln:   ln,
-		done: make(chan struct{}),
 		log:  log,
 		http: &http.Server{
 			Handler:           handler,
 			MaxHeaderBytes:    64 << 10,
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+			ErrorLog:          httpLog,
+		},
+		peer: &http.Server{
+			Handler:           peer.Handler(node),
+			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          httpLog,
 		},
 	}
-	go func() {
-		defer close(s.done)
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "error", err)
-		}
-	}()
-	if cfg.Node.ClusterKey == "" {
-		log.Warn("no cluster key: gossip is unencrypted and any client can call the peer service; set --cluster-key")
-	}
+	peerLn := clustertls.Listener(secure, creds.Server(), func(addr net.Addr, err error) {
+		tlsLog.Warn("refused a peer connection without the cluster key", "remote", addr, "error", err)
+	})
+	s.wg.Add(2)
+	go s.serve(s.http, plain)
+	go s.serve(s.peer, peerLn)
 	log.Info("node started", "id", cfg.Node.ID, "http", adv, "raft", rt.LocalAddr(), "gossip", cfg.Node.GossipAdvertise)
 	return s, nil
+}
+
+func (s *Server) serve(srv *http.Server, ln net.Listener) {
+	defer s.wg.Done()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+		s.log.Error("http server stopped", "error", err)
+	}
 }
 
 // HTTPAddr is the address the API listens on.
@@ -133,11 +157,16 @@ func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
 
 // Close drains HTTP requests for up to ctx's deadline, then stops the node.
 func (s *Server) Close(ctx context.Context) error {
+	// Peer calls keep flowing while public requests drain: a push in
+	// flight still needs its shards written and its command forwarded.
 	err := s.http.Shutdown(ctx)
 	if err != nil {
 		s.http.Close()
 	}
-	<-s.done
+	if perr := s.peer.Shutdown(ctx); perr != nil {
+		s.peer.Close()
+	}
+	s.wg.Wait()
 	s.Node.Shutdown()
 	return err
 }
@@ -146,7 +175,8 @@ func (s *Server) Close(ctx context.Context) error {
 // in-process test gets to SIGKILL.
 func (s *Server) Kill() {
 	s.http.Close()
-	<-s.done
+	s.peer.Close()
+	s.wg.Wait()
 	s.Node.Shutdown()
 }
 
@@ -165,6 +195,12 @@ func pprofHandler(w http.ResponseWriter, r *http.Request) {
 	default:
 		pprof.Index(w, r)
 	}
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 func routable(addr string) error {

@@ -1,0 +1,149 @@
+package clustertls
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// recordTypeHandshake is the first byte of every TLS connection (a
+// handshake record); no HTTP method starts with it.
+const recordTypeHandshake = 0x16
+
+// Demux splits the connections of one port in two by their first byte:
+// TLS (node-to-node calls, to be wrapped by Listener) and everything else
+// (the public plain-HTTP API). The first byte is read on a goroutine per
+// connection, bounded by HandshakeTimeout, so a silent client blocks no
+// one. Closing either listener closes ln.
+func Demux(ln net.Listener) (plain, secure net.Listener) {
+	d := &demux{ln: ln, done: make(chan struct{})}
+	d.plain = &half{d: d, conns: make(chan net.Conn)}
+	d.secure = &half{d: d, conns: make(chan net.Conn)}
+	go d.loop()
+	return d.plain, d.secure
+}
+
+type demux struct {
+	ln            net.Listener
+	plain, secure *half
+	done          chan struct{}
+	once          sync.Once
+	err           error
+}
+
+func (d *demux) loop() {
+	for {
+		c, err := d.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			d.stop(err)
+			return
+		}
+		go d.sniff(c)
+	}
+}
+
+func (d *demux) sniff(c net.Conn) {
+	var b [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	to := d.plain
+	if b[0] == recordTypeHandshake {
+		to = d.secure
+	}
+	var pc net.Conn = &peekedConn{Conn: c, first: b[0], has: true}
+	if tc, ok := c.(*net.TCPConn); ok {
+		pc = &peekedTCPConn{TCPConn: tc, first: b[0], has: true}
+	}
+	select {
+	case to.conns <- pc:
+	case <-d.done:
+		c.Close()
+	}
+}
+
+func (d *demux) stop(err error) {
+	d.once.Do(func() {
+		d.err = err
+		close(d.done)
+	})
+}
+
+type half struct {
+	d     *demux
+	conns chan net.Conn
+}
+
+func (h *half) Accept() (net.Conn, error) {
+	select {
+	case c := <-h.conns:
+		return c, nil
+	case <-h.d.done:
+		return nil, h.d.err
+	}
+}
+
+func (h *half) Close() error {
+	err := h.d.ln.Close()
+	h.d.stop(net.ErrClosed)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+func (h *half) Addr() net.Addr { return h.d.ln.Addr() }
+
+// peekedConn gives back the byte the demux read.
+type peekedConn struct {
+	net.Conn
+	first byte
+	has   bool
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) {
+	if c.has && len(p) > 0 {
+		p[0], c.has = c.first, false
+		return 1, nil
+	}
+	return c.Conn.Read(p)
+}
+
+// peekedTCPConn is peekedConn for TCP, keeping *net.TCPConn's ReadFrom
+// (sendfile) and CloseWrite promoted, which net/http's responses use.
+type peekedTCPConn struct {
+	*net.TCPConn
+	first byte
+	has   bool
+}
+
+func (c *peekedTCPConn) Read(p []byte) (int, error) {
+	if c.has && len(p) > 0 {
+		p[0], c.has = c.first, false
+		return 1, nil
+	}
+	return c.TCPConn.Read(p)
+}
+
+// WriteTo must not skip the byte read already, as the promoted
+// (*net.TCPConn).WriteTo would.
+func (c *peekedTCPConn) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	if c.has {
+		if _, err := w.Write([]byte{c.first}); err != nil {
+			return 0, err
+		}
+		c.has, n = false, 1
+	}
+	m, err := c.TCPConn.WriteTo(w)
+	return n + m, err
+}
