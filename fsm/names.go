@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Limits on user-supplied identifiers. They keep raft entries and snapshots
@@ -23,7 +25,17 @@ const (
 
 // ValidateName reports why name cannot be an artifact name. Names are
 // slash-separated relative paths; anything that could escape a directory or
-// be read two ways by a client is refused.
+// be read two ways by a client is refused: control characters, runes that
+// are invisible or change the direction of text (see hiddenRune), and
+// spellings other than Unicode NFC. NFD "cafe\u0301.txt" and NFC
+// "caf\u00e9.txt" look the same; accepting both would make them two
+// artifacts, and renaming one silently would make a pull of the spelling
+// that was pushed miss. Such a name is refused, and the message names the
+// NFC spelling.
+//
+// Every entry point (the API, CheckPush, the FSM's apply) holds names to
+// this one rule, so making it stricter refuses names that older builds
+// accepted: raft entries that bound such a name are refused when replayed.
 func ValidateName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty name", ErrInvalid)
@@ -44,6 +56,12 @@ func ValidateName(name string) error {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("%w: name %q contains a control character", ErrInvalid, name)
 		}
+		if hiddenRune(r) {
+			return fmt.Errorf("%w: name %+q contains %U, an invisible, format or non-graphic character", ErrInvalid, name, r)
+		}
+	}
+	if !norm.NFC.IsNormalString(name) {
+		return fmt.Errorf("%w: name %+q is not in Unicode normalization form NFC; send it as %+q", ErrInvalid, name, norm.NFC.String(name))
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch {
@@ -56,6 +74,29 @@ func ValidateName(name string) error {
 		}
 	}
 	return nil
+}
+
+// hiddenRune reports a rune that a name may not hold because a reader
+// cannot see it, or it changes how the text around it is shown: format
+// characters (Cf: the bidi embeddings, overrides and isolates U+202A-202E
+// and U+2066-2069, the marks U+200E, U+200F and U+061C, the zero-width
+// U+200B-200D and U+2060, the BOM U+FEFF, the soft hyphen, tag
+// characters), the other default-ignorable code points (variation
+// selectors, the combining grapheme joiner, Hangul fillers), every space
+// but U+0020, line and paragraph separators, private-use, surrogate and
+// unassigned code points.
+func hiddenRune(r rune) bool {
+	switch {
+	case r == ' ':
+		return false
+	case unicode.Is(unicode.Cf, r), unicode.IsSpace(r),
+		unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r),
+		unicode.Is(unicode.Variation_Selector, r):
+		return true
+	}
+	// IsGraphic leaves out Cc, Cf, Co (private use), Cs, Cn (unassigned),
+	// Zl and Zp.
+	return !unicode.IsGraphic(r)
 }
 
 // ValidateTag reports why tag cannot be a tag. Tags appear in URLs and query
