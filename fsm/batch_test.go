@@ -53,13 +53,18 @@ func TestBatchAppliesEveryCommandInOrder(t *testing.T) {
 	f := New()
 	sink := &recordingSink{f: f}
 	f.SetBlobSink(sink)
+	blobs := [][]byte{[]byte("bytes of a"), []byte("bytes of b"), {}}
+	// A blob travels with the put of its own digest and size.
+	withBlob := func(c Command, blob []byte) Command {
+		c.Put.Digest, c.Put.Size = sha(blob), int64(len(blob))
+		return c
+	}
 	cmds := []Command{
-		put("a.jar", 'a', 0),
-		put("a.jar", 'b', 0), // conflicts with the command before it in the same entry
-		put("b.jar", 'c', 0),
+		withBlob(put("a.jar", 'a', 0), blobs[0]),
+		withBlob(put("a.jar", 'b', 0), blobs[1]), // conflicts with the command before it in the same entry
+		withBlob(put("b.jar", 'c', 0), blobs[2]),
 		tagCmd(OpTag, "b.jar", "production-ready"),
 	}
-	blobs := [][]byte{[]byte("bytes of a"), []byte("bytes of b"), {}}
 	r := f.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: batchEntry(t, cmds, blobs)})
 	res, ok := r.(BatchResult)
 	if !ok {
@@ -164,7 +169,7 @@ func TestPagesOverOneBatch(t *testing.T) {
 	for i := range 20 {
 		c := put(fmt.Sprintf("app-%02d", i), 'a', 0)
 		c.Put.Digest = fmt.Sprintf("%s%064x", DigestPrefix, i)
-		c.Put.Object.ID = fmt.Sprintf("obj-%d", i)
+		c.Put.Object.ID = oid(fmt.Sprintf("obj-%d", i))
 		cmds = append(cmds, c)
 	}
 	f.Apply(&raft.Log{Index: 3, Type: raft.LogCommand, Data: batchEntry(t, cmds, nil)})

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,6 +24,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict marks a name already bound to other bytes.
 	ErrConflict = errors.New("name is bound to other content")
+	// ErrUnreadable marks an entry this build cannot read: malformed
+	// framing or JSON, a newer command version, an op it does not know.
+	// Applying anything else in its place would diverge from the nodes
+	// that can read it, so the state machine halts there (see Halt).
+	ErrUnreadable = errors.New("unreadable command")
 )
 
 // Op names a command kind.
@@ -111,23 +117,35 @@ type ObjectRef struct {
 	Missing []int `json:"missing,omitempty"`
 }
 
-// Validate checks that the reference can describe stored shards.
+// Validate checks that the reference can describe stored shards: an ID a
+// shard file can carry (64 lowercase hex digits, as every build with shard
+// files made them), a scheme of at most MaxShards shards, one node per
+// shard, a block size the shard format allows, and at most M distinct
+// missing shards.
 func (o ObjectRef) Validate() error {
 	switch {
-	case o.ID == "" || len(o.ID) > 128:
-		return fmt.Errorf("%w: object id must be 1 to 128 bytes", ErrInvalid)
-	case o.K < 1 || o.M < 0 || o.K+o.M > 16:
+	case !validObjectID(o.ID):
+		return fmt.Errorf("%w: object id %q is not 64 lowercase hex digits", ErrInvalid, o.ID)
+	case o.K < 1 || o.M < 0 || o.K+o.M > MaxShards:
 		return fmt.Errorf("%w: scheme %d+%d", ErrInvalid, o.K, o.M)
 	case len(o.Placement) != o.K+o.M:
 		return fmt.Errorf("%w: %d placements for scheme %d+%d", ErrInvalid, len(o.Placement), o.K, o.M)
-	case o.BlockSize < 1:
+	case o.BlockSize < 1 || o.BlockSize > MaxBlockSize:
 		return fmt.Errorf("%w: block size %d", ErrInvalid, o.BlockSize)
 	case len(o.Missing) > o.M:
 		return fmt.Errorf("%w: %d shards missing, scheme %d+%d survives %d", ErrInvalid, len(o.Missing), o.K, o.M, o.M)
 	}
-	for _, i := range o.Missing {
+	for _, node := range o.Placement {
+		if err := validateNodeID(node); err != nil {
+			return err
+		}
+	}
+	for j, i := range o.Missing {
 		if i < 0 || i >= o.K+o.M {
 			return fmt.Errorf("%w: missing shard %d out of range", ErrInvalid, i)
+		}
+		if slices.Contains(o.Missing[:j], i) {
+			return fmt.Errorf("%w: shard %d listed missing twice", ErrInvalid, i)
 		}
 	}
 	return nil
@@ -155,14 +173,18 @@ func (c Command) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// DecodeCommand parses a raft log entry.
+// DecodeCommand parses one command of a raft log entry. Its errors wrap
+// ErrUnreadable: the command's fields are checked by Validate.
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("decode command: %w", err)
+		return c, fmt.Errorf("%w: decode command: %w", ErrUnreadable, err)
 	}
 	if c.V < 1 || c.V > CommandVersion {
-		return c, fmt.Errorf("decode command: unsupported version %d", c.V)
+		return c, fmt.Errorf("%w: decode command: unsupported version %d", ErrUnreadable, c.V)
+	}
+	if !knownOp(c.Op) {
+		return c, fmt.Errorf("%w: decode command: unknown op %q", ErrUnreadable, c.Op)
 	}
 	return c, nil
 }

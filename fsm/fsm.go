@@ -74,12 +74,21 @@ func (f *FSM) Apply(l *raft.Log) any {
 		// would make it diverge, so it stops instead.
 		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
 	}
+	// A command that breaks the rules (validate.go) is refused here as it
+	// is at the proposer: one that reached the log anyway changes nothing.
+	invalid := make([]error, len(cmds))
+	for i, c := range cmds {
+		if invalid[i] = c.Validate(); invalid[i] == nil {
+			invalid[i] = checkBlob(c, entries[i].Blob)
+		}
+	}
 	// Blobs are stored before the object becomes visible, so a read that
 	// finds the object here finds its bytes too. A put that turns out to be
-	// refused leaves its blob to garbage collection.
+	// refused leaves its blob to garbage collection; bytes that are not
+	// the put's are never stored.
 	if f.sink != nil {
 		for i, e := range entries {
-			if e.Blob != nil && cmds[i].Op == OpPutArtifact && cmds[i].Put != nil {
+			if e.Blob != nil && invalid[i] == nil {
 				f.sink.StoreBlob(cmds[i].Put.Object, e.Blob)
 			}
 		}
@@ -87,6 +96,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 	results := make(BatchResult, len(cmds))
 	f.mu.Lock()
 	for i, c := range cmds {
+		if invalid[i] != nil {
+			results[i] = Result{Status: StatusInvalid, Message: invalid[i].Error(), Index: l.Index}
+			continue
+		}
 		results[i] = f.s.apply(l.Index, c)
 	}
 	f.setApplied(l.Index)
@@ -121,7 +134,12 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c.V = CommandVersion
-	r := f.s.apply(index, c)
+	var r Result
+	if err := c.Validate(); err != nil {
+		r = Result{Status: StatusInvalid, Message: err.Error(), Index: index}
+	} else {
+		r = f.s.apply(index, c)
+	}
 	f.setApplied(index)
 	return r
 }

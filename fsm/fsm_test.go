@@ -22,7 +22,7 @@ func put(name string, d byte, at int) Command {
 	return Command{Op: OpPutArtifact, Time: t0.Add(time.Duration(at) * time.Second), Put: &PutArtifact{
 		Name: name, Digest: digest(d), Size: 10, Version: "1.0", Commit: "abc",
 		Labels: map[string]string{"team": "core"},
-		Object: ObjectRef{ID: fmt.Sprintf("obj-%c-%d", d, at), K: 1, M: 0, BlockSize: 10, Placement: []string{"n1"}},
+		Object: ObjectRef{ID: oid(fmt.Sprintf("obj-%c-%d", d, at)), K: 1, M: 0, BlockSize: 10, Placement: []string{"n1"}},
 	}}
 }
 
@@ -99,7 +99,7 @@ func TestDedupSharesObject(t *testing.T) {
 	p.Put.Object.Placement = []string{"n2"}
 	apply(t, f, 1, put("a.jar", 'a', 0), p)
 	o, ok := f.Object(digest('a'))
-	if !ok || o.Refs != 2 || o.ID != "obj-a-0" || !reflect.DeepEqual(o.Placement, []string{"n1"}) {
+	if !ok || o.Refs != 2 || o.ID != oid("obj-a-0") || !reflect.DeepEqual(o.Placement, []string{"n1"}) {
 		t.Fatalf("object %+v, want the first push's object with 2 refs", o)
 	}
 	apply(t, f, 3, Command{Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a.jar"}})
@@ -284,14 +284,14 @@ func TestValidateName(t *testing.T) {
 func TestShardChangesAreCompareAndSet(t *testing.T) {
 	f := New()
 	p := put("a.jar", 'a', 0)
-	p.Put.Object = ObjectRef{ID: "id1", K: 2, M: 1, BlockSize: 4, Placement: []string{"n1", "n2", "n3"}, Missing: []int{2}}
+	p.Put.Object = ObjectRef{ID: oid("id1"), K: 2, M: 1, BlockSize: 4, Placement: []string{"n1", "n2", "n3"}, Missing: []int{2}}
 	apply(t, f, 1, p)
 	one := 1
 	res := apply(t, f, 2,
-		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Moves: []ShardMove{{Index: 2, From: "n3", To: "n4"}}}},
-		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Moves: []ShardMove{{Index: 0, From: "n9", To: "n5"}}}},
-		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1", Missing: &one}},
-		Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "stale", Replace: &ObjectRef{ID: "id2", K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}},
+		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("id1"), Moves: []ShardMove{{Index: 2, From: "n3", To: "n4"}}}},
+		Command{Op: OpMoveShards, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("id1"), Moves: []ShardMove{{Index: 0, From: "n9", To: "n5"}}}},
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("id1"), Missing: &one}},
+		Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("stale"), Replace: &ObjectRef{ID: oid("id2"), K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}},
 		Command{Op: OpSetNodeState, Time: t0, Node: &NodeChange{Node: "n3", State: NodeDraining}},
 	)
 	want := []Status{StatusUpdated, StatusConflict, StatusUpdated, StatusConflict, StatusUpdated}
@@ -300,16 +300,16 @@ func TestShardChangesAreCompareAndSet(t *testing.T) {
 			t.Errorf("command %d: %s (%s), want %s", i, r.Status, r.Message, want[i])
 		}
 	}
-	o, _ := f.ObjectByID("id1")
+	o, _ := f.ObjectByID(oid("id1"))
 	if !reflect.DeepEqual(o.Placement, []string{"n1", "n2", "n4"}) || !reflect.DeepEqual(o.Missing, []int{1}) {
 		t.Fatalf("object after moves: %+v", o.ObjectRef)
 	}
-	apply(t, f, 10, Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "id1",
-		Replace: &ObjectRef{ID: "id2", K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}})
-	if _, ok := f.ObjectByID("id1"); ok {
+	apply(t, f, 10, Command{Op: OpReplaceObject, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("id1"),
+		Replace: &ObjectRef{ID: oid("id2"), K: 1, M: 1, BlockSize: 4, Placement: []string{"n1", "n2"}}}})
+	if _, ok := f.ObjectByID(oid("id1")); ok {
 		t.Fatal("replaced object id still indexed")
 	}
-	if o, ok := f.ObjectByID("id2"); !ok || o.Refs != 1 || o.K != 1 {
+	if o, ok := f.ObjectByID(oid("id2")); !ok || o.Refs != 1 || o.K != 1 {
 		t.Fatalf("replacement %+v %v", o, ok)
 	}
 	if f.NodeState("n3") != NodeDraining || f.NodeState("n1") != NodeActive {
@@ -320,7 +320,7 @@ func TestShardChangesAreCompareAndSet(t *testing.T) {
 	snap.(*snapshot).write(&buf)
 	g := New()
 	g.Restore(io.NopCloser(&buf))
-	if _, ok := g.ObjectByID("id2"); !ok || g.NodeState("n3") != NodeDraining {
+	if _, ok := g.ObjectByID(oid("id2")); !ok || g.NodeState("n3") != NodeDraining {
 		t.Fatal("snapshot lost the id index or node states")
 	}
 }
@@ -347,8 +347,8 @@ func TestObjectsChangedSince(t *testing.T) {
 	}
 	zero := 0
 	apply(t, f, 5,
-		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: "obj-a-0", Missing: &zero}},
-		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('b'), ObjectID: "stale", Missing: &zero}},
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('a'), ObjectID: oid("obj-a-0"), Missing: &zero}},
+		Command{Op: OpMarkMissing, Time: t0, Shards: &ShardChange{Digest: digest('b'), ObjectID: oid("stale"), Missing: &zero}},
 	)
 	if got := digests(4); !reflect.DeepEqual(got, []string{digest('a')}) {
 		t.Fatalf("since 4: %v, want a (b's change was refused)", got)

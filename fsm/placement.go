@@ -17,25 +17,16 @@ const (
 
 func (s *state) setNode(c Command) Result {
 	nc := c.Node
-	if nc == nil || nc.Node == "" {
-		return Result{Status: StatusInvalid, Message: "node command without node"}
-	}
-	switch nc.State {
-	case NodeActive:
+	if nc.State == NodeActive {
 		delete(s.nodes, nc.Node)
-	case NodeDraining, NodeLeft:
+	} else {
 		s.nodes[nc.Node] = nc.State
-	default:
-		return Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown node state %q", nc.State)}
 	}
 	return Result{Status: StatusUpdated}
 }
 
 func (s *state) changeShards(index uint64, c Command) Result {
 	sc := c.Shards
-	if sc == nil {
-		return Result{Status: StatusInvalid, Message: "shard command without body"}
-	}
 	obj, ok := s.objects[sc.Digest]
 	if !ok || obj.ID != sc.ObjectID {
 		// The object was deleted or already re-encoded: the change was
@@ -56,12 +47,6 @@ func (s *state) changeShards(index uint64, c Command) Result {
 			ref.Missing = slices.DeleteFunc(ref.Missing, func(i int) bool { return i == m.Index })
 		}
 	case OpReplaceObject:
-		if sc.Replace == nil {
-			return Result{Status: StatusInvalid, Message: "replace without object"}
-		}
-		if err := sc.Replace.Validate(); err != nil {
-			return Result{Status: StatusInvalid, Message: err.Error()}
-		}
 		if _, taken := s.byID[sc.Replace.ID]; taken {
 			return Result{Status: StatusConflict, Message: "object id in use"}
 		}

@@ -102,31 +102,26 @@ func (s *state) apply(index uint64, c Command) Result {
 	case OpMoveShards, OpReplaceObject, OpMarkMissing:
 		r = s.changeShards(index, c)
 	default:
-		// An op this build does not know means the log was written by a newer
-		// version; applying nothing would silently diverge.
-		panic(fmt.Sprintf("fsm: unknown command op %q at index %d", c.Op, index))
+		// Unreachable: DecodeCommand and Validate know the same ops.
+		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}
 	}
 	r.Index = index
 	return r
 }
 
 func (s *state) put(index uint64, c Command) Result {
+	// The command passed Validate: what is checked here needs the state.
 	p := c.Put
-	if p == nil {
-		return Result{Status: StatusInvalid, Message: "put command without body"}
-	}
-	if err := ValidatePush(p.Name, p.Version, p.Commit, p.Labels, p.Tags); err != nil {
-		return Result{Status: StatusInvalid, Message: err.Error()}
-	}
-	if err := ValidateDigest(p.Digest); err != nil {
-		return Result{Status: StatusInvalid, Message: err.Error()}
-	}
-	if p.Size < 0 {
-		return Result{Status: StatusInvalid, Message: "put command with a negative size"}
-	}
-	if _, stored := s.objects[p.Digest]; !stored {
+	if obj, stored := s.objects[p.Digest]; stored {
+		if p.Size != obj.Size {
+			return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, obj.Size, p.Size)}
+		}
+	} else {
 		if err := p.Object.Validate(); err != nil {
 			return Result{Status: StatusInvalid, Message: err.Error()}
+		}
+		if d, taken := s.byID[p.Object.ID]; taken {
+			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, d)}
 		}
 	}
 	if a, ok := s.artifacts[p.Name]; ok {
@@ -176,9 +171,6 @@ func (s *state) put(index uint64, c Command) Result {
 }
 
 func (s *state) delete(c Command) Result {
-	if c.Delete == nil {
-		return Result{Status: StatusInvalid, Message: "delete command without body"}
-	}
 	name := c.Delete.Name
 	a, ok := s.artifacts[name]
 	if !ok {
@@ -203,12 +195,6 @@ func (s *state) delete(c Command) Result {
 
 func (s *state) tag(c Command) Result {
 	tc := c.Tag
-	if tc == nil {
-		return Result{Status: StatusInvalid, Message: "tag command without body"}
-	}
-	if err := ValidateTag(tc.Tag); err != nil {
-		return Result{Status: StatusInvalid, Message: err.Error()}
-	}
 	a, ok := s.artifacts[tc.Name]
 	if !ok {
 		return Result{Status: StatusNotFound, Message: tc.Name}
