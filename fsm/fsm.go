@@ -27,6 +27,10 @@ type FSM struct {
 	// to the FSM goroutine, not when they are applied.
 	applied atomic.Uint64
 	sink    BlobSink
+	// halt is set at the first entry this build cannot read; from then on
+	// nothing is applied (halt.go).
+	halt   atomic.Pointer[Halt]
+	onHalt func(*Halt)
 	// advanced is closed, and replaced, whenever applied moves, so that
 	// writers waiting for their index sleep instead of polling.
 	advMu    sync.Mutex
@@ -56,12 +60,19 @@ func (f *FSM) Advanced() <-chan struct{} {
 var _ raft.FSM = (*FSM)(nil)
 
 // Apply implements raft.FSM. It returns a Result for a plain command and a
-// BatchResult for a batch entry.
+// BatchResult for a batch entry, and a *Halt (an error) for an entry it
+// cannot read and for every entry after that one.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	if h := f.halt.Load(); h != nil {
+		return h
+	}
 	entries, err := decodeEntries(l.Data)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
 	cmds := make([]Command, len(entries))
 	for i := range entries {
 		if err != nil {
@@ -70,9 +81,10 @@ func (f *FSM) Apply(l *raft.Log) any {
 		cmds[i], err = DecodeCommand(entries[i].Command)
 	}
 	if err != nil {
-		// The log is the same on every node: an entry this node cannot read
-		// would make it diverge, so it stops instead.
-		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
+		// The log is the same on every node: applying anything in this
+		// entry's place would diverge from nodes that can read it, so the
+		// state machine stops here, whole entry included.
+		return f.stop(l.Index, err)
 	}
 	// A command that breaks the rules (validate.go) is refused here as it
 	// is at the proposer: one that reached the log anyway changes nothing.

@@ -256,15 +256,6 @@ func TestDeterminism(t *testing.T) {
 	}
 }
 
-func TestUndecodableEntryPanics(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("no panic on garbage entry")
-		}
-	}()
-	New().Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte("{garbage")})
-}
-
 func TestValidateName(t *testing.T) {
 	good := []string{"myapp-v1.2.3.jar", "team/myapp/1.2.3/app.jar", "ünïcode.tar.gz", "a..b"}
 	bad := []string{"", "/abs", "a/../b", "..", "./a", "a//b", "a/", "back\\slash", "ctl\x01", "nl\n",

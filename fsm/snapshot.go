@@ -38,7 +38,14 @@ type snapshot struct {
 
 // Snapshot implements raft.FSM. It only copies map headers; Persist, which
 // raft runs on another goroutine, does the I/O.
+//
+// A halted state machine refuses: a snapshot would let raft drop the entry
+// it halted at, and the entries after it, which a build that can read
+// them must still apply. raft logs the failure and tries again later.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if h := f.halt.Load(); h != nil {
+		return nil, fmt.Errorf("no snapshot while halted at %w", h)
+	}
 	s, applied := f.snapshotState()
 	return &snapshot{s: s, applied: applied, sink: f.sink}, nil
 }
@@ -97,7 +104,7 @@ func (sn *snapshot) write(w io.Writer) error {
 // Release implements raft.FSMSnapshot.
 func (sn *snapshot) Release() {}
 
-// Restore implements raft.FSM: it replaces the whole state.
+// Restore implements raft.FSM: it replaces the whole state and ends a halt.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, applied, err := readSnapshot(rc)
@@ -106,6 +113,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.s = s
+	// The snapshot came from a node that applied the entries it covers:
+	// a halt at one of them is over, and one after them recurs on replay.
+	f.halt.Store(nil)
 	f.setApplied(applied)
 	f.mu.Unlock()
 	if f.sink != nil {
