@@ -3,6 +3,8 @@ package httpapi
 import (
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strings"
 
@@ -34,21 +36,44 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
 
 func pushMeta(r *http.Request, name string) (cluster.PushMeta, error) {
 	m := cluster.PushMeta{
-		Name:    name,
-		Version: r.Header.Get("X-Pier-Version"),
-		Commit:  r.Header.Get("X-Pier-Commit"),
-		Tags:    r.Header.Values("X-Pier-Tag"),
-		Actor:   actor(r),
+		Name:  name,
+		Tags:  r.Header.Values("X-Pier-Tag"),
+		Actor: actor(r),
+	}
+	var err error
+	if m.Version, err = single(r.Header, "X-Pier-Version"); err != nil {
+		return m, err
+	}
+	if m.Commit, err = single(r.Header, "X-Pier-Commit"); err != nil {
+		return m, err
 	}
 	for _, l := range r.Header.Values("X-Pier-Label") {
 		if err := addLabel(&m, l); err != nil {
 			return m, err
 		}
 	}
-	if err := setExpect(&m, r.Header.Get("X-Checksum-Sha256")); err != nil {
+	sum, err := single(r.Header, "X-Checksum-Sha256")
+	if err != nil {
+		return m, err
+	}
+	if err := setExpect(&m, sum); err != nil {
 		return m, err
 	}
 	return m, nil
+}
+
+// single returns the one value of a header that may be given once. Two
+// checksums, or two versions, could be read two ways (net/http's Get takes
+// the first, a proxy may keep the last), so they are refused.
+func single(h http.Header, key string) (string, error) {
+	vs := h.Values(key)
+	if len(vs) > 1 {
+		return "", fmt.Errorf("%w: header %s given %d times", errBadRequest, key, len(vs))
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
 }
 
 func addLabel(m *cluster.PushMeta, kv string) error {
@@ -95,6 +120,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	}()
 	abort := func(err error) { a.fail(w, r, err) }
 	fileName := ""
+	seen := map[string]bool{}
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -110,7 +136,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 				abort(fmt.Errorf("%w: more than one file field", errBadRequest))
 				return
 			}
-			fileName = part.FileName()
+			fileName = partFileName(part)
 			check := m
 			if check.Name == "" {
 				check.Name = fileName
@@ -135,6 +161,14 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		if len(b) > maxField {
 			abort(fmt.Errorf("%w: field %q longer than %d bytes", errBadRequest, field, maxField))
 			return
+		}
+		switch field {
+		case "name", "version", "commit", "sha256":
+			if seen[field] {
+				abort(fmt.Errorf("%w: field %q given twice", errBadRequest, field))
+				return
+			}
+			seen[field] = true
 		}
 		v := string(b)
 		switch field {
@@ -170,6 +204,19 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	committed = a.commit(w, r, m, *stored)
+}
+
+// partFileName is the filename parameter of a part as the client sent it,
+// whole: the artifact name, held to the same rule as a PUT path.
+// multipart.Part.FileName keeps only the last element (filepath.Base), so
+// "../../etc/passwd" would become "passwd" and "team/app/1.2/y.txt"
+// "y.txt".
+func partFileName(p *multipart.Part) string {
+	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
+	if err != nil {
+		return ""
+	}
+	return params["filename"]
 }
 
 // commit binds stored content to its name, answers 201 or 200, and reports
