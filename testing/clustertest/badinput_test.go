@@ -104,6 +104,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 			[]byte("--X\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\none.bin\r\n--X\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\ntwo.bin" +
 				"\r\n--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.bin\"\r\n\r\nbytes\r\n--X--\r\n"),
 			http.Header{"Content-Type": {"multipart/form-data; boundary=X"}}, 400},
+		{"upload fields over the envelope's MiB", "POST", "/upload", bigForm(20, 60<<10),
+			http.Header{"Content-Type": {"multipart/form-data; boundary=X"}}, 413},
 		{"two checksum headers, right then wrong", "PUT", "/artifacts/new.bin", other,
 			http.Header{"X-Checksum-Sha256": {strings.TrimPrefix(Digest(other), "sha256:"), strings.Repeat("0", 64)}}, 400},
 		{"two checksum headers, wrong then right", "PUT", "/artifacts/new.bin", other,
@@ -183,6 +185,17 @@ func TestBadInputChangesNothing(t *testing.T) {
 		return nil
 	})
 	pullEverywhere(t, c, "keep.bin", good)
+}
+
+// bigForm is an upload whose metadata fields (n labels of size bytes each)
+// come before its file.
+func bigForm(n, size int) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, "--X\r\nContent-Disposition: form-data; name=\"label\"\r\n\r\nk%d=%s\r\n", i, strings.Repeat("v", size))
+	}
+	b.WriteString("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"t.bin\"\r\n\r\nbytes\r\n--X--\r\n")
+	return b.Bytes()
 }
 
 // rawRequest sends a request whose path is written to the wire exactly as

@@ -48,16 +48,24 @@ type Registry interface {
 
 // API serves the public endpoints.
 type API struct {
-	reg Registry
-	log hclog.Logger
-	mux *http.ServeMux
-	m   *metrics
+	reg   Registry
+	log   hclog.Logger
+	mux   *http.ServeMux
+	m     *metrics
+	opts  Options
+	slots *uploadSlots
 }
 
 // New returns the public API of reg. Extra handlers (the peer service) are
-// mounted by the caller on the same server.
-func New(reg Registry, logger hclog.Logger) *API {
-	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics()}
+// mounted by the caller on the same server. opts, at most one, sets the
+// limits on pushes; without it every limit takes its default.
+func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o = o.withDefaults()
+	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(), opts: o, slots: newUploadSlots(o.MaxUploadsPerClient)}
 	a.mux.HandleFunc("POST /upload", a.upload)
 	a.mux.HandleFunc("GET /api/v1/artifacts", a.list)
 	a.mux.HandleFunc("PUT /api/v1/tags/{tag}", a.tag)
@@ -133,8 +141,12 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, fsm.ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, errBodyIdle):
+		return http.StatusRequestTimeout
 	case errors.Is(err, cluster.ErrTooLarge), errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errTooManyUploads):
+		return http.StatusTooManyRequests
 	case errors.Is(err, chunk.ErrNoSpace):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnavailable),

@@ -254,7 +254,7 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request, name string) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.reg.Delete(r.Context(), name, actor(r)); err != nil {
+	if err := a.reg.Delete(writeContext(r), name, actor(r)); err != nil {
 		a.fail(w, r, fmt.Errorf("delete %s: %w", name, err))
 		return
 	}

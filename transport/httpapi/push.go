@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"mime"
@@ -12,26 +13,49 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// maxField bounds a non-file multipart field; metadata is small.
+// maxField bounds a non-file multipart field; metadata is small. All the
+// fields of a form together get MultipartSlack.
 const maxField = 64 << 10
 
 // put handles PUT /artifacts/{name...} with a raw body.
 func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
+	release, ok := a.admitPush(w, r, 0)
+	if !ok {
+		return
+	}
+	defer release()
 	m, err := pushMeta(r, name)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if err := a.reg.CheckPush(r.Context(), m); err != nil {
+	ctx := writeContext(r)
+	if err := a.reg.CheckPush(ctx, m); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	s, err := a.reg.StoreBody(r.Context(), r.Body, m.ExpectDigest)
+	body := a.watchBody(w, r)
+	s, err := a.reg.StoreBody(ctx, body, m.ExpectDigest)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("store %s: %w", name, err))
+		a.fail(w, r, body.cause(fmt.Errorf("store %s: %w", name, err)))
 		return
 	}
-	a.reg.Release(s, a.commit(w, r, m, s))
+	a.reg.Release(s, a.commit(ctx, w, r, m, s))
+}
+
+// writeContext is the context of a write (a push, a tag, a delete): the
+// request's, but not ended when the connection's reader sees the client
+// close its side. net/http reads on in the background once a body has
+// ended (at once for a request without one) and cancels the request's
+// context at EOF, so a client that half-closes after sending its whole
+// request saw a push it completed fail (503: the commit's wait for the
+// leader cut short) and a delete answered 499 whether or not it was
+// committed. A client that goes away for good while its body comes fails
+// the body's reads instead, and a stalled one is cut by the idle deadline;
+// what remains once the body is in (storing, committing) is bounded by
+// the node's own timeouts.
+func writeContext(r *http.Request) context.Context {
+	return context.WithoutCancel(r.Context())
 }
 
 func pushMeta(r *http.Request, name string) (cluster.PushMeta, error) {
@@ -105,11 +129,18 @@ func setExpect(m *cluster.PushMeta, v string) error {
 // file are known before any byte is stored, fields after it (curl sends
 // them in the order given) are applied when the metadata is committed.
 func (a *API) upload(w http.ResponseWriter, r *http.Request) {
+	release, ok := a.admitPush(w, r, MultipartSlack)
+	if !ok {
+		return
+	}
+	defer release()
+	body := a.watchBody(w, r)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		a.fail(w, r, fmt.Errorf("%w: expected a multipart/form-data body with a file field: %v", errBadRequest, err))
 		return
 	}
+	ctx := writeContext(r)
 	m := cluster.PushMeta{Actor: actor(r)}
 	var stored *cluster.Stored
 	committed := false
@@ -118,9 +149,10 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			a.reg.Release(*stored, committed)
 		}
 	}()
-	abort := func(err error) { a.fail(w, r, err) }
+	abort := func(err error) { a.fail(w, r, body.cause(err)) }
 	fileName := ""
 	seen := map[string]bool{}
+	fieldBytes := 0
 	for {
 		part, err := mr.NextPart()
 		if err == io.EOF {
@@ -141,11 +173,11 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			if check.Name == "" {
 				check.Name = fileName
 			}
-			if err := a.reg.CheckPush(r.Context(), check); err != nil {
+			if err := a.reg.CheckPush(ctx, check); err != nil {
 				abort(err)
 				return
 			}
-			s, err := a.reg.StoreBody(r.Context(), part, m.ExpectDigest)
+			s, err := a.reg.StoreBody(ctx, part, m.ExpectDigest)
 			if err != nil {
 				abort(fmt.Errorf("store %s: %w", check.Name, err))
 				return
@@ -160,6 +192,10 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(b) > maxField {
 			abort(fmt.Errorf("%w: field %q longer than %d bytes", errBadRequest, field, maxField))
+			return
+		}
+		if fieldBytes += len(b); fieldBytes > MultipartSlack {
+			abort(fmt.Errorf("%w: the form's fields are over %d bytes in all", cluster.ErrTooLarge, MultipartSlack))
 			return
 		}
 		switch field {
@@ -203,7 +239,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		abort(err)
 		return
 	}
-	committed = a.commit(w, r, m, *stored)
+	committed = a.commit(ctx, w, r, m, *stored)
 }
 
 // partFileName is the filename parameter of a part as the client sent it,
@@ -221,8 +257,8 @@ func partFileName(p *multipart.Part) string {
 
 // commit binds stored content to its name, answers 201 or 200, and reports
 // whether it committed. The caller releases the stored content afterwards.
-func (a *API) commit(w http.ResponseWriter, r *http.Request, m cluster.PushMeta, s cluster.Stored) bool {
-	art, created, err := a.reg.Commit(r.Context(), m, s)
+func (a *API) commit(ctx context.Context, w http.ResponseWriter, r *http.Request, m cluster.PushMeta, s cluster.Stored) bool {
+	art, created, err := a.reg.Commit(ctx, m, s)
 	if err != nil {
 		a.fail(w, r, fmt.Errorf("commit %s: %w", m.Name, err))
 		return false

@@ -61,7 +61,7 @@ func (a *API) tag(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("query parameter name: %w", err))
 		return
 	}
-	art, err := a.reg.Tag(r.Context(), name, tag, actor(r), r.Method == http.MethodPut)
+	art, err := a.reg.Tag(writeContext(r), name, tag, actor(r), r.Method == http.MethodPut)
 	if err != nil {
 		a.fail(w, r, fmt.Errorf("tag %s: %w", name, err))
 		return
