@@ -74,6 +74,11 @@ func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
 // a follower checks its own writes before forwarding them, so only a
 // broken or hostile peer sends one.
 func (c *committer) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Result, error) {
+	// A write committed after the entry the state machine halted at would
+	// never be applied.
+	if err := c.n.checkHalted(); err != nil {
+		return nil, err
+	}
 	for i, e := range entries {
 		if _, err := fsm.CheckEntry(e); err != nil {
 			return nil, fmt.Errorf("command %d of %d: %w", i+1, len(entries), err)
@@ -216,6 +221,10 @@ func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
 		return nil, err
 	}
 	switch r := f.Response().(type) {
+	case *fsm.Halt:
+		// Committed, but at or after the entry the state machine halted
+		// at: never applied by this build.
+		return nil, haltedError{r}
 	case fsm.Result:
 		return []fsm.Result{r}, nil
 	case fsm.BatchResult:

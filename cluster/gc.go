@@ -14,6 +14,9 @@ import (
 // node whose state holds every acknowledged write (after a read barrier)
 // judges: a lagging follower would take new objects for garbage.
 func (n *Node) gc(ctx context.Context) {
+	if n.halted() {
+		return // see halt.go
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*n.electionTimeout())
 	err := n.Barrier(ctx)
 	cancel()

@@ -44,6 +44,10 @@ var (
 	ErrTooLarge = errors.New("content too large")
 	// ErrTruncated marks a body that ended before the length it announced.
 	ErrTruncated = errors.New("body ended before its announced length")
+	// ErrHalted marks a write refused because the state machine halted at
+	// a log entry this build cannot read (halt.go). Errors that wrap it
+	// also wrap ErrUnavailable.
+	ErrHalted = errors.New("metadata log halted")
 )
 
 // Node is one member of a cluster.
@@ -148,6 +152,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.fsm.SetBlobSink(blobSink{n})
+	n.fsm.OnHalt(n.onHalt)
 	if err := n.startRaft(); err != nil {
 		return nil, err
 	}
@@ -164,7 +169,7 @@ func New(cfg Config) (*Node, error) {
 	go n.bootstrapLoop()
 	go n.leaderLoop()
 	go n.runEvery(cfg.RepairInterval, func(ctx context.Context) {
-		if n.IsLeader() {
+		if n.IsLeader() && !n.halted() {
 			n.repairPass(ctx)
 		}
 	})

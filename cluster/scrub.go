@@ -17,6 +17,9 @@ import (
 // their checksums, so repair rebuilds them before a second fault finds the
 // object short.
 func (n *Node) scrub(ctx context.Context) {
+	if n.halted() {
+		return // its reports could not commit (halt.go)
+	}
 	start := time.Now()
 	var read int64
 	for _, obj := range n.fsm.Objects() {

@@ -24,6 +24,9 @@ type Status struct {
 	// Draining lists nodes on their way out and the shards still on them.
 	Draining map[string]int `json:"draining,omitempty"`
 	Stats    Stats          `json:"stats"`
+	// Halted, when set, is "entry N: why": the state machine stopped at a
+	// raft log entry this build cannot read (halt.go).
+	Halted string `json:"halted,omitempty"`
 }
 
 // RaftStats returns raft's own counters (hashicorp/raft Stats), for tests
@@ -40,6 +43,9 @@ func (n *Node) Status() Status {
 		AppliedIndex: n.fsm.Applied(), Counts: n.fsm.Counts(),
 		Redundancy: map[Redundancy]int{Full: 0, Degraded: 0, AtRisk: 0, Unavailable: 0},
 		Stats:      n.Stats(),
+	}
+	if h := n.fsm.Halted(); h != nil {
+		st.Halted = h.Error()
 	}
 	for _, m := range members {
 		if m.Role != RoleNone {

@@ -40,6 +40,9 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 	if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
 		return err
 	}
+	if err := n.checkHalted(); err != nil {
+		return err
+	}
 	if m.ExpectDigest != "" {
 		if err := fsm.ValidateDigest(m.ExpectDigest); err != nil {
 			return err
@@ -89,6 +92,11 @@ func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, 
 // another name waited about 90 ms here, a third of the push.
 func (n *Node) Release(s Stored, committed bool) {
 	if s.Shared || s.Object.ID == "" {
+		return
+	}
+	if n.halted() {
+		// Entries after the halt may bind these shards once applied by a
+		// build that reads the entry: GC decides after the halt.
 		return
 	}
 	if committed {
@@ -162,6 +170,9 @@ func (n *Node) Delete(ctx context.Context, name, actor string) error {
 // on a repeat, so a try that may or may not have committed before a
 // leadership change is simply retried.
 func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
+	if err := n.checkHalted(); err != nil {
+		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
+	}
 	// A full node cannot follow the log to see the write applied here, so
 	// it refuses rather than answer "unknown" for a committed write.
 	if err := n.checkSpace(); err != nil {

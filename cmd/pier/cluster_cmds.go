@@ -33,6 +33,9 @@ func (c *cli) statusCmd(fs *flag.FlagSet) func(context.Context, []string) error 
 		}
 		r := s.Redundancy
 		fmt.Fprintf(c.stdout, "node %s, leader %s, term %d, commit index %d\n", s.Node, dash(s.Leader), s.Term, s.CommitIndex)
+		if s.Halted != "" {
+			fmt.Fprintf(c.stdout, "HALTED at %s\n  reads are served, writes are refused until every node runs a build that reads the entry\n", s.Halted)
+		}
 		fmt.Fprintf(c.stdout, "%d nodes, %d artifacts, %d objects, %s\n", s.Nodes, s.Artifacts, s.Objects, humanBytes(s.Bytes))
 		fmt.Fprintf(c.stdout, "redundancy: %d full, %d degraded, %d at risk, %d unavailable\n",
 			r["full"], r["degraded"], r["at_risk"], r["unavailable"])

@@ -66,6 +66,9 @@ type ClusterStatus struct {
 	Bytes        int64          `json:"bytes"`
 	Redundancy   map[string]int `json:"redundancy"`
 	Draining     map[string]int `json:"draining,omitempty"`
+	// Halted, when set, is "entry N: why": the node's state machine stopped
+	// at a raft log entry its build cannot read; reads go on, writes fail.
+	Halted string `json:"halted,omitempty"`
 }
 
 // MembersResponse is the cluster membership as reported by one node.

@@ -63,6 +63,11 @@ func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
 	for _, r := range []cluster.Redundancy{cluster.Full, cluster.Degraded, cluster.AtRisk, cluster.Unavailable} {
 		fmt.Fprintf(w, "pier_objects_by_redundancy{state=%q} %d\n", r, status.Redundancy[r])
 	}
+	halted := 0
+	if status.Halted != "" {
+		halted = 1
+	}
+	fmt.Fprintf(w, "# HELP pier_fsm_halted 1 when the state machine stopped at a raft log entry this build cannot read (writes are refused).\n# TYPE pier_fsm_halted gauge\npier_fsm_halted %d\n", halted)
 	_, members := a.reg.Members()
 	byState := map[string]int{}
 	for _, m := range members {
