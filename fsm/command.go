@@ -44,6 +44,7 @@ const (
 	OpMoveShards     Op = "move_shards"
 	OpReplaceObject  Op = "replace_object"
 	OpMarkMissing    Op = "mark_missing"
+	OpMarkCorrupt    Op = "mark_corrupt"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -80,6 +81,9 @@ type ShardChange struct {
 	Replace *ObjectRef `json:"replace,omitempty"`
 	// Missing marks a shard as lost (corrupt, or found absent).
 	Missing *int `json:"missing,omitempty"`
+	// Corrupt marks the whole object as holding bytes its digest does not
+	// describe, and says how that was found.
+	Corrupt string `json:"corrupt,omitempty"`
 }
 
 // ShardMove re-homes shard Index from node From to node To.

@@ -37,6 +37,7 @@ func (s *state) changeShards(index uint64, c Command) Result {
 	ref := obj.ObjectRef
 	ref.Placement = slices.Clone(ref.Placement)
 	ref.Missing = slices.Clone(ref.Missing)
+	corrupt := obj.Corrupt
 	switch c.Op {
 	case OpMoveShards:
 		for _, m := range sc.Moves {
@@ -55,6 +56,9 @@ func (s *state) changeShards(index uint64, c Command) Result {
 		ref.Placement = slices.Clone(ref.Placement)
 		ref.Missing = slices.Clone(ref.Missing)
 		s.byID[ref.ID] = sc.Digest
+		// The new copy was checked against the digest before it was
+		// committed (repair's checkContent, storeNew's digest check).
+		corrupt = ""
 	case OpMarkMissing:
 		i := *sc.Missing
 		if i < 0 || i >= len(ref.Placement) {
@@ -65,9 +69,15 @@ func (s *state) changeShards(index uint64, c Command) Result {
 		}
 		ref.Missing = append(ref.Missing, i)
 		slices.Sort(ref.Missing)
+	case OpMarkCorrupt:
+		if corrupt != "" {
+			return Result{Status: StatusExists}
+		}
+		corrupt = sc.Corrupt
 	}
 	n := *obj
 	n.ObjectRef = ref
+	n.Corrupt = corrupt
 	n.changed = index
 	s.objects[sc.Digest] = &n
 	return Result{Status: StatusUpdated}

@@ -40,6 +40,11 @@ type Object struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
 	Refs   int    `json:"refs"`
+	// Corrupt, when set, says why the object's bytes are known not to hash
+	// to its digest (OpMarkCorrupt). No node serves them, and the next
+	// push of the digest's bytes brings a new object instead of sharing
+	// this one.
+	Corrupt string `json:"corrupt,omitempty"`
 	// changed is the raft index of the entry that last wrote the record's
 	// placement (a restore counts as writing every record), kept so that
 	// repair can look at only what changed since its last clean pass.
@@ -99,7 +104,7 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.tag(c)
 	case OpSetNodeState:
 		r = s.setNode(c)
-	case OpMoveShards, OpReplaceObject, OpMarkMissing:
+	case OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
 		r = s.changeShards(index, c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
@@ -112,11 +117,13 @@ func (s *state) apply(index uint64, c Command) Result {
 func (s *state) put(index uint64, c Command) Result {
 	// The command passed Validate: what is checked here needs the state.
 	p := c.Put
-	if obj, stored := s.objects[p.Digest]; stored {
-		if p.Size != obj.Size {
-			return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, obj.Size, p.Size)}
-		}
-	} else {
+	cur, stored := s.objects[p.Digest]
+	if stored && p.Size != cur.Size {
+		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, cur.Size, p.Size)}
+	}
+	// The put's object becomes the digest's when the digest is new, and
+	// when it heals a corrupt one (if it brings one).
+	if !stored || (cur.Corrupt != "" && p.Object.ID != "") {
 		if err := p.Object.Validate(); err != nil {
 			return Result{Status: StatusInvalid, Message: err.Error()}
 		}
@@ -129,7 +136,9 @@ func (s *state) put(index uint64, c Command) Result {
 			return Result{Status: StatusConflict, Artifact: s.copyOf(a),
 				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.Digest)}
 		}
-		// A retried push of the same bytes is a success that changes nothing.
+		// A retried push of the same bytes is a success that changes
+		// nothing, unless it heals the object.
+		s.heal(index, p)
 		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
 	}
 	if t, ok := s.tombstones[p.Name]; ok && t.Digest != p.Digest {
@@ -138,6 +147,7 @@ func (s *state) put(index uint64, c Command) Result {
 	}
 	delete(s.tombstones, p.Name)
 
+	s.heal(index, p)
 	obj, ok := s.objects[p.Digest]
 	if !ok {
 		ref := p.Object
@@ -168,6 +178,27 @@ func (s *state) put(index uint64, c Command) Result {
 		s.record(a.Name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
 	}
 	return Result{Status: StatusCreated, Artifact: s.copyOf(a)}
+}
+
+// heal rebinds a corrupt object to the object a put of its digest brings
+// (checked by put): new shards of bytes the pushing node hashed to the
+// digest. A put that brings none (the pusher found the object healthy)
+// leaves it as it is.
+func (s *state) heal(index uint64, p *PutArtifact) {
+	obj, ok := s.objects[p.Digest]
+	if !ok || obj.Corrupt == "" || p.Object.ID == "" {
+		return
+	}
+	// Copy on write: snapshots share the record.
+	n := *obj
+	n.ObjectRef = p.Object
+	n.Placement = slices.Clone(p.Object.Placement)
+	n.Missing = slices.Clone(p.Object.Missing)
+	n.Corrupt = ""
+	n.changed = index
+	delete(s.byID, obj.ID)
+	s.byID[n.ID] = p.Digest
+	s.objects[p.Digest] = &n
 }
 
 func (s *state) delete(c Command) Result {

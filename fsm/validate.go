@@ -82,7 +82,7 @@ func (c Command) Validate() error {
 			return nil
 		}
 		return fmt.Errorf("%w: unknown node state %q", ErrInvalid, c.Node.State)
-	case OpMoveShards, OpReplaceObject, OpMarkMissing:
+	case OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
 		return validateShardChange(c.Op, c.Shards)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
@@ -148,6 +148,10 @@ func validateShardChange(op Op, sc *ShardChange) error {
 		if i := *sc.Missing; i < 0 || i >= MaxShards {
 			return fmt.Errorf("%w: shard %d out of range", ErrInvalid, i)
 		}
+	case OpMarkCorrupt:
+		if sc.Corrupt == "" || len(sc.Corrupt) > MaxReasonLen || !utf8.ValidString(sc.Corrupt) {
+			return fmt.Errorf("%w: mark_corrupt needs a reason of 1 to %d bytes of UTF-8", ErrInvalid, MaxReasonLen)
+		}
 	}
 	return nil
 }
@@ -203,7 +207,7 @@ func validateNodeID(id string) error {
 func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
-		OpMoveShards, OpReplaceObject, OpMarkMissing:
+		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
 		return true
 	}
 	return false
