@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -26,6 +27,9 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 	obj, ok := n.fsm.Object(a.Digest)
 	if !ok {
 		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
+	}
+	if obj.Corrupt != "" {
+		return nil, fmt.Errorf("%w: %s is corrupt: %s; push its bytes again to heal it", ErrUnavailable, a.Digest, obj.Corrupt)
 	}
 	l := layoutOf(obj)
 	if _, _, err := l.StripesFor(off, length); err != nil {
@@ -123,7 +127,15 @@ func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 		}
 	}
 	if off == 0 && length == obj.Size {
-		n.cache.add(obj.ID, bytes.Clone(bp.Bytes()))
+		// Only bytes that hash to the digest are kept: a copy rewritten
+		// with valid checksums is rebuilt under the same ID, and a cached
+		// read of it would outlive the repair.
+		if sum := sha256.Sum256(bp.Bytes()); fsm.DigestPrefix+hex.EncodeToString(sum[:]) == obj.Digest {
+			n.cache.add(obj.ID, bytes.Clone(bp.Bytes()))
+		} else {
+			n.log.Warn("read an object whose bytes do not hash to its digest", "digest", obj.Digest, "object", obj.ID)
+			n.checkContentSoon(obj)
+		}
 	}
 	return &pooledReader{Reader: bytes.NewReader(bp.Bytes()), bp: bp}, nil
 }

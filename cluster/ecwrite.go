@@ -55,7 +55,9 @@ func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (St
 		body = &limitReader{r: body, left: n.cfg.MaxObjectSize}
 	}
 	if expect != "" {
-		if obj, ok := n.fsm.Object(expect); ok {
+		// A corrupt object is no place to deduplicate onto: the push
+		// stores the bytes anew, and its commit heals the object.
+		if obj, ok := n.fsm.Object(expect); ok && obj.Corrupt == "" {
 			return n.storeShared(body, expect, obj)
 		}
 	}

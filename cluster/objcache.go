@@ -9,7 +9,8 @@ import (
 // least recently used out first. Objects never change under their ID, so
 // an entry needs no invalidation: a deleted or rewritten object is simply
 // not asked for again and ages out. Entries hold bytes that passed the
-// shard checksums on the read that filled them.
+// shard checksums on the read that filled them and hash to the object's
+// digest (a copy rebuilt in place keeps its ID).
 type objectCache struct {
 	mu   sync.Mutex
 	max  int64

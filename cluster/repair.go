@@ -80,6 +80,9 @@ func (n *Node) sources(obj fsm.Object) int {
 // redundancy classifies an object for status and metrics. A shard on a
 // draining node still serves, so it counts as available.
 func (n *Node) redundancy(obj fsm.Object) Redundancy {
+	if obj.Corrupt != "" {
+		return Unavailable // no node serves it
+	}
 	avail := 0
 	healthy := true
 	for i, node := range obj.Placement {
@@ -182,6 +185,11 @@ func (n *Node) repairSignature(live []string) string {
 // during a repair or a move. It reports settled when the object needed
 // nothing and has nothing pending (no shard on a node that is down).
 func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time, live []string) (settled bool, err error) {
+	if obj.Corrupt != "" {
+		// Nothing to rebuild from: every rebuild would fail its digest
+		// check. A push of the real bytes heals it, and changes the record.
+		return true, nil
+	}
 	v := n.assess(obj, now)
 	if len(v.bad) == 0 {
 		if len(v.down) > 0 {

@@ -2,8 +2,13 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -15,35 +20,70 @@ import (
 // scrub re-reads, every ScrubInterval and at no more than ScrubRate, every
 // shard this node should hold, and reports the ones that are absent or fail
 // their checksums, so repair rebuilds them before a second fault finds the
-// object short.
+// object short. It also reads whole, through the read path, each object
+// whose first readable shard is here (one node per object), and checks
+// that the bytes hash to the object's digest: block checksums prove a
+// shard is the one written, not that what was written is the object's (a
+// shard file rewritten with valid checksums, a bug in a writer). See
+// scrubContent.
 func (n *Node) scrub(ctx context.Context) {
 	if n.halted() {
 		return // its reports could not commit (halt.go)
 	}
-	start := time.Now()
-	var read int64
+	p := &pacer{rate: n.cfg.ScrubRate, start: time.Now()}
 	for _, obj := range n.fsm.Objects() {
+		if ctx.Err() != nil {
+			return
+		}
 		for i, node := range obj.Placement {
-			if node != n.cfg.ID || ctx.Err() != nil {
+			if node != n.cfg.ID {
 				continue
 			}
 			size, err := n.scrubShard(obj, i)
-			read += size
 			n.stats.scrubbedBytes.Add(size)
 			if err != nil {
 				n.stats.scrubCorrupt.Add(1)
 				n.log.Warn("scrub found a bad shard", "digest", obj.Digest, "object", obj.ID, "shard", i, "error", err)
 				n.reportMissing(ctx, obj, i)
 			}
-			if n.cfg.ScrubRate > 0 {
-				due := time.Duration(float64(read) / float64(n.cfg.ScrubRate) * float64(time.Second))
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(due - time.Since(start)):
-				}
+			if !p.wait(ctx, size) {
+				return
 			}
 		}
+		// A pass takes long (a day's worth of reads, paced): check the
+		// object as it stands now, not as it stood when the pass began.
+		if cur, ok := n.fsm.Object(obj.Digest); ok && n.verifiesContent(cur) {
+			n.scrubContent(ctx, cur, p)
+		}
+	}
+}
+
+// pacer spaces reads so that they average at most rate bytes per second
+// (no cap when rate <= 0).
+type pacer struct {
+	rate  int64
+	start time.Time
+	read  int64
+}
+
+// wait accounts for size bytes read and sleeps until they are due. It
+// reports false when ctx ended.
+func (p *pacer) wait(ctx context.Context, size int64) bool {
+	p.read += size
+	if p.rate <= 0 {
+		return ctx.Err() == nil
+	}
+	due := time.Duration(float64(p.read)/float64(p.rate)*float64(time.Second)) - time.Since(p.start)
+	if due <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(due)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -83,6 +123,176 @@ func (n *Node) scrubShard(obj fsm.Object, i int) (int64, error) {
 	}
 }
 
+// verifiesContent reports whether this node checks obj's whole content in
+// its scrub: the node of the object's first readable shard, so that each
+// object is read once per pass, by a node that holds part of it.
+func (n *Node) verifiesContent(obj fsm.Object) bool {
+	if obj.Corrupt != "" {
+		return false
+	}
+	for i := range obj.Placement {
+		if n.readable(obj, i) {
+			return obj.Placement[i] == n.cfg.ID
+		}
+	}
+	return false
+}
+
+// scrubContent reads obj whole through the read path, at the scrub's pace,
+// and compares the SHA-256 of its bytes with the digest. On a mismatch it
+// looks for the shards to blame (blame): those are reported missing and
+// repair rebuilds them from the others (repair checks what it rebuilt
+// against the digest). When no read of the object matches, and nothing
+// was left unread, the object's bytes are not its digest's: it is marked
+// corrupt through raft, every node stops serving it, and the next push of
+// the real bytes heals it (fsm). A read that fails proves nothing; the
+// next pass tries again.
+func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pacer) {
+	sum, size, err := n.hashContent(ctx, obj, p, nil)
+	if err != nil {
+		n.log.Debug("scrub could not read an object whole", "digest", obj.Digest, "object", obj.ID, "error", err)
+		return
+	}
+	if sum == obj.Digest && size == obj.Size {
+		return
+	}
+	n.log.Warn("scrub read an object whose bytes do not hash to its digest; looking for the bad shards",
+		"digest", obj.Digest, "object", obj.ID, "got", sum, "size", size)
+	bad, found, sure := n.blame(ctx, obj, p)
+	if found {
+		for _, i := range bad {
+			n.stats.scrubCorrupt.Add(1)
+			n.log.Warn("scrub found a shard whose blocks pass their checksums but whose bytes are not the object's",
+				"digest", obj.Digest, "object", obj.ID, "shard", i, "node", obj.Placement[i])
+			n.reportMissing(ctx, obj, i)
+		}
+		return
+	}
+	if !sure {
+		return
+	}
+	reason := fmt.Sprintf("its bytes hash to %s (%d bytes), read whole by the scrubber of %s", sum, size, n.cfg.ID)
+	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpMarkCorrupt, Shards: &fsm.ShardChange{
+		Digest: obj.Digest, ObjectID: obj.ID, Corrupt: reason}})
+	if err == nil {
+		err = res.Err()
+	}
+	if err != nil {
+		n.log.Warn("mark a corrupt object", "digest", obj.Digest, "object", obj.ID, "error", err)
+		return
+	}
+	n.stats.corruptObjects.Add(1)
+	n.log.Error("object marked corrupt: no node serves it until its bytes are pushed again",
+		"digest", obj.Digest, "object", obj.ID, "reason", reason)
+}
+
+// blame finds the shards of obj whose bytes are not the object's, when a
+// read of the whole object did not match its digest. Shards marked missing
+// are known bad and never read here (repair owns them). Full copies (K = 1)
+// are each read alone: the copies that do not match are bad, if one does.
+// Otherwise the object is read again without the missing shards, then
+// without each data shard in turn as well (parity stands in; leaving out a
+// parity shard changes nothing, a read uses data shards first): a read
+// without shard i that matches blames i. So it finds one bad data shard, or
+// any number of bad copies.
+//
+// found reports that some read matched the digest (bad lists what to
+// report, perhaps nothing). sure reports that no read failed and no shard
+// was left out but those known bad (marked missing, or on a node that
+// left): only then does a found false mean the object's bytes are gone.
+func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pacer) (bad []int, found, sure bool) {
+	sure = true
+	known := func(i int) bool {
+		return slices.Contains(obj.Missing, i) || n.fsm.NodeState(obj.Placement[i]) == fsm.NodeLeft
+	}
+	// try reports whether a read that leaves out the shards skip names,
+	// and the known bad ones, matches the digest.
+	try := func(skip func(int) bool) bool {
+		sum, size, err := n.hashContent(ctx, obj, p, func(j int) bool { return known(j) || skip(j) })
+		if err != nil {
+			n.log.Debug("scrub could not read an object in part", "object", obj.ID, "error", err)
+			sure = false
+			return false
+		}
+		return sum == obj.Digest && size == obj.Size
+	}
+	for i := range obj.Placement {
+		if !known(i) && !n.nodeUp(obj.Placement[i]) {
+			sure = false // unread: it may hold the object's bytes
+		}
+	}
+	if obj.K == 1 {
+		for i := range obj.Placement {
+			if known(i) || !n.nodeUp(obj.Placement[i]) {
+				continue
+			}
+			if try(func(j int) bool { return j != i }) {
+				found = true
+			} else {
+				bad = append(bad, i)
+			}
+		}
+		if !found {
+			return nil, false, sure
+		}
+		return bad, true, sure
+	}
+	if len(obj.Missing) > 0 && try(func(int) bool { return false }) {
+		return nil, true, sure
+	}
+	for i := range obj.K {
+		if known(i) {
+			continue
+		}
+		if try(func(j int) bool { return j == i }) {
+			return []int{i}, true, sure
+		}
+	}
+	return nil, false, sure
+}
+
+// hashContent reads obj whole and returns the digest and length of what it
+// read. Without skip it reads as a pull does (decodeRange); with skip, it
+// leaves out the shards skip names.
+func (n *Node) hashContent(ctx context.Context, obj fsm.Object, p *pacer, skip func(int) bool) (string, int64, error) {
+	h := &pacedHash{Hash: sha256.New(), ctx: ctx, p: p}
+	var err error
+	if obj.Size > 0 {
+		l := layoutOf(obj)
+		var faults []erasure.Fault
+		if skip == nil {
+			faults, err = n.decodeRange(ctx, obj, l, 0, obj.Size, h)
+		} else {
+			open, closeAll := n.shardOpener(ctx, obj, l, 0, l.Stripes(), skip)
+			faults, err = erasure.Decode(l, open, h, 0, obj.Size)
+			closeAll()
+		}
+		n.noteFaults(obj, faults)
+	}
+	n.stats.scrubbedBytes.Add(h.n)
+	if err != nil {
+		return "", h.n, err
+	}
+	return fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil)), h.n, nil
+}
+
+// pacedHash hashes what is written to it at the pace of p.
+type pacedHash struct {
+	hash.Hash
+	ctx context.Context
+	p   *pacer
+	n   int64
+}
+
+func (w *pacedHash) Write(b []byte) (int, error) {
+	w.Hash.Write(b)
+	w.n += int64(len(b))
+	if !w.p.wait(w.ctx, int64(len(b))) {
+		return 0, w.ctx.Err()
+	}
+	return len(b), nil
+}
+
 // reportMissing marks a shard missing through raft; repair rebuilds it.
 // Each shard is reported once per process, so a corrupt shard read a
 // thousand times is proposed to raft once.
@@ -101,4 +311,16 @@ func (n *Node) reportMissing(ctx context.Context, obj fsm.Object, i int) {
 		n.reported.Delete(key)
 		n.log.Debug("report bad shard", "object", obj.ID, "shard", i, "error", err)
 	}
+}
+
+// checkContentSoon runs scrubContent on obj in the background, once per
+// object ID per process, when a read found its bytes do not hash to its
+// digest: the next scrub pass may be a day away.
+func (n *Node) checkContentSoon(obj fsm.Object) {
+	if _, dup := n.reported.LoadOrStore("content."+obj.ID, true); dup {
+		return
+	}
+	n.background(func(ctx context.Context) {
+		n.scrubContent(ctx, obj, &pacer{rate: n.cfg.ScrubRate, start: time.Now()})
+	})
 }

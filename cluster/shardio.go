@@ -22,6 +22,7 @@ type stats struct {
 	movedBytes     atomic.Int64
 	scrubbedBytes  atomic.Int64
 	scrubCorrupt   atomic.Int64
+	corruptObjects atomic.Int64
 	gcRemoved      atomic.Int64
 	cacheHits      atomic.Int64
 	packFailed     atomic.Int64
@@ -36,6 +37,9 @@ type Stats struct {
 	MovedBytes     int64 `json:"moved_bytes"`
 	ScrubbedBytes  int64 `json:"scrubbed_bytes"`
 	ScrubCorrupt   int64 `json:"scrub_corrupt"`
+	// CorruptObjects counts objects this node's scrubber marked corrupt:
+	// read whole, their bytes did not hash to their digest.
+	CorruptObjects int64 `json:"corrupt_objects"`
 	GCRemoved      int64 `json:"gc_removed"`
 	CacheHits      int64 `json:"cache_hits"`
 	CacheBytes     int64 `json:"cache_bytes"`
@@ -64,6 +68,7 @@ func (n *Node) Stats() Stats {
 		MovedBytes:     n.stats.movedBytes.Load(),
 		ScrubbedBytes:  n.stats.scrubbedBytes.Load(),
 		ScrubCorrupt:   n.stats.scrubCorrupt.Load(),
+		CorruptObjects: n.stats.corruptObjects.Load(),
 		GCRemoved:      n.stats.gcRemoved.Load(),
 		CacheHits:      n.stats.cacheHits.Load(),
 		CacheBytes:     cached,

@@ -104,9 +104,11 @@ func (n *Node) Release(s Stored, committed bool) {
 		if ok && obj.ID == s.Object.ID {
 			return
 		}
-		if !ok {
-			// Not applied here yet (see createdHere): garbage collection,
-			// which judges after a barrier, takes the shards if unreferenced.
+		if !ok || obj.Corrupt != "" {
+			// Not applied here yet (see createdHere), or a heal of a
+			// corrupt object not applied here yet: garbage collection,
+			// which judges after a barrier, takes the shards if
+			// unreferenced.
 			return
 		}
 	}
