@@ -34,6 +34,9 @@ const (
 	MaxReasonLen = 1024
 )
 
+// emptyDigest is the digest of no bytes.
+const emptyDigest = DigestPrefix + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 // CheckEntry decodes and validates one command of a batch, with its blob,
 // as a proposer must before the command goes to raft. Every error wraps
 // ErrInvalid: a command this build cannot read is refused like a bad one.
@@ -100,6 +103,11 @@ func validatePut(p *PutArtifact) error {
 	}
 	if p.Size < 0 || p.Size > MaxObjectSize {
 		return fmt.Errorf("%w: size %d out of range", ErrInvalid, p.Size)
+	}
+	// Zero bytes have exactly one digest, and an empty object has no
+	// bytes a scrubber could read and find wrong: check it here.
+	if p.Size == 0 && p.Digest != emptyDigest {
+		return fmt.Errorf("%w: an empty object's digest is %s, not %s", ErrInvalid, emptyDigest, p.Digest)
 	}
 	// A put of a digest the pushing node found stored may carry no object
 	// of its own; whether the digest is stored is Apply's to decide.

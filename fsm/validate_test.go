@@ -42,12 +42,12 @@ func badCommands() map[string]Command {
 	one, neg, big := 1, -1, 16
 	id := oid("obj-a-0")
 	obj := func(mod func(*ObjectRef)) Command {
-		c := put("new.jar", 'n', 1)
+		c := put("new.jar", 'e', 1)
 		mod(&c.Put.Object)
 		return c
 	}
 	putWith := func(mod func(*PutArtifact)) Command {
-		c := put("new.jar", 'n', 1)
+		c := put("new.jar", 'e', 1)
 		mod(c.Put)
 		return c
 	}
@@ -67,6 +67,7 @@ func badCommands() map[string]Command {
 		"put with an md5 digest":  putWith(func(p *PutArtifact) { p.Digest = "md5:" + strings.Repeat("a", 32) }),
 		"put with negative size":  putWith(func(p *PutArtifact) { p.Size = -1 }),
 		"put with absurd size":    putWith(func(p *PutArtifact) { p.Size = MaxObjectSize + 1 }),
+		"empty put, other digest": putWith(func(p *PutArtifact) { p.Size = 0 }),
 		"put with a bad label":    putWith(func(p *PutArtifact) { p.Labels = map[string]string{"bad key": "v"} }),
 		"put with a bad tag":      putWith(func(p *PutArtifact) { p.Tags = []string{"no spaces"} }),
 		"put with a path as id":   obj(func(o *ObjectRef) { o.ID = "../../../../etc/x" }),
@@ -86,7 +87,7 @@ func badCommands() map[string]Command {
 		"put missing one shard twice": obj(func(o *ObjectRef) {
 			o.M, o.Placement, o.Missing = 2, []string{"n1", "n2", "n3"}, []int{1, 1}
 		}),
-		"put with a long actor":      func() Command { c := put("new.jar", 'n', 1); c.Actor = strings.Repeat("a", MaxActorLen+1); return c }(),
+		"put with a long actor":      func() Command { c := put("new.jar", 'e', 1); c.Actor = strings.Repeat("a", MaxActorLen+1); return c }(),
 		"delete without body":        {Op: OpDeleteArtifact, Time: t0},
 		"delete of a bad name":       {Op: OpDeleteArtifact, Time: t0, Delete: &DeleteArtifact{Name: "a//b"}},
 		"tag without body":           {Op: OpTag, Time: t0},
@@ -151,9 +152,10 @@ func TestGoodCommandsPassTheCheck(t *testing.T) {
 		c    Command
 		blob []byte
 	}{
-		"put":             {c: put("a.jar", 'a', 0)},
-		"put with a blob": {c: blobPut, blob: body},
-		"empty blob":      {c: empty, blob: []byte{}},
+		"put":                       {c: put("a.jar", 'a', 0)},
+		"the put badCommands break": {c: put("new.jar", 'e', 1)},
+		"put with a blob":           {c: blobPut, blob: body},
+		"empty blob":                {c: empty, blob: []byte{}},
 		"shared put": {c: func() Command {
 			c := put("b.jar", 'a', 0)
 			c.Put.Object = ObjectRef{}
