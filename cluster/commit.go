@@ -67,21 +67,23 @@ func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
 // if any fails: every command is idempotent or harmlessly refused when
 // repeated, so the caller retries them all.
 //
-// Every entry is checked first against the rules Apply holds commands to
-// (fsm.CheckEntry): a command that breaks them, this node's own or one in
-// a batch a peer forwarded, is refused with fsm.ErrInvalid and never
-// reaches the log. A forwarded batch with one bad command is refused whole:
-// a follower checks its own writes before forwarding them, so only a
-// broken or hostile peer sends one.
+// Every command is checked against the rules Apply holds commands to
+// before it reaches the log: this node's own by apply (fsm.Command.Validate,
+// before encoding it), a forwarded batch's here (fsm.CheckEntry). One that
+// breaks them is refused with fsm.ErrInvalid. A forwarded batch with one
+// bad command is refused whole: a follower checks its own writes before
+// forwarding them, so only a broken or hostile peer sends one.
 func (c *committer) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Result, error) {
 	// A write committed after the entry the state machine halted at would
 	// never be applied.
 	if err := c.n.checkHalted(); err != nil {
 		return nil, err
 	}
-	for i, e := range entries {
-		if _, err := fsm.CheckEntry(e); err != nil {
-			return nil, fmt.Errorf("command %d of %d: %w", i+1, len(entries), err)
+	if forwarded {
+		for i, e := range entries {
+			if _, err := fsm.CheckEntry(e); err != nil {
+				return nil, fmt.Errorf("command %d of %d: %w", i+1, len(entries), err)
+			}
 		}
 	}
 	ps := make([]*proposal, len(entries))

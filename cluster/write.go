@@ -181,6 +181,11 @@ func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
 	}
 	c.Time = n.cfg.Now().UTC()
+	// The rules Apply holds commands to (fsm/validate.go): a command that
+	// breaks them never reaches the log.
+	if err := c.Validate(); err != nil {
+		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
+	}
 	b, err := c.Encode()
 	if err != nil {
 		return fsm.Result{}, err
