@@ -43,12 +43,18 @@ GO_TAGS     ?=
 IMAGE_BIN    = bin/image/pier-$(or $(GO_TAGS),none)
 CHAOS_FLAGS ?=
 CHAOS        = bin/chaos
+INTRUDER_IMAGE ?= pier-intruder:dev
 
-.PHONY: image compose-up compose-down chaos chaos-planted chaos-tools
+.PHONY: image intruder-image compose-up compose-down chaos chaos-planted chaos-tools
 
 image:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(GO_TAGS)' -ldflags '$(LDFLAGS)' -o $(IMAGE_BIN) ./cmd/pier
 	docker build -q --build-arg GO_TAGS=$(GO_TAGS) -t $(IMAGE) .
+
+# The chaos suite's intruder (testing/chaos/intruder), packed the same way.
+intruder-image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/image/intruder ./testing/chaos/intruder
+	docker build -q -f testing/chaos/intruder/Dockerfile -t $(INTRUDER_IMAGE) .
 
 # dc1 (5 nodes) on 127.0.0.1:8081-8085; COMPOSE_PROFILES=dc2 adds dc2 on :8091-8093.
 compose-up: image
@@ -68,16 +74,19 @@ chaos-tools:
 
 # Starts dc1, runs every scenario, prints the report, tears everything down
 # (also on failure and Ctrl-C); fails if an invariant was violated.
-chaos: chaos-tools image
+chaos: chaos-tools image intruder-image
 	$(GO) build -o $(CHAOS) ./testing/chaos
-	./$(CHAOS) -image $(IMAGE) -pier $(IMAGE_BIN) $(CHAOS_FLAGS)
+	./$(CHAOS) -image $(IMAGE) -pier $(IMAGE_BIN) -intruder-image $(INTRUDER_IMAGE) $(CHAOS_FLAGS)
 
-# The suite against builds with planted faults (-tags faults, PIER_FAULT):
-# succeeds only if each run reports the violation the fault must cause.
-chaos-planted: chaos-tools
+# The suite against builds with planted faults (-tags faults, PIER_FAULT),
+# and with the cluster key leaked to the intruder: succeeds only if each run
+# reports the violation the fault must cause.
+chaos-planted: chaos-tools intruder-image
 	$(MAKE) image GO_TAGS=faults IMAGE=pier:faults
 	$(GO) build -o $(CHAOS) ./testing/chaos
 	./$(CHAOS) -image pier:faults -pier bin/image/pier-faults -fault skip-checksum \
 	  -scenarios corrupt -warmup 8s -expect-violations wrong-bytes $(CHAOS_FLAGS)
 	./$(CHAOS) -image pier:faults -pier bin/image/pier-faults -fault drop-shard \
 	  -scenarios kill-m -warmup 8s -expect-violations lost $(CHAOS_FLAGS)
+	./$(CHAOS) -image pier:faults -pier bin/image/pier-faults -intruder-image $(INTRUDER_IMAGE) \
+	  -intruder-leak-key -scenarios intruder -expect-violations intruder $(CHAOS_FLAGS)

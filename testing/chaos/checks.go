@@ -28,6 +28,7 @@ const (
 	CheckRedundancyName = "redundancy"       // redundancy not back to full
 	CheckCrashName      = "crash"            // a node exited that nobody stopped
 	CheckDiskFullName   = "disk-full"        // unclean errors or no recovery on a full disk
+	CheckIntruderName   = "intruder"         // an attack without the cluster key changed state or got through
 	CheckScenarioName   = "scenario"         // the scenario itself could not run
 )
 

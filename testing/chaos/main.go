@@ -35,6 +35,8 @@ func runMain() int {
 		project    = flag.String("project", "pier-chaos", "compose project name")
 		image      = flag.String("image", "pier:dev", "node image")
 		pierBin    = flag.String("pier", "bin/image/pier-none", "host path of the pier binary packed in the image")
+		intruder   = flag.String("intruder-image", "pier-intruder:dev", "image of testing/chaos/intruder (make intruder-image)")
+		leakKey    = flag.Bool("intruder-leak-key", false, "planted fault: hand the intruder the cluster key, so that scenario intruder must fail")
 		prefix     = flag.String("http-prefix", "1808", "nodes publish HTTP on 127.0.0.1:<prefix>N")
 		fault      = flag.String("fault", "", "PIER_FAULT for every node (builds with -tags faults)")
 		list       = flag.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
@@ -123,9 +125,13 @@ func runMain() int {
 
 	h := NewHistory()
 	wl := NewWorkload(WorkloadConfig{Workers: *workers, MaxOps: *maxOps, Think: *think, MaxLarge: *maxLarge}, h, cl.Nodes, *seed)
-	suite := &Suite{cl: cl, wl: wl, h: h, outDir: outDir, pier: *pierBin, seed: *seed, logf: logf, reported: map[string]bool{},
+	suite := &Suite{cl: cl, wl: wl, h: h, outDir: outDir, pier: *pierBin, intruderImage: *intruder, seed: *seed, logf: logf, reported: map[string]bool{},
 		timing: Timing{Warmup: *warmup, Cooldown: 2 * time.Second, Converge: time.Minute,
 			Checkpoint: 2 * time.Minute, VerifyTries: 4, VerifyBackoff: 500 * time.Millisecond, MaxWorkload: 4 * time.Minute}}
+	if *leakKey {
+		suite.intruderKey = hex.EncodeToString(key)
+		logf("planted fault: the intruder gets the cluster key")
+	}
 	var results []*Result
 	for _, sc := range scenarios {
 		if ctx.Err() != nil {

@@ -44,6 +44,11 @@ func WriteReport(w io.Writer, results []*Result, total time.Duration) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "lost and wrong bytes count artifacts, each in the first scenario that finds it; redundancy \"as before\": not full since an earlier scenario, and no worse")
+	for _, r := range results {
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "%s: %s\n", r.Scenario, n)
+		}
+	}
 
 	if slices.ContainsFunc(results, func(r *Result) bool { return r.Redundancy == "endpoint not available" }) {
 		fmt.Fprintln(w, "\nredundancy check: endpoint not available (GET /api/v1/status has no \"redundancy\"), not checked")

@@ -24,6 +24,7 @@ type Scenario struct {
 
 // Scenarios are the chaos scenarios in the order they run.
 var Scenarios = []Scenario{
+	{Name: "intruder", About: "a container without the cluster key attacks raft, the peer service and gossip; nothing may change", Skip: skipWithoutIntruder, Run: intrude},
 	{Name: "kill-random", About: "SIGKILL a random node, restart it 10s later", Run: killRandom},
 	{Name: "kill-leader", About: "SIGKILL the leader, restart it 10s later", Run: killLeader},
 	{Name: "isolate", About: "cut one node off from the others with iptables for 15s", Run: isolate},

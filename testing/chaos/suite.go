@@ -41,6 +41,9 @@ type Suite struct {
 
 	reported map[string]bool // cumulative violations already reported
 	runs     uint64
+
+	intruderImage string // image of testing/chaos/intruder
+	intruderKey   string // the key the intruder attacks with; empty: its own wrong one
 }
 
 // Result is one row of the report.
@@ -55,6 +58,7 @@ type Result struct {
 	Recover    time.Duration // heal to converged; negative: never
 	Redundancy string
 	Violations []Violation
+	Notes      []string // a scenario's own figures, printed below the table
 	LogDir     string
 	Took       time.Duration
 }
@@ -120,6 +124,13 @@ func (e *Env) Violate(check, format string, args ...any) {
 	e.res.Violations = append(e.res.Violations, v)
 	e.mu.Unlock()
 	e.Logf("VIOLATION %s", v)
+}
+
+// Note records a line of the scenario's own figures for the report.
+func (e *Env) Note(line string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.res.Notes = append(e.res.Notes, line)
 }
 
 // Left records that node left the cluster for good.
