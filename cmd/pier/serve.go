@@ -18,6 +18,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -36,7 +37,8 @@ type serveFlags struct {
 	repairRate                              int64
 	scrubInterval                           time.Duration
 	minFree, cacheSize                      int64
-	inlineSize                              int
+	inlineSize, maxUploadsPerClient         int
+	bodyIdleTimeout                         time.Duration
 	pprof                                   bool
 }
 
@@ -66,6 +68,8 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "bytes of memory for recently read small objects (negative: no cache)")
 	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in bytes, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
+	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", httpapi.DefaultBodyIdleTimeout, "cut a push whose body brings no byte for this long, with a 408 (negative: never)")
+	fs.IntVar(&f.maxUploadsPerClient, "max-uploads-per-client", httpapi.DefaultMaxUploadsPerClient, "pushes one client address may have in flight; more get a 429 (negative: no bound)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
@@ -167,6 +171,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	return server.Config{
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
 		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
+		API: httpapi.Options{BodyIdleTimeout: f.bodyIdleTimeout, MaxUploadsPerClient: f.maxUploadsPerClient},
 		Node: cluster.Config{
 			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,

@@ -42,6 +42,9 @@ type Config struct {
 	// WrapPeers, when set, wraps the peer client: tests inject faults into
 	// node-to-node calls with it.
 	WrapPeers func(cluster.PeerClient) cluster.PeerClient
+	// API bounds what one client can make the node do with a push; its
+	// MaxObjectSize defaults to Node.MaxObjectSize.
+	API httpapi.Options
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP listener.
 	Pprof bool
 }
@@ -101,7 +104,10 @@ func Start(cfg Config) (*Server, error) {
 		rt.Close()
 		return nil, err
 	}
-	api := httpapi.New(node, log.Named("http"))
+	if cfg.API.MaxObjectSize == 0 {
+		cfg.API.MaxObjectSize = cfg.Node.MaxObjectSize
+	}
+	api := httpapi.New(node, log.Named("http"), cfg.API)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case strings.HasPrefix(r.URL.Path, peer.Prefix):
