@@ -14,7 +14,7 @@ import (
 // state is looked up again after a read barrier, so a push acknowledged by
 // any node is visible here at once (read-after-write on every node).
 func (n *Node) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
-	if err := fsm.ValidateName(name); err != nil {
+	if err := fsm.ValidateNameShape(name); err != nil {
 		return fsm.Artifact{}, err
 	}
 	if a, ok := n.fsm.Get(name); ok {
@@ -129,7 +129,7 @@ func (n *Node) List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, e
 // read barrier. Stat, for pulls, may answer from a slightly stale state:
 // the bytes behind a name never change.
 func (n *Node) StatFresh(ctx context.Context, name string) (fsm.Artifact, error) {
-	if err := fsm.ValidateName(name); err != nil {
+	if err := fsm.ValidateNameShape(name); err != nil {
 		return fsm.Artifact{}, err
 	}
 	if err := n.Barrier(ctx); err != nil {

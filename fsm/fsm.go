@@ -90,7 +90,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	// is at the proposer: one that reached the log anyway changes nothing.
 	invalid := make([]error, len(cmds))
 	for i, c := range cmds {
-		if invalid[i] = c.Validate(); invalid[i] == nil {
+		if invalid[i] = c.validateApplied(); invalid[i] == nil {
 			invalid[i] = checkBlob(c, entries[i].Blob)
 		}
 	}
@@ -147,7 +147,7 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 	defer f.mu.Unlock()
 	c.V = CommandVersion
 	var r Result
-	if err := c.Validate(); err != nil {
+	if err := c.validateApplied(); err != nil {
 		r = Result{Status: StatusInvalid, Message: err.Error(), Index: index}
 	} else {
 		r = f.s.apply(index, c)

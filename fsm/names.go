@@ -33,10 +33,32 @@ const (
 // that was pushed miss. Such a name is refused, and the message names the
 // NFC spelling.
 //
-// Every entry point (the API, CheckPush, the FSM's apply) holds names to
-// this one rule, so making it stricter refuses names that older builds
-// accepted: raft entries that bound such a name are refused when replayed.
+// This is the rule for binding a new name (the API, CheckPush, the
+// proposer). Apply, lookups, tags and deletes hold names only to
+// ValidateNameShape: Apply must decide the same on every build, and the
+// Unicode tables behind hiddenRune and NFC change with Go releases; and a
+// name an older build bound must stay reachable.
 func ValidateName(name string) error {
+	if err := ValidateNameShape(name); err != nil {
+		return err
+	}
+	for _, r := range name {
+		if hiddenRune(r) {
+			return fmt.Errorf("%w: name %+q contains %U, an invisible, format or non-graphic character", ErrInvalid, name, r)
+		}
+	}
+	if !norm.NFC.IsNormalString(name) {
+		return fmt.Errorf("%w: name %+q is not in Unicode normalization form NFC; send it as %+q", ErrInvalid, name, norm.NFC.String(name))
+	}
+	return nil
+}
+
+// ValidateNameShape is the part of ValidateName that every build has held
+// names to and that depends on no Unicode table but the fixed control
+// characters: a slash-separated relative path of valid UTF-8, with no
+// empty, "." or ".." segment, no backslash, no control character, within
+// the length limits.
+func ValidateNameShape(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty name", ErrInvalid)
 	}
@@ -56,12 +78,6 @@ func ValidateName(name string) error {
 		if unicode.IsControl(r) {
 			return fmt.Errorf("%w: name %q contains a control character", ErrInvalid, name)
 		}
-		if hiddenRune(r) {
-			return fmt.Errorf("%w: name %+q contains %U, an invisible, format or non-graphic character", ErrInvalid, name, r)
-		}
-	}
-	if !norm.NFC.IsNormalString(name) {
-		return fmt.Errorf("%w: name %+q is not in Unicode normalization form NFC; send it as %+q", ErrInvalid, name, norm.NFC.String(name))
 	}
 	for _, seg := range strings.Split(name, "/") {
 		switch {
@@ -176,7 +192,11 @@ func validateMeta(version, commit string, labels map[string]string, tags []strin
 // ValidatePush checks everything a push carries besides its bytes, so that
 // callers can refuse bad input before reading a body.
 func ValidatePush(name, version, commit string, labels map[string]string, tags []string) error {
-	if err := ValidateName(name); err != nil {
+	return validatePush(ValidateName, name, version, commit, labels, tags)
+}
+
+func validatePush(nameRule func(string) error, name, version, commit string, labels map[string]string, tags []string) error {
+	if err := nameRule(name); err != nil {
 		return err
 	}
 	return validateMeta(version, commit, labels, tags)

@@ -74,3 +74,32 @@ func TestValidateNameUnicode(t *testing.T) {
 		t.Errorf("NFD name: error %v does not say the name must be NFC", err)
 	}
 }
+
+// A name that an older build could bind (here an NFD spelling) is refused
+// at the proposer, but Apply, which every build must decide alike, holds it
+// only to the shape rule: a replayed log binds it as it did before, and
+// tags and deletes still reach it.
+func TestApplyHoldsNamesToTheShapeRuleOnly(t *testing.T) {
+	const nfd = "cafe\u0301.txt"
+	c := put(nfd, 'a', 1)
+	if err := c.Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("proposer check: %v, want ErrInvalid", err)
+	}
+	f := New()
+	if r := f.ApplyCommand(1, c); r.Status != StatusCreated {
+		t.Fatalf("apply: %+v", r)
+	}
+	tag := Command{Op: OpTag, Tag: &TagChange{Name: nfd, Tag: "production-ready"}}
+	if err := tag.Validate(); err != nil {
+		t.Fatalf("tag of a bound name refused: %v", err)
+	}
+	if r := f.ApplyCommand(2, tag); r.Status != StatusUpdated {
+		t.Fatalf("tag: %+v", r)
+	}
+	if err := (Command{Op: OpDeleteArtifact, Delete: &DeleteArtifact{Name: nfd}}).Validate(); err != nil {
+		t.Fatalf("delete of a bound name refused: %v", err)
+	}
+	if err := ValidateNameShape("a/../b"); err == nil {
+		t.Fatal("the shape rule took a .. segment")
+	}
+}

@@ -51,25 +51,34 @@ func CheckEntry(e Entry) (Command, error) {
 	return c, checkBlob(c, e.Blob)
 }
 
-// Validate checks a decoded command's fields against the rules every node
+// Validate checks a decoded command's fields against the rules a proposer
 // holds commands to. Its errors wrap ErrInvalid.
-func (c Command) Validate() error {
+func (c Command) Validate() error { return c.validate(ValidateName) }
+
+// validateApplied is Validate as Apply runs it: a put's name is held only
+// to ValidateNameShape, which every build decides alike (see ValidateName).
+func (c Command) validateApplied() error { return c.validate(ValidateNameShape) }
+
+// validate checks c, holding a put's name to putName. Tags and deletes
+// name bound artifacts, so the shape rule is enough for them: a name an
+// older build bound stays reachable.
+func (c Command) validate(putName func(string) error) error {
 	if len(c.Actor) > MaxActorLen {
 		return fmt.Errorf("%w: actor longer than %d bytes", ErrInvalid, MaxActorLen)
 	}
 	switch c.Op {
 	case OpPutArtifact:
-		return validatePut(c.Put)
+		return validatePut(c.Put, putName)
 	case OpDeleteArtifact:
 		if c.Delete == nil {
 			return fmt.Errorf("%w: delete command without body", ErrInvalid)
 		}
-		return ValidateName(c.Delete.Name)
+		return ValidateNameShape(c.Delete.Name)
 	case OpTag, OpUntag:
 		if c.Tag == nil {
 			return fmt.Errorf("%w: tag command without body", ErrInvalid)
 		}
-		if err := ValidateName(c.Tag.Name); err != nil {
+		if err := ValidateNameShape(c.Tag.Name); err != nil {
 			return err
 		}
 		return ValidateTag(c.Tag.Tag)
@@ -91,11 +100,11 @@ func (c Command) Validate() error {
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
 
-func validatePut(p *PutArtifact) error {
+func validatePut(p *PutArtifact, nameRule func(string) error) error {
 	if p == nil {
 		return fmt.Errorf("%w: put command without body", ErrInvalid)
 	}
-	if err := ValidatePush(p.Name, p.Version, p.Commit, p.Labels, p.Tags); err != nil {
+	if err := validatePush(nameRule, p.Name, p.Version, p.Commit, p.Labels, p.Tags); err != nil {
 		return err
 	}
 	if err := ValidateDigest(p.Digest); err != nil {

@@ -250,7 +250,7 @@ func (a *API) info(w http.ResponseWriter, r *http.Request, name string) {
 
 // remove serves DELETE of an artifact: the name stays bound to its digest.
 func (a *API) remove(w http.ResponseWriter, r *http.Request, name string) {
-	if err := fsm.ValidateName(name); err != nil {
+	if err := fsm.ValidateNameShape(name); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -57,7 +57,7 @@ func (a *API) tag(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	if err := fsm.ValidateName(name); err != nil {
+	if err := fsm.ValidateNameShape(name); err != nil {
 		a.fail(w, r, fmt.Errorf("query parameter name: %w", err))
 		return
 	}
