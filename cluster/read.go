@@ -26,7 +26,7 @@ func (n *Node) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
 	if a, ok := n.fsm.Get(name); ok {
 		return a, nil
 	}
-	return fsm.Artifact{}, fmt.Errorf("%w: %s", fsm.ErrNotFound, name)
+	return fsm.Artifact{}, fsm.ExplainMissing(name, fmt.Errorf("%w: %s", fsm.ErrNotFound, name))
 }
 
 // Barrier waits until this node's state holds every write acknowledged by
@@ -138,7 +138,7 @@ func (n *Node) StatFresh(ctx context.Context, name string) (fsm.Artifact, error)
 	if a, ok := n.fsm.Get(name); ok {
 		return a, nil
 	}
-	return fsm.Artifact{}, fmt.Errorf("%w: %s", fsm.ErrNotFound, name)
+	return fsm.Artifact{}, fsm.ExplainMissing(name, fmt.Errorf("%w: %s", fsm.ErrNotFound, name))
 }
 
 // Latest returns the newest artifact matching prefix and tag, after a read

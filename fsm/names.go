@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -51,6 +52,21 @@ func ValidateName(name string) error {
 		return fmt.Errorf("%w: name %+q is not in Unicode normalization form NFC; send it as %+q", ErrInvalid, name, norm.NFC.String(name))
 	}
 	return nil
+}
+
+// ExplainMissing turns err, a lookup of name that found nothing, into the
+// reason a new artifact could not be bound to name, when there is one: the
+// client then learns the spelling to use (a 400 naming the NFC form, say)
+// rather than a bare 404. Lookups take names by ValidateNameShape only, so
+// that names older builds bound stay reachable.
+func ExplainMissing(name string, err error) error {
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if bad := ValidateName(name); bad != nil {
+		return bad
+	}
+	return err
 }
 
 // ValidateNameShape is the part of ValidateName that every build has held

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -101,5 +102,19 @@ func TestApplyHoldsNamesToTheShapeRuleOnly(t *testing.T) {
 	}
 	if err := ValidateNameShape("a/../b"); err == nil {
 		t.Fatal("the shape rule took a .. segment")
+	}
+}
+
+func TestExplainMissing(t *testing.T) {
+	miss := fmt.Errorf("%w: x", ErrNotFound)
+	if err := ExplainMissing("cafe\u0301.txt", miss); errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "NFC") {
+		t.Errorf("NFD miss: %v, want the NFC rule", err)
+	}
+	if err := ExplainMissing("fine.txt", miss); !errors.Is(err, ErrNotFound) {
+		t.Errorf("good-name miss: %v, want not found", err)
+	}
+	other := errors.New("leader gone")
+	if err := ExplainMissing("cafe\u0301.txt", other); err != other {
+		t.Errorf("other error: %v, want it unchanged", err)
 	}
 }

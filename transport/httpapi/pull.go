@@ -255,7 +255,7 @@ func (a *API) remove(w http.ResponseWriter, r *http.Request, name string) {
 		return
 	}
 	if err := a.reg.Delete(writeContext(r), name, actor(r)); err != nil {
-		a.fail(w, r, fmt.Errorf("delete %s: %w", name, err))
+		a.fail(w, r, fmt.Errorf("delete %s: %w", name, fsm.ExplainMissing(name, err)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -63,7 +63,7 @@ func (a *API) tag(w http.ResponseWriter, r *http.Request) {
 	}
 	art, err := a.reg.Tag(writeContext(r), name, tag, actor(r), r.Method == http.MethodPut)
 	if err != nil {
-		a.fail(w, r, fmt.Errorf("tag %s: %w", name, err))
+		a.fail(w, r, fmt.Errorf("tag %s: %w", name, fsm.ExplainMissing(name, err)))
 		return
 	}
 	writeJSON(w, http.StatusOK, view(art, nil))
