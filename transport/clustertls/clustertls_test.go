@@ -161,3 +161,40 @@ func TestDemux(t *testing.T) {
 		t.Fatal("accept after close")
 	}
 }
+
+// A resumed session still carries the client's verified chain, which the
+// peer service checks on every request.
+func TestResumedSessionKeepsTheVerifiedChain(t *testing.T) {
+	k := creds(t, "k")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl := Listener(ln, k.Server(), nil)
+	defer sl.Close()
+	cli := k.Client()
+	for i := range 2 {
+		go func() {
+			c, err := tls.Dial("tcp", ln.Addr().String(), cli)
+			if err == nil {
+				// The ticket comes after the handshake: read to get it.
+				_ = c.SetReadDeadline(time.Now().Add(time.Second))
+				io.ReadAll(c)
+				c.Close()
+			}
+		}()
+		c, err := sl.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := c.(*tls.Conn).ConnectionState()
+		if len(st.VerifiedChains) == 0 {
+			t.Fatalf("connection %d (resumed %v): no verified chain", i, st.DidResume)
+		}
+		if i == 1 && !st.DidResume {
+			t.Errorf("the second connection did not resume")
+		}
+		c.Write([]byte{1})
+		c.Close()
+	}
+}
