@@ -30,7 +30,11 @@ func RaftConfig() *raft.Config {
 	c := raft.DefaultConfig()
 	c.HeartbeatTimeout = 250 * time.Millisecond
 	c.ElectionTimeout = 250 * time.Millisecond
-	c.LeaderLeaseTimeout = 150 * time.Millisecond
+	// As long as the heartbeat timeout (raft's ceiling): a leader whose
+	// heartbeats are 150-220 ms late under -race (seen with TLS between
+	// nodes) stepped down mid-commit at 150 ms, and its writes' retries
+	// answered 200 for first pushes.
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	c.SnapshotThreshold = 64
 	c.TrailingLogs = 32

@@ -17,8 +17,9 @@ import (
 )
 
 // maxPool is the number of idle connections kept per peer; raft pipelines
-// appends on one and uses the others for votes and snapshots.
-const maxPool = 3
+// appends on one and uses the others for heartbeats, votes and snapshots.
+// Each new connection costs a TLS handshake, so a few more stay warm.
+const maxPool = 5
 
 // New listens on bind and advertises advertise (host:port; empty means bind)
 // to the other servers. Every connection is mutual TLS under creds: a peer
