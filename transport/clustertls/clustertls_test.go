@@ -174,7 +174,9 @@ func TestResumedSessionKeepsTheVerifiedChain(t *testing.T) {
 	defer sl.Close()
 	cli := k.Client()
 	for i := range 2 {
+		done := make(chan struct{})
 		go func() {
+			defer close(done)
 			c, err := tls.Dial("tcp", ln.Addr().String(), cli)
 			if err == nil {
 				// The ticket comes after the handshake: read to get it.
@@ -196,5 +198,8 @@ func TestResumedSessionKeepsTheVerifiedChain(t *testing.T) {
 		}
 		c.Write([]byte{1})
 		c.Close()
+		// The client stores the ticket as it reads; the next dial must
+		// come after that.
+		<-done
 	}
 }
