@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"time"
 )
 
@@ -18,34 +17,17 @@ const recordTypeHandshake = 0x16
 // connection, bounded by HandshakeTimeout, so a silent client blocks no
 // one. Closing either listener closes ln.
 func Demux(ln net.Listener) (plain, secure net.Listener) {
-	d := &demux{ln: ln, done: make(chan struct{})}
+	d := &demux{ln: ln, acceptor: newAcceptor()}
 	d.plain = &half{d: d, conns: make(chan net.Conn)}
 	d.secure = &half{d: d, conns: make(chan net.Conn)}
-	go d.loop()
+	go d.run(ln, d.sniff)
 	return d.plain, d.secure
 }
 
 type demux struct {
+	*acceptor
 	ln            net.Listener
 	plain, secure *half
-	done          chan struct{}
-	once          sync.Once
-	err           error
-}
-
-func (d *demux) loop() {
-	for {
-		c, err := d.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			d.stop(err)
-			return
-		}
-		go d.sniff(c)
-	}
 }
 
 func (d *demux) sniff(c net.Conn) {
@@ -69,13 +51,6 @@ func (d *demux) sniff(c net.Conn) {
 	case <-d.done:
 		c.Close()
 	}
-}
-
-func (d *demux) stop(err error) {
-	d.once.Do(func() {
-		d.err = err
-		close(d.done)
-	})
 }
 
 type half struct {

@@ -19,34 +19,49 @@ const HandshakeTimeout = 10 * time.Second
 // connection that sends nothing holds neither Accept nor the server behind
 // it. reject, if set, hears of every connection turned away.
 func Listener(inner net.Listener, cfg *tls.Config, reject func(addr net.Addr, err error)) net.Listener {
-	l := &listener{inner: inner, cfg: cfg, reject: reject, conns: make(chan net.Conn), done: make(chan struct{})}
-	go l.loop()
+	l := &listener{inner: inner, cfg: cfg, reject: reject, conns: make(chan net.Conn), acceptor: newAcceptor()}
+	go l.run(inner, l.handshake)
 	return l
 }
 
 type listener struct {
+	*acceptor
 	inner  net.Listener
 	cfg    *tls.Config
 	reject func(net.Addr, error)
 	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
-	err    error // set before done closes
 }
 
-func (l *listener) loop() {
+// acceptor runs an accept loop that hands each connection to a goroutine
+// of its own, until the listener fails; done closes then, err says why.
+type acceptor struct {
+	done chan struct{}
+	once sync.Once
+	err  error // set before done closes
+}
+
+func newAcceptor() *acceptor { return &acceptor{done: make(chan struct{})} }
+
+func (a *acceptor) run(ln net.Listener, handle func(net.Conn)) {
 	for {
-		c, err := l.inner.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			l.stop(err)
+			a.stop(err)
 			return
 		}
-		go l.handshake(c)
+		go handle(c)
 	}
+}
+
+func (a *acceptor) stop(err error) {
+	a.once.Do(func() {
+		a.err = err
+		close(a.done)
+	})
 }
 
 func (l *listener) handshake(c net.Conn) {
@@ -65,13 +80,6 @@ func (l *listener) handshake(c net.Conn) {
 	case <-l.done:
 		tc.Close()
 	}
-}
-
-func (l *listener) stop(err error) {
-	l.once.Do(func() {
-		l.err = err
-		close(l.done)
-	})
 }
 
 // Accept implements net.Listener.
