@@ -42,9 +42,10 @@ func (d *demux) sniff(c net.Conn) {
 	if b[0] == recordTypeHandshake {
 		to = d.secure
 	}
-	var pc net.Conn = &peekedConn{Conn: c, first: b[0], has: true}
+	k := peeked{first: b[0], has: true}
+	var pc net.Conn = &peekedConn{Conn: c, peeked: k}
 	if tc, ok := c.(*net.TCPConn); ok {
-		pc = &peekedTCPConn{TCPConn: tc, first: b[0], has: true}
+		pc = &peekedTCPConn{TCPConn: tc, peeked: k}
 	}
 	select {
 	case to.conns <- pc:
@@ -78,16 +79,29 @@ func (h *half) Close() error {
 
 func (h *half) Addr() net.Addr { return h.d.ln.Addr() }
 
-// peekedConn gives back the byte the demux read.
-type peekedConn struct {
-	net.Conn
+// peeked is the byte the demux read, given back by the first Read.
+type peeked struct {
 	first byte
 	has   bool
 }
 
+// take puts the byte into p if it is still held.
+func (k *peeked) take(p []byte) bool {
+	if !k.has || len(p) == 0 {
+		return false
+	}
+	p[0], k.has = k.first, false
+	return true
+}
+
+// peekedConn gives back the byte the demux read.
+type peekedConn struct {
+	net.Conn
+	peeked
+}
+
 func (c *peekedConn) Read(p []byte) (int, error) {
-	if c.has && len(p) > 0 {
-		p[0], c.has = c.first, false
+	if c.take(p) {
 		return 1, nil
 	}
 	return c.Conn.Read(p)
@@ -97,13 +111,11 @@ func (c *peekedConn) Read(p []byte) (int, error) {
 // (sendfile) and CloseWrite promoted, which net/http's responses use.
 type peekedTCPConn struct {
 	*net.TCPConn
-	first byte
-	has   bool
+	peeked
 }
 
 func (c *peekedTCPConn) Read(p []byte) (int, error) {
-	if c.has && len(p) > 0 {
-		p[0], c.has = c.first, false
+	if c.take(p) {
 		return 1, nil
 	}
 	return c.TCPConn.Read(p)
@@ -113,11 +125,12 @@ func (c *peekedTCPConn) Read(p []byte) (int, error) {
 // (*net.TCPConn).WriteTo would.
 func (c *peekedTCPConn) WriteTo(w io.Writer) (int64, error) {
 	var n int64
-	if c.has {
-		if _, err := w.Write([]byte{c.first}); err != nil {
+	var b [1]byte
+	if c.take(b[:]) {
+		if _, err := w.Write(b[:]); err != nil {
 			return 0, err
 		}
-		c.has, n = false, 1
+		n = 1
 	}
 	m, err := c.TCPConn.WriteTo(w)
 	return n + m, err
