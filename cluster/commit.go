@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -24,19 +24,13 @@ import (
 // push with one, 0.67 with two, 0.70 with four.) On the leader a batch becomes one raft entry; a follower
 // forwards it to the leader in one request, whose committer merges it with
 // the writes queued there.
-const (
-	commitSlots = 1
-	// maxBatchBytes bounds one entry, blobs included; a single larger
-	// command still goes alone.
-	maxBatchBytes = 4 << 20
-)
+// maxBatchBytes bounds one entry, blobs included; a single larger command
+// still goes alone.
+const maxBatchBytes = 4 << 20
 
 type committer struct {
-	n     *Node
-	mu    sync.Mutex
-	queue []*proposal
-	wake  chan struct{}
-	slots chan struct{}
+	n       *Node
+	batches *batch.Batcher[proposal, fsm.Result]
 }
 
 // proposal is one write waiting for its batch to commit.
@@ -45,13 +39,25 @@ type proposal struct {
 	// forwarded marks a follower's write, which its sender waits to see
 	// applied on the follower.
 	forwarded bool
-	done      chan struct{}
-	res       fsm.Result
-	err       error
 }
 
 func newCommitter(n *Node) *committer {
-	return &committer{n: n, wake: make(chan struct{}, 1), slots: make(chan struct{}, commitSlots)}
+	c := &committer{n: n}
+	c.batches = batch.New(c.commit, takeEntries)
+	return c
+}
+
+// takeEntries bounds a batch by fsm.MaxBatch commands and maxBatchBytes.
+func takeEntries(q []proposal) int {
+	size, n := 0, 0
+	for n < len(q) && n < fsm.MaxBatch {
+		size += len(q[n].entry.Command) + len(q[n].entry.Blob)
+		if n > 0 && size > maxBatchBytes {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // propose commits one entry and returns its result.
@@ -86,112 +92,36 @@ func (c *committer) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Resul
 			}
 		}
 	}
-	ps := make([]*proposal, len(entries))
+	ps := make([]proposal, len(entries))
 	for i, e := range entries {
-		ps[i] = &proposal{entry: e, forwarded: forwarded, done: make(chan struct{})}
+		ps[i] = proposal{entry: e, forwarded: forwarded}
 	}
-	c.mu.Lock()
-	c.queue = append(c.queue, ps...)
-	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	// Once queued a proposal may commit: waiting for its answer until the
+	// node stops, not abandoning it, is what lets the caller report the
+	// truth.
+	res, err := c.batches.Submit(ps...).Wait(c.n.ctx)
+	if errors.Is(err, batch.ErrClosed) || (err != nil && c.n.ctx.Err() != nil) {
+		return nil, ErrShutdown
 	}
-	// Once queued a proposal may commit: waiting for its answer, not
-	// abandoning it, is what lets the caller report the truth.
-	res := make([]fsm.Result, len(ps))
-	for i, p := range ps {
-		select {
-		case <-p.done:
-		case <-c.n.stop:
-			return nil, ErrShutdown
-		}
-		if p.err != nil {
-			return nil, p.err
-		}
-		res[i] = p.res
-	}
-	return res, nil
+	return res, err
 }
 
-// run proposes queued writes until the node stops.
-func (c *committer) run(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			c.failQueued(ErrShutdown)
-			return
-		case <-c.wake:
-		}
-		for {
-			select {
-			case c.slots <- struct{}{}:
-			case <-ctx.Done():
-				c.failQueued(ErrShutdown)
-				return
-			}
-			batch := c.take()
-			if len(batch) == 0 {
-				<-c.slots
-				break
-			}
-			go func() {
-				defer func() { <-c.slots }()
-				c.commit(batch)
-			}()
-		}
-	}
-}
+// close refuses new writes and fails the queued ones; wait then waits for
+// the batch in flight, which raft's shutdown ends.
+func (c *committer) close() { c.batches.Close() }
+func (c *committer) wait()  { c.batches.Wait() }
 
-// take removes the next batch from the queue.
-func (c *committer) take() []*proposal {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	size, n := 0, 0
-	for n < len(c.queue) && n < fsm.MaxBatch {
-		size += len(c.queue[n].entry.Command) + len(c.queue[n].entry.Blob)
-		if n > 0 && size > maxBatchBytes {
-			break
-		}
-		n++
-	}
-	batch := c.queue[:n:n]
-	c.queue = c.queue[n:]
-	if len(c.queue) == 0 {
-		c.queue = nil
-	}
-	return batch
-}
-
-func (c *committer) failQueued(err error) {
-	c.mu.Lock()
-	q := c.queue
-	c.queue = nil
-	c.mu.Unlock()
-	for _, p := range q {
-		p.err = err
-		close(p.done)
-	}
-}
-
-// commit proposes a batch as one raft entry and answers each proposal.
-func (c *committer) commit(batch []*proposal) {
+// commit proposes a batch as one raft entry, or forwards it to the leader.
+func (c *committer) commit(batch []proposal) ([]fsm.Result, error) {
 	results, err := c.append(batch)
-	if err == nil && c.n.IsLeader() && slices.ContainsFunc(batch, func(p *proposal) bool { return p.forwarded }) &&
+	if err == nil && c.n.IsLeader() && slices.ContainsFunc(batch, func(p proposal) bool { return p.forwarded }) &&
 		slices.ContainsFunc(results, func(r fsm.Result) bool { return !createdHere(r) }) {
 		c.nudge()
 	}
-	for i, p := range batch {
-		if err != nil {
-			p.err = err
-		} else {
-			p.res = results[i]
-		}
-		close(p.done)
-	}
+	return results, err
 }
 
-func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
+func (c *committer) append(batch []proposal) ([]fsm.Result, error) {
 	n := c.n
 	entries := make([]fsm.Entry, len(batch))
 	for i, p := range batch {
@@ -250,10 +180,7 @@ func (c *committer) append(batch []*proposal) ([]fsm.Result, error) {
 // (Lowering CommitTimeout to 5 ms did it too, but an idle 3-node cluster
 // then burnt 17% of a core instead of 4%.)
 func (c *committer) nudge() {
-	c.mu.Lock()
-	idle := len(c.queue) == 0
-	c.mu.Unlock()
-	if idle {
+	if c.batches.Queued() == 0 {
 		c.n.raft.Barrier(c.n.cfg.ApplyTimeout)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -74,9 +75,8 @@ type Node struct {
 	// reported holds shards this node already reported missing.
 	reported sync.Map
 
-	barrierMu   sync.Mutex
-	barrierNext *barrierCall
-	barrierBusy bool
+	// barriers shares read-index round trips among concurrent readers.
+	barriers *batch.Batcher[struct{}, uint64]
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
 	bootMu sync.Mutex
@@ -139,6 +139,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.cache = newObjectCache(cfg.CacheSize)
 	n.commits = newCommitter(n)
+	n.barriers = batch.New(n.readIndexRound, nil)
 	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -160,11 +161,7 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(8)
-	go func() {
-		defer n.wg.Done()
-		n.commits.run(n.ctx)
-	}()
+	n.wg.Add(7)
 	go n.joinLoop()
 	go n.bootstrapLoop()
 	go n.leaderLoop()
@@ -238,8 +235,11 @@ func (n *Node) Shutdown() {
 		n.bgMu.Unlock()
 		n.cancel()
 		close(n.stop)
+		n.commits.close()
+		n.barriers.Close()
 		n.wg.Wait()
 		n.bg.Wait()
+		n.stopPackSenders()
 		if n.gossip != nil {
 			_ = n.gossip.Shutdown()
 		}
@@ -248,6 +248,9 @@ func (n *Node) Shutdown() {
 				n.log.Warn("raft shutdown", "error", err)
 			}
 		}
+		// Raft's shutdown ends the applies and barriers in flight.
+		n.commits.wait()
+		n.barriers.Wait()
 		if c, ok := n.cfg.RaftTransport.(interface{ Close() error }); ok {
 			_ = c.Close()
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -77,13 +78,7 @@ func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, d
 	if node == n.cfg.ID {
 		err = n.ReceivePacked([]PackedShard{ps})
 	} else {
-		n.packMu.Lock()
-		s := n.packSenders[node]
-		if s == nil {
-			s = &packSender{n: n, node: node}
-			n.packSenders[node] = s
-		}
-		n.packMu.Unlock()
+		s := n.packSender(node)
 		var sent bool
 		if sent, err = s.send(ctx, ps); !sent {
 			return err // the image may still be read: not reusable
@@ -118,77 +113,78 @@ func (n *Node) ReceivePacked(shards []PackedShard) error {
 	return err
 }
 
+// packSender returns the sender of copies bound for node. After the node
+// stopped, a new one is closed already, so its sends fail at once.
+func (n *Node) packSender(node string) *packSender {
+	n.packMu.Lock()
+	defer n.packMu.Unlock()
+	s := n.packSenders[node]
+	if s == nil {
+		s = newPackSender(n, node)
+		if n.packSenders == nil {
+			s.sends.Close()
+			return s
+		}
+		n.packSenders[node] = s
+	}
+	return s
+}
+
+// stopPackSenders refuses further copies and waits for the requests out.
+func (n *Node) stopPackSenders() {
+	n.packMu.Lock()
+	senders := n.packSenders
+	n.packSenders = nil
+	n.packMu.Unlock()
+	for _, s := range senders {
+		s.sends.Close()
+	}
+	for _, s := range senders {
+		s.sends.Wait()
+	}
+}
+
 // packSender sends the copies bound for one node: one request at a time,
 // with every copy that queued while the previous one was out. Under load
 // that is one request, and one fdatasync on the node, for many pushes.
 type packSender struct {
-	n    *Node
-	node string
-
-	mu      sync.Mutex
-	queue   []*packCall
-	running bool
+	n     *Node
+	node  string
+	sends *batch.Batcher[PackedShard, struct{}]
 }
 
-type packCall struct {
-	shard PackedShard
-	done  chan error // buffered: the sender never waits on a caller
+func newPackSender(n *Node, node string) *packSender {
+	s := &packSender{n: n, node: node}
+	s.sends = batch.New(s.post, takeImages)
+	return s
+}
+
+// takeImages bounds a request by maxPackBatch bytes of images.
+func takeImages(q []PackedShard) int {
+	size, k := 0, 0
+	for k < len(q) && (k == 0 || size+len(q[k].Image) <= maxPackBatch) {
+		size += len(q[k].Image)
+		k++
+	}
+	return k
 }
 
 // send queues ps and returns its outcome; sent is false when ctx ended the
 // wait first, the request that carries ps maybe still running.
 func (s *packSender) send(ctx context.Context, ps PackedShard) (sent bool, err error) {
-	c := &packCall{shard: ps, done: make(chan error, 1)}
-	s.mu.Lock()
-	s.queue = append(s.queue, c)
-	if !s.running {
-		s.running = true
-		go s.run()
-	}
-	s.mu.Unlock()
-	select {
-	case err := <-c.done:
-		return true, err
-	case <-ctx.Done():
+	_, err = s.sends.Do(ctx, ps)
+	if err != nil && ctx.Err() != nil {
 		// The copy may still land; the push fails and GC takes it.
-		return false, ctx.Err()
+		return false, err
 	}
+	return true, err
 }
 
-// run sends batches until the queue is empty.
-func (s *packSender) run() {
-	for {
-		s.mu.Lock()
-		size, k := 0, 0
-		for k < len(s.queue) && (k == 0 || size+len(s.queue[k].shard.Image) <= maxPackBatch) {
-			size += len(s.queue[k].shard.Image)
-			k++
-		}
-		batch := s.queue[:k:k]
-		s.queue = s.queue[k:]
-		if len(batch) == 0 {
-			s.running = false
-			s.queue = nil
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		err := s.post(batch)
-		for _, c := range batch {
-			c.done <- err
-		}
-	}
-}
-
-func (s *packSender) post(batch []*packCall) error {
+func (s *packSender) post(shards []PackedShard) ([]struct{}, error) {
 	n := s.n
 	m, ok := n.members.get(s.node)
 	if !ok || m.Meta.HTTP == "" {
-		return fmt.Errorf("node %s unknown to gossip", s.node)
-	}
-	shards := make([]PackedShard, len(batch))
-	for i, c := range batch {
-		shards[i] = c.shard
+		return nil, fmt.Errorf("node %s unknown to gossip", s.node)
 	}
 	// Not any one push's context: the batch serves many.
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StallTimeout)
@@ -200,5 +196,8 @@ func (s *packSender) post(batch []*packCall) error {
 	case errors.Is(err, ErrPeerUnreachable) && n.ctx.Err() == nil:
 		n.markUnreachable(s.node)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return make([]struct{}, len(shards)), nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -40,57 +41,35 @@ func (n *Node) Barrier(ctx context.Context) error {
 	return n.waitApplied(ctx, idx)
 }
 
-// barrierCall is one read-index round trip shared by every caller that
-// arrived before it started.
-type barrierCall struct {
-	done chan struct{}
-	idx  uint64
-	err  error
-}
-
 // readIndex returns an index covering every write acknowledged before the
 // call. Concurrent callers share round trips: a caller joins the next one
 // to start (never one already in flight, which might predate its request),
 // so under load a read barrier costs one raft barrier per round trip, not
 // one per request.
 func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	n.barrierMu.Lock()
-	if n.barrierNext == nil {
-		n.barrierNext = &barrierCall{done: make(chan struct{})}
+	idx, err := n.barriers.Do(ctx, struct{}{})
+	if errors.Is(err, batch.ErrClosed) {
+		return 0, ErrShutdown
 	}
-	c := n.barrierNext
-	if !n.barrierBusy {
-		n.startBarrier()
-	}
-	n.barrierMu.Unlock()
-	select {
-	case <-c.done:
-		return c.idx, c.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
+	return idx, err
 }
 
-// startBarrier runs the pending call; barrierMu is held.
-func (n *Node) startBarrier() {
-	c := n.barrierNext
-	if c == nil {
-		return
+// readIndexRound is one read-index round trip for every caller queued.
+func (n *Node) readIndexRound(callers []struct{}) ([]uint64, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*n.electionTimeout())
+	defer cancel()
+	var idx uint64
+	err := n.leaderCall(ctx, "read barrier",
+		func() (err error) { idx, err = n.LeaderReadIndex(ctx); return err },
+		func(addr string) (err error) { idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
+	if err != nil {
+		return nil, err
 	}
-	n.barrierNext = nil
-	n.barrierBusy = true
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*n.electionTimeout())
-		c.err = n.leaderCall(ctx, "read barrier",
-			func() (err error) { c.idx, err = n.LeaderReadIndex(ctx); return err },
-			func(addr string) (err error) { c.idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
-		cancel()
-		close(c.done)
-		n.barrierMu.Lock()
-		n.barrierBusy = false
-		n.startBarrier()
-		n.barrierMu.Unlock()
-	}()
+	out := make([]uint64, len(callers))
+	for i := range out {
+		out[i] = idx
+	}
+	return out, nil
 }
 
 // LeaderReadIndex confirms leadership with a barrier entry, which commits
