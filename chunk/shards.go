@@ -40,6 +40,9 @@ var (
 	// ErrBadShard marks a received shard stream that is not a whole shard
 	// file of the object and index it was sent as.
 	ErrBadShard = errors.New("malformed shard stream")
+	// ErrClosed marks a call on a store that was closed: the node's work
+	// must all have ended before it closes the store.
+	ErrClosed = errors.New("shard store closed")
 	// ErrBadID marks an object ID that is not 64 lowercase hex digits.
 	ErrBadID = errors.New("malformed object id")
 )
@@ -62,7 +65,24 @@ type ShardStore struct {
 	packOpts pack.Options
 	// failSync makes the next Sync fail, for tests.
 	failSync atomic.Bool
+	// closed refuses calls after Close; lateCalls counts them, so tests
+	// can tell that no work outlived the node that owned the store.
+	closed    atomic.Bool
+	lateCalls atomic.Int64
 }
+
+// open refuses a call on a closed store, counting it.
+func (s *ShardStore) open() error {
+	if s.closed.Load() {
+		s.lateCalls.Add(1)
+		return ErrClosed
+	}
+	return nil
+}
+
+// LateCalls returns how many calls came after Close. Each is a bug: work
+// that outlived the node's shutdown.
+func (s *ShardStore) LateCalls() int64 { return s.lateCalls.Load() }
 
 func (s *ShardStore) pk() *pack.Store {
 	s.pmu.RLock()
@@ -105,7 +125,10 @@ func OpenShardStore(dir string, o StoreOptions) (*ShardStore, error) {
 const MaxPacked = 1 << 20
 
 // Close makes packed shards durable and closes the packs.
-func (s *ShardStore) Close() error { return s.pk().Close() }
+func (s *ShardStore) Close() error {
+	s.closed.Store(true)
+	return s.pk().Close()
+}
 
 func packKey(id string, index int) (pack.Key, error) {
 	if err := ValidID(id); err != nil {
@@ -124,6 +147,9 @@ func packKey(id string, index int) (pack.Key, error) {
 // after Pack returned has returned. Storing a shard already held is a
 // no-op.
 func (s *ShardStore) Pack(id string, index int, img []byte) error {
+	if err := s.open(); err != nil {
+		return err
+	}
 	k, err := packKey(id, index)
 	if err != nil {
 		return err
@@ -171,6 +197,9 @@ func checkHeader(id string, index int, hdr []byte, size int64) error {
 // still returned, since packed shards may have been lost; the caller looks
 // for them.
 func (s *ShardStore) Sync() error {
+	if err := s.open(); err != nil {
+		return err
+	}
 	p := s.pk()
 	err := p.Sync()
 	if err == nil && s.failSync.CompareAndSwap(true, false) {
@@ -203,6 +232,9 @@ func (s *ShardStore) reopen(old *pack.Store) error {
 // Compact rewrites the pack files at least half dead (shards removed since
 // they were packed) and returns how many it removed.
 func (s *ShardStore) Compact() (int, error) {
+	if err := s.open(); err != nil {
+		return 0, err
+	}
 	n, err := s.pk().Compact(0.5)
 	if err != nil {
 		return n, fmt.Errorf("compact packs: %w", classify(err))
@@ -289,6 +321,9 @@ func copyBuffered(f *os.File, prefix []byte, r io.Reader) (int64, error) {
 // copying a big push's parity into the cache cost its node more CPU than
 // the rest of receiving it, and pushed out pages that reads would use.
 func (s *ShardStore) Receive(ctx context.Context, id string, index int, cold bool, r io.Reader) (int64, error) {
+	if err := s.open(); err != nil {
+		return 0, err
+	}
 	dst, err := s.path(id, index)
 	if err != nil {
 		return 0, err
@@ -357,6 +392,9 @@ func (s *ShardStore) Receive(ctx context.Context, id string, index int, cold boo
 
 // Open returns shard index of object id.
 func (s *ShardStore) Open(id string, index int) (Shard, error) {
+	if err := s.open(); err != nil {
+		return nil, err
+	}
 	k, err := packKey(id, index)
 	if err != nil {
 		return nil, err
@@ -391,6 +429,9 @@ func (s *ShardStore) Open(id string, index int) (Shard, error) {
 // pack file holding it, with the offset and length of its bytes there. For
 // tools and tests that reach into the disk.
 func (s *ShardStore) Locate(id string, index int) (path string, off, size int64, err error) {
+	if err := s.open(); err != nil {
+		return "", 0, 0, err
+	}
 	k, err := packKey(id, index)
 	if err != nil {
 		return "", 0, 0, err
@@ -411,6 +452,9 @@ func (s *ShardStore) Locate(id string, index int) (path string, off, size int64,
 
 // Has reports whether the shard is stored here.
 func (s *ShardStore) Has(id string, index int) bool {
+	if s.open() != nil {
+		return false
+	}
 	k, err := packKey(id, index)
 	if err != nil {
 		return false
@@ -425,6 +469,9 @@ func (s *ShardStore) Has(id string, index int) bool {
 
 // Remove deletes a shard; removing an absent shard is not an error.
 func (s *ShardStore) Remove(id string, index int) error {
+	if err := s.open(); err != nil {
+		return err
+	}
 	k, err := packKey(id, index)
 	if err != nil {
 		return err
@@ -451,6 +498,9 @@ type ShardInfo struct {
 
 // Walk calls fn for every shard, packed ones first.
 func (s *ShardStore) Walk(fn func(ShardInfo) error) error {
+	if err := s.open(); err != nil {
+		return err
+	}
 	err := s.pk().Walk(func(e pack.Entry) error {
 		return fn(ShardInfo{ID: hex.EncodeToString(e.Key.ID[:]), Index: int(e.Key.Index), Size: int64(e.Size), Modified: e.Written})
 	})

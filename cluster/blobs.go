@@ -39,7 +39,7 @@ func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 			// which applies it), and rebuilt by repair.
 			n.stats.packFailed.Add(1)
 			n.log.Warn("pack inlined shard", "object", obj.ID, "shard", i, "error", err)
-			go n.reportOnceApplied(obj.ID, i)
+			n.spawn(func(context.Context) { n.reportOnceApplied(obj.ID, i) })
 		}
 	}
 }
@@ -51,7 +51,7 @@ func (b blobSink) Sync() error {
 	err := b.n.shards.Sync()
 	if err != nil {
 		b.n.log.Error("sync packed shards; looking for lost ones", "error", err)
-		go b.n.checkPlaced("after a failed sync of the packs")
+		b.n.spawn(func(context.Context) { b.n.checkPlaced("after a failed sync of the packs") })
 	}
 	return err
 }
@@ -62,7 +62,9 @@ func (b blobSink) Sync() error {
 // node restarting from its own snapshot may have lost packs; without this
 // check such copies would stay missing until the scrubber's next pass
 // (daily by default) or a read.
-func (b blobSink) Restored() { go b.n.checkPlaced("after a snapshot restore") }
+func (b blobSink) Restored() {
+	b.n.spawn(func(context.Context) { b.n.checkPlaced("after a snapshot restore") })
+}
 
 // checkPlaced reports missing every shard the state places on this node
 // that it does not hold, without reading any.

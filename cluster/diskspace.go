@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -139,11 +140,11 @@ func (n *Node) handOver() {
 		return
 	}
 	n.handedOver.Store(now.UnixNano())
-	go func() {
+	n.spawn(func(context.Context) {
 		if err := n.raft.LeadershipTransfer().Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) {
 			n.log.Warn("hand over leadership from a full disk", "error", err)
 		}
-	}()
+	})
 }
 
 // isNoSpace recognizes a full disk in errors from libraries that do not

@@ -24,6 +24,21 @@ import (
 // replaced by a parity shard and the stripe is rebuilt. Range reads touch
 // only the stripes they cover.
 func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	release, err := n.hold()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := n.bound(ctx)
+	r, err := n.open(ctx, a, off, length)
+	if err != nil {
+		cancel()
+		release()
+		return nil, err
+	}
+	return held(r, func() { cancel(); release() }), nil
+}
+
+func (n *Node) open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
 	obj, ok := n.fsm.Object(a.Digest)
 	if !ok {
 		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
@@ -81,7 +96,9 @@ func (d *decodeStream) Read(p []byte) (int, error) {
 		}
 		pr, pw := io.Pipe()
 		d.pr = pr
-		go func() { pw.CloseWithError(d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, pw)) }()
+		if !d.n.spawn(func(context.Context) { pw.CloseWithError(d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, pw)) }) {
+			pw.CloseWithError(ErrShutdown)
+		}
 	}
 	return d.pr.Read(p)
 }
@@ -384,7 +401,7 @@ func (n *Node) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 			n.stats.corruptBlocks.Add(1)
 			n.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
 				"shard", f.Shard, "stripe", f.Stripe, "node", obj.Placement[f.Shard], "error", f.Err)
-			go n.reportMissing(n.ctx, obj, f.Shard)
+			n.spawn(func(ctx context.Context) { n.reportMissing(ctx, obj, f.Shard) })
 			continue
 		}
 		n.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,

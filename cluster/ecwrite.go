@@ -50,6 +50,17 @@ var headPool sync.Pool
 // pull. The push is durable when at least K+1 shard files (all of them for
 // M = 0) are; shards that failed are recorded as missing for repair.
 func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+	release, err := n.hold()
+	if err != nil {
+		return Stored{}, err
+	}
+	defer release()
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
+	return n.storeBody(ctx, body, expect)
+}
+
+func (n *Node) storeBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
 	body = strictBody{body}
 	if n.cfg.MaxObjectSize > 0 {
 		body = &limitReader{r: body, left: n.cfg.MaxObjectSize}

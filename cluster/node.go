@@ -300,23 +300,6 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return poll(ctx, 20*time.Millisecond, func() bool { return n.Ready() })
 }
 
-// background runs fn on its own goroutine with a context that ends when the
-// node stops, unless the node is stopping already.
-func (n *Node) background(fn func(ctx context.Context)) {
-	n.bgMu.Lock()
-	defer n.bgMu.Unlock()
-	if n.stopping {
-		return
-	}
-	n.bg.Add(1)
-	n.bgRunning.Add(1)
-	go func() {
-		defer n.bg.Done()
-		defer n.bgRunning.Add(-1)
-		fn(n.ctx)
-	}()
-}
-
 // runEvery calls fn every interval until the node stops, with a context
 // that ends when it stops.
 func (n *Node) runEvery(interval time.Duration, fn func(ctx context.Context)) {

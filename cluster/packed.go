@@ -92,10 +92,14 @@ func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, d
 // ReceivePacked stores shards of small objects in this node's packs,
 // durably when it returns nil, with one fdatasync for all of them.
 func (n *Node) ReceivePacked(shards []PackedShard) error {
-	if err := n.checkSpace(); err != nil {
+	release, err := n.hold()
+	if err != nil {
 		return err
 	}
-	var err error
+	defer release()
+	if err = n.checkSpace(); err != nil {
+		return err
+	}
 	for _, s := range shards {
 		if err = n.shards.Pack(s.ID, s.Index, s.Image); err != nil {
 			break
@@ -104,7 +108,7 @@ func (n *Node) ReceivePacked(shards []PackedShard) error {
 	if err == nil {
 		if err = n.shards.Sync(); err != nil {
 			// Records acknowledged before may be lost with these.
-			go n.checkPlaced("after a failed sync of the packs")
+			n.spawn(func(context.Context) { n.checkPlaced("after a failed sync of the packs") })
 		}
 	}
 	if isNoSpace(err) {

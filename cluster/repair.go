@@ -6,107 +6,38 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
-	"github.com/pier-registry/pier/chunk/placement"
+	"github.com/pier-registry/pier/cluster/repairplan"
 	"github.com/pier-registry/pier/fsm"
 )
 
-// Redundancy is how an object's shards stand.
-type Redundancy string
+// Redundancy is how an object's shards stand (repairplan decides).
+type Redundancy = repairplan.Redundancy
 
 // Redundancy states, from best to worst.
 const (
-	// Full: every shard is healthy on a serving node.
-	Full Redundancy = "full"
-	// Degraded: shards are missing but more than K remain.
-	Degraded Redundancy = "degraded"
-	// AtRisk: exactly K shards remain; one more loss makes it unreadable.
-	AtRisk Redundancy = "at_risk"
-	// Unavailable: fewer than K shards are reachable now.
-	Unavailable Redundancy = "unavailable"
+	Full        = repairplan.Full
+	Degraded    = repairplan.Degraded
+	AtRisk      = repairplan.AtRisk
+	Unavailable = repairplan.Unavailable
 )
 
-// shardView classifies the shards of one object: bad shards are repaired
-// now (missing, on a node that left or is draining, or on a node dead for
-// longer than RepairAfter); down shards are on nodes that are not alive but
-// still within their grace period.
-type shardView struct {
-	bad, down []int
-}
+// nodeView shows repairplan the nodes as this node sees them.
+type nodeView struct{ n *Node }
 
-func (n *Node) assess(obj fsm.Object, now time.Time) shardView {
-	var v shardView
-	for i, node := range obj.Placement {
-		switch {
-		case slices.Contains(obj.Missing, i):
-			v.bad = append(v.bad, i)
-		case n.fsm.NodeState(node) != fsm.NodeActive:
-			v.bad = append(v.bad, i)
-		case !n.nodeUp(node):
-			if now.Sub(n.downSince(node)) > n.cfg.RepairAfter {
-				v.bad = append(v.bad, i)
-			} else {
-				v.down = append(v.down, i)
-			}
-		}
-	}
-	return v
-}
+func (v nodeView) State(id string) fsm.NodeState { return v.n.fsm.NodeState(id) }
+func (v nodeView) Up(id string) bool             { return v.n.nodeUp(id) }
+func (v nodeView) DownSince(id string) time.Time { return v.n.downSince(id) }
 
-// readable reports whether shard i of obj can serve as a source: not
-// marked missing, on a node that has not left and that gossip calls up.
-// Shards on draining nodes are readable.
-func (n *Node) readable(obj fsm.Object, i int) bool {
-	node := obj.Placement[i]
-	return !slices.Contains(obj.Missing, i) && n.fsm.NodeState(node) != fsm.NodeLeft && n.nodeUp(node)
-}
+// readable reports whether shard i of obj can serve as a source.
+func (n *Node) readable(obj fsm.Object, i int) bool { return repairplan.Readable(obj, nodeView{n}, i) }
 
-// sources counts obj's readable shards.
-func (n *Node) sources(obj fsm.Object) int {
-	c := 0
-	for i := range obj.Placement {
-		if n.readable(obj, i) {
-			c++
-		}
-	}
-	return c
-}
-
-// redundancy classifies an object for status and metrics. A shard on a
-// draining node still serves, so it counts as available.
-func (n *Node) redundancy(obj fsm.Object) Redundancy {
-	if obj.Corrupt != "" {
-		return Unavailable // no node serves it
-	}
-	avail := 0
-	healthy := true
-	for i, node := range obj.Placement {
-		st := n.fsm.NodeState(node)
-		switch {
-		case slices.Contains(obj.Missing, i), st == fsm.NodeLeft, !n.nodeUp(node):
-			healthy = false
-		case st == fsm.NodeDraining:
-			healthy = false
-			avail++
-		default:
-			avail++
-		}
-	}
-	switch {
-	case avail < obj.K:
-		return Unavailable
-	case avail < obj.K+1 && obj.M > 0:
-		return AtRisk
-	case !healthy:
-		return Degraded
-	}
-	return Full
-}
+// redundancy classifies an object for status and metrics.
+func (n *Node) redundancy(obj fsm.Object) Redundancy { return repairplan.Classify(obj, nodeView{n}) }
 
 // downSince returns when a node was first seen not alive; a node this
 // process never saw counts from when the process started.
@@ -190,50 +121,23 @@ func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time, 
 		// check. A push of the real bytes heals it, and changes the record.
 		return true, nil
 	}
-	v := n.assess(obj, now)
-	if len(v.bad) == 0 {
-		if len(v.down) > 0 {
+	v := repairplan.Assess(obj, nodeView{n}, now, n.cfg.RepairAfter)
+	if len(v.Bad) == 0 {
+		if len(v.Down) > 0 {
 			return false, nil
 		}
 		moved, err := n.rebalance(ctx, obj, live)
 		return !moved && err == nil, err
 	}
-	if src := n.sources(obj); src < obj.K {
+	if src := repairplan.Sources(obj, nodeView{n}); src < obj.K {
 		return false, fmt.Errorf("%w: %d shards readable, %d needed to rebuild", ErrUnavailable, src, obj.K)
 	}
 	active := n.activeNodes(ctx)
-	holding := map[string]bool{}
-	for i, node := range obj.Placement {
-		if !slices.Contains(v.bad, i) {
-			holding[node] = true
-		}
-	}
-	var spare []string
-	for _, id := range placement.Place(obj.ID, active, len(active)) {
-		if !holding[id] {
-			spare = append(spare, id)
-		}
-	}
-	targets := make([]string, len(obj.Placement))
-	for _, i := range v.bad {
-		h := obj.Placement[i]
-		if slices.Contains(spare, h) {
-			// A missing or corrupt shard on a serving node is rebuilt in
-			// place.
-			targets[i] = h
-			spare = slices.DeleteFunc(spare, func(s string) bool { return s == h })
-		}
-	}
-	for _, i := range v.bad {
-		if targets[i] != "" {
-			continue
-		}
-		if len(spare) == 0 {
-			// Not enough distinct nodes for this scheme: re-encode the
-			// object for the nodes there are.
-			return false, n.rewrite(ctx, obj, active)
-		}
-		targets[i], spare = spare[0], spare[1:]
+	targets, rewrite := repairplan.Targets(obj, v.Bad, active)
+	if rewrite {
+		// Not enough distinct nodes for this scheme: re-encode the object
+		// for the nodes there are.
+		return false, n.rewrite(ctx, obj, active)
 	}
 	return false, n.rebuildOnto(ctx, obj, targets, "repair")
 }
@@ -242,28 +146,11 @@ func (n *Node) repairObject(ctx context.Context, obj fsm.Object, now time.Time, 
 // placement over the live nodes prefers, e.g. after a join, and reports
 // whether it tried.
 func (n *Node) rebalance(ctx context.Context, obj fsm.Object, live []string) (bool, error) {
-	if len(live) < len(obj.Placement) {
+	targets, ok := repairplan.Rebalance(obj, live)
+	if !ok {
 		return false, nil
 	}
-	ideal := placement.Place(obj.ID, live, len(obj.Placement))
-	var in string
-	for _, id := range ideal {
-		if !slices.Contains(obj.Placement, id) {
-			in = id
-			break
-		}
-	}
-	if in == "" {
-		return false, nil
-	}
-	for i, node := range obj.Placement {
-		if !slices.Contains(ideal, node) {
-			targets := make([]string, len(obj.Placement))
-			targets[i] = in
-			return true, n.rebuildOnto(ctx, obj, targets, "rebalance")
-		}
-	}
-	return false, nil
+	return true, n.rebuildOnto(ctx, obj, targets, "rebalance")
 }
 
 // rebuildOnto writes shard i of obj to targets[i] for every non-empty
@@ -374,17 +261,16 @@ func (n *Node) decodeAll(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 	ctx, cancel := context.WithCancel(ctx)
 	pr, pw := io.Pipe()
 	open, closeAll := n.shardOpener(ctx, obj, l, 0, l.Stripes(), skip)
-	go func() {
+	if !n.spawn(func(context.Context) {
 		faults, err := erasure.Decode(l, open, pw, 0, obj.Size)
 		closeAll()
 		n.noteFaults(obj, faults)
 		pw.CloseWithError(err)
-	}()
-	var r io.Reader = pr
-	if n.cfg.RepairRate > 0 {
-		r = &rateReader{r: pr, rate: n.cfg.RepairRate, start: time.Now()}
+	}) {
+		closeAll()
+		pw.CloseWithError(ErrShutdown)
 	}
-	return r, func() { cancel(); pr.Close() }
+	return pacedReader{ctx: ctx, r: pr, p: newPacer(n.cfg.RepairRate)}, func() { cancel(); pr.Close() }
 }
 
 // checkContent refuses a rebuild whose bytes are not the object's: repair
@@ -411,20 +297,3 @@ func (w *stripeWriter) abortKeeping(obj fsm.Object) {
 	w.abort()
 }
 
-// rateReader slows a stream to rate bytes per second on average.
-type rateReader struct {
-	r     io.Reader
-	rate  int64
-	start time.Time
-	read  int64
-}
-
-func (r *rateReader) Read(p []byte) (int, error) {
-	n, err := r.r.Read(p)
-	r.read += int64(n)
-	due := time.Duration(float64(r.read) / float64(r.rate) * float64(time.Second))
-	if wait := due - time.Since(r.start); wait > 0 {
-		time.Sleep(wait)
-	}
-	return n, err
-}

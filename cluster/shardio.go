@@ -217,6 +217,13 @@ func (n *Node) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
 // ReceiveShard stores a shard streamed by another node's push; a parity
 // shard is written around the page cache (chunk.ShardStore.Receive).
 func (n *Node) ReceiveShard(ctx context.Context, id string, index int, parity bool, r io.Reader) (int64, error) {
+	release, err := n.hold()
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	ctx, cancel := n.bound(ctx)
+	defer cancel()
 	if err := n.checkSpace(); err != nil {
 		return 0, err
 	}
@@ -230,6 +237,19 @@ func (n *Node) ReceiveShard(ctx context.Context, id string, index int, parity bo
 // OpenShard serves length bytes at off of a local shard to a peer whose
 // state has applied index after.
 func (n *Node) OpenShard(ctx context.Context, id string, index int, off, length int64, after uint64) (io.ReadCloser, error) {
+	release, err := n.hold()
+	if err != nil {
+		return nil, err
+	}
+	r, err := n.openLocalShard(ctx, id, index, off, length, after)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return held(r, release), nil
+}
+
+func (n *Node) openLocalShard(ctx context.Context, id string, index int, off, length int64, after uint64) (io.ReadCloser, error) {
 	f, err := n.shards.Open(id, index)
 	if errors.Is(err, chunk.ErrNotFound) && after > n.fsm.Applied() {
 		// The reader found the object; a copy that came in the push's
@@ -251,7 +271,14 @@ func (n *Node) OpenShard(ctx context.Context, id string, index int, off, length 
 }
 
 // RemoveShard deletes a local shard file.
-func (n *Node) RemoveShard(id string, index int) error { return n.shards.Remove(id, index) }
+func (n *Node) RemoveShard(id string, index int) error {
+	release, err := n.hold()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return n.shards.Remove(id, index)
+}
 
 type sectionCloser struct {
 	io.Reader

@@ -1,0 +1,93 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"sync"
+)
+
+// Every goroutine and every request's work on a node is owned: Shutdown
+// waits for it (bg) before it closes raft, bolt and the shard store, and
+// once the node is stopping none starts. Work runs under a context that
+// ends when the node stops, so waiting for it is short.
+
+// background runs fn on its own goroutine with a context that ends when the
+// node stops, unless the node is stopping already. It is counted as a
+// cleanup for /metrics (pier_cleanups_running).
+func (n *Node) background(fn func(ctx context.Context)) {
+	n.spawn(func(ctx context.Context) {
+		n.bgRunning.Add(1)
+		defer n.bgRunning.Add(-1)
+		fn(ctx)
+	})
+}
+
+// spawn runs fn on a goroutine Shutdown waits for, with a context that ends
+// when the node stops. It reports false, and runs nothing, once the node is
+// stopping.
+func (n *Node) spawn(fn func(ctx context.Context)) bool {
+	release, err := n.hold()
+	if err != nil {
+		return false
+	}
+	go func() {
+		defer release()
+		fn(n.ctx)
+	}()
+	return true
+}
+
+// hold registers work a caller runs on its own goroutine (a request's), so
+// that Shutdown waits for it; release ends it and may be called more than
+// once. It fails with ErrShutdown once the node is stopping.
+func (n *Node) hold() (release func(), err error) {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	if n.stopping {
+		return nil, ErrShutdown
+	}
+	n.bg.Add(1)
+	var once sync.Once
+	return func() { once.Do(n.bg.Done) }, nil
+}
+
+// bound returns ctx, also ended when the node stops: a push's context
+// outlives its client on purpose (writeContext in httpapi), not the node.
+func (n *Node) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(n.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+	}
+}
+
+// heldReader releases its hold on the node when closed, and ends the
+// context its reads run under.
+type heldReader struct {
+	io.ReadCloser
+	done func()
+}
+
+func (h heldReader) Close() error {
+	err := h.ReadCloser.Close()
+	h.done()
+	return err
+}
+
+// heldWriterTo keeps the inner reader's WriteTo, which io.Copy uses to
+// decode straight into a response or to reach sendfile(2).
+type heldWriterTo struct{ heldReader }
+
+func (h heldWriterTo) WriteTo(w io.Writer) (int64, error) {
+	return h.ReadCloser.(io.WriterTo).WriteTo(w)
+}
+
+// held wraps r so that closing it runs done.
+func held(r io.ReadCloser, done func()) io.ReadCloser {
+	h := heldReader{ReadCloser: r, done: done}
+	if _, ok := r.(io.WriterTo); ok {
+		return heldWriterTo{h}
+	}
+	return h
+}
