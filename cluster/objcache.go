@@ -1,33 +1,35 @@
 package cluster
 
 import (
-	"container/list"
+	"math"
 	"sync"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // objectCache keeps the content of recently read small objects in memory,
-// least recently used out first. Objects never change under their ID, so
-// an entry needs no invalidation: a deleted or rewritten object is simply
-// not asked for again and ages out. Entries hold bytes that passed the
-// shard checksums on the read that filled them and hash to the object's
-// digest (a copy rebuilt in place keeps its ID).
+// least recently used out first, bounded in bytes (golang-lru counts
+// entries; the byte bound evicts from its oldest end). Objects never
+// change under their ID, so an entry needs no invalidation: a deleted or
+// rewritten object is simply not asked for again and ages out. Entries
+// hold bytes that passed the shard checksums on the read that filled them
+// and hash to the object's digest (a copy rebuilt in place keeps its ID).
 type objectCache struct {
 	mu   sync.Mutex
 	max  int64
 	size int64
-	lru  *list.List               // of *cacheEntry, most recent first
-	byID map[string]*list.Element // object ID -> element
-}
-
-type cacheEntry struct {
-	id string
-	b  []byte
+	lru  *simplelru.LRU[string, []byte] // object ID -> content
 }
 
 // newObjectCache returns a cache of at most max bytes; max <= 0 caches
 // nothing.
 func newObjectCache(max int64) *objectCache {
-	return &objectCache{max: max, lru: list.New(), byID: map[string]*list.Element{}}
+	c := &objectCache{max: max}
+	// Only an invalid size makes NewLRU fail.
+	c.lru, _ = simplelru.NewLRU[string, []byte](math.MaxInt, func(_ string, b []byte) {
+		c.size -= int64(len(b))
+	})
+	return c
 }
 
 // get returns the content of object id. The slice is shared: callers must
@@ -38,12 +40,7 @@ func (c *objectCache) get(id string) ([]byte, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.byID[id]
-	if !ok {
-		return nil, false
-	}
-	c.lru.MoveToFront(e)
-	return e.Value.(*cacheEntry).b, true
+	return c.lru.Get(id)
 }
 
 // add stores b, which the cache owns from now on, as object id's content.
@@ -53,17 +50,13 @@ func (c *objectCache) add(id string, b []byte) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.byID[id]; ok {
+	if c.lru.Contains(id) {
 		return
 	}
-	c.byID[id] = c.lru.PushFront(&cacheEntry{id: id, b: b})
+	c.lru.Add(id, b)
 	c.size += int64(len(b))
 	for c.size > c.max {
-		old := c.lru.Back()
-		ce := old.Value.(*cacheEntry)
-		c.lru.Remove(old)
-		delete(c.byID, ce.id)
-		c.size -= int64(len(ce.b))
+		c.lru.RemoveOldest()
 	}
 }
 
@@ -71,5 +64,5 @@ func (c *objectCache) add(id string, b []byte) {
 func (c *objectCache) bytes() (int64, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.size, len(c.byID)
+	return c.size, c.lru.Len()
 }

@@ -296,4 +296,3 @@ func (w *stripeWriter) abortKeeping(obj fsm.Object) {
 	}
 	w.abort()
 }
-

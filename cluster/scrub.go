@@ -10,7 +10,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/chunk/erasure"
@@ -30,7 +29,7 @@ func (n *Node) scrub(ctx context.Context) {
 	if n.halted() {
 		return // its reports could not commit (halt.go)
 	}
-	p := &pacer{rate: n.cfg.ScrubRate, start: time.Now()}
+	p := newPacer(n.cfg.ScrubRate)
 	for _, obj := range n.fsm.Objects() {
 		if ctx.Err() != nil {
 			return
@@ -55,35 +54,6 @@ func (n *Node) scrub(ctx context.Context) {
 		if cur, ok := n.fsm.Object(obj.Digest); ok && n.verifiesContent(cur) {
 			n.scrubContent(ctx, cur, p)
 		}
-	}
-}
-
-// pacer spaces reads so that they average at most rate bytes per second
-// (no cap when rate <= 0).
-type pacer struct {
-	rate  int64
-	start time.Time
-	read  int64
-}
-
-// wait accounts for size bytes read and sleeps until they are due. It
-// reports false when ctx ended.
-func (p *pacer) wait(ctx context.Context, size int64) bool {
-	p.read += size
-	if p.rate <= 0 {
-		return ctx.Err() == nil
-	}
-	due := time.Duration(float64(p.read)/float64(p.rate)*float64(time.Second)) - time.Since(p.start)
-	if due <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(due)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }
 
@@ -321,6 +291,6 @@ func (n *Node) checkContentSoon(obj fsm.Object) {
 		return
 	}
 	n.background(func(ctx context.Context) {
-		n.scrubContent(ctx, obj, &pacer{rate: n.cfg.ScrubRate, start: time.Now()})
+		n.scrubContent(ctx, obj, newPacer(n.cfg.ScrubRate))
 	})
 }

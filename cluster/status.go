@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"strconv"
 	"sync"
 	"time"
 
@@ -35,11 +34,9 @@ func (n *Node) RaftStats() map[string]string { return n.raft.Stats() }
 
 // Status computes the cluster status from this node's state.
 func (n *Node) Status() Status {
-	rs := n.raft.Stats()
-	num := func(k string) uint64 { v, _ := strconv.ParseUint(rs[k], 10, 64); return v }
 	leader, members := n.Members()
 	st := Status{
-		Node: n.cfg.ID, Leader: leader, Term: num("term"), CommitIndex: num("commit_index"),
+		Node: n.cfg.ID, Leader: leader, Term: n.raft.CurrentTerm(), CommitIndex: n.raft.CommitIndex(),
 		AppliedIndex: n.fsm.Applied(), Counts: n.fsm.Counts(),
 		Redundancy: map[Redundancy]int{Full: 0, Degraded: 0, AtRisk: 0, Unavailable: 0},
 		Stats:      n.Stats(),
