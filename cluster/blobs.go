@@ -39,7 +39,11 @@ func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 			// which applies it), and rebuilt by repair.
 			n.stats.packFailed.Add(1)
 			n.log.Warn("pack inlined shard", "object", obj.ID, "shard", i, "error", err)
-			n.spawn(func(context.Context) { n.reportOnceApplied(obj.ID, i) })
+			n.spawn(func(context.Context) {
+				if n.waitWired() {
+					n.reportOnceApplied(obj.ID, i)
+				}
+			})
 		}
 	}
 }
@@ -69,9 +73,7 @@ func (b blobSink) Restored() {
 // checkPlaced reports missing every shard the state places on this node
 // that it does not hold, without reading any.
 func (n *Node) checkPlaced(when string) {
-	select {
-	case <-n.raftUp:
-	case <-n.stop:
+	if !n.waitWired() {
 		return
 	}
 	for _, obj := range n.fsm.Objects() {

@@ -43,7 +43,7 @@ func (n *Node) maybeBootstrap() bool {
 	if n.cfg.BootstrapExpect == 0 {
 		return false
 	}
-	alive := n.members.alive(n.cfg.Datacenter)
+	alive := n.pool.Alive(n.cfg.Datacenter)
 	if len(alive) < n.cfg.BootstrapExpect {
 		return false
 	}
@@ -82,7 +82,7 @@ func (n *Node) setBooted() {
 	n.bootMu.Lock()
 	n.booted = true
 	n.bootMu.Unlock()
-	if err := n.gossip.UpdateNode(time.Second); err != nil {
+	if err := n.pool.UpdateMeta(time.Second); err != nil {
 		n.log.Debug("broadcast boot state", "error", err)
 	}
 }

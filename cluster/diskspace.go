@@ -1,17 +1,13 @@
 package cluster
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/metastore"
 )
 
 // diskGuard watches the free space of the data dir. A node whose disk is
@@ -101,55 +97,21 @@ func (n *Node) watchDisk() {
 		} else {
 			n.log.Info("data dir has free space again")
 		}
-		if err := n.gossip.UpdateNode(time.Second); err != nil {
+		if err := n.pool.UpdateMeta(time.Second); err != nil {
 			n.log.Debug("broadcast disk state", "error", err)
 		}
 	}
 	if full && n.IsLeader() {
-		n.handOver()
+		n.store.HandOver()
 	}
 }
 
-// leaderSpace gates every raft append this node makes as leader: below the
-// reserve it hands leadership over and returns ErrNotLeader, so the caller
-// retries on the next leader; raft would fail the append and step down
-// anyway.
-func (n *Node) leaderSpace() error {
-	if err := n.checkSpace(); err != nil {
-		n.handOver()
-		return fmt.Errorf("%w: %w", ErrNotLeader, err)
-	}
-	return nil
-}
+// diskSpace shows the metadata store this node's free-space guard.
+type diskSpace struct{ n *Node }
 
-// logFull handles a raft append that failed for want of space: raft steps
-// down after it, before replicating, so the caller retries on the next
-// leader.
-func (n *Node) logFull(err error) error {
-	n.disk.sawNoSpace()
-	n.handOver()
-	return fmt.Errorf("%w: %w", ErrNotLeader, err)
-}
-
-// handOver transfers leadership away from this node, at most once per
-// election timeout.
-func (n *Node) handOver() {
-	now := time.Now()
-	last := n.handedOver.Load()
-	if last != 0 && now.Sub(time.Unix(0, last)) < n.electionTimeout() {
-		return
-	}
-	n.handedOver.Store(now.UnixNano())
-	n.spawn(func(context.Context) {
-		if err := n.raft.LeadershipTransfer().Error(); err != nil && !errors.Is(err, raft.ErrNotLeader) {
-			n.log.Warn("hand over leadership from a full disk", "error", err)
-		}
-	})
-}
+func (d diskSpace) Check() error { return d.n.checkSpace() }
+func (d diskSpace) SawNoSpace()  { d.n.disk.sawNoSpace() }
 
 // isNoSpace recognizes a full disk in errors from libraries that do not
-// wrap the errno (raft's log store).
-func isNoSpace(err error) bool {
-	return err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, chunk.ErrNoSpace) ||
-		strings.Contains(err.Error(), "no space left on device"))
-}
+// wrap the errno.
+func isNoSpace(err error) bool { return metastore.IsNoSpace(err) }

@@ -196,7 +196,7 @@ func (n *Node) nodeUp(id string) bool {
 	if id == n.cfg.ID {
 		return true
 	}
-	m, ok := n.members.get(id)
+	m, ok := n.pool.Get(id)
 	return ok && m.State == StateAlive
 }
 
@@ -373,7 +373,7 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 		}
 		return sr, f, nil
 	}
-	m, ok := n.members.get(node)
+	m, ok := n.pool.Get(node)
 	if !ok {
 		return nil, nil, fmt.Errorf("node %s unknown", node)
 	}

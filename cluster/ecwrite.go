@@ -263,7 +263,7 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 	err := n.putShard(ctx, s.node, id, s.index, s.parity, pr)
 	if errors.Is(err, ErrPeerUnreachable) && ctx.Err() == nil {
 		// A stream this push cancelled itself says nothing about the node.
-		n.markUnreachable(s.node)
+		n.pool.MarkUnreachable(s.node)
 	}
 	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 	s.err = err

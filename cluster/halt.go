@@ -15,27 +15,9 @@ import (
 // shard files, because entries after the halt may reference them once a
 // build that reads the entry applies them.
 
-// haltedError refuses a write on a halted node. It is ErrHalted and, for
-// the API, ErrUnavailable (a 503: retry once every node runs a build that
-// reads the entry), and it unwraps to the fsm.Halt.
-type haltedError struct{ h *fsm.Halt }
-
-func (e haltedError) Error() string {
-	return "writes are suspended: the metadata log halted at " + e.h.Error() +
-		"; every node needs a build that reads that entry"
-}
-
-func (e haltedError) Is(target error) bool { return target == ErrHalted || target == ErrUnavailable }
-
-func (e haltedError) Unwrap() error { return e.h }
-
-// checkHalted returns a haltedError when the state machine has halted.
-func (n *Node) checkHalted() error {
-	if h := n.fsm.Halted(); h != nil {
-		return haltedError{h}
-	}
-	return nil
-}
+// checkHalted returns an error that is ErrHalted when the state machine
+// has halted.
+func (n *Node) checkHalted() error { return n.store.CheckHalted() }
 
 // halted reports whether the state machine has halted.
 func (n *Node) halted() bool { return n.fsm.Halted() != nil }

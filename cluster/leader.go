@@ -70,7 +70,7 @@ func (n *Node) reconcile() {
 	}
 	// Voters that gossip sees alive: a voter that died no longer counts, so
 	// a non-voter is promoted in its place.
-	alive := n.members.alive(n.cfg.Datacenter)
+	alive := n.pool.Alive(n.cfg.Datacenter)
 	aliveVoters := 0
 	for _, m := range alive {
 		if s, ok := known[raft.ServerID(m.ID)]; ok && s.Suffrage == raft.Voter {

@@ -35,22 +35,37 @@ func (n *Node) Draining(node string) int {
 // Leave drains this node and takes it out of the cluster: it is marked
 // draining in raft, the leader's repair re-homes every shard it holds (the
 // shards serve reads until then), leadership moves away if it had it, it is
-// marked left and removed from raft, and it leaves gossip. Left is closed
-// at the end. Pulls keep working throughout.
+// marked left and removed from raft, and it leaves gossip. Pulls keep
+// working throughout. Leave returns once the node is marked draining (an
+// error then is the caller's to see); the rest runs on a goroutine the node
+// owns, which Shutdown stops, and Left is closed at its end. A leave that
+// fails on the way is logged and may be asked for again.
 func (n *Node) Leave(ctx context.Context) error {
 	if !n.leaving.CompareAndSwap(false, true) {
 		return ErrLeaving
 	}
-	defer func() {
-		if ctx.Err() != nil {
-			n.leaving.Store(false)
-		}
-	}()
 	if err := n.setNodeState(ctx, n.cfg.ID, fsm.NodeDraining); err != nil {
 		n.leaving.Store(false)
 		return err
 	}
 	n.log.Info("draining: shards move to other nodes", "shards", n.Draining(n.cfg.ID))
+	if !n.spawn(func(ctx context.Context) {
+		if err := n.finishLeave(ctx); err != nil {
+			n.leaving.Store(false)
+			if ctx.Err() == nil {
+				n.log.Error("leave failed; ask again to retry", "error", err)
+			}
+		}
+	}) {
+		n.leaving.Store(false)
+		return ErrShutdown
+	}
+	return nil
+}
+
+// finishLeave waits for the drain, then takes the node out of raft and
+// gossip and closes Left.
+func (n *Node) finishLeave(ctx context.Context) error {
 	if err := poll(ctx, 200*time.Millisecond, func() bool { return n.Draining(n.cfg.ID) == 0 }); err != nil {
 		return fmt.Errorf("drain: %d shards left: %w", n.Draining(n.cfg.ID), err)
 	}
@@ -67,7 +82,7 @@ func (n *Node) Leave(ctx context.Context) error {
 	wctx, cancel := context.WithTimeout(ctx, 20*n.electionTimeout())
 	_ = poll(wctx, 50*time.Millisecond, func() bool { return !n.inRaft(n.cfg.ID) })
 	cancel()
-	if err := n.gossip.Leave(5 * time.Second); err != nil {
+	if err := n.pool.Leave(5 * time.Second); err != nil {
 		n.log.Warn("leave gossip", "error", err)
 	}
 	n.log.Info("left the cluster")
@@ -83,7 +98,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		return fmt.Errorf("%w: a node cannot remove itself; use leave", fsm.ErrInvalid)
 	}
 	if !n.inRaft(id) && n.fsm.NodeState(id) == fsm.NodeActive {
-		if _, ok := n.members.get(id); !ok {
+		if _, ok := n.pool.Get(id); !ok {
 			return fmt.Errorf("%w: no node %q", fsm.ErrNotFound, id)
 		}
 	}
@@ -99,7 +114,7 @@ func (n *Node) Join(ctx context.Context, addrs []string) error {
 		return fmt.Errorf("%w: this node already formed its own cluster; start it with an empty data dir "+
 			"and --bootstrap-expect 0 (or with --join) to join another", fsm.ErrConflict)
 	}
-	if _, err := n.gossip.Join(addrs); err != nil {
+	if _, err := n.pool.Join(addrs); err != nil {
 		return fmt.Errorf("join %v: %w: %w", addrs, ErrPeerUnreachable, err)
 	}
 	return nil
@@ -145,6 +160,6 @@ func (n *Node) setNodeState(ctx context.Context, id string, st fsm.NodeState) er
 	if err != nil {
 		return fmt.Errorf("mark %s %s: %w", id, st, err)
 	}
-	n.signal()
+	n.pool.Notify()
 	return nil
 }

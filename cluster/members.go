@@ -49,7 +49,7 @@ func (n *Node) Members() (leader string, out []Member) {
 			roles[string(s.ID)] = Member{ID: string(s.ID), RaftAddr: string(s.Address), Role: role, State: StateDead}
 		}
 	}
-	for _, m := range n.members.list() {
+	for _, m := range n.pool.List() {
 		r, inRaft := roles[m.ID]
 		if !inRaft {
 			r.Role = RoleNone

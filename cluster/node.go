@@ -8,36 +8,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/pier-registry/pier/chunk"
-	"github.com/pier-registry/pier/cluster/batch"
+	"github.com/pier-registry/pier/cluster/membership"
+	"github.com/pier-registry/pier/cluster/metastore"
 	"github.com/pier-registry/pier/fsm"
 )
 
-// Sentinel errors. Callers classify with errors.Is.
+// Sentinel errors. Callers classify with errors.Is. Those about the
+// metadata log are metastore's, under the same names.
 var (
 	// ErrNoLeader marks a write or consistent read that found no leader in
 	// time; it is worth retrying.
-	ErrNoLeader = errors.New("no cluster leader")
+	ErrNoLeader = metastore.ErrNoLeader
 	// ErrNotLeader is returned to a forwarded write that reached a node
 	// which is no longer the leader.
-	ErrNotLeader = errors.New("not the leader")
+	ErrNotLeader = metastore.ErrNotLeader
 	// ErrPeerUnreachable marks a call to another node that got no answer.
-	ErrPeerUnreachable = errors.New("peer unreachable")
+	ErrPeerUnreachable = metastore.ErrPeerUnreachable
 	// ErrUnavailable marks content that no reachable node could serve.
-	ErrUnavailable = errors.New("content unavailable")
+	ErrUnavailable = metastore.ErrUnavailable
 	// ErrShutdown marks a call on a node that is stopping.
-	ErrShutdown = errors.New("node is shutting down")
+	ErrShutdown = metastore.ErrShutdown
+	// ErrHalted marks a write refused because the state machine halted at
+	// a log entry this build cannot read (halt.go). Errors that wrap it
+	// also wrap ErrUnavailable.
+	ErrHalted = metastore.ErrHalted
 	// ErrDigestMismatch marks a body whose SHA-256 differs from the one the
 	// client promised.
 	ErrDigestMismatch = errors.New("content digest mismatch")
@@ -45,10 +48,6 @@ var (
 	ErrTooLarge = errors.New("content too large")
 	// ErrTruncated marks a body that ended before the length it announced.
 	ErrTruncated = errors.New("body ended before its announced length")
-	// ErrHalted marks a write refused because the state machine halted at
-	// a log entry this build cannot read (halt.go). Errors that wrap it
-	// also wrap ErrUnavailable.
-	ErrHalted = errors.New("metadata log halted")
 )
 
 // Node is one member of a cluster.
@@ -58,47 +57,41 @@ type Node struct {
 	fsm    *fsm.FSM
 	shards *chunk.ShardStore
 	stats  stats
-	raft   *raft.Raft
-	boltDB *raftboltdb.BoltStore
-	gossip *memberlist.Memberlist
+	// store holds raft, its log and the committer; raft is store.Raft(),
+	// kept at hand for membership changes.
+	store *metastore.Store
+	raft  *raft.Raft
+	pool  *membership.Pool
 
-	members *memberTable
 	// repairMemo is touched only by the repair loop's goroutine.
 	repairMemo repairMemo
 	// packSenders batch copies of small objects per node (packed.go).
 	packMu      sync.Mutex
 	packSenders map[string]*packSender
-	// unreachable remembers when a node last refused a call, reachedAt
-	// when one last succeeded (node id -> time.Time).
-	unreachable sync.Map
-	reachedAt   sync.Map
 	// reported holds shards this node already reported missing.
 	reported sync.Map
 
-	// barriers shares read-index round trips among concurrent readers.
-	barriers *batch.Batcher[struct{}, uint64]
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
 	bootMu sync.Mutex
 	booted bool
 
 	// bootEvents and reconcileEvents wake the bootstrap and leader loops
-	// when gossip changes.
-	bootEvents      chan struct{}
-	reconcileEvents chan struct{}
+	// when members change.
+	bootEvents      <-chan struct{}
+	reconcileEvents <-chan struct{}
 	leaderNotify    chan bool
 
 	// disk watches free space; diskFull is its last state as told to
-	// gossip, handedOver when a full leader last gave leadership away.
-	commits    *committer
-	cache      *objectCache
-	disk       *diskGuard
-	diskFull   atomic.Bool
-	handedOver atomic.Int64
+	// gossip.
+	cache    *objectCache
+	disk     *diskGuard
+	diskFull atomic.Bool
 
-	// raftUp is closed once n.raft is set: raft restores a snapshot, and
-	// so calls the FSM, before NewRaft returns.
-	raftUp chan struct{}
+	// wired is closed once New has set up every part: raft restores a
+	// snapshot, and so calls the FSM (and its blob sink), before the store
+	// and the gossip pool exist, so work those calls start waits for it.
+	wired chan struct{}
 
 	started time.Time
 	leaving atomic.Bool
@@ -124,22 +117,17 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:             cfg,
-		log:             cfg.Logger,
-		fsm:             fsm.New(),
-		packSenders:     map[string]*packSender{},
-		members:         newMemberTable(),
-		bootEvents:      make(chan struct{}, 1),
-		reconcileEvents: make(chan struct{}, 1),
-		leaderNotify:    make(chan bool, 8),
-		stop:            make(chan struct{}),
-		started:         time.Now(),
-		left:            make(chan struct{}),
-		raftUp:          make(chan struct{}),
+		cfg:          cfg,
+		log:          cfg.Logger,
+		fsm:          fsm.New(),
+		packSenders:  map[string]*packSender{},
+		leaderNotify: make(chan bool, 8),
+		stop:         make(chan struct{}),
+		started:      time.Now(),
+		left:         make(chan struct{}),
+		wired:        make(chan struct{}),
 	}
 	n.cache = newObjectCache(cfg.CacheSize)
-	n.commits = newCommitter(n)
-	n.barriers = batch.New(n.readIndexRound, nil)
 	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -161,8 +149,8 @@ func New(cfg Config) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		return nil, err
 	}
-	n.wg.Add(7)
-	go n.joinLoop()
+	close(n.wired)
+	n.wg.Add(6)
 	go n.bootstrapLoop()
 	go n.leaderLoop()
 	go n.runEvery(cfg.RepairInterval, func(ctx context.Context) {
@@ -178,52 +166,35 @@ func New(cfg Config) (*Node, error) {
 }
 
 func (n *Node) startRaft() error {
-	dir := filepath.Join(n.cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create raft dir: %w", err)
-	}
-	var rc raft.Config
-	if n.cfg.Raft != nil {
-		rc = *n.cfg.Raft
-	} else {
-		rc = *raft.DefaultConfig()
-		// Raft keeps TrailingLogs entries after each snapshot for
-		// followers that fall behind. An entry is a batch of up to 1024
-		// writes (committer), so fewer entries than raft's default 10240
-		// cover as many writes; a follower further behind gets a snapshot.
-		rc.TrailingLogs = 1024
-	}
-	rc.LocalID = raft.ServerID(n.cfg.ID)
-	rc.Logger = n.log.Named("raft")
-	rc.NotifyCh = n.leaderNotify
-
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	st, err := metastore.Open(metastore.Config{
+		ID:           n.cfg.ID,
+		Dir:          filepath.Join(n.cfg.DataDir, "raft"),
+		Raft:         n.cfg.Raft,
+		Transport:    n.cfg.RaftTransport,
+		FSM:          n.fsm,
+		NotifyCh:     n.leaderNotify,
+		Leader:       n.cfg.Peers,
+		Resolve:      n.peerAddr,
+		Disk:         diskSpace{n},
+		ApplyTimeout: n.cfg.ApplyTimeout,
+		Now:          n.cfg.Now,
+		Logger:       n.log,
+	})
 	if err != nil {
-		return fmt.Errorf("open raft log store: %w", err)
+		return err
 	}
-	n.boltDB = bolt
-	// Recent entries are kept in memory for replication and apply; they
-	// are batches, so a few dozen cover thousands of writes.
-	logs, err := raft.NewLogCache(64, bolt)
-	if err != nil {
-		return fmt.Errorf("create raft log cache: %w", err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, n.log.Named("snapshots"))
-	if err != nil {
-		return fmt.Errorf("open raft snapshot store: %w", err)
-	}
-	has, err := raft.HasExistingState(logs, bolt, snaps)
-	if err != nil {
-		return fmt.Errorf("read raft state: %w", err)
-	}
-	n.booted = has
-	r, err := raft.NewRaft(&rc, n.fsm, logs, bolt, snaps, n.cfg.RaftTransport)
-	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
-	}
-	n.raft = r
-	close(n.raftUp)
+	n.store, n.raft = st, st.Raft()
+	n.booted = st.Booted()
 	return nil
+}
+
+// peerAddr returns the peer service address of node id, as gossip knows it.
+func (n *Node) peerAddr(id string) (string, error) {
+	m, ok := n.pool.Get(id)
+	if !ok || m.Meta.HTTP == "" {
+		return "", fmt.Errorf("%w: leader %s not known to gossip", ErrNoLeader, id)
+	}
+	return m.Meta.HTTP, nil
 }
 
 // Shutdown stops the node without leaving the cluster: to the others it
@@ -235,27 +206,20 @@ func (n *Node) Shutdown() {
 		n.bgMu.Unlock()
 		n.cancel()
 		close(n.stop)
-		n.commits.close()
-		n.barriers.Close()
+		if n.store != nil {
+			// Work waiting on a write or a barrier ends now.
+			n.store.Stop()
+		}
 		n.wg.Wait()
 		n.bg.Wait()
 		n.stopPackSenders()
-		if n.gossip != nil {
-			_ = n.gossip.Shutdown()
+		if n.pool != nil {
+			n.pool.Shutdown()
 		}
-		if n.raft != nil {
-			if err := n.raft.Shutdown().Error(); err != nil {
-				n.log.Warn("raft shutdown", "error", err)
-			}
-		}
-		// Raft's shutdown ends the applies and barriers in flight.
-		n.commits.wait()
-		n.barriers.Wait()
-		if c, ok := n.cfg.RaftTransport.(interface{ Close() error }); ok {
+		if n.store != nil {
+			n.store.Close()
+		} else if c, ok := n.cfg.RaftTransport.(interface{ Close() error }); ok {
 			_ = c.Close()
-		}
-		if n.boltDB != nil {
-			_ = n.boltDB.Close()
 		}
 		if n.shards != nil {
 			if err := n.shards.Close(); err != nil {
@@ -328,17 +292,6 @@ func poll(ctx context.Context, every time.Duration, cond func() bool) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-		}
-	}
-}
-
-// signal wakes the background loops without blocking the caller; gossip
-// callbacks use it, and they must never block.
-func (n *Node) signal() {
-	for _, ch := range []chan struct{}{n.bootEvents, n.reconcileEvents} {
-		select {
-		case ch <- struct{}{}:
-		default:
 		}
 	}
 }

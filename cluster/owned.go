@@ -91,3 +91,14 @@ func held(r io.ReadCloser, done func()) io.ReadCloser {
 	}
 	return h
 }
+
+// waitWired waits until New has set up every part of the node; false when
+// the node stopped first.
+func (n *Node) waitWired() bool {
+	select {
+	case <-n.wired:
+		return true
+	case <-n.stop:
+		return false
+	}
+}

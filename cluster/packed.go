@@ -186,7 +186,7 @@ func (s *packSender) send(ctx context.Context, ps PackedShard) (sent bool, err e
 
 func (s *packSender) post(shards []PackedShard) ([]struct{}, error) {
 	n := s.n
-	m, ok := n.members.get(s.node)
+	m, ok := n.pool.Get(s.node)
 	if !ok || m.Meta.HTTP == "" {
 		return nil, fmt.Errorf("node %s unknown to gossip", s.node)
 	}
@@ -196,9 +196,9 @@ func (s *packSender) post(shards []PackedShard) ([]struct{}, error) {
 	err := n.cfg.Peers.PutPacked(ctx, m.Meta.HTTP, shards)
 	switch {
 	case err == nil:
-		n.markReached(s.node)
+		n.pool.MarkReached(s.node)
 	case errors.Is(err, ErrPeerUnreachable) && n.ctx.Err() == nil:
-		n.markUnreachable(s.node)
+		n.pool.MarkUnreachable(s.node)
 	}
 	if err != nil {
 		return nil, err

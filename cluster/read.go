@@ -2,12 +2,8 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	"github.com/hashicorp/raft"
-
-	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -31,68 +27,13 @@ func (n *Node) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
 }
 
 // Barrier waits until this node's state holds every write acknowledged by
-// the cluster before the call. On the leader that is a raft barrier; a
-// follower asks the leader for its applied index and waits to reach it.
-func (n *Node) Barrier(ctx context.Context) error {
-	idx, err := n.readIndex(ctx)
-	if err != nil {
-		return err
-	}
-	return n.waitApplied(ctx, idx)
-}
+// the cluster before the call (metastore.Store.Barrier).
+func (n *Node) Barrier(ctx context.Context) error { return n.store.Barrier(ctx) }
 
-// readIndex returns an index covering every write acknowledged before the
-// call. Concurrent callers share round trips: a caller joins the next one
-// to start (never one already in flight, which might predate its request),
-// so under load a read barrier costs one raft barrier per round trip, not
-// one per request.
-func (n *Node) readIndex(ctx context.Context) (uint64, error) {
-	idx, err := n.barriers.Do(ctx, struct{}{})
-	if errors.Is(err, batch.ErrClosed) {
-		return 0, ErrShutdown
-	}
-	return idx, err
-}
-
-// readIndexRound is one read-index round trip for every caller queued.
-func (n *Node) readIndexRound(callers []struct{}) ([]uint64, error) {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*n.electionTimeout())
-	defer cancel()
-	var idx uint64
-	err := n.leaderCall(ctx, "read barrier",
-		func() (err error) { idx, err = n.LeaderReadIndex(ctx); return err },
-		func(addr string) (err error) { idx, err = n.cfg.Peers.ReadIndex(ctx, addr); return err })
-	if err != nil {
-		return nil, err
-	}
-	out := make([]uint64, len(callers))
-	for i := range out {
-		out[i] = idx
-	}
-	return out, nil
-}
-
-// LeaderReadIndex confirms leadership with a barrier entry, which commits
-// only with a quorum and returns once the state machine has applied every
-// entry before it, and returns the index of the last command in the state:
-// every acknowledged write is at or below it.
+// LeaderReadIndex confirms leadership and returns an index that covers
+// every write this leader acknowledged, for a follower's barrier.
 func (n *Node) LeaderReadIndex(ctx context.Context) (uint64, error) {
-	if !n.IsLeader() {
-		return 0, ErrNotLeader
-	}
-	if err := n.leaderSpace(); err != nil {
-		return 0, err
-	}
-	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return 0, fmt.Errorf("%w: %w", ErrNotLeader, err)
-		}
-		if isNoSpace(err) {
-			return 0, n.logFull(err)
-		}
-		return 0, err
-	}
-	return n.fsm.Applied(), nil
+	return n.store.LeaderReadIndex(ctx)
 }
 
 // List returns artifacts matching q, newest first, after a read barrier:

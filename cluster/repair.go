@@ -42,7 +42,7 @@ func (n *Node) redundancy(obj fsm.Object) Redundancy { return repairplan.Classif
 // downSince returns when a node was first seen not alive; a node this
 // process never saw counts from when the process started.
 func (n *Node) downSince(id string) time.Time {
-	if m, ok := n.members.get(id); ok && !m.Since.IsZero() {
+	if m, ok := n.pool.Get(id); ok && !m.Since.IsZero() {
 		return m.Since
 	}
 	return n.started
@@ -102,7 +102,7 @@ func (n *Node) repairPass(ctx context.Context) {
 // the nodes new placements may use (live, as liveNodes returns them).
 func (n *Node) repairSignature(live []string) string {
 	var b strings.Builder
-	for _, m := range n.members.list() {
+	for _, m := range n.pool.List() {
 		fmt.Fprintf(&b, "%s %s %s %s %t;", m.ID, m.State, n.fsm.NodeState(m.ID), m.Meta.HTTP, m.Meta.Full)
 	}
 	b.WriteString("|")

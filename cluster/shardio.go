@@ -84,8 +84,8 @@ func (n *Node) Stats() Stats {
 // sorted: the candidates for a new object's shards.
 func (n *Node) liveNodes() []string {
 	var ids []string
-	for _, m := range n.members.alive(n.cfg.Datacenter) {
-		if m.Meta.HTTP != "" && !m.Meta.Full && !n.recentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
+	for _, m := range n.pool.Alive(n.cfg.Datacenter) {
+		if m.Meta.HTTP != "" && !m.Meta.Full && !n.pool.RecentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
 			if m.ID == n.cfg.ID && n.DiskFull() {
 				continue
 			}
@@ -95,21 +95,9 @@ func (n *Node) liveNodes() []string {
 	return ids
 }
 
-// unreachableFor is how long a node that refused a shard stream is left out
-// of new placements. Gossip takes seconds to declare a killed node dead;
-// without this, every push in that window would place a shard on it.
-const unreachableFor = 10 * time.Second
-
-func (n *Node) markUnreachable(id string) {
-	n.unreachable.Store(id, time.Now())
-	n.reachedAt.Delete(id)
-}
-
 // pingAfter is how long a node may go without a successful call before a
 // push checks that it still answers.
 const pingAfter = time.Second
-
-func (n *Node) markReached(id string) { n.reachedAt.Store(id, time.Now()) }
 
 // reachable drops from ids the nodes that do not answer a ping, pinging in
 // parallel only those not heard from lately: under load that is none of
@@ -117,7 +105,7 @@ func (n *Node) markReached(id string) { n.reachedAt.Store(id, time.Now()) }
 // the unreachable mark takes the node out.
 func (n *Node) reachable(ctx context.Context, ids []string) []string {
 	// Generous: a node that misses it is left out of placements for
-	// unreachableFor, and a busy node is not a dead one.
+	// membership.UnreachableFor, and a busy node is not a dead one.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	down := make([]bool, len(ids))
@@ -126,10 +114,10 @@ func (n *Node) reachable(ctx context.Context, ids []string) []string {
 		if id == n.cfg.ID {
 			continue
 		}
-		if v, ok := n.reachedAt.Load(id); ok && time.Since(v.(time.Time)) < pingAfter {
+		if n.pool.ReachedWithin(id, pingAfter) {
 			continue
 		}
-		m, ok := n.members.get(id)
+		m, ok := n.pool.Get(id)
 		if !ok {
 			down[i] = true
 			continue
@@ -139,11 +127,11 @@ func (n *Node) reachable(ctx context.Context, ids []string) []string {
 			defer wg.Done()
 			if err := n.cfg.Peers.Ping(ctx, m.Meta.HTTP); err != nil {
 				n.log.Debug("node does not answer, leaving it out of the placement", "node", id, "error", err)
-				n.markUnreachable(id)
+				n.pool.MarkUnreachable(id)
 				down[i] = true
 				return
 			}
-			n.markReached(id)
+			n.pool.MarkReached(id)
 		}()
 	}
 	wg.Wait()
@@ -156,18 +144,6 @@ func (n *Node) reachable(ctx context.Context, ids []string) []string {
 	return out
 }
 
-func (n *Node) recentlyUnreachable(id string) bool {
-	v, ok := n.unreachable.Load(id)
-	if !ok {
-		return false
-	}
-	if time.Since(v.(time.Time)) > unreachableFor {
-		n.unreachable.Delete(id)
-		return false
-	}
-	return true
-}
-
 // putShard stores one shard stream on node: locally without a network hop,
 // else through the node's peer service. parity marks a shard read only when
 // a data shard is lost, which the node keeps out of its page cache.
@@ -176,13 +152,13 @@ func (n *Node) putShard(ctx context.Context, node, id string, index int, parity 
 		_, err := n.ReceiveShard(ctx, id, index, parity, r)
 		return err
 	}
-	m, ok := n.members.get(node)
+	m, ok := n.pool.Get(node)
 	if !ok || m.Meta.HTTP == "" {
 		return fmt.Errorf("node %s unknown to gossip", node)
 	}
 	err := n.cfg.Peers.PutShard(ctx, m.Meta.HTTP, id, index, parity, r)
 	if err == nil {
-		n.markReached(node)
+		n.pool.MarkReached(node)
 	}
 	return err
 }
@@ -203,7 +179,7 @@ func (n *Node) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
 			var err error
 			if node == n.cfg.ID {
 				err = n.shards.Remove(ref.ID, i)
-			} else if m, ok := n.members.get(node); ok && m.State == StateAlive {
+			} else if m, ok := n.pool.Get(node); ok && m.State == StateAlive {
 				err = n.cfg.Peers.DeleteShard(ctx, m.Meta.HTTP, ref.ID, i)
 			}
 			if err != nil {

@@ -74,7 +74,7 @@ func (n *Node) MemberUsage(ctx context.Context) map[string]Stats {
 	out := map[string]Stats{n.cfg.ID: n.Stats()}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for _, m := range n.members.list() {
+	for _, m := range n.pool.List() {
 		if m.ID == n.cfg.ID || m.State != StateAlive || m.Meta.HTTP == "" {
 			continue
 		}

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -167,134 +166,33 @@ func (n *Node) Delete(ctx context.Context, name, actor string) error {
 	return res.Err()
 }
 
-// apply commits a command, on this node when it leads, otherwise through the
-// leader's peer service. Every command is idempotent or harmlessly refused
-// on a repeat, so a try that may or may not have committed before a
-// leadership change is simply retried.
+// apply commits a command through the metadata store (metastore.Apply).
 func (n *Node) apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
-	if err := n.checkHalted(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
-	}
-	// A full node cannot follow the log to see the write applied here, so
-	// it refuses rather than answer "unknown" for a committed write.
-	if err := n.checkSpace(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
-	}
-	c.Time = n.cfg.Now().UTC()
-	// The rules Apply holds commands to (fsm/validate.go): a command that
-	// breaks them never reaches the log.
-	if err := c.Validate(); err != nil {
-		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
-	}
-	b, err := c.Encode()
-	if err != nil {
-		return fsm.Result{}, err
-	}
-	e := fsm.Entry{Command: b}
-	var res fsm.Result
-	propose := func() (err error) {
-		if res, err = n.commits.propose(e); err != nil {
-			return err
-		}
-		if createdHere(res) {
-			return nil
-		}
-		// Read-your-writes on this node too when the leader committed it:
-		// wait until the local state holds what was acknowledged.
-		return n.waitApplied(ctx, res.Index)
-	}
-	// The committer reaches the leader itself, so both sides are the same
-	// call; leaderCall contributes the wait for a leader and the retries.
-	err = n.leaderCall(ctx, "apply "+string(c.Op), propose, func(string) error { return propose() })
-	return res, err
+	return n.store.Apply(ctx, c)
 }
 
-// createdHere reports a write that bound a new name. A follower need not
-// wait to apply it before answering: a name this node does not know yet is
-// read after a barrier, so read-your-writes holds without the wait, which
-// would cost a raft round (the follower learns the commit from the leader's
-// next append).
+// createdHere reports a write that bound a new name.
 func createdHere(res fsm.Result) bool { return res.Status == fsm.StatusCreated }
 
-// leaderCall runs local when this node leads, else remote against the
-// leader's peer service, and tries again through leadership changes and
-// unreachable leaders for up to ten election timeouts.
-func (n *Node) leaderCall(ctx context.Context, what string, local func() error, remote func(addr string) error) error {
-	deadline := time.Now().Add(10 * n.electionTimeout())
-	for {
-		err := n.waitLeader(ctx)
-		if err == nil {
-			if n.IsLeader() {
-				err = local()
-			} else if addr, aerr := n.leaderHTTP(); aerr != nil {
-				err = aerr
-			} else {
-				err = remote(addr)
-			}
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) && !errors.Is(err, ErrPeerUnreachable) {
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					// The leader took the connection and never answered (a
-					// paused or overloaded process): retryable, not a 500.
-					return fmt.Errorf("%s: %w: the leader did not answer in time: %w", what, ErrNoLeader, err)
-				}
-				return fmt.Errorf("%s: %w", what, err)
-			}
-		}
-		if time.Now().After(deadline) {
-			if !errors.Is(err, ErrNoLeader) {
-				err = fmt.Errorf("%w: %w", ErrNoLeader, err)
-			}
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		n.log.Debug("retry on the leader", "call", what, "error", err)
-		select {
-		case <-ctx.Done():
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s: %w: %w", what, ErrNoLeader, ctx.Err())
-			}
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
 // ApplyForwarded applies a batch of writes a follower's committer
-// forwarded, and returns their results in order. The committer checks
-// every command before it goes to raft, as it does this node's own.
+// forwarded, and returns their results in order.
 func (n *Node) ApplyForwarded(ctx context.Context, b []byte) ([]fsm.Result, error) {
-	entries, err := fsm.DecodeBatch(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", fsm.ErrInvalid, err)
-	}
-	if !n.IsLeader() {
-		return nil, ErrNotLeader
-	}
-	return n.commits.proposeAll(entries, true)
+	return n.store.ApplyForwarded(ctx, b)
 }
 
-// waitLeader waits a bounded time for a leader, so a client sees a clean
-// retryable error rather than a hang while an election runs.
-func (n *Node) waitLeader(ctx context.Context) error {
-	if addr, _ := n.raft.LeaderWithID(); addr != "" {
-		return nil
-	}
-	wait := 5 * n.electionTimeout()
-	ctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	err := poll(ctx, 10*time.Millisecond, func() bool {
-		addr, _ := n.raft.LeaderWithID()
-		return addr != ""
-	})
-	if err != nil {
-		return fmt.Errorf("%w after %s", ErrNoLeader, wait)
-	}
-	return nil
+// leaderCall runs local when this node leads, else remote against the
+// leader's peer service, through leadership changes (metastore.LeaderCall).
+func (n *Node) leaderCall(ctx context.Context, what string, local func() error, remote func(addr string) error) error {
+	return n.store.LeaderCall(ctx, what, local, remote)
 }
+
+// waitLeader waits a bounded time for a leader.
+func (n *Node) waitLeader(ctx context.Context) error { return n.store.WaitLeader(ctx) }
 
 func (n *Node) electionTimeout() time.Duration {
+	if n.store != nil {
+		return n.store.ElectionTimeout()
+	}
 	if n.cfg.Raft != nil && n.cfg.Raft.ElectionTimeout > 0 {
 		return n.cfg.Raft.ElectionTimeout
 	}
@@ -303,52 +201,14 @@ func (n *Node) electionTimeout() time.Duration {
 
 // leaderHTTP returns the peer service address of the current leader.
 func (n *Node) leaderHTTP() (string, error) {
-	_, id := n.raft.LeaderWithID()
+	_, id := n.store.Leader()
 	if id == "" {
 		return "", ErrNoLeader
 	}
-	m, ok := n.members.get(string(id))
-	if !ok || m.Meta.HTTP == "" {
-		return "", fmt.Errorf("%w: leader %s not known to gossip", ErrNoLeader, id)
-	}
-	return m.Meta.HTTP, nil
+	return n.peerAddr(id)
 }
 
 // waitApplied waits until the local state machine has applied index.
 func (n *Node) waitApplied(ctx context.Context, index uint64) error {
-	if n.fsm.Applied() >= index {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
-	defer cancel()
-	var full error
-	recheck := time.NewTicker(diskRecheck)
-	defer recheck.Stop()
-	var err error
-	for {
-		advanced := n.fsm.Advanced()
-		if n.fsm.Applied() >= index {
-			break
-		}
-		// A node that cannot append to its raft log will not catch up.
-		if full = n.checkSpace(); full != nil {
-			break
-		}
-		select {
-		case <-advanced:
-		case <-recheck.C:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if err != nil {
-			break
-		}
-	}
-	switch {
-	case full != nil && n.fsm.Applied() < index:
-		return fmt.Errorf("%w: local state is behind index %d: %v", ErrUnavailable, index, full)
-	case err != nil:
-		return fmt.Errorf("%w: local state did not reach index %d in time", ErrNoLeader, index)
-	}
-	return nil
+	return n.store.WaitApplied(ctx, index)
 }

@@ -1,4 +1,4 @@
-package cluster
+package metastore
 
 import (
 	"context"
@@ -21,17 +21,13 @@ import (
 // commits, the next fills up, so the batch size follows the load. (Two or
 // four batches in flight made smaller batches and cost more CPU per write:
 // 10 KiB PUTs at 16 connections on the 2-core VM, 0.54 ms of server CPU per
-// push with one, 0.67 with two, 0.70 with four.) On the leader a batch becomes one raft entry; a follower
-// forwards it to the leader in one request, whose committer merges it with
-// the writes queued there.
+// push with one, 0.67 with two, 0.70 with four.) On the leader a batch
+// becomes one raft entry; a follower forwards it to the leader in one
+// request, whose committer merges it with the writes queued there.
+
 // maxBatchBytes bounds one entry, blobs included; a single larger command
 // still goes alone.
 const maxBatchBytes = 4 << 20
-
-type committer struct {
-	n       *Node
-	batches *batch.Batcher[proposal, fsm.Result]
-}
 
 // proposal is one write waiting for its batch to commit.
 type proposal struct {
@@ -39,12 +35,6 @@ type proposal struct {
 	// forwarded marks a follower's write, which its sender waits to see
 	// applied on the follower.
 	forwarded bool
-}
-
-func newCommitter(n *Node) *committer {
-	c := &committer{n: n}
-	c.batches = batch.New(c.commit, takeEntries)
-	return c
 }
 
 // takeEntries bounds a batch by fsm.MaxBatch commands and maxBatchBytes.
@@ -61,8 +51,8 @@ func takeEntries(q []proposal) int {
 }
 
 // propose commits one entry and returns its result.
-func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
-	res, err := c.proposeAll([]fsm.Entry{e}, false)
+func (s *Store) propose(e fsm.Entry) (fsm.Result, error) {
+	res, err := s.proposeAll([]fsm.Entry{e}, false)
 	if err != nil {
 		return fsm.Result{}, err
 	}
@@ -74,15 +64,15 @@ func (c *committer) propose(e fsm.Entry) (fsm.Result, error) {
 // repeated, so the caller retries them all.
 //
 // Every command is checked against the rules Apply holds commands to
-// before it reaches the log: this node's own by apply (fsm.Command.Validate,
+// before it reaches the log: this node's own by Apply (fsm.Command.Validate,
 // before encoding it), a forwarded batch's here (fsm.CheckEntry). One that
 // breaks them is refused with fsm.ErrInvalid. A forwarded batch with one
 // bad command is refused whole: a follower checks its own writes before
 // forwarding them, so only a broken or hostile peer sends one.
-func (c *committer) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Result, error) {
+func (s *Store) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Result, error) {
 	// A write committed after the entry the state machine halted at would
 	// never be applied.
-	if err := c.n.checkHalted(); err != nil {
+	if err := s.CheckHalted(); err != nil {
 		return nil, err
 	}
 	if forwarded {
@@ -97,40 +87,34 @@ func (c *committer) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Resul
 		ps[i] = proposal{entry: e, forwarded: forwarded}
 	}
 	// Once queued a proposal may commit: waiting for its answer until the
-	// node stops, not abandoning it, is what lets the caller report the
+	// store closes, not abandoning it, is what lets the caller report the
 	// truth.
-	res, err := c.batches.Submit(ps...).Wait(c.n.ctx)
-	if errors.Is(err, batch.ErrClosed) || (err != nil && c.n.ctx.Err() != nil) {
+	res, err := s.commits.Submit(ps...).Wait(s.ctx)
+	if errors.Is(err, batch.ErrClosed) || (err != nil && s.ctx.Err() != nil) {
 		return nil, ErrShutdown
 	}
 	return res, err
 }
 
-// close refuses new writes and fails the queued ones; wait then waits for
-// the batch in flight, which raft's shutdown ends.
-func (c *committer) close() { c.batches.Close() }
-func (c *committer) wait()  { c.batches.Wait() }
-
 // commit proposes a batch as one raft entry, or forwards it to the leader.
-func (c *committer) commit(batch []proposal) ([]fsm.Result, error) {
-	results, err := c.append(batch)
-	if err == nil && c.n.IsLeader() && slices.ContainsFunc(batch, func(p proposal) bool { return p.forwarded }) &&
+func (s *Store) commit(batch []proposal) ([]fsm.Result, error) {
+	results, err := s.append(batch)
+	if err == nil && s.IsLeader() && slices.ContainsFunc(batch, func(p proposal) bool { return p.forwarded }) &&
 		slices.ContainsFunc(results, func(r fsm.Result) bool { return !createdHere(r) }) {
-		c.nudge()
+		s.nudge()
 	}
 	return results, err
 }
 
-func (c *committer) append(batch []proposal) ([]fsm.Result, error) {
-	n := c.n
+func (s *Store) append(batch []proposal) ([]fsm.Result, error) {
 	entries := make([]fsm.Entry, len(batch))
 	for i, p := range batch {
 		entries[i] = p.entry
 	}
-	if !n.IsLeader() {
-		return c.forward(entries)
+	if !s.IsLeader() {
+		return s.forward(entries)
 	}
-	if err := n.leaderSpace(); err != nil {
+	if err := s.leaderSpace(); err != nil {
 		return nil, err
 	}
 	var data []byte
@@ -139,11 +123,11 @@ func (c *committer) append(batch []proposal) ([]fsm.Result, error) {
 	} else {
 		data = fsm.EncodeBatch(entries)
 	}
-	f := n.raft.ApplyLog(raft.Log{Data: data}, n.cfg.ApplyTimeout)
+	f := s.raft.ApplyLog(raft.Log{Data: data}, s.cfg.ApplyTimeout)
 	if err := f.Error(); err != nil {
 		switch {
-		case isNoSpace(err):
-			return nil, n.logFull(fmt.Errorf("%w: %w", chunk.ErrNoSpace, err))
+		case IsNoSpace(err):
+			return nil, s.logFull(fmt.Errorf("%w: %w", chunk.ErrNoSpace, err))
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
 			errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, fmt.Errorf("%w: %w", ErrNotLeader, err)
@@ -179,22 +163,21 @@ func (c *committer) append(batch []proposal) ([]fsm.Result, error) {
 // carries the commit index. Under load the next batch does that anyway.
 // (Lowering CommitTimeout to 5 ms did it too, but an idle 3-node cluster
 // then burnt 17% of a core instead of 4%.)
-func (c *committer) nudge() {
-	if c.batches.Queued() == 0 {
-		c.n.raft.Barrier(c.n.cfg.ApplyTimeout)
+func (s *Store) nudge() {
+	if s.commits.Queued() == 0 {
+		s.raft.Barrier(s.cfg.ApplyTimeout)
 	}
 }
 
 // forward sends a batch to the leader's committer.
-func (c *committer) forward(entries []fsm.Entry) ([]fsm.Result, error) {
-	n := c.n
-	addr, err := n.leaderHTTP()
+func (s *Store) forward(entries []fsm.Entry) ([]fsm.Result, error) {
+	addr, err := s.leaderAddr()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ApplyTimeout)
 	defer cancel()
-	res, err := n.cfg.Peers.Apply(ctx, addr, fsm.EncodeBatch(entries))
+	res, err := s.cfg.Leader.Apply(ctx, addr, fsm.EncodeBatch(entries))
 	if err != nil {
 		return nil, err
 	}
@@ -202,4 +185,13 @@ func (c *committer) forward(entries []fsm.Entry) ([]fsm.Result, error) {
 		return nil, fmt.Errorf("leader answered %d results for %d commands", len(res), len(entries))
 	}
 	return res, nil
+}
+
+// leaderAddr returns the address of the current leader's peer service.
+func (s *Store) leaderAddr() (string, error) {
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return "", ErrNoLeader
+	}
+	return s.cfg.Resolve(string(id))
 }
