@@ -6,7 +6,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -17,37 +16,38 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/cluster/metastore"
 	"github.com/pier-registry/pier/fsm"
 )
 
-// Sentinel errors. Callers classify with errors.Is. Those about the
-// metadata log are metastore's, under the same names.
+// Sentinel errors (package errs, shared by cluster's parts). Callers
+// classify with errors.Is.
 var (
 	// ErrNoLeader marks a write or consistent read that found no leader in
 	// time; it is worth retrying.
-	ErrNoLeader = metastore.ErrNoLeader
+	ErrNoLeader = errs.ErrNoLeader
 	// ErrNotLeader is returned to a forwarded write that reached a node
 	// which is no longer the leader.
-	ErrNotLeader = metastore.ErrNotLeader
+	ErrNotLeader = errs.ErrNotLeader
 	// ErrPeerUnreachable marks a call to another node that got no answer.
-	ErrPeerUnreachable = metastore.ErrPeerUnreachable
+	ErrPeerUnreachable = errs.ErrPeerUnreachable
 	// ErrUnavailable marks content that no reachable node could serve.
-	ErrUnavailable = metastore.ErrUnavailable
+	ErrUnavailable = errs.ErrUnavailable
 	// ErrShutdown marks a call on a node that is stopping.
-	ErrShutdown = metastore.ErrShutdown
+	ErrShutdown = errs.ErrShutdown
 	// ErrHalted marks a write refused because the state machine halted at
 	// a log entry this build cannot read (halt.go). Errors that wrap it
 	// also wrap ErrUnavailable.
-	ErrHalted = metastore.ErrHalted
+	ErrHalted = errs.ErrHalted
 	// ErrDigestMismatch marks a body whose SHA-256 differs from the one the
 	// client promised.
-	ErrDigestMismatch = errors.New("content digest mismatch")
+	ErrDigestMismatch = errs.ErrDigestMismatch
 	// ErrTooLarge marks a body longer than --max-object-size.
-	ErrTooLarge = errors.New("content too large")
+	ErrTooLarge = errs.ErrTooLarge
 	// ErrTruncated marks a body that ended before the length it announced.
-	ErrTruncated = errors.New("body ended before its announced length")
+	ErrTruncated = errs.ErrTruncated
 )
 
 // Node is one member of a cluster.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/cluster/pace"
 	"github.com/pier-registry/pier/cluster/repairplan"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -270,7 +271,7 @@ func (n *Node) decodeAll(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 		closeAll()
 		pw.CloseWithError(ErrShutdown)
 	}
-	return pacedReader{ctx: ctx, r: pr, p: newPacer(n.cfg.RepairRate)}, func() { cancel(); pr.Close() }
+	return pace.Reader(ctx, pr, pace.New(n.cfg.RepairRate)), func() { cancel(); pr.Close() }
 }
 
 // checkContent refuses a rebuild whose bytes are not the object's: repair

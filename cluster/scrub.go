@@ -13,6 +13,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/cluster/pace"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -29,7 +30,7 @@ func (n *Node) scrub(ctx context.Context) {
 	if n.halted() {
 		return // its reports could not commit (halt.go)
 	}
-	p := newPacer(n.cfg.ScrubRate)
+	p := pace.New(n.cfg.ScrubRate)
 	for _, obj := range n.fsm.Objects() {
 		if ctx.Err() != nil {
 			return
@@ -45,7 +46,7 @@ func (n *Node) scrub(ctx context.Context) {
 				n.log.Warn("scrub found a bad shard", "digest", obj.Digest, "object", obj.ID, "shard", i, "error", err)
 				n.reportMissing(ctx, obj, i)
 			}
-			if !p.wait(ctx, size) {
+			if !p.Wait(ctx, size) {
 				return
 			}
 		}
@@ -117,7 +118,7 @@ func (n *Node) verifiesContent(obj fsm.Object) bool {
 // corrupt through raft, every node stops serving it, and the next push of
 // the real bytes heals it (fsm). A read that fails proves nothing; the
 // next pass tries again.
-func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pacer) {
+func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pace.Pacer) {
 	sum, size, err := n.hashContent(ctx, obj, p, nil)
 	if err != nil {
 		n.log.Debug("scrub could not read an object whole", "digest", obj.Digest, "object", obj.ID, "error", err)
@@ -170,7 +171,7 @@ func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pacer) {
 // report, perhaps nothing). sure reports that no read failed and no shard
 // was left out but those known bad (marked missing, or on a node that
 // left): only then does a found false mean the object's bytes are gone.
-func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pacer) (bad []int, found, sure bool) {
+func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []int, found, sure bool) {
 	sure = true
 	known := func(i int) bool {
 		return slices.Contains(obj.Missing, i) || n.fsm.NodeState(obj.Placement[i]) == fsm.NodeLeft
@@ -224,7 +225,7 @@ func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pacer) (bad []int, 
 // hashContent reads obj whole and returns the digest and length of what it
 // read. Without skip it reads as a pull does (decodeRange); with skip, it
 // leaves out the shards skip names.
-func (n *Node) hashContent(ctx context.Context, obj fsm.Object, p *pacer, skip func(int) bool) (string, int64, error) {
+func (n *Node) hashContent(ctx context.Context, obj fsm.Object, p *pace.Pacer, skip func(int) bool) (string, int64, error) {
 	h := &pacedHash{Hash: sha256.New(), ctx: ctx, p: p}
 	var err error
 	if obj.Size > 0 {
@@ -250,14 +251,14 @@ func (n *Node) hashContent(ctx context.Context, obj fsm.Object, p *pacer, skip f
 type pacedHash struct {
 	hash.Hash
 	ctx context.Context
-	p   *pacer
+	p   *pace.Pacer
 	n   int64
 }
 
 func (w *pacedHash) Write(b []byte) (int, error) {
 	w.Hash.Write(b)
 	w.n += int64(len(b))
-	if !w.p.wait(w.ctx, int64(len(b))) {
+	if !w.p.Wait(w.ctx, int64(len(b))) {
 		return 0, w.ctx.Err()
 	}
 	return len(b), nil
@@ -291,6 +292,6 @@ func (n *Node) checkContentSoon(obj fsm.Object) {
 		return
 	}
 	n.background(func(ctx context.Context) {
-		n.scrubContent(ctx, obj, newPacer(n.cfg.ScrubRate))
+		n.scrubContent(ctx, obj, pace.New(n.cfg.ScrubRate))
 	})
 }

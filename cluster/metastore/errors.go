@@ -1,31 +1,18 @@
 package metastore
 
 import (
-	"errors"
-
+	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/fsm"
 )
 
-// Sentinel errors; package cluster re-exports them under the same names.
-// Callers classify with errors.Is.
+// Sentinel errors, shared by cluster's parts (package errs).
 var (
-	// ErrNoLeader marks a write or consistent read that found no leader in
-	// time; it is worth retrying.
-	ErrNoLeader = errors.New("no cluster leader")
-	// ErrNotLeader is returned to a forwarded write that reached a node
-	// which is no longer the leader.
-	ErrNotLeader = errors.New("not the leader")
-	// ErrPeerUnreachable marks a call to another node that got no answer.
-	ErrPeerUnreachable = errors.New("peer unreachable")
-	// ErrUnavailable marks content or state that no reachable node could
-	// serve.
-	ErrUnavailable = errors.New("content unavailable")
-	// ErrShutdown marks a call on a node that is stopping.
-	ErrShutdown = errors.New("node is shutting down")
-	// ErrHalted marks a write refused because the state machine halted at
-	// a log entry this build cannot read. Errors that wrap it also wrap
-	// ErrUnavailable.
-	ErrHalted = errors.New("metadata log halted")
+	ErrNoLeader        = errs.ErrNoLeader
+	ErrNotLeader       = errs.ErrNotLeader
+	ErrPeerUnreachable = errs.ErrPeerUnreachable
+	ErrUnavailable     = errs.ErrUnavailable
+	ErrShutdown        = errs.ErrShutdown
+	ErrHalted          = errs.ErrHalted
 )
 
 // A halted state machine (fsm.Halt) stopped at a log entry this build
