@@ -4,8 +4,6 @@ import (
 	"context"
 	"slices"
 
-	"github.com/pier-registry/pier/chunk"
-	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -37,7 +35,7 @@ func (b blobSink) StoreBlob(obj fsm.ObjectRef, blob []byte) {
 			// The put is in the log either way: the shard is missing,
 			// reported once the put is applied (not from this goroutine,
 			// which applies it), and rebuilt by repair.
-			n.stats.packFailed.Add(1)
+			n.objects.CountPackFailure()
 			n.log.Warn("pack inlined shard", "object", obj.ID, "shard", i, "error", err)
 			n.spawn(func(context.Context) {
 				if n.waitWired() {
@@ -110,17 +108,5 @@ func (n *Node) reportOnceApplied(id string, i int) {
 }
 
 func (n *Node) packBlob(obj fsm.ObjectRef, i int, blob []byte) error {
-	if err := chunk.ValidID(obj.ID); err != nil {
-		return err
-	}
-	h := headerOf(fsm.Object{ObjectRef: obj, Size: int64(len(blob))}, i)
-	img, err := erasure.ShardImage(h, blob)
-	if err != nil {
-		return err
-	}
-	err = n.shards.Pack(obj.ID, i, img)
-	if isNoSpace(err) {
-		n.disk.sawNoSpace()
-	}
-	return err
+	return n.objects.PackBlob(obj, i, blob)
 }

@@ -50,14 +50,6 @@ type PeerClient interface {
 	Stats(ctx context.Context, addr string) (Stats, error)
 }
 
-// PackedShard is one shard of a small object sent whole: Image is the
-// shard file, header first (erasure.ShardImage).
-type PackedShard struct {
-	ID    string
-	Index int
-	Image []byte
-}
-
 // Config builds a Node. Zero durations take production defaults.
 type Config struct {
 	ID         string

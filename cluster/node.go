@@ -19,6 +19,7 @@ import (
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/cluster/metastore"
+	"github.com/pier-registry/pier/cluster/objects"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -65,9 +66,8 @@ type Node struct {
 
 	// repairMemo is touched only by the repair loop's goroutine.
 	repairMemo repairMemo
-	// packSenders batch copies of small objects per node (packed.go).
-	packMu      sync.Mutex
-	packSenders map[string]*packSender
+	// objects stores and reads content (shards, packed copies, the cache).
+	objects *objects.Store
 	// reported holds shards this node already reported missing.
 	reported sync.Map
 
@@ -84,7 +84,6 @@ type Node struct {
 
 	// disk watches free space; diskFull is its last state as told to
 	// gossip.
-	cache    *objectCache
 	disk     *diskGuard
 	diskFull atomic.Bool
 
@@ -120,14 +119,12 @@ func New(cfg Config) (*Node, error) {
 		cfg:          cfg,
 		log:          cfg.Logger,
 		fsm:          fsm.New(),
-		packSenders:  map[string]*packSender{},
 		leaderNotify: make(chan bool, 8),
 		stop:         make(chan struct{}),
 		started:      time.Now(),
 		left:         make(chan struct{}),
 		wired:        make(chan struct{}),
 	}
-	n.cache = newObjectCache(cfg.CacheSize)
 	n.disk = &diskGuard{dir: cfg.DataDir, minFree: cfg.MinFree, free: cfg.FreeSpace}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -140,6 +137,14 @@ func New(cfg Config) (*Node, error) {
 	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data"), chunk.StoreOptions{PackSize: cfg.PackSize}); err != nil {
 		return nil, err
 	}
+	n.objects = objects.New(objects.Config{
+		ID: cfg.ID, EC: cfg.EC, BlockSize: cfg.BlockSize, SmallObjectSize: cfg.SmallObjectSize,
+		InlineSize: cfg.InlineSize, MaxObjectSize: cfg.MaxObjectSize, CacheSize: cfg.CacheSize,
+		StallTimeout: cfg.StallTimeout, HedgeAfter: cfg.HedgeAfter, RepairRate: cfg.RepairRate,
+		Shards: n.shards, Peers: cfg.Peers, Members: lazyMembers{n}, State: n.fsm,
+		Cluster: objectsFace{n}, Disk: diskSpace{n}, Owner: owner{n}, Fault: n.fault,
+		Logger: n.log,
+	})
 	n.fsm.SetBlobSink(blobSink{n})
 	n.fsm.OnHalt(n.onHalt)
 	if err := n.startRaft(); err != nil {
@@ -212,7 +217,9 @@ func (n *Node) Shutdown() {
 		}
 		n.wg.Wait()
 		n.bg.Wait()
-		n.stopPackSenders()
+		if n.objects != nil {
+			n.objects.Close()
+		}
 		if n.pool != nil {
 			n.pool.Shutdown()
 		}

@@ -2,16 +2,12 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/pier-registry/pier/chunk/erasure"
-	"github.com/pier-registry/pier/cluster/pace"
+	"github.com/pier-registry/pier/cluster/objects"
 	"github.com/pier-registry/pier/cluster/repairplan"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -52,7 +48,7 @@ func (n *Node) downSince(id string) time.Time {
 // activeNodes are the nodes that may receive shards: alive, reachable and
 // neither draining nor gone.
 func (n *Node) activeNodes(ctx context.Context) []string {
-	return n.reachable(ctx, n.liveNodes())
+	return n.objects.Reachable(ctx, n.liveNodes())
 }
 
 // repairMemo is what the last repair pass left settled: with the members
@@ -157,34 +153,10 @@ func (n *Node) rebalance(ctx context.Context, obj fsm.Object, live []string) (bo
 // rebuildOnto writes shard i of obj to targets[i] for every non-empty
 // target, rebuilt from the other shards, then points the placement at them.
 func (n *Node) rebuildOnto(ctx context.Context, obj fsm.Object, targets []string, why string) error {
-	l := layoutOf(obj)
 	// A shard being moved off a draining node, or rebalanced, still serves
 	// as a source; only those known bad are not read.
 	skip := func(i int) bool { return targets[i] != "" && !n.readable(obj, i) }
-	body, stop := n.decodeAll(ctx, obj, l, skip)
-	defer stop()
-	need := 0
-	for _, t := range targets {
-		if t != "" {
-			need++
-		}
-	}
-	w := n.newStripeWriter(ctx, obj.ID, l.Scheme, targets, need)
-	enc, err := erasure.NewEncoder(l.Scheme, obj.BlockSize)
-	if err != nil {
-		w.abort()
-		return err
-	}
-	h := sha256.New()
-	size, err := enc.Encode(io.TeeReader(body, h), w.emit)
-	if err == nil {
-		err = checkContent(obj, size, h.Sum(nil))
-	}
-	if err != nil {
-		w.abortKeeping(obj)
-		return fmt.Errorf("%s %s: %w", why, obj.ID, err)
-	}
-	if _, err := w.finish(l); err != nil {
+	if err := n.objects.Rebuild(ctx, obj, targets, skip); err != nil {
 		return fmt.Errorf("%s %s: %w", why, obj.ID, err)
 	}
 	var moves []fsm.ShardMove
@@ -203,7 +175,7 @@ func (n *Node) rebuildOnto(ctx context.Context, obj fsm.Object, targets []string
 		return fmt.Errorf("%s %s: commit moves: %w", why, obj.ID, err)
 	}
 	n.stats.repairedShards.Add(int64(len(moves)))
-	n.stats.movedBytes.Add(int64(len(moves)) * l.ShardFileSize())
+	n.stats.movedBytes.Add(int64(len(moves)) * objects.LayoutOf(obj).ShardFileSize())
 	n.log.Info("shards rebuilt", "why", why, "digest", obj.Digest, "object", obj.ID, "moves", moves)
 	return nil
 }
@@ -212,10 +184,9 @@ func (n *Node) rebuildOnto(ctx context.Context, obj fsm.Object, targets []string
 // and swaps it in: the repair when there are too few distinct nodes left
 // for the object's scheme.
 func (n *Node) rewrite(ctx context.Context, obj fsm.Object, active []string) error {
-	l := layoutOf(obj)
-	body, stop := n.decodeAll(ctx, obj, l, nil)
+	body, stop := n.objects.DecodeAll(ctx, obj, nil)
 	defer stop()
-	st, err := n.storeNew(ctx, body, obj.Digest, active, true)
+	st, err := n.objects.StoreNew(ctx, body, obj.Digest, active, true)
 	if err != nil {
 		return fmt.Errorf("rewrite %s: %w", obj.ID, err)
 	}
@@ -254,46 +225,4 @@ func (n *Node) replaced(ctx context.Context, digest string, ref fsm.ObjectRef) b
 	}
 	n.deleteShards(ctx, ref)
 	return false
-}
-
-// decodeAll streams an object's whole content from its readable shards,
-// skipping those skip names, at no more than RepairRate bytes per second.
-func (n *Node) decodeAll(ctx context.Context, obj fsm.Object, l erasure.Layout, skip func(int) bool) (io.Reader, func()) {
-	ctx, cancel := context.WithCancel(ctx)
-	pr, pw := io.Pipe()
-	open, closeAll := n.shardOpener(ctx, obj, l, 0, l.Stripes(), skip)
-	if !n.spawn(func(context.Context) {
-		faults, err := erasure.Decode(l, open, pw, 0, obj.Size)
-		closeAll()
-		n.noteFaults(obj, faults)
-		pw.CloseWithError(err)
-	}) {
-		closeAll()
-		pw.CloseWithError(ErrShutdown)
-	}
-	return pace.Reader(ctx, pr, pace.New(n.cfg.RepairRate)), func() { cancel(); pr.Close() }
-}
-
-// checkContent refuses a rebuild whose bytes are not the object's: repair
-// must never write wrong bytes, whatever the shards it read.
-func checkContent(obj fsm.Object, size int64, sum []byte) error {
-	if size != obj.Size {
-		return fmt.Errorf("rebuilt %d bytes, object has %d", size, obj.Size)
-	}
-	if got := fsm.DigestPrefix + hex.EncodeToString(sum); got != obj.Digest {
-		return fmt.Errorf("%w: rebuilt content hashes to %s", ErrDigestMismatch, got)
-	}
-	return nil
-}
-
-// abortKeeping stops a repair's streams and removes what they wrote, except
-// on nodes whose shard of the same index is still the object's current one:
-// an in-place rebuild must not delete the copy it failed to replace.
-func (w *stripeWriter) abortKeeping(obj fsm.Object) {
-	for i, node := range w.nodes {
-		if node != "" && obj.Placement[i] == node {
-			w.nodes[i] = ""
-		}
-	}
-	w.abort()
 }

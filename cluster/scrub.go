@@ -2,17 +2,10 @@ package cluster
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"slices"
 	"strconv"
 
-	"github.com/pier-registry/pier/chunk"
-	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster/pace"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -39,7 +32,7 @@ func (n *Node) scrub(ctx context.Context) {
 			if node != n.cfg.ID {
 				continue
 			}
-			size, err := n.scrubShard(obj, i)
+			size, err := n.objects.ScrubShard(obj, i)
 			n.stats.scrubbedBytes.Add(size)
 			if err != nil {
 				n.stats.scrubCorrupt.Add(1)
@@ -54,42 +47,6 @@ func (n *Node) scrub(ctx context.Context) {
 		// object as it stands now, not as it stood when the pass began.
 		if cur, ok := n.fsm.Object(obj.Digest); ok && n.verifiesContent(cur) {
 			n.scrubContent(ctx, cur, p)
-		}
-	}
-}
-
-// scrubShard verifies every block of one local shard file. A shard already
-// marked missing is skipped: repair owns it.
-func (n *Node) scrubShard(obj fsm.Object, i int) (int64, error) {
-	for _, m := range obj.Missing {
-		if m == i {
-			return 0, nil
-		}
-	}
-	f, err := n.shards.Open(obj.ID, i)
-	if err != nil {
-		if errors.Is(err, chunk.ErrNotFound) {
-			return 0, err
-		}
-		return 0, nil // an I/O error is not proof of a bad shard
-	}
-	defer f.Close()
-	sr, err := erasure.NewShardReaderAt(f, headerOf(obj, i))
-	if err != nil {
-		return erasure.HeaderSize, err
-	}
-	l := layoutOf(obj)
-	buf := getFrame(l.BlockSize + erasure.ChecksumSize)
-	defer putFrame(buf)
-	var size int64 = erasure.HeaderSize
-	for {
-		_, b, err := sr.Next((*buf)[:cap(*buf)])
-		if err == io.EOF {
-			return size, nil
-		}
-		size += int64(len(b))
-		if err != nil {
-			return size, err
 		}
 	}
 }
@@ -119,7 +76,8 @@ func (n *Node) verifiesContent(obj fsm.Object) bool {
 // the real bytes heals it (fsm). A read that fails proves nothing; the
 // next pass tries again.
 func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pace.Pacer) {
-	sum, size, err := n.hashContent(ctx, obj, p, nil)
+	sum, size, err := n.objects.HashContent(ctx, obj, p, nil)
+	n.stats.scrubbedBytes.Add(size)
 	if err != nil {
 		n.log.Debug("scrub could not read an object whole", "digest", obj.Digest, "object", obj.ID, "error", err)
 		return
@@ -179,7 +137,8 @@ func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []
 	// try reports whether a read that leaves out the shards skip names,
 	// and the known bad ones, matches the digest.
 	try := func(skip func(int) bool) bool {
-		sum, size, err := n.hashContent(ctx, obj, p, func(j int) bool { return known(j) || skip(j) })
+		sum, size, err := n.objects.HashContent(ctx, obj, p, func(j int) bool { return known(j) || skip(j) })
+		n.stats.scrubbedBytes.Add(size)
 		if err != nil {
 			n.log.Debug("scrub could not read an object in part", "object", obj.ID, "error", err)
 			sure = false
@@ -220,48 +179,6 @@ func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []
 		}
 	}
 	return nil, false, sure
-}
-
-// hashContent reads obj whole and returns the digest and length of what it
-// read. Without skip it reads as a pull does (decodeRange); with skip, it
-// leaves out the shards skip names.
-func (n *Node) hashContent(ctx context.Context, obj fsm.Object, p *pace.Pacer, skip func(int) bool) (string, int64, error) {
-	h := &pacedHash{Hash: sha256.New(), ctx: ctx, p: p}
-	var err error
-	if obj.Size > 0 {
-		l := layoutOf(obj)
-		var faults []erasure.Fault
-		if skip == nil {
-			faults, err = n.decodeRange(ctx, obj, l, 0, obj.Size, h)
-		} else {
-			open, closeAll := n.shardOpener(ctx, obj, l, 0, l.Stripes(), skip)
-			faults, err = erasure.Decode(l, open, h, 0, obj.Size)
-			closeAll()
-		}
-		n.noteFaults(obj, faults)
-	}
-	n.stats.scrubbedBytes.Add(h.n)
-	if err != nil {
-		return "", h.n, err
-	}
-	return fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil)), h.n, nil
-}
-
-// pacedHash hashes what is written to it at the pace of p.
-type pacedHash struct {
-	hash.Hash
-	ctx context.Context
-	p   *pace.Pacer
-	n   int64
-}
-
-func (w *pacedHash) Write(b []byte) (int, error) {
-	w.Hash.Write(b)
-	w.n += int64(len(b))
-	if !w.p.Wait(w.ctx, int64(len(b))) {
-		return 0, w.ctx.Err()
-	}
-	return len(b), nil
 }
 
 // reportMissing marks a shard missing through raft; repair rebuilds it.

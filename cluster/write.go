@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/pier-registry/pier/cluster/objects"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -23,15 +24,9 @@ type PushMeta struct {
 	Actor        string
 }
 
-// Stored is content that has been made durable but not yet bound to a name.
-type Stored struct {
-	Digest string
-	Size   int64
-	// Object is where the shards are. Shared is true when the content was
-	// already stored and this push wrote no shards of its own.
-	Object fsm.ObjectRef
-	Shared bool
-}
+// Stored is content that has been made durable but not yet bound to a
+// name (objects.Stored).
+type Stored = objects.Stored
 
 // CheckPush refuses, before any body is read, a push that must fail: bad
 // metadata, a name known to be bound to other bytes, or no leader to commit.
@@ -62,7 +57,7 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 // artifact and whether this push created it (false: the same bytes were
 // already bound to the name).
 func (n *Node) Commit(ctx context.Context, m PushMeta, s Stored) (fsm.Artifact, bool, error) {
-	if err := checkDigest(s.Digest, m.ExpectDigest); err != nil {
+	if err := objects.CheckDigest(s.Digest, m.ExpectDigest); err != nil {
 		return fsm.Artifact{}, false, err
 	}
 	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpPutArtifact, Actor: m.Actor, Put: &fsm.PutArtifact{

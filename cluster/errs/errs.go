@@ -3,7 +3,13 @@
 // each under the same name. Callers classify with errors.Is.
 package errs
 
-import "errors"
+import (
+	"errors"
+	"strings"
+	"syscall"
+
+	"github.com/pier-registry/pier/chunk"
+)
 
 var (
 	// ErrNoLeader marks a write or consistent read that found no leader in
@@ -31,3 +37,10 @@ var (
 	// ErrTruncated marks a body that ended before the length it announced.
 	ErrTruncated = errors.New("body ended before its announced length")
 )
+
+// IsNoSpace recognizes a full disk in errors from libraries that do not
+// wrap the errno (raft's log store).
+func IsNoSpace(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, chunk.ErrNoSpace) ||
+		strings.Contains(err.Error(), "no space left on device"))
+}

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -194,8 +192,5 @@ func (s *Store) checkSpace() error {
 }
 
 // IsNoSpace recognizes a full disk in errors from libraries that do not
-// wrap the errno (raft's log store).
-func IsNoSpace(err error) bool {
-	return err != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, chunk.ErrNoSpace) ||
-		strings.Contains(err.Error(), "no space left on device"))
-}
+// wrap the errno (errs.IsNoSpace).
+func IsNoSpace(err error) bool { return errs.IsNoSpace(err) }

@@ -1,4 +1,4 @@
-package cluster
+package objects
 
 import (
 	"bytes"
@@ -49,35 +49,35 @@ var headPool sync.Pool
 // stored as 1+M: M+1 full copies, the same fault tolerance with one read per
 // pull. The push is durable when at least K+1 shard files (all of them for
 // M = 0) are; shards that failed are recorded as missing for repair.
-func (n *Node) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
-	release, err := n.hold()
+func (o *Store) StoreBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+	release, err := o.hold()
 	if err != nil {
 		return Stored{}, err
 	}
 	defer release()
-	ctx, cancel := n.bound(ctx)
+	ctx, cancel := o.bound(ctx)
 	defer cancel()
-	return n.storeBody(ctx, body, expect)
+	return o.storeBody(ctx, body, expect)
 }
 
-func (n *Node) storeBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
+func (o *Store) storeBody(ctx context.Context, body io.Reader, expect string) (Stored, error) {
 	body = strictBody{body}
-	if n.cfg.MaxObjectSize > 0 {
-		body = &limitReader{r: body, left: n.cfg.MaxObjectSize}
+	if o.cfg.MaxObjectSize > 0 {
+		body = &limitReader{r: body, left: o.cfg.MaxObjectSize}
 	}
 	if expect != "" {
 		// A corrupt object is no place to deduplicate onto: the push
 		// stores the bytes anew, and its commit heals the object.
-		if obj, ok := n.fsm.Object(expect); ok && obj.Corrupt == "" {
-			return n.storeShared(body, expect, obj)
+		if obj, ok := o.fsm.Object(expect); ok && obj.Corrupt == "" {
+			return o.storeShared(body, expect, obj)
 		}
 	}
-	return n.storeNew(ctx, body, expect, n.reachable(ctx, n.liveNodes()), false)
+	return o.storeNew(ctx, body, expect, o.reachable(ctx, o.c.Live()), false)
 }
 
 // storeNew encodes body into a new object over the nodes live. A push
 // accepts K+1 durable shards; a repair (full) wants every one.
-func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live []string, full bool) (Stored, error) {
+func (o *Store) storeNew(ctx context.Context, body io.Reader, expect string, live []string, full bool) (Stored, error) {
 	if len(live) == 0 {
 		return Stored{}, fmt.Errorf("%w: no live node to store shards", ErrUnavailable)
 	}
@@ -86,20 +86,20 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 	// and, once the partition heals within the commit's retries,
 	// acknowledge it. A push needs a majority of the raft servers, as its
 	// commit does.
-	if servers := n.raftServers(); len(live) < servers/2+1 {
+	if servers := o.c.Servers(); len(live) < servers/2+1 {
 		return Stored{}, fmt.Errorf("%w: %d of %d nodes reachable, a push needs a majority", ErrUnavailable, len(live), servers)
 	}
-	scheme := n.schemeFor(len(live))
+	scheme := o.schemeFor(len(live))
 
 	hp, _ := headPool.Get().(*[]byte)
-	if hp == nil || len(*hp) != n.cfg.SmallObjectSize+1 {
-		b := make([]byte, n.cfg.SmallObjectSize+1)
+	if hp == nil || len(*hp) != o.cfg.SmallObjectSize+1 {
+		b := make([]byte, o.cfg.SmallObjectSize+1)
 		hp = &b
 	}
 	defer headPool.Put(hp)
 	got, err := io.ReadFull(body, *hp)
 	var src io.Reader
-	blockSize := n.cfg.BlockSize
+	blockSize := o.cfg.BlockSize
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		scheme = erasure.Scheme{K: 1, M: scheme.M}
@@ -117,7 +117,7 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 	if full {
 		need = scheme.Shards()
 	}
-	if src != nil && got <= n.cfg.InlineSize && !full && !n.fault(faultDropShard) {
+	if src != nil && got <= o.cfg.InlineSize && !full && !o.fault(faultDropShard) {
 		data := (*hp)[:got]
 		sum := sha256.Sum256(data)
 		digest := fsm.DigestPrefix + hex.EncodeToString(sum[:])
@@ -125,14 +125,14 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 			return Stored{}, err
 		}
 		ref := fsm.ObjectRef{ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes}
-		missing, err := n.storePacked(ctx, ref, data, need)
+		missing, err := o.storePacked(ctx, ref, data, need)
 		if err != nil {
 			return Stored{}, err
 		}
 		ref.Missing = missing
 		return Stored{Digest: digest, Size: int64(got), Object: ref}, nil
 	}
-	w := n.newStripeWriter(ctx, id, scheme, nodes, need)
+	w := o.newStripeWriter(ctx, id, scheme, nodes, need)
 	enc, err := erasure.NewEncoder(scheme, blockSize)
 	if err != nil {
 		w.abort()
@@ -161,7 +161,7 @@ func (n *Node) storeNew(ctx context.Context, body io.Reader, expect string, live
 
 // storeShared verifies a body whose digest is already stored: it writes no
 // shards, only checks that the bytes are the promised ones.
-func (n *Node) storeShared(body io.Reader, expect string, obj fsm.Object) (Stored, error) {
+func (o *Store) storeShared(body io.Reader, expect string, obj fsm.Object) (Stored, error) {
 	h := sha256.New()
 	bp := getFrame(256 << 10)
 	defer putFrame(bp)
@@ -177,8 +177,8 @@ func (n *Node) storeShared(body io.Reader, expect string, obj fsm.Object) (Store
 
 // schemeFor picks the erasure scheme for a push seen by live nodes: the
 // configured one when enough nodes are up, else the default for that many.
-func (n *Node) schemeFor(live int) erasure.Scheme {
-	if s := n.cfg.EC; s.K > 0 && s.Shards() <= live {
+func (o *Store) schemeFor(live int) erasure.Scheme {
+	if s := o.cfg.EC; s.K > 0 && s.Shards() <= live {
 		return s
 	}
 	return erasure.SchemeFor(live)
@@ -217,7 +217,7 @@ func (s *shardSink) failed() bool {
 // stripeWriter fans the frames of each stripe out to one sink per shard.
 // A repair writes only some shards: nodes[i] == "" has no sink.
 type stripeWriter struct {
-	n      *Node
+	o      *Store
 	id     string
 	scheme erasure.Scheme
 	nodes  []string
@@ -229,8 +229,8 @@ type stripeWriter struct {
 
 // newStripeWriter starts one shard stream per non-empty entry of nodes; the
 // write succeeds when need of them end durable.
-func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Scheme, nodes []string, need int) *stripeWriter {
-	w := &stripeWriter{n: n, id: id, scheme: scheme, nodes: nodes, need: need, timer: time.NewTimer(time.Hour)}
+func (o *Store) newStripeWriter(ctx context.Context, id string, scheme erasure.Scheme, nodes []string, need int) *stripeWriter {
+	w := &stripeWriter{o: o, id: id, scheme: scheme, nodes: nodes, need: need, timer: time.NewTimer(time.Hour)}
 	w.timer.Stop()
 	w.sinks = make([]*shardSink, len(nodes))
 	for i, node := range nodes {
@@ -240,13 +240,13 @@ func (n *Node) newStripeWriter(ctx context.Context, id string, scheme erasure.Sc
 		sctx, cancel := context.WithCancel(ctx)
 		s := &shardSink{index: i, parity: i >= scheme.K, node: node, frames: make(chan *[]byte, framesInFlight), cancel: cancel, done: make(chan struct{})}
 		w.sinks[i] = s
-		go n.runSink(sctx, id, s)
+		go o.runSink(sctx, id, s)
 	}
 	return w
 }
 
 // runSink pipes queued frames into a shard upload to the sink's node.
-func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
+func (o *Store) runSink(ctx context.Context, id string, s *shardSink) {
 	pr, pw := io.Pipe()
 	go func() {
 		var werr error
@@ -260,10 +260,10 @@ func (n *Node) runSink(ctx context.Context, id string, s *shardSink) {
 			pw.Close()
 		}
 	}()
-	err := n.putShard(ctx, s.node, id, s.index, s.parity, pr)
+	err := o.putShard(ctx, s.node, id, s.index, s.parity, pr)
 	if errors.Is(err, ErrPeerUnreachable) && ctx.Err() == nil {
 		// A stream this push cancelled itself says nothing about the node.
-		n.pool.MarkUnreachable(s.node)
+		o.pool.MarkUnreachable(s.node)
 	}
 	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 	s.err = err
@@ -280,7 +280,7 @@ func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
 		}
 		f := getFrame(len(blk) + erasure.ChecksumSize)
 		*f = erasure.AppendFrame(*f, stripe, blk)
-		if w.n.fault(faultDropShard) && i == len(shards)-1 {
+		if w.o.fault(faultDropShard) && i == len(shards)-1 {
 			putFrame(f)
 			continue
 		}
@@ -289,14 +289,14 @@ func (w *stripeWriter) emit(stripe int, shards [][]byte) error {
 			continue
 		default:
 		}
-		w.timer.Reset(w.n.cfg.StallTimeout)
+		w.timer.Reset(w.o.cfg.StallTimeout)
 		select {
 		case s.frames <- f:
 		case <-s.done:
 			putFrame(f)
 		case <-w.timer.C:
 			putFrame(f)
-			w.n.log.Warn("shard stream stalled, giving it up", "object", w.id, "shard", i, "node", s.node)
+			w.o.log.Warn("shard stream stalled, giving it up", "object", w.id, "shard", i, "node", s.node)
 			s.cancel()
 			<-s.done
 		}
@@ -361,14 +361,14 @@ func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
 		durable++
 	}
 	if len(errs) > 0 {
-		w.n.log.Warn("lost shard streams", "object", w.id, "error", errors.Join(errs...))
+		w.o.log.Warn("lost shard streams", "object", w.id, "error", errors.Join(errs...))
 	}
 	if durable < w.need {
-		w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+		w.o.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
 		return nil, fmt.Errorf("%w: %d shards durable, %d needed: %w",
 			ErrUnavailable, durable, w.need, errors.Join(errs...))
 	}
-	if w.n.fault(faultDropShard) {
+	if w.o.fault(faultDropShard) {
 		// The planted fault acknowledges the push as if no shard were lost.
 		missing = nil
 	}
@@ -400,11 +400,15 @@ func (w *stripeWriter) abort() {
 			<-s.done
 		}
 	}
-	w.n.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+	w.o.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
 }
 
 // checkDigest refuses a body whose digest is not the one the client
 // promised; an empty expect promises nothing.
+// CheckDigest refuses a body whose digest is not the one the client
+// promised (none promised: any).
+func CheckDigest(digest, expect string) error { return checkDigest(digest, expect) }
+
 func checkDigest(digest, expect string) error {
 	if expect != "" && digest != expect {
 		return fmt.Errorf("%w: body hashes to %s, client expected %s", ErrDigestMismatch, digest, expect)

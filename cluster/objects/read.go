@@ -1,4 +1,4 @@
-package cluster
+package objects
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -23,13 +24,13 @@ import (
 // missing, unreachable, slower than HedgeAfter per read, or corrupt is
 // replaced by a parity shard and the stripe is rebuilt. Range reads touch
 // only the stripes they cover.
-func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
-	release, err := n.hold()
+func (o *Store) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	release, err := o.hold()
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := n.bound(ctx)
-	r, err := n.open(ctx, a, off, length)
+	ctx, cancel := o.bound(ctx)
+	r, err := o.open(ctx, a, off, length)
 	if err != nil {
 		cancel()
 		release()
@@ -38,8 +39,8 @@ func (n *Node) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 	return held(r, func() { cancel(); release() }), nil
 }
 
-func (n *Node) open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
-	obj, ok := n.fsm.Object(a.Digest)
+func (o *Store) open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	obj, ok := o.fsm.Object(a.Digest)
 	if !ok {
 		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
 	}
@@ -60,17 +61,17 @@ func (n *Node) open(ctx context.Context, a fsm.Artifact, off, length int64) (io.
 	if have := len(obj.Placement) - len(obj.Missing); have < obj.K {
 		return nil, fmt.Errorf("%w: %s has %d of the %d shards it needs", ErrUnavailable, a.Digest, have, obj.K)
 	}
-	if obj.Size <= int64(n.cfg.SmallObjectSize) {
-		return n.readSmall(ctx, obj, l, off, length)
+	if obj.Size <= int64(o.cfg.SmallObjectSize) {
+		return o.readSmall(ctx, obj, l, off, length)
 	}
-	return &decodeStream{n: n, ctx: ctx, obj: obj, l: l, off: off, length: length}, nil
+	return &decodeStream{o: o, ctx: ctx, obj: obj, l: l, off: off, length: length}, nil
 }
 
 // decodeStream is an object's content being decoded. WriteTo decodes
 // straight into the destination, whole blocks per write; Read, for callers
 // that pull, runs the decoder in a goroutine behind a pipe.
 type decodeStream struct {
-	n           *Node
+	o           *Store
 	ctx         context.Context
 	obj         fsm.Object
 	l           erasure.Layout
@@ -85,7 +86,7 @@ func (d *decodeStream) WriteTo(w io.Writer) (int64, error) {
 	}
 	d.used = true
 	cw := &countingWriter{w: w}
-	err := d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, cw)
+	err := d.o.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, cw)
 	return cw.n, err
 }
 
@@ -96,7 +97,7 @@ func (d *decodeStream) Read(p []byte) (int, error) {
 		}
 		pr, pw := io.Pipe()
 		d.pr = pr
-		if !d.n.spawn(func(context.Context) { pw.CloseWithError(d.n.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, pw)) }) {
+		if !d.o.spawn(func(context.Context) { pw.CloseWithError(d.o.decodeTo(d.ctx, d.obj, d.l, d.off, d.length, pw)) }) {
 			pw.CloseWithError(ErrShutdown)
 		}
 	}
@@ -124,9 +125,9 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // readSmall decodes a small object into a pooled buffer before answering:
 // no goroutine and pipe per request, and a failed read is a clean error
 // rather than a short body.
-func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64) (io.ReadCloser, error) {
-	if b, ok := n.cache.get(obj.ID); ok {
-		n.stats.cacheHits.Add(1)
+func (o *Store) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64) (io.ReadCloser, error) {
+	if b, ok := o.cache.get(obj.ID); ok {
+		o.stats.cacheHits.Add(1)
 		return io.NopCloser(bytes.NewReader(b[off : off+length])), nil
 	}
 	bp, _ := copyPool.Get().(*bytes.Buffer)
@@ -134,10 +135,10 @@ func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 		bp = new(bytes.Buffer)
 	}
 	bp.Reset()
-	if !n.readLocalCopy(ctx, obj, l, off, length, bp) {
+	if !o.readLocalCopy(ctx, obj, l, off, length, bp) {
 		bp.Reset()
-		faults, err := n.decodeRange(ctx, obj, l, off, length, bp)
-		n.noteFaults(obj, faults)
+		faults, err := o.decodeRange(ctx, obj, l, off, length, bp)
+		o.noteFaults(obj, faults)
 		if err != nil {
 			copyPool.Put(bp)
 			return nil, fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
@@ -148,10 +149,10 @@ func (n *Node) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout, 
 		// with valid checksums is rebuilt under the same ID, and a cached
 		// read of it would outlive the repair.
 		if sum := sha256.Sum256(bp.Bytes()); fsm.DigestPrefix+hex.EncodeToString(sum[:]) == obj.Digest {
-			n.cache.add(obj.ID, bytes.Clone(bp.Bytes()))
+			o.cache.add(obj.ID, bytes.Clone(bp.Bytes()))
 		} else {
-			n.log.Warn("read an object whose bytes do not hash to its digest", "digest", obj.Digest, "object", obj.ID)
-			n.checkContentSoon(obj)
+			o.log.Warn("read an object whose bytes do not hash to its digest", "digest", obj.Digest, "object", obj.ID)
+			o.c.ContentBad(obj)
 		}
 	}
 	return &pooledReader{Reader: bytes.NewReader(bp.Bytes()), bp: bp}, nil
@@ -181,10 +182,10 @@ func headerOf(obj fsm.Object, index int) erasure.Header {
 	return erasure.Header{Object: id, Index: index, Layout: layoutOf(obj)}
 }
 
-func (n *Node) reachableShards(obj fsm.Object) int {
+func (o *Store) reachableShards(obj fsm.Object) int {
 	avail := 0
 	for i, node := range obj.Placement {
-		if !slices.Contains(obj.Missing, i) && n.nodeUp(node) {
+		if !slices.Contains(obj.Missing, i) && o.nodeUp(node) {
 			avail++
 		}
 	}
@@ -192,21 +193,21 @@ func (n *Node) reachableShards(obj fsm.Object) int {
 }
 
 // nodeUp reports whether a node is this one or alive in gossip.
-func (n *Node) nodeUp(id string) bool {
-	if id == n.cfg.ID {
+func (o *Store) nodeUp(id string) bool {
+	if id == o.cfg.ID {
 		return true
 	}
-	m, ok := n.pool.Get(id)
-	return ok && m.State == StateAlive
+	m, ok := o.pool.Get(id)
+	return ok && m.State == membership.StateAlive
 }
 
 // decodeTo writes length bytes at off of obj's content to w.
-func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) error {
-	faults, err := n.decodeRange(ctx, obj, l, off, length, w)
-	n.noteFaults(obj, faults)
+func (o *Store) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) error {
+	faults, err := o.decodeRange(ctx, obj, l, off, length, w)
+	o.noteFaults(obj, faults)
 	if err != nil && !errors.Is(err, io.ErrClosedPipe) && ctx.Err() == nil {
 		// A closed pipe is a reader that stopped early: a range, a client gone.
-		n.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
+		o.log.Warn("read failed", "digest", obj.Digest, "object", obj.ID, "error", err)
 		// Retryable: a caller that has sent nothing yet answers 503.
 		err = fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
 	}
@@ -225,28 +226,28 @@ func (n *Node) decodeTo(ctx context.Context, obj fsm.Object, l erasure.Layout, o
 // commits, and GC takes them at its next pass since they are old files, so
 // any pull longer than a GC interval could otherwise fail mid-stream. The
 // returned faults are obj's; those of a new object are noted here.
-func (n *Node) decodeRange(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) ([]erasure.Fault, error) {
+func (o *Store) decodeRange(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) ([]erasure.Fault, error) {
 	cw := &countingWriter{w: w}
-	faults, err := n.decodeGuessing(ctx, obj, l, off, length, cw)
+	faults, err := o.decodeGuessing(ctx, obj, l, off, length, cw)
 	cur := obj
 	for range maxReplacements {
 		if !errors.Is(err, erasure.ErrTooFewShards) {
 			break
 		}
 		// The swap may be committed but not yet applied here.
-		if berr := n.Barrier(ctx); berr != nil {
+		if berr := o.c.Barrier(ctx); berr != nil {
 			break
 		}
-		next, ok := n.fsm.Object(obj.Digest)
+		next, ok := o.fsm.Object(obj.Digest)
 		if !ok || next.ID == cur.ID {
 			break
 		}
-		n.log.Info("object re-encoded during a read, reading on from the new one",
+		o.log.Info("object re-encoded during a read, reading on from the new one",
 			"digest", obj.Digest, "old", cur.ID, "new", next.ID, "done", cw.n)
 		cur = next
 		var more []erasure.Fault
-		more, err = n.decodeGuessing(ctx, cur, layoutOf(cur), off+cw.n, length-cw.n, cw)
-		n.noteFaults(cur, more)
+		more, err = o.decodeGuessing(ctx, cur, layoutOf(cur), off+cw.n, length-cw.n, cw)
+		o.noteFaults(cur, more)
 	}
 	return faults, err
 }
@@ -257,10 +258,10 @@ const maxReplacements = 3
 // decodeGuessing is decodeRange for one object record: a first try that
 // skips the shards gossip calls down, and when that leaves too few, a
 // second one over every shard for the rest of the range.
-func (n *Node) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, cw *countingWriter) ([]erasure.Fault, error) {
+func (o *Store) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, cw *countingWriter) ([]erasure.Fault, error) {
 	start := cw.n
 	first, end, _ := l.StripesFor(off, length)
-	open, closeAll, skipped := n.openShards(ctx, obj, l, first, end, nil, true)
+	open, closeAll, skipped := o.openShards(ctx, obj, l, first, end, nil, true)
 	faults, err := erasure.Decode(l, open, cw, off, length)
 	closeAll()
 	if !errors.Is(err, erasure.ErrTooFewShards) || !skipped.Load() {
@@ -269,7 +270,7 @@ func (n *Node) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.Lay
 	done := cw.n - start
 	off, length = off+done, length-done
 	first, end, _ = l.StripesFor(off, length)
-	open, closeAll, _ = n.openShards(ctx, obj, l, first, end, nil, false)
+	open, closeAll, _ = o.openShards(ctx, obj, l, first, end, nil, false)
 	more, err := erasure.Decode(l, open, cw, off, length)
 	closeAll()
 	return append(faults, more...), err
@@ -283,19 +284,19 @@ var copyPool sync.Pool
 // Decode would otherwise fetch the data shard from its node first. It
 // reports false, with faults noted, when that is not possible; the caller
 // then reads the normal way.
-func (n *Node) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) bool {
-	if obj.K != 1 || l.Stripes() != 1 || obj.Placement[0] == n.cfg.ID {
+func (o *Store) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) bool {
+	if obj.K != 1 || l.Stripes() != 1 || obj.Placement[0] == o.cfg.ID {
 		return false
 	}
-	local := slices.IndexFunc(obj.Placement, func(id string) bool { return id == n.cfg.ID })
+	local := slices.IndexFunc(obj.Placement, func(id string) bool { return id == o.cfg.ID })
 	if local < 0 || slices.Contains(obj.Missing, local) {
 		return false
 	}
-	open, closeAll := n.shardOpener(ctx, obj, l, 0, 1, func(i int) bool { return i != local })
+	open, closeAll := o.shardOpener(ctx, obj, l, 0, 1, func(i int) bool { return i != local })
 	faults, err := erasure.Decode(l, open, w, off, length)
 	closeAll()
 	if err != nil {
-		n.noteFaults(obj, faults)
+		o.noteFaults(obj, faults)
 		return false
 	}
 	return true
@@ -304,14 +305,14 @@ func (n *Node) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layo
 // shardOpener returns the OpenFunc Decode reads obj's stripes [first, end)
 // through, skipping shards that are missing, on nodes that are down, or
 // for which skip says so, and a function that closes what it opened.
-func (n *Node) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool) (erasure.OpenFunc, func()) {
-	open, closeAll, _ := n.openShards(ctx, obj, l, first, end, skip, true)
+func (o *Store) shardOpener(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool) (erasure.OpenFunc, func()) {
+	open, closeAll, _ := o.openShards(ctx, obj, l, first, end, skip, true)
 	return open, closeAll
 }
 
 // openShards is shardOpener; with guess false it skips only what skip
 // says, and the returned flag tells whether a guess skipped a shard.
-func (n *Node) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool, guess bool) (erasure.OpenFunc, func(), *atomic.Bool) {
+func (o *Store) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout, first, end int, skip func(i int) bool, guess bool) (erasure.OpenFunc, func(), *atomic.Bool) {
 	var mu sync.Mutex
 	var closers []io.Closer
 	skipped := new(atomic.Bool)
@@ -319,11 +320,11 @@ func (n *Node) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout,
 	// others remain; otherwise they are tried, since gossip can be wrong.
 	// Hedging gives up a slow shard for parity; with no spare shard left
 	// there is nothing to hedge to, so a slow shard is waited for.
-	reachable := n.reachableShards(obj)
+	reachable := o.reachableShards(obj)
 	skipDown := guess && reachable >= obj.K
-	hedge := n.cfg.HedgeAfter
+	hedge := o.cfg.HedgeAfter
 	if reachable <= obj.K {
-		hedge = 3 * n.cfg.StallTimeout
+		hedge = 3 * o.cfg.StallTimeout
 	}
 	// Shards marked missing are skipped only while a spare remains: the
 	// mark may predate a repair this node has not applied yet, and the
@@ -333,11 +334,11 @@ func (n *Node) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout,
 		if skip != nil && skip(i) {
 			return nil, nil
 		}
-		if (skipMissing && slices.Contains(obj.Missing, i)) || (skipDown && !n.nodeUp(obj.Placement[i])) {
+		if (skipMissing && slices.Contains(obj.Missing, i)) || (skipDown && !o.nodeUp(obj.Placement[i])) {
 			skipped.Store(true)
 			return nil, nil
 		}
-		br, c, err := n.openShard(ctx, obj, i, l, first, end, hedge)
+		br, c, err := o.openShard(ctx, obj, i, l, first, end, hedge)
 		if c != nil {
 			mu.Lock()
 			closers = append(closers, c)
@@ -356,15 +357,15 @@ func (n *Node) openShards(ctx context.Context, obj fsm.Object, l erasure.Layout,
 
 // openShard opens shard i for stripes [first, end): the local file, or a
 // streamed range of the remote one.
-func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.Layout, first, end int, hedge time.Duration) (erasure.BlockReader, io.Closer, error) {
+func (o *Store) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.Layout, first, end int, hedge time.Duration) (erasure.BlockReader, io.Closer, error) {
 	h := headerOf(obj, i)
 	node := obj.Placement[i]
-	if node == n.cfg.ID {
-		f, err := n.shards.Open(obj.ID, i)
+	if node == o.cfg.ID {
+		f, err := o.shards.Open(obj.ID, i)
 		if err != nil {
 			return nil, nil, err
 		}
-		if n.fault(faultSkipChecksum) {
+		if o.fault(faultSkipChecksum) {
 			return rawBlocks{f, l}, f, nil
 		}
 		sr, err := erasure.NewShardReaderAt(f, h)
@@ -373,13 +374,13 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 		}
 		return sr, f, nil
 	}
-	m, ok := n.pool.Get(node)
+	m, ok := o.pool.Get(node)
 	if !ok {
 		return nil, nil, fmt.Errorf("node %s unknown", node)
 	}
 	from := l.FrameOffset(first)
 	to := min(l.FrameOffset(end), l.ShardFileSize())
-	rc, err := n.cfg.Peers.GetShard(ctx, m.Meta.HTTP, obj.ID, i, from, to-from, n.fsm.Applied())
+	rc, err := o.cfg.Peers.GetShard(ctx, m.Meta.HTTP, obj.ID, i, from, to-from, o.fsm.Applied())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -390,21 +391,21 @@ func (n *Node) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.L
 // noteFaults logs and counts what a read found wrong. Corrupt blocks are
 // what the scrubber and repair act on; the rest are nodes that were down
 // or slow.
-func (n *Node) noteFaults(obj fsm.Object, faults []erasure.Fault) {
+func (o *Store) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 	if len(faults) == 0 {
 		return
 	}
-	n.stats.degradedReads.Add(1)
+	o.stats.degradedReads.Add(1)
 	for _, f := range faults {
 		if errors.Is(f.Err, erasure.ErrCorrupt) || errors.Is(f.Err, erasure.ErrTruncated) ||
 			errors.Is(f.Err, erasure.ErrBadHeader) || errors.Is(f.Err, erasure.ErrWrongShard) {
-			n.stats.corruptBlocks.Add(1)
-			n.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
+			o.stats.corruptBlocks.Add(1)
+			o.log.Warn("corrupt shard, rebuilt from parity", "digest", obj.Digest, "object", obj.ID,
 				"shard", f.Shard, "stripe", f.Stripe, "node", obj.Placement[f.Shard], "error", f.Err)
-			n.spawn(func(ctx context.Context) { n.reportMissing(ctx, obj, f.Shard) })
+			o.spawn(func(ctx context.Context) { o.c.ShardBad(ctx, obj, f.Shard) })
 			continue
 		}
-		n.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,
+		o.log.Info("shard unavailable, read from parity", "digest", obj.Digest, "shard", f.Shard,
 			"node", obj.Placement[f.Shard], "error", f.Err)
 	}
 }

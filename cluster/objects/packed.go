@@ -1,4 +1,4 @@
-package cluster
+package objects
 
 import (
 	"context"
@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster/batch"
+	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -32,12 +34,12 @@ const maxPackBatch = 4 << 20
 // storePacked writes data as the copies of object ref on their nodes, all
 // at once, and returns the indexes whose copy failed. It fails, with the
 // copies that were written deleted, when fewer than need are durable.
-func (n *Node) storePacked(ctx context.Context, ref fsm.ObjectRef, data []byte, need int) ([]int, error) {
+func (o *Store) storePacked(ctx context.Context, ref fsm.ObjectRef, data []byte, need int) ([]int, error) {
 	obj := fsm.Object{ObjectRef: ref, Size: int64(len(data))}
 	errs := make([]error, len(ref.Placement))
 	var wg sync.WaitGroup
 	for i, node := range ref.Placement {
-		wg.Go(func() { errs[i] = n.packOn(ctx, node, obj, i, data) })
+		wg.Go(func() { errs[i] = o.packOn(ctx, node, obj, i, data) })
 	}
 	wg.Wait()
 	var missing []int
@@ -52,10 +54,10 @@ func (n *Node) storePacked(ctx context.Context, ref fsm.ObjectRef, data []byte, 
 	}
 	err := errors.Join(errs...)
 	if durable := len(ref.Placement) - len(missing); durable < need {
-		n.deleteShards(context.Background(), ref)
+		o.deleteShards(context.Background(), ref)
 		return nil, fmt.Errorf("%w: %d copies durable, %d needed: %w", ErrUnavailable, durable, need, err)
 	}
-	n.log.Warn("lost copies of a small object", "object", ref.ID, "error", err)
+	o.log.Warn("lost copies of a small object", "object", ref.ID, "error", err)
 	return missing, nil
 }
 
@@ -65,7 +67,7 @@ func (n *Node) storePacked(ctx context.Context, ref fsm.ObjectRef, data []byte, 
 var imagePool sync.Pool
 
 // packOn stores copy i of obj on node.
-func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, data []byte) error {
+func (o *Store) packOn(ctx context.Context, node string, obj fsm.Object, i int, data []byte) error {
 	bp, _ := imagePool.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
@@ -75,10 +77,10 @@ func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, d
 		return err
 	}
 	ps := PackedShard{ID: obj.ID, Index: i, Image: img}
-	if node == n.cfg.ID {
-		err = n.ReceivePacked([]PackedShard{ps})
+	if node == o.cfg.ID {
+		err = o.ReceivePacked([]PackedShard{ps})
 	} else {
-		s := n.packSender(node)
+		s := o.packSender(node)
 		var sent bool
 		if sent, err = s.send(ctx, ps); !sent {
 			return err // the image may still be read: not reusable
@@ -91,55 +93,56 @@ func (n *Node) packOn(ctx context.Context, node string, obj fsm.Object, i int, d
 
 // ReceivePacked stores shards of small objects in this node's packs,
 // durably when it returns nil, with one fdatasync for all of them.
-func (n *Node) ReceivePacked(shards []PackedShard) error {
-	release, err := n.hold()
+func (o *Store) ReceivePacked(shards []PackedShard) error {
+	release, err := o.hold()
 	if err != nil {
 		return err
 	}
 	defer release()
-	if err = n.checkSpace(); err != nil {
+	if err = o.checkSpace(); err != nil {
 		return err
 	}
 	for _, s := range shards {
-		if err = n.shards.Pack(s.ID, s.Index, s.Image); err != nil {
+		if err = o.shards.Pack(s.ID, s.Index, s.Image); err != nil {
 			break
 		}
 	}
 	if err == nil {
-		if err = n.shards.Sync(); err != nil {
+		if err = o.shards.Sync(); err != nil {
 			// Records acknowledged before may be lost with these.
-			n.spawn(func(context.Context) { n.checkPlaced("after a failed sync of the packs") })
+			o.c.PacksLost()
 		}
 	}
-	if isNoSpace(err) {
-		n.disk.sawNoSpace()
+	if errs.IsNoSpace(err) {
+		o.sawNoSpace()
 	}
 	return err
 }
 
 // packSender returns the sender of copies bound for node. After the node
 // stopped, a new one is closed already, so its sends fail at once.
-func (n *Node) packSender(node string) *packSender {
-	n.packMu.Lock()
-	defer n.packMu.Unlock()
-	s := n.packSenders[node]
+func (o *Store) packSender(node string) *packSender {
+	o.packMu.Lock()
+	defer o.packMu.Unlock()
+	s := o.packSenders[node]
 	if s == nil {
-		s = newPackSender(n, node)
-		if n.packSenders == nil {
+		s = newPackSender(o, node)
+		if o.packSenders == nil {
 			s.sends.Close()
 			return s
 		}
-		n.packSenders[node] = s
+		o.packSenders[node] = s
 	}
 	return s
 }
 
-// stopPackSenders refuses further copies and waits for the requests out.
-func (n *Node) stopPackSenders() {
-	n.packMu.Lock()
-	senders := n.packSenders
-	n.packSenders = nil
-	n.packMu.Unlock()
+// Close refuses further copies to other nodes and waits for the requests
+// out; the node calls it once no request of its own runs.
+func (o *Store) Close() {
+	o.packMu.Lock()
+	senders := o.packSenders
+	o.packSenders = nil
+	o.packMu.Unlock()
 	for _, s := range senders {
 		s.sends.Close()
 	}
@@ -152,13 +155,13 @@ func (n *Node) stopPackSenders() {
 // with every copy that queued while the previous one was out. Under load
 // that is one request, and one fdatasync on the node, for many pushes.
 type packSender struct {
-	n     *Node
+	o     *Store
 	node  string
 	sends *batch.Batcher[PackedShard, struct{}]
 }
 
-func newPackSender(n *Node, node string) *packSender {
-	s := &packSender{n: n, node: node}
+func newPackSender(o *Store, node string) *packSender {
+	s := &packSender{o: o, node: node}
 	s.sends = batch.New(s.post, takeImages)
 	return s
 }
@@ -185,23 +188,41 @@ func (s *packSender) send(ctx context.Context, ps PackedShard) (sent bool, err e
 }
 
 func (s *packSender) post(shards []PackedShard) ([]struct{}, error) {
-	n := s.n
-	m, ok := n.pool.Get(s.node)
+	o := s.o
+	m, ok := o.pool.Get(s.node)
 	if !ok || m.Meta.HTTP == "" {
 		return nil, fmt.Errorf("node %s unknown to gossip", s.node)
 	}
 	// Not any one push's context: the batch serves many.
-	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.StallTimeout)
+	ctx, cancel := context.WithTimeout(o.ctx(), o.cfg.StallTimeout)
 	defer cancel()
-	err := n.cfg.Peers.PutPacked(ctx, m.Meta.HTTP, shards)
+	err := o.cfg.Peers.PutPacked(ctx, m.Meta.HTTP, shards)
 	switch {
 	case err == nil:
-		n.pool.MarkReached(s.node)
-	case errors.Is(err, ErrPeerUnreachable) && n.ctx.Err() == nil:
-		n.pool.MarkUnreachable(s.node)
+		o.pool.MarkReached(s.node)
+	case errors.Is(err, ErrPeerUnreachable) && o.ctx().Err() == nil:
+		o.pool.MarkUnreachable(s.node)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return make([]struct{}, len(shards)), nil
+}
+
+// PackBlob packs copy i of a small object whose bytes came in a raft entry
+// (logs from before packed small objects; cluster's blobs.go).
+func (o *Store) PackBlob(obj fsm.ObjectRef, i int, blob []byte) error {
+	if err := chunk.ValidID(obj.ID); err != nil {
+		return err
+	}
+	h := headerOf(fsm.Object{ObjectRef: obj, Size: int64(len(blob))}, i)
+	img, err := erasure.ShardImage(h, blob)
+	if err != nil {
+		return err
+	}
+	err = o.shards.Pack(obj.ID, i, img)
+	if errs.IsNoSpace(err) {
+		o.sawNoSpace()
+	}
+	return err
 }

@@ -1,0 +1,85 @@
+package cluster
+
+import (
+	"sync/atomic"
+
+	"github.com/pier-registry/pier/fsm"
+)
+
+// stats are counters for /metrics.
+type stats struct {
+	repairedShards atomic.Int64
+	repairFailures atomic.Int64
+	movedBytes     atomic.Int64
+	scrubbedBytes  atomic.Int64
+	scrubCorrupt   atomic.Int64
+	corruptObjects atomic.Int64
+	gcRemoved      atomic.Int64
+}
+
+// Stats is a snapshot of a node's counters.
+type Stats struct {
+	CorruptBlocks  int64 `json:"corrupt_blocks"`
+	DegradedReads  int64 `json:"degraded_reads"`
+	RepairedShards int64 `json:"repaired_shards"`
+	RepairFailures int64 `json:"repair_failures"`
+	MovedBytes     int64 `json:"moved_bytes"`
+	ScrubbedBytes  int64 `json:"scrubbed_bytes"`
+	ScrubCorrupt   int64 `json:"scrub_corrupt"`
+	// CorruptObjects counts objects this node's scrubber marked corrupt:
+	// read whole, their bytes did not hash to their digest.
+	CorruptObjects int64 `json:"corrupt_objects"`
+	GCRemoved      int64 `json:"gc_removed"`
+	CacheHits      int64 `json:"cache_hits"`
+	CacheBytes     int64 `json:"cache_bytes"`
+	PackFailures   int64 `json:"pack_failures"`
+	// Cleanups counts deletions of a refused or deduplicated push's shards
+	// still running after its answer (Release).
+	Cleanups   int64 `json:"cleanups_running"`
+	ShardFiles int   `json:"shard_files"`
+	ShardBytes int64 `json:"shard_bytes"`
+	DiskFree   int64 `json:"disk_free"`
+}
+
+// Stats returns the node's counters and local shard usage.
+func (n *Node) Stats() Stats {
+	files, bytes, _ := n.shards.Usage()
+	oc := n.objects.Counters()
+	free, err := n.cfg.FreeSpace(n.cfg.DataDir)
+	if err != nil {
+		free = 0
+	}
+	return Stats{
+		CorruptBlocks:  oc.CorruptBlocks,
+		DegradedReads:  oc.DegradedReads,
+		RepairedShards: n.stats.repairedShards.Load(),
+		RepairFailures: n.stats.repairFailures.Load(),
+		MovedBytes:     n.stats.movedBytes.Load(),
+		ScrubbedBytes:  n.stats.scrubbedBytes.Load(),
+		ScrubCorrupt:   n.stats.scrubCorrupt.Load(),
+		CorruptObjects: n.stats.corruptObjects.Load(),
+		GCRemoved:      n.stats.gcRemoved.Load(),
+		CacheHits:      oc.CacheHits,
+		CacheBytes:     oc.CacheBytes,
+		PackFailures:   oc.PackFailures,
+		Cleanups:       n.bgRunning.Load(),
+		ShardFiles:     files,
+		ShardBytes:     bytes,
+		DiskFree:       free,
+	}
+}
+
+// liveNodes returns the ids of alive, active members of the datacenter,
+// sorted: the candidates for a new object's shards.
+func (n *Node) liveNodes() []string {
+	var ids []string
+	for _, m := range n.pool.Alive(n.cfg.Datacenter) {
+		if m.Meta.HTTP != "" && !m.Meta.Full && !n.pool.RecentlyUnreachable(m.ID) && n.fsm.NodeState(m.ID) == fsm.NodeActive {
+			if m.ID == n.cfg.ID && n.DiskFull() {
+				continue
+			}
+			ids = append(ids, m.ID)
+		}
+	}
+	return ids
+}
