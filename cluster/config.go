@@ -142,7 +142,9 @@ type Config struct {
 	FreeSpace func(dir string) (int64, error)
 
 	Logger hclog.Logger
-	// Now is the clock that stamps commands.
+	// Now is the node's clock: it stamps commands, and repair (how long a
+	// node has been down) and GC (how old a shard file is) read it, so a
+	// test can move time instead of waiting for it.
 	Now func() time.Time
 }
 

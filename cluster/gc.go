@@ -21,7 +21,7 @@ func (n *Node) gc(ctx context.Context) {
 	err := n.Barrier(ctx)
 	cancel()
 	if err == nil {
-		n.collect(time.Now())
+		n.collect(n.cfg.Now())
 	}
 }
 

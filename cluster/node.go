@@ -121,7 +121,7 @@ func New(cfg Config) (*Node, error) {
 		fsm:          fsm.New(),
 		leaderNotify: make(chan bool, 8),
 		stop:         make(chan struct{}),
-		started:      time.Now(),
+		started:      cfg.Now(),
 		left:         make(chan struct{}),
 		wired:        make(chan struct{}),
 	}

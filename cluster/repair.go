@@ -76,7 +76,7 @@ func (n *Node) repairPass(ctx context.Context) {
 	upTo := n.fsm.Applied()
 	objs := n.fsm.ObjectsChangedSince(since)
 	sort.Slice(objs, func(i, j int) bool { return objs[i].Digest < objs[j].Digest })
-	now := time.Now()
+	now := n.cfg.Now()
 	settled := true
 	for _, obj := range objs {
 		if ctx.Err() != nil || !n.IsLeader() {
