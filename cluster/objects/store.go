@@ -269,14 +269,3 @@ func (o *Store) Reachable(ctx context.Context, ids []string) []string { return o
 func (o *Store) DecodeAll(ctx context.Context, obj fsm.Object, skip func(int) bool) (r io.Reader, stop func()) {
 	return o.decodeAll(ctx, obj, layoutOf(obj), skip)
 }
-
-// NoteFaults logs and counts what a read found wrong, and reports corrupt
-// shards.
-func (o *Store) NoteFaults(obj fsm.Object, faults []erasure.Fault) { o.noteFaults(obj, faults) }
-
-// Opener returns the OpenFunc a decode of obj's stripes [first, end) reads
-// through, skipping the shards skip names, and a function that closes
-// what it opened.
-func (o *Store) Opener(ctx context.Context, obj fsm.Object, first, end int, skip func(int) bool) (erasure.OpenFunc, func()) {
-	return o.shardOpener(ctx, obj, layoutOf(obj), first, end, skip)
-}
