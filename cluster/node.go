@@ -49,6 +49,11 @@ var (
 	ErrTooLarge = errs.ErrTooLarge
 	// ErrTruncated marks a body that ended before the length it announced.
 	ErrTruncated = errs.ErrTruncated
+	// ErrNoSpace marks a write refused because a disk is below its reserve
+	// or full: a 507, worth retrying on another node.
+	ErrNoSpace = errs.ErrNoSpace
+	// ErrShardNotFound marks a shard a node does not hold.
+	ErrShardNotFound = errs.ErrShardNotFound
 )
 
 // Node is one member of a cluster.

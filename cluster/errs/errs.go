@@ -36,6 +36,11 @@ var (
 	ErrTooLarge = errors.New("content too large")
 	// ErrTruncated marks a body that ended before the length it announced.
 	ErrTruncated = errors.New("body ended before its announced length")
+	// ErrNoSpace marks a write refused because a disk is below its reserve
+	// or full (chunk's).
+	ErrNoSpace = chunk.ErrNoSpace
+	// ErrShardNotFound marks a shard a node does not hold (chunk's).
+	ErrShardNotFound = chunk.ErrNotFound
 )
 
 // IsNoSpace recognizes a full disk in errors from libraries that do not

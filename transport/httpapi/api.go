@@ -13,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -137,7 +136,7 @@ func statusOf(err error) int {
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, cluster.ErrDigestMismatch), errors.Is(err, cluster.ErrTruncated),
 		errors.Is(err, errBadRequest), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
-	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, chunk.ErrNotFound):
+	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, cluster.ErrShardNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, fsm.ErrConflict):
 		return http.StatusConflict
@@ -147,7 +146,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errTooManyUploads):
 		return http.StatusTooManyRequests
-	case errors.Is(err, chunk.ErrNoSpace):
+	case errors.Is(err, cluster.ErrNoSpace):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnavailable),
 		errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrPeerUnreachable):
