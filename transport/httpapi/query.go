@@ -1,12 +1,10 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
@@ -120,22 +118,13 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // leave serves POST /api/v1/cluster/leave: the node that answers drains and
-// leaves. It answers at once; the drain runs on, and its progress shows in
+// leaves. It answers once the node is marked draining (an error then is
+// the caller's); the drain runs on in the node, and its progress shows in
 // /api/v1/status until the node is gone.
 func (a *API) leave(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(context.Background(), 24*time.Hour)
-	errc := make(chan error, 1)
-	go func() {
-		defer cancel()
-		errc <- a.reg.Leave(ctx)
-	}()
-	select {
-	case err := <-errc:
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	case <-time.After(100 * time.Millisecond):
+	if err := a.reg.Leave(writeContext(r)); err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"node": a.reg.ID(), "status": "draining", "shards": a.reg.Draining(a.reg.ID())})
 }
