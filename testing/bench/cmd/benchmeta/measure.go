@@ -1,0 +1,176 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pier-registry/pier/fsm"
+)
+
+// result is what one size measured; the child prints it as JSON.
+type result struct {
+	N     int
+	Build time.Duration
+	// Built is the footprint of the built state after a collection,
+	// Restored that of the same state restored from its snapshot.
+	Built, Restored memory
+	Baseline        memory
+	// SnapshotCall is the Snapshot call on a quiet FSM; under raft it runs
+	// on the FSM goroutine, so Apply waits for all of it.
+	SnapshotCall time.Duration
+	// PersistDiscard is Persist to io.Discard: encoding alone.
+	PersistDiscard time.Duration
+	// SnapshotBusy and PersistFile are a second snapshot, taken and
+	// persisted to a synced file while the applier pushes artifacts.
+	SnapshotBusy time.Duration
+	PersistFile  time.Duration
+	FileBytes    int64
+	// Quiet is Apply with no snapshot running; During is Apply while the
+	// second snapshot is taken and persisted.
+	Quiet, During latencies
+	ListPrefix    time.Duration
+	ListAll       time.Duration
+	LatestTag     time.Duration
+	Restore       time.Duration
+	PeakRSS       int64
+}
+
+// measureOne runs every measurement on n artifacts in this process, writing
+// the snapshot file under dir; progress goes to the log.
+func measureOne(n int, dir string, quietApplies int) (*result, error) {
+	r := &result{N: n, Baseline: settle()}
+	f := fsm.New()
+	start := time.Now()
+	for i := range n {
+		res := f.ApplyCommand(uint64(i+1), putCommand(i))
+		if res.Status != fsm.StatusCreated {
+			return nil, fmt.Errorf("build: artifact %d: %s %s", i, res.Status, res.Message)
+		}
+	}
+	r.Build = time.Since(start)
+	r.Built = settle()
+	log.Printf("%d: built in %v, RSS %s", n, r.Build.Round(time.Millisecond), fmtBytes(r.Built.RSS))
+
+	// The applier's pace: a busy registry, well under what the FSM takes.
+	app := &applier{f: f, next: n, interval: 500 * time.Microsecond}
+	var err error
+	if r.Quiet, err = app.runCount(quietApplies); err != nil {
+		return nil, err
+	}
+
+	start = time.Now()
+	snap, err := f.Snapshot()
+	r.SnapshotCall = time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	discard := &discardSink{}
+	start = time.Now()
+	if err := snap.Persist(discard); err != nil {
+		return nil, fmt.Errorf("persist to io.Discard: %w", err)
+	}
+	r.PersistDiscard = time.Since(start)
+	snap.Release()
+	log.Printf("%d: snapshot %v, persist to io.Discard %v (%s)", n, r.SnapshotCall, r.PersistDiscard.Round(time.Millisecond), fmtBytes(discard.n))
+
+	path := filepath.Join(dir, fmt.Sprintf("meta-%d.snap", n))
+	defer os.Remove(path)
+	if err := persistWhileApplying(r, f, app, path); err != nil {
+		return nil, err
+	}
+	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d",
+		n, r.SnapshotBusy, r.PersistFile.Round(time.Millisecond), r.During.Max, r.During.N)
+
+	r.ListPrefix = timeQuery(func() { mustList(f, fsm.Query{Prefix: "team-07/svc-0042/", Limit: 100}) })
+	r.ListAll = timeQuery(func() { mustList(f, fsm.Query{Limit: 100}) })
+	r.LatestTag = timeQuery(func() { f.Latest("team-07/", "prod") })
+
+	// Let the built state go before restoring, so the two never add up.
+	f, snap = nil, nil
+	settle()
+	g := fsm.New()
+	rc, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot: %w", err)
+	}
+	start = time.Now()
+	if err := g.Restore(rc); err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	r.Restore = time.Since(start)
+	r.Restored = settle()
+	if c := g.Counts(); c.Artifacts < n {
+		return nil, fmt.Errorf("restored %d artifacts, want at least %d", c.Artifacts, n)
+	}
+	log.Printf("%d: restore %v, RSS %s", n, r.Restore.Round(time.Millisecond), fmtBytes(r.Restored.RSS))
+	r.PeakRSS = procStatus("VmHWM")
+	return r, nil
+}
+
+// persistWhileApplying takes and persists a snapshot to a file while the
+// applier runs, and records the worst Apply of the whole time.
+func persistWhileApplying(r *result, f *fsm.FSM, app *applier, path string) error {
+	stop, started, done := make(chan struct{}), make(chan struct{}), make(chan applyRun, 1)
+	go app.runUntil(stop, started, done)
+	select {
+	case <-started:
+	case run := <-done:
+		return fmt.Errorf("applier: %w", run.err)
+	}
+	sink, err := newFileSink(path)
+	if err != nil {
+		close(stop)
+		<-done
+		return err
+	}
+	start := time.Now()
+	snap, err := f.Snapshot()
+	r.SnapshotBusy = time.Since(start)
+	if err == nil {
+		start = time.Now()
+		err = snap.Persist(sink)
+		r.PersistFile = time.Since(start)
+		snap.Release()
+	}
+	close(stop)
+	run := <-done
+	if err != nil {
+		return fmt.Errorf("snapshot to file: %w", err)
+	}
+	if run.err != nil {
+		return fmt.Errorf("applier: %w", run.err)
+	}
+	r.During, r.FileBytes = run.lat, sink.n
+	return nil
+}
+
+func mustList(f *fsm.FSM, q fsm.Query) {
+	if _, _, err := f.List(q); err != nil {
+		log.Fatalf("list %+v: %v", q, err)
+	}
+}
+
+// timeQuery returns the fastest of three runs.
+func timeQuery(fn func()) time.Duration {
+	best := time.Duration(1<<63 - 1)
+	for range 3 {
+		start := time.Now()
+		fn()
+		best = min(best, time.Since(start))
+	}
+	return best
+}
+
+// child is the process that measures one size and prints its result.
+func child(n int, dir string, quiet int, out io.Writer) error {
+	r, err := measureOne(n, dir, quiet)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode(r)
+}
