@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -64,7 +65,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 		o = opts[0]
 	}
 	o = o.withDefaults()
-	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(), opts: o, slots: newUploadSlots(o.MaxUploadsPerClient)}
+	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(reg), opts: o, slots: newUploadSlots(o.MaxUploadsPerClient)}
 	a.mux.HandleFunc("POST /upload", a.upload)
 	a.mux.HandleFunc("GET /api/v1/artifacts", a.list)
 	a.mux.HandleFunc("PUT /api/v1/tags/{tag}", a.tag)
@@ -90,9 +91,26 @@ const (
 	pathMeta      = "/api/v1/artifacts/"
 )
 
+// route names a request's endpoint for metrics: the mux pattern, or the
+// artifact path with the name left out.
+func (a *API) route(r *http.Request) string {
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, pathArtifacts):
+		return pathArtifacts + "{name}"
+	case strings.HasPrefix(p, pathMeta):
+		return pathMeta + "{name}"
+	}
+	if _, pattern := a.mux.Handler(r); pattern != "" {
+		return pattern
+	}
+	return "unknown"
+}
+
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	defer func() { a.m.observe(r.Method, rec.status) }()
+	start := time.Now()
+	route := a.route(r)
+	defer func() { a.m.observe(route, r.Method, rec.status, time.Since(start)) }()
 	w = rec
 	switch p := r.URL.Path; {
 	case strings.HasPrefix(p, pathArtifacts):

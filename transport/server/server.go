@@ -24,6 +24,7 @@ import (
 	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/peer"
 	"github.com/pier-registry/pier/transport/raftnet"
+	"github.com/pier-registry/pier/transport/telemetry"
 )
 
 // Config is a node's cluster config plus its listen addresses.
@@ -69,6 +70,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.RaftTimeout == 0 {
 		cfg.RaftTimeout = 10 * time.Second
+	}
+	// Raft's own metrics on /metrics; once per process, before raft starts.
+	if err := telemetry.Install(); err != nil {
+		log.Warn("raft metrics are not exported", "error", err)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPBind)
 	if err != nil {
