@@ -191,9 +191,9 @@ var _ cluster.PeerClient = (*Client)(nil)
 
 // NewClient returns a client that dials other nodes with tlsConfig, which
 // carries this node's certificate and the CAs it trusts.
-func NewClient(tlsConfig *tls.Config) *Client {
+func NewClient(tlsConfig *tls.Config, opts ...ClientOption) *Client {
 	tr := &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
@@ -203,6 +203,9 @@ func NewClient(tlsConfig *tls.Config) *Client {
 		WriteBufferSize:     64 << 10,
 		TLSClientConfig:     tlsConfig,
 		TLSHandshakeTimeout: 5 * time.Second,
+	}
+	for _, o := range opts {
+		o(tr)
 	}
 	return &Client{hc: &http.Client{Transport: tr}}
 }

@@ -21,11 +21,21 @@ import (
 // Each new connection costs a TLS handshake, so a few more stay warm.
 const maxPool = 5
 
+// Dialer opens the TCP connection under a raft connection's TLS.
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Option adjusts a Transport.
+type Option func(*streamLayer)
+
+// WithDialer makes the transport dial through d instead of net.Dialer, so
+// in-process tests can partition nodes below TLS (testing/netsplit).
+func WithDialer(d Dialer) Option { return func(l *streamLayer) { l.dial = d } }
+
 // New listens on bind and advertises advertise (host:port; empty means bind)
 // to the other servers. Every connection is mutual TLS under creds: a peer
 // without a certificate signed under the cluster key cannot complete a
 // handshake, so it never reaches raft (no append, no vote, no snapshot).
-func New(bind, advertise string, timeout time.Duration, creds *clustertls.Credentials, logger hclog.Logger) (*Transport, error) {
+func New(bind, advertise string, timeout time.Duration, creds *clustertls.Credentials, logger hclog.Logger, opts ...Option) (*Transport, error) {
 	if advertise == "" {
 		advertise = bind
 	}
@@ -56,6 +66,9 @@ func New(bind, advertise string, timeout time.Duration, creds *clustertls.Creden
 		adv:    adv,
 		client: creds.Client(),
 	}
+	for _, o := range opts {
+		o(layer)
+	}
 	t := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  layer,
 		MaxPool: maxPool,
@@ -70,14 +83,29 @@ type streamLayer struct {
 	net.Listener
 	adv    net.Addr
 	client *tls.Config
+	dial   Dialer // nil: net.Dialer
 }
 
 // Dial implements raft.StreamLayer.
 func (l *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: l.client}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return d.DialContext(ctx, "tcp", string(address))
+	if l.dial == nil {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: l.client}
+		return d.DialContext(ctx, "tcp", string(address))
+	}
+	raw, err := l.dial(ctx, "tcp", string(address))
+	if err != nil {
+		return nil, err
+	}
+	// The client config names the server (clustertls.ServerName), so
+	// nothing is derived from the address as tls.Dialer would.
+	conn := tls.Client(raw, l.client)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("raft TLS handshake with %s: %w", address, err)
+	}
+	return conn, nil
 }
 
 // Addr implements net.Listener: the advertised address, which raft hands

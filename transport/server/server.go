@@ -43,6 +43,11 @@ type Config struct {
 	// WrapPeers, when set, wraps the peer client: tests inject faults into
 	// node-to-node calls with it.
 	WrapPeers func(cluster.PeerClient) cluster.PeerClient
+	// Dial, when set, opens the TCP connections under the TLS of raft and
+	// of peer calls (gossip takes Node.Gossip.Transport): tests route a
+	// node's traffic through a network they can partition
+	// (testing/netsplit).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 	// API bounds what one client can make the node do with a push; its
 	// MaxObjectSize defaults to Node.MaxObjectSize.
 	API httpapi.Options
@@ -92,14 +97,20 @@ func Start(cfg Config) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("cluster TLS: %w", err)
 	}
-	rt, err := raftnet.New(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTimeout, creds, log.Named("raft-net"))
+	var raftOpts []raftnet.Option
+	var peerOpts []peer.ClientOption
+	if cfg.Dial != nil {
+		raftOpts = append(raftOpts, raftnet.WithDialer(cfg.Dial))
+		peerOpts = append(peerOpts, peer.WithDialer(cfg.Dial))
+	}
+	rt, err := raftnet.New(cfg.RaftBind, cfg.RaftAdvertise, cfg.RaftTimeout, creds, log.Named("raft-net"), raftOpts...)
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
 	cfg.Node.HTTPAddr = adv
 	cfg.Node.RaftTransport = rt
-	cfg.Node.Peers = peer.NewClient(creds.Client())
+	cfg.Node.Peers = peer.NewClient(creds.Client(), peerOpts...)
 	if cfg.WrapPeers != nil {
 		cfg.Node.Peers = cfg.WrapPeers(cfg.Node.Peers)
 	}
