@@ -1,7 +1,9 @@
 // Package clustertest runs real Pier nodes inside one test process: each
 // with its own data dir, raft, gossip and HTTP listener on 127.0.0.1 ports,
 // with short timeouts derived from one raft config, and helpers to stop,
-// kill, restart and wait on them.
+// kill, restart and wait on them. Every node's raft, peer and gossip
+// traffic crosses a testing/netsplit network, so a test can also isolate,
+// split or pause nodes (Isolate, Split, Pause, Heal).
 package clustertest
 
 import (
@@ -21,6 +23,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/testing/netsplit"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -73,7 +76,10 @@ type Node struct {
 type Cluster struct {
 	t     testing.TB
 	Nodes []*Node
-	logW  *testWriter
+	// Net carries the nodes' raft, peer and gossip traffic; each node is a
+	// host named by its ID, owning its three addresses.
+	Net  *netsplit.Network
+	logW *testWriter
 	// dir holds the nodes' data dirs. It is made before the cleanup that
 	// stops the nodes is registered, so the nodes stop before it goes.
 	dir string
@@ -94,7 +100,7 @@ type Options struct {
 // ready. Nodes are stopped when the test ends.
 func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, logW: &testWriter{t: t}, dir: t.TempDir()}
+	c := &Cluster{t: t, Net: netsplit.New(), logW: &testWriter{t: t}, dir: t.TempDir()}
 	t.Cleanup(c.shutdown)
 	if opts.BootstrapExpect == 0 {
 		opts.BootstrapExpect = n
@@ -131,6 +137,7 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 	return server.Config{
 		HTTPBind: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		RaftBind: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		Dial:     c.Net.Host(id).DialContext,
 		Node: cluster.Config{
 			ID: id, Datacenter: "dc1", DataDir: filepath.Join(c.dir, id),
 			GossipBind:      fmt.Sprintf("127.0.0.1:%d", ports[2]),
@@ -157,7 +164,7 @@ func (c *Cluster) start(n *Node) {
 	// A port freed by a stopped node can linger for a moment in the kernel.
 	deadline := time.Now().Add(Wait())
 	for {
-		n.Srv, err = server.Start(n.cfg)
+		n.Srv, err = c.startOnNet(n)
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
@@ -166,6 +173,34 @@ func (c *Cluster) start(n *Node) {
 	if err != nil {
 		c.t.Fatalf("start %s: %v", n.ID, err)
 	}
+}
+
+// startOnNet starts n with its traffic on c.Net. Its addresses are
+// registered at every start, since a test may restart a node on another
+// node's ports; memberlist shuts its transport down with itself, so each
+// start makes a new one.
+func (c *Cluster) startOnNet(n *Node) (*server.Server, error) {
+	cfg := n.cfg
+	c.Net.Register(n.ID, cfg.HTTPBind, cfg.RaftBind, cfg.Node.GossipBind)
+	gossip := GossipConfig()
+	if cfg.Node.Gossip != nil {
+		g := *cfg.Node.Gossip
+		gossip = &g
+	}
+	logger := cfg.Node.Logger.Named("gossip-net").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	tr, err := c.Net.Host(n.ID).Gossip(cfg.Node.GossipBind, logger)
+	if err != nil {
+		return nil, err
+	}
+	gossip.Transport = tr
+	cfg.Node.Gossip = gossip
+	srv, err := server.Start(cfg)
+	if err != nil {
+		// Memberlist may not have taken the transport over.
+		tr.Shutdown()
+		return nil, err
+	}
+	return srv, nil
 }
 
 // Add starts one more node that joins the cluster through the first node
@@ -286,6 +321,49 @@ func (c *Cluster) Leader() int {
 		return nil
 	})
 	return leader
+}
+
+// Isolate cuts node i off from every other node, both ways: its dials to
+// them are refused, its connections to them closed, gossip packets dropped.
+// Test clients still reach it, as the chaos suite's host reaches an
+// isolated container. It covers the nodes that exist when it is called.
+func (c *Cluster) Isolate(i int) {
+	c.Net.Partition(netsplit.Cut, []string{c.Nodes[i].ID}, c.idsExcept(i))
+}
+
+// Split cuts the cluster into sides (node indexes): nodes of different
+// sides cannot reach each other; test clients reach every node.
+func (c *Cluster) Split(sides ...[]int) {
+	var names [][]string
+	for _, side := range sides {
+		var ids []string
+		for _, i := range side {
+			ids = append(ids, c.Nodes[i].ID)
+		}
+		names = append(names, ids)
+	}
+	c.Net.Partition(netsplit.Cut, names...)
+}
+
+// Pause silences node i as `docker pause` does, short of freezing its
+// goroutines: every link to it, from the other nodes and from clients made
+// by HTTPClient, blackholes. Dials hang, connections stall and gossip
+// packets vanish until Heal, when the stalled traffic goes on.
+func (c *Cluster) Pause(i int) {
+	c.Net.Partition(netsplit.Blackhole, []string{c.Nodes[i].ID}, append(c.idsExcept(i), ClientHost))
+}
+
+// Heal ends every fault.
+func (c *Cluster) Heal() { c.Net.Heal() }
+
+func (c *Cluster) idsExcept(i int) []string {
+	var out []string
+	for j, n := range c.Nodes {
+		if j != i {
+			out = append(out, n.ID)
+		}
+	}
+	return out
 }
 
 func (c *Cluster) shutdown() {

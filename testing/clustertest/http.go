@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // Response is a finished HTTP exchange.
@@ -28,6 +29,27 @@ func (r Response) JSON(t testing.TB, v any) {
 
 // noRedirect keeps 302s visible to tests.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// ClientHost is the host that clients made by HTTPClient are on the
+// cluster's network; Pause silences a node toward it too.
+const ClientHost = "client"
+
+// HTTPClient returns a client of the nodes' public API whose connections
+// cross the cluster's network as ClientHost, so a paused node does not
+// answer it. Every request ends after timeout, since one to a paused node
+// would otherwise wait for the pause to end.
+func (c *Cluster) HTTPClient(timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		DialContext:         c.Net.Host(ClientHost).DialContext,
+		MaxIdleConnsPerHost: 16,
+	}
+	c.t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{
+		Transport:     tr,
+		Timeout:       timeout,
+		CheckRedirect: noRedirect.CheckRedirect,
+	}
+}
 
 // Do sends one request and reads the whole answer.
 func Do(t testing.TB, method, url string, body io.Reader, header http.Header) Response {
