@@ -1,15 +1,10 @@
 package fsm
 
 import (
-	"encoding/base64"
 	"fmt"
-	"maps"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -17,8 +12,12 @@ import (
 // FSM is the raft state machine of a cluster's metadata.
 //
 // Concurrency: raft calls Apply, Snapshot and Restore from its single FSM
-// goroutine; the query methods are called from any goroutine (HTTP handlers)
-// and take a read lock, so reads never wait on anything but an Apply.
+// goroutine; the query methods are called from any goroutine (HTTP
+// handlers). Lookups take a read lock for a few tree descents. What walks
+// many records (List, Objects, a snapshot's Persist) takes a frozen
+// version of the tables under the lock in constant time and walks it
+// without the lock, so no read and no snapshot holds up an Apply for
+// longer than an Apply takes.
 type FSM struct {
 	mu sync.RWMutex
 	s  *state
@@ -159,22 +158,22 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 // Get returns the live artifact bound to name.
 func (f *FSM) Get(name string) (Artifact, bool) {
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	a, ok := f.s.artifacts[name]
+	a, ok := f.s.artifact(name)
+	f.mu.RUnlock()
 	if !ok {
 		return Artifact{}, false
 	}
-	return *f.s.copyOf(a), true
+	return a.export(), true
 }
 
 // Binding returns the digest a name is bound to, live or deleted.
 func (f *FSM) Binding(name string) (digest string, live bool, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if a, found := f.s.artifacts[name]; found {
-		return a.Digest, true, true
+	if a, found := f.s.artifact(name); found {
+		return a.digest, true, true
 	}
-	if t, found := f.s.tombstones[name]; found {
+	if t, found := f.s.tombstone(name); found {
 		return t.Digest, false, true
 	}
 	return "", false, false
@@ -183,26 +182,31 @@ func (f *FSM) Binding(name string) (digest string, live bool, ok bool) {
 // Object returns the stored object with digest.
 func (f *FSM) Object(digest string) (Object, bool) {
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	o, ok := f.s.objects[digest]
+	o, ok := f.s.object(digest)
+	f.mu.RUnlock()
 	if !ok {
 		return Object{}, false
 	}
-	c := *o
-	c.Placement = slices.Clone(o.Placement)
-	c.Missing = slices.Clone(o.Missing)
-	return c, true
+	return copyObject(o), true
 }
 
 // ObjectByID returns the object whose shard files carry id.
 func (f *FSM) ObjectByID(id string) (Object, bool) {
 	f.mu.RLock()
-	d, ok := f.s.byID[id]
+	o, ok := f.s.objectByID(id)
 	f.mu.RUnlock()
 	if !ok {
 		return Object{}, false
 	}
-	return f.Object(d)
+	return copyObject(o), true
+}
+
+// copyObject returns a copy of a stored record that the caller may change.
+func copyObject(o *Object) Object {
+	c := *o
+	c.Placement = slices.Clone(o.Placement)
+	c.Missing = slices.Clone(o.Missing)
+	return c
 }
 
 // Objects returns a copy of every stored object. Repair and status scan it.
@@ -210,23 +214,22 @@ func (f *FSM) Objects() []Object { return f.ObjectsChangedSince(0) }
 
 // ObjectsChangedSince returns a copy of every stored object whose
 // placement record was written by an entry after index since, or restored
-// from a snapshot taken after it.
+// from a snapshot taken after it. It walks a frozen version of the
+// objects, so Apply goes on meanwhile.
 func (f *FSM) ObjectsChangedSince(since uint64) []Object {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
+	f.mu.Lock()
+	objects := f.s.objects.Clone()
+	f.mu.Unlock()
 	var out []Object
 	if since == 0 {
-		out = make([]Object, 0, len(f.s.objects))
+		out = make([]Object, 0, objects.Len())
 	}
-	for _, o := range f.s.objects {
-		if since > 0 && o.changed <= since {
-			continue
+	objects.Ascend(func(o *Object) bool {
+		if since == 0 || o.changed > since {
+			out = append(out, copyObject(o))
 		}
-		c := *o
-		c.Placement = slices.Clone(o.Placement)
-		c.Missing = slices.Clone(o.Missing)
-		out = append(out, c)
-	}
+		return true
+	})
 	return out
 }
 
@@ -244,7 +247,7 @@ func (f *FSM) NodeState(id string) NodeState {
 func (f *FSM) History(name string) []TagEvent {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return slices.Clone(f.s.history[name])
+	return slices.Clone(f.s.historyOf(name))
 }
 
 // Counts summarises the state for status pages and metrics.
@@ -259,134 +262,14 @@ type Counts struct {
 func (f *FSM) Counts() Counts {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	c := Counts{Artifacts: len(f.s.artifacts), Objects: len(f.s.objects), Tombstones: len(f.s.tombstones)}
-	for _, o := range f.s.objects {
-		c.Bytes += o.Size
-	}
-	return c
+	return Counts{Artifacts: f.s.artifacts.Len(), Objects: f.s.objects.Len(),
+		Tombstones: f.s.tombstones.Len(), Bytes: f.s.bytes}
 }
 
-// Query selects artifacts. Empty fields match everything.
-type Query struct {
-	Prefix string
-	Tag    string
-	// Labels must all be present with equal values.
-	Labels map[string]string
-	// Limit caps the page; 0 means DefaultLimit.
-	Limit int
-	// PageToken continues after the last artifact of a previous page.
-	PageToken string
-}
-
-// Page limits.
-const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
-)
-
-// List returns matching artifacts newest first, and a token for the next page
-// when more remain.
-func (f *FSM) List(q Query) ([]Artifact, string, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	limit = min(limit, MaxLimit)
-	var after *Artifact
-	if q.PageToken != "" {
-		c, err := decodeToken(q.PageToken)
-		if err != nil {
-			return nil, "", err
-		}
-		after = &c
-	}
-
-	f.mu.RLock()
-	var matches []*Artifact
-	consider := func(a *Artifact) {
-		if !strings.HasPrefix(a.Name, q.Prefix) || (after != nil && !newer(after, a)) {
-			return
-		}
-		for k, v := range q.Labels {
-			if got, ok := a.Labels[k]; !ok || got != v {
-				return
-			}
-		}
-		matches = append(matches, a)
-	}
-	if q.Tag != "" {
-		for name := range f.s.byTag[q.Tag] {
-			consider(f.s.artifacts[name])
-		}
-	} else {
-		for _, a := range f.s.artifacts {
-			consider(a)
-		}
-	}
-	newestFirst(matches)
-	more := len(matches) > limit
-	if more {
-		matches = matches[:limit]
-	}
-	out := make([]Artifact, len(matches))
-	for i, a := range matches {
-		out[i] = *f.s.copyOf(a)
-	}
-	f.mu.RUnlock()
-
-	next := ""
-	if more {
-		next = encodeToken(out[len(out)-1])
-	}
-	return out, next, nil
-}
-
-// Latest returns the newest artifact matching prefix and tag.
-func (f *FSM) Latest(prefix, tag string) (Artifact, bool) {
-	list, _, _ := f.List(Query{Prefix: prefix, Tag: tag, Limit: 1})
-	if len(list) == 0 {
-		return Artifact{}, false
-	}
-	return list[0], true
-}
-
-// Page tokens carry the sort key of the last artifact returned, so a page
-// stays correct while newer artifacts are pushed between requests.
-func encodeToken(a Artifact) string {
-	raw := strconv.FormatInt(a.Created.UnixNano(), 10) + "." + strconv.FormatUint(a.Seq, 10) + "." + a.Name
-	return base64.RawURLEncoding.EncodeToString([]byte(raw))
-}
-
-func decodeToken(tok string) (Artifact, error) {
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
-	}
-	ns, rest, ok := strings.Cut(string(raw), ".")
-	seq, name, _ := strings.Cut(rest, ".") // tokens from before batching carry no name
-	n, err1 := strconv.ParseInt(ns, 10, 64)
-	s, err2 := strconv.ParseUint(seq, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return Artifact{}, fmt.Errorf("%w: malformed page token", ErrInvalid)
-	}
-	return Artifact{Created: time.Unix(0, n).UTC(), Seq: s, Name: name}, nil
-}
-
-// snapshotState takes a point-in-time view cheap enough to make on the FSM
-// goroutine: maps are copied, the artifacts they point at are immutable.
+// snapshotState freezes the state for a snapshot: constant time under the
+// lock, however large the state (tables.go).
 func (f *FSM) snapshotState() (*state, uint64) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	objs := make(map[string]*Object, len(f.s.objects))
-	for k, o := range f.s.objects {
-		c := *o
-		objs[k] = &c
-	}
-	return &state{
-		artifacts:  maps.Clone(f.s.artifacts),
-		tombstones: maps.Clone(f.s.tombstones),
-		objects:    objs,
-		history:    maps.Clone(f.s.history),
-		nodes:      maps.Clone(f.s.nodes),
-	}, f.applied.Load()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s.freeze(), f.applied.Load()
 }

@@ -27,13 +27,13 @@ func (s *state) setNode(c Command) Result {
 
 func (s *state) changeShards(index uint64, c Command) Result {
 	sc := c.Shards
-	obj, ok := s.objects[sc.Digest]
+	obj, ok := s.object(sc.Digest)
 	if !ok || obj.ID != sc.ObjectID {
 		// The object was deleted or already re-encoded: the change was
 		// computed against a state that is gone.
 		return Result{Status: StatusConflict, Message: fmt.Sprintf("object %s of %s is not current", sc.ObjectID, sc.Digest)}
 	}
-	// Copy on write: snapshots share the object's slices.
+	// Copy on write: snapshots and queries share the record and its slices.
 	ref := obj.ObjectRef
 	ref.Placement = slices.Clone(ref.Placement)
 	ref.Missing = slices.Clone(ref.Missing)
@@ -44,18 +44,16 @@ func (s *state) changeShards(index uint64, c Command) Result {
 			if m.Index < 0 || m.Index >= len(ref.Placement) || ref.Placement[m.Index] != m.From || m.To == "" {
 				return Result{Status: StatusConflict, Message: fmt.Sprintf("shard %d of %s is not on %s", m.Index, sc.ObjectID, m.From)}
 			}
-			ref.Placement[m.Index] = m.To
+			ref.Placement[m.Index] = intern(m.To)
 			ref.Missing = slices.DeleteFunc(ref.Missing, func(i int) bool { return i == m.Index })
 		}
 	case OpReplaceObject:
-		if _, taken := s.byID[sc.Replace.ID]; taken {
+		if _, taken := s.objectByID(sc.Replace.ID); taken {
 			return Result{Status: StatusConflict, Message: "object id in use"}
 		}
-		delete(s.byID, ref.ID)
 		ref = *sc.Replace
-		ref.Placement = slices.Clone(ref.Placement)
+		ref.Placement = internAll(slices.Clone(ref.Placement))
 		ref.Missing = slices.Clone(ref.Missing)
-		s.byID[ref.ID] = sc.Digest
 		// The new copy was checked against the digest before it was
 		// committed (repair's checkContent, storeNew's digest check).
 		corrupt = ""
@@ -79,6 +77,6 @@ func (s *state) changeShards(index uint64, c Command) Result {
 	n.ObjectRef = ref
 	n.Corrupt = corrupt
 	n.changed = index
-	s.objects[sc.Digest] = &n
+	s.setObject(&n)
 	return Result{Status: StatusUpdated}
 }

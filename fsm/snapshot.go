@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/hashicorp/raft"
 )
@@ -36,8 +38,9 @@ type snapshot struct {
 	sink    BlobSink
 }
 
-// Snapshot implements raft.FSM. It only copies map headers; Persist, which
-// raft runs on another goroutine, does the I/O.
+// Snapshot implements raft.FSM. It freezes the tables (constant time under
+// the lock, tables.go); Persist, which raft runs on another goroutine,
+// walks the frozen version while Apply goes on.
 //
 // A halted state machine refuses: a snapshot would let raft drop the entry
 // it halted at, and the entries after it, which a build that can read
@@ -67,44 +70,56 @@ func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
+// write streams the frozen tables, each in key order, so that every node
+// writes the same bytes for the same state. Objects come before artifacts
+// so that a restore finds each artifact's object already read and shares
+// its digest (readSnapshot); readers take the records in any order.
 func (sn *snapshot) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(record{V: snapshotVersion, Applied: sn.applied}); err != nil {
+	var err error
+	put := func(r record) bool {
+		err = enc.Encode(r)
+		return err == nil
+	}
+	if !put(record{V: snapshotVersion, Applied: sn.applied}) {
 		return err
 	}
-	for _, a := range sn.s.artifacts {
-		if err := enc.Encode(record{Artifact: a}); err != nil {
-			return err
+	sn.s.objects.Ascend(func(o *Object) bool { return put(record{Object: o}) })
+	if err != nil {
+		return fmt.Errorf("write objects: %w", err)
+	}
+	sn.s.artifacts.Ascend(func(a *artifact) bool {
+		e := a.export()
+		return put(record{Artifact: &e})
+	})
+	if err != nil {
+		return fmt.Errorf("write artifacts: %w", err)
+	}
+	sn.s.tombstones.Ascend(func(t *Tombstone) bool { return put(record{Tombstone: t}) })
+	if err != nil {
+		return fmt.Errorf("write tombstones: %w", err)
+	}
+	for _, id := range slices.Sorted(maps.Keys(sn.s.nodes)) {
+		if !put(record{Node: &NodeChange{Node: id, State: sn.s.nodes[id]}}) {
+			return fmt.Errorf("write nodes: %w", err)
 		}
 	}
-	for _, t := range sn.s.tombstones {
-		if err := enc.Encode(record{Tombstone: &t}); err != nil {
-			return err
-		}
-	}
-	for _, o := range sn.s.objects {
-		if err := enc.Encode(record{Object: o}); err != nil {
-			return err
-		}
-	}
-	for id, st := range sn.s.nodes {
-		if err := enc.Encode(record{Node: &NodeChange{Node: id, State: st}}); err != nil {
-			return err
-		}
-	}
-	for name, h := range sn.s.history {
-		if err := enc.Encode(record{History: &historyRec{Name: name, Events: h}}); err != nil {
-			return err
-		}
+	sn.s.history.Ascend(func(h *history) bool {
+		return put(record{History: &historyRec{Name: h.name, Events: h.events}})
+	})
+	if err != nil {
+		return fmt.Errorf("write history: %w", err)
 	}
 	return bw.Flush()
 }
 
-// Release implements raft.FSMSnapshot.
+// Release implements raft.FSMSnapshot. The frozen tables are garbage once
+// the snapshot is.
 func (sn *snapshot) Release() {}
 
 // Restore implements raft.FSM: it replaces the whole state and ends a halt.
+// The new state is read without the lock and swapped in at the end.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s, applied, err := readSnapshot(rc)
@@ -134,34 +149,51 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, fmt.Errorf("unsupported snapshot version %d", head.V)
 	}
 	s := newState()
+	// Artifacts read before their object (as older builds wrote them)
+	// get its digest string at the end.
+	var early []*artifact
 	for {
 		var rec record
 		err := dec.Decode(&rec)
 		if err == io.EOF {
-			for _, o := range s.objects {
-				o.changed = head.Applied
-			}
-			return s, head.Applied, nil
+			break
 		}
 		if err != nil {
 			return nil, 0, fmt.Errorf("read record: %w", err)
 		}
 		switch {
 		case rec.Artifact != nil:
-			a := rec.Artifact
-			s.artifacts[a.Name] = a
-			for _, t := range a.Tags {
-				s.index(t, a.Name)
+			a := newArtifact(rec.Artifact)
+			if o, ok := s.object(a.digest); ok {
+				a.digest = o.Digest
+			} else {
+				early = append(early, a)
+			}
+			s.artifacts.ReplaceOrInsert(a)
+			for t := range listItems(a.tags) {
+				s.index(t, a.name)
 			}
 		case rec.Tombstone != nil:
-			s.tombstones[rec.Tombstone.Name] = *rec.Tombstone
+			s.tombstones.ReplaceOrInsert(rec.Tombstone)
 		case rec.Object != nil:
-			s.objects[rec.Object.Digest] = rec.Object
-			s.byID[rec.Object.ID] = rec.Object.Digest
+			o := rec.Object
+			o.Placement = internAll(o.Placement)
+			o.changed = head.Applied
+			s.setObject(o)
 		case rec.Node != nil:
 			s.nodes[rec.Node.Node] = rec.Node.State
 		case rec.History != nil:
-			s.history[rec.History.Name] = rec.History.Events
+			for i := range rec.History.Events {
+				rec.History.Events[i].intern()
+			}
+			s.history.ReplaceOrInsert(&history{name: rec.History.Name, events: rec.History.Events})
 		}
 	}
+	// Nothing shares these records yet: they may still change.
+	for _, a := range early {
+		if o, ok := s.object(a.digest); ok {
+			a.digest = o.Digest
+		}
+	}
+	return s, head.Applied, nil
 }

@@ -2,9 +2,7 @@ package fsm
 
 import (
 	"fmt"
-	"maps"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -67,29 +65,10 @@ type TagEvent struct {
 	Time   time.Time `json:"time"`
 }
 
-// state is the data of the state machine. It is not safe for concurrent use;
-// FSM guards it.
-type state struct {
-	artifacts  map[string]*Artifact
-	tombstones map[string]Tombstone
-	objects    map[string]*Object
-	byTag      map[string]map[string]struct{}
-	history    map[string][]TagEvent
-	nodes      map[string]NodeState
-	// byID finds an object by its ID: the name its shard files carry.
-	byID map[string]string
-}
-
-func newState() *state {
-	return &state{
-		artifacts:  map[string]*Artifact{},
-		tombstones: map[string]Tombstone{},
-		objects:    map[string]*Object{},
-		byTag:      map[string]map[string]struct{}{},
-		history:    map[string][]TagEvent{},
-		nodes:      map[string]NodeState{},
-		byID:       map[string]string{},
-	}
+// intern shares the event's strings, which a few tags, actors and two
+// actions repeat in every history.
+func (e *TagEvent) intern() {
+	e.Tag, e.Action, e.Actor = intern(e.Tag), intern(e.Action), intern(e.Actor)
 }
 
 // apply executes one decoded command at a raft index.
@@ -117,7 +96,7 @@ func (s *state) apply(index uint64, c Command) Result {
 func (s *state) put(index uint64, c Command) Result {
 	// The command passed Validate: what is checked here needs the state.
 	p := c.Put
-	cur, stored := s.objects[p.Digest]
+	cur, stored := s.object(p.Digest)
 	if stored && p.Size != cur.Size {
 		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, cur.Size, p.Size)}
 	}
@@ -127,57 +106,55 @@ func (s *state) put(index uint64, c Command) Result {
 		if err := p.Object.Validate(); err != nil {
 			return Result{Status: StatusInvalid, Message: err.Error()}
 		}
-		if d, taken := s.byID[p.Object.ID]; taken {
-			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, d)}
+		if o, taken := s.objectByID(p.Object.ID); taken {
+			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, o.Digest)}
 		}
 	}
-	if a, ok := s.artifacts[p.Name]; ok {
-		if a.Digest != p.Digest {
-			return Result{Status: StatusConflict, Artifact: s.copyOf(a),
-				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.Digest)}
+	if a, ok := s.artifact(p.Name); ok {
+		if a.digest != p.Digest {
+			return Result{Status: StatusConflict, Artifact: exported(a),
+				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.digest)}
 		}
 		// A retried push of the same bytes is a success that changes
 		// nothing, unless it heals the object.
 		s.heal(index, p)
-		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
+		return Result{Status: StatusExists, Artifact: exported(a)}
 	}
-	if t, ok := s.tombstones[p.Name]; ok && t.Digest != p.Digest {
-		return Result{Status: StatusConflict,
-			Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
+	if t, ok := s.tombstone(p.Name); ok {
+		if t.Digest != p.Digest {
+			return Result{Status: StatusConflict,
+				Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
+		}
+		s.tombstones.Delete(t)
 	}
-	delete(s.tombstones, p.Name)
 
 	s.heal(index, p)
-	obj, ok := s.objects[p.Digest]
-	if !ok {
+	// Copy on write: snapshots and queries share the object record.
+	var obj Object
+	if cur, ok := s.object(p.Digest); ok {
+		obj = *cur
+	} else {
 		ref := p.Object
-		ref.Placement = slices.Clone(ref.Placement)
+		ref.Placement = internAll(slices.Clone(ref.Placement))
 		ref.Missing = slices.Clone(ref.Missing)
-		obj = &Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size, changed: index}
-		s.objects[p.Digest] = obj
-		s.byID[ref.ID] = p.Digest
+		obj = Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size, changed: index}
 	}
 	obj.Refs++
+	s.setObject(&obj)
 
 	tags := slices.Clone(p.Tags)
 	slices.Sort(tags)
 	tags = slices.Compact(tags)
-	a := &Artifact{
-		Name: p.Name, Size: p.Size, Digest: p.Digest, Version: p.Version, Commit: p.Commit,
-		Created: c.Time.UTC(), Labels: maps.Clone(p.Labels), Tags: tags, Seq: index,
-	}
-	if a.Labels == nil {
-		a.Labels = map[string]string{}
-	}
-	if a.Tags == nil {
-		a.Tags = []string{}
-	}
-	s.artifacts[a.Name] = a
+	a := newArtifact(&Artifact{
+		Name: p.Name, Size: p.Size, Digest: obj.Digest, Version: p.Version, Commit: p.Commit,
+		Created: c.Time.UTC(), Labels: p.Labels, Tags: tags, Seq: index,
+	})
+	s.artifacts.ReplaceOrInsert(a)
 	for _, t := range tags {
-		s.index(t, a.Name)
-		s.record(a.Name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
+		s.index(t, a.name)
+		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
 	}
-	return Result{Status: StatusCreated, Artifact: s.copyOf(a)}
+	return Result{Status: StatusCreated, Artifact: exported(a)}
 }
 
 // heal rebinds a corrupt object to the object a put of its digest brings
@@ -185,125 +162,93 @@ func (s *state) put(index uint64, c Command) Result {
 // digest. A put that brings none (the pusher found the object healthy)
 // leaves it as it is.
 func (s *state) heal(index uint64, p *PutArtifact) {
-	obj, ok := s.objects[p.Digest]
+	obj, ok := s.object(p.Digest)
 	if !ok || obj.Corrupt == "" || p.Object.ID == "" {
 		return
 	}
-	// Copy on write: snapshots share the record.
+	// Copy on write: snapshots and queries share the record.
 	n := *obj
 	n.ObjectRef = p.Object
-	n.Placement = slices.Clone(p.Object.Placement)
+	n.Placement = internAll(slices.Clone(p.Object.Placement))
 	n.Missing = slices.Clone(p.Object.Missing)
 	n.Corrupt = ""
 	n.changed = index
-	delete(s.byID, obj.ID)
-	s.byID[n.ID] = p.Digest
-	s.objects[p.Digest] = &n
+	s.setObject(&n)
 }
 
 func (s *state) delete(c Command) Result {
 	name := c.Delete.Name
-	a, ok := s.artifacts[name]
+	a, ok := s.artifact(name)
 	if !ok {
 		return Result{Status: StatusNotFound, Message: name}
 	}
-	delete(s.artifacts, name)
-	for _, t := range a.Tags {
+	s.artifacts.Delete(a)
+	for t := range listItems(a.tags) {
 		s.unindex(t, name)
 	}
-	s.tombstones[name] = Tombstone{Name: name, Digest: a.Digest, Deleted: c.Time.UTC()}
-	if obj, ok := s.objects[a.Digest]; ok {
-		obj.Refs--
-		if obj.Refs <= 0 {
+	s.tombstones.ReplaceOrInsert(&Tombstone{Name: a.name, Digest: a.digest, Deleted: c.Time.UTC()})
+	if obj, ok := s.object(a.digest); ok {
+		if obj.Refs <= 1 {
 			// Unreferenced bytes are left on disk for garbage collection,
-			// which finds them by their absence from this map.
-			delete(s.objects, a.Digest)
-			delete(s.byID, obj.ID)
+			// which finds them by their absence from this table.
+			s.dropObject(obj)
+		} else {
+			n := *obj
+			n.Refs--
+			s.setObject(&n)
 		}
 	}
-	return Result{Status: StatusDeleted, Artifact: s.copyOf(a)}
+	return Result{Status: StatusDeleted, Artifact: exported(a)}
 }
 
 func (s *state) tag(c Command) Result {
 	tc := c.Tag
-	a, ok := s.artifacts[tc.Name]
+	a, ok := s.artifact(tc.Name)
 	if !ok {
 		return Result{Status: StatusNotFound, Message: tc.Name}
 	}
 	add := c.Op == OpTag
-	if a.HasTag(tc.Tag) == add {
-		return Result{Status: StatusExists, Artifact: s.copyOf(a)}
+	if a.hasTag(tc.Tag) == add {
+		return Result{Status: StatusExists, Artifact: exported(a)}
 	}
-	if add && len(a.Tags) >= MaxTags {
-		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s already has %d tags", a.Name, MaxTags)}
+	tags := a.tagList()
+	if add && len(tags) >= MaxTags {
+		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s already has %d tags", a.name, MaxTags)}
 	}
-	// Copy on write: published artifacts are shared with snapshots.
-	n := *a
 	if add {
-		n.Tags = append(slices.Clone(a.Tags), tc.Tag)
-		slices.Sort(n.Tags)
-		s.index(tc.Tag, a.Name)
+		tags = append(tags, tc.Tag)
+		slices.Sort(tags)
+		s.index(tc.Tag, a.name)
 	} else {
-		n.Tags = slices.DeleteFunc(slices.Clone(a.Tags), func(t string) bool { return t == tc.Tag })
-		s.unindex(tc.Tag, a.Name)
+		tags = slices.DeleteFunc(tags, func(t string) bool { return t == tc.Tag })
+		s.unindex(tc.Tag, a.name)
 	}
-	s.artifacts[a.Name] = &n
+	// Copy on write: snapshots and queries share the record.
+	n := *a
+	n.tags = packList(tags)
+	s.artifacts.ReplaceOrInsert(&n)
 	action := "remove"
 	if add {
 		action = "add"
 	}
-	s.record(a.Name, TagEvent{Tag: tc.Tag, Action: action, Actor: c.Actor, Time: c.Time.UTC()})
-	return Result{Status: StatusUpdated, Artifact: s.copyOf(&n)}
+	s.record(a.name, TagEvent{Tag: tc.Tag, Action: action, Actor: c.Actor, Time: c.Time.UTC()})
+	return Result{Status: StatusUpdated, Artifact: exported(&n)}
 }
 
-func (s *state) index(tag, name string) {
-	set, ok := s.byTag[tag]
-	if !ok {
-		set = map[string]struct{}{}
-		s.byTag[tag] = set
-	}
-	set[name] = struct{}{}
-}
-
-func (s *state) unindex(tag, name string) {
-	if set, ok := s.byTag[tag]; ok {
-		delete(set, name)
-		if len(set) == 0 {
-			delete(s.byTag, tag)
-		}
-	}
-}
-
+// record appends to name's tag history, keeping the last maxHistory
+// events. The new record's slice may extend the old one's array, which no
+// holder of the old record reads past its own length.
 func (s *state) record(name string, e TagEvent) {
-	h := append(s.history[name], e)
+	e.intern()
+	h := append(s.historyOf(name), e)
 	if len(h) > maxHistory {
 		h = slices.Clone(h[len(h)-maxHistory:])
 	}
-	s.history[name] = h
+	s.history.ReplaceOrInsert(&history{name: name, events: h})
 }
 
-// copyOf returns a copy that callers may keep and modify.
-func (s *state) copyOf(a *Artifact) *Artifact {
-	c := *a
-	c.Labels = maps.Clone(a.Labels)
-	c.Tags = slices.Clone(a.Tags)
+// exported returns a copy of a that the caller may keep and change.
+func exported(a *artifact) *Artifact {
+	c := a.export()
 	return &c
-}
-
-// newestFirst orders artifacts by creation time, then creation index, then
-// name: the commands of one batch entry share an index.
-func newestFirst(list []*Artifact) {
-	sort.Slice(list, func(i, j int) bool { return newer(list[i], list[j]) })
-}
-
-func newer(a, b *Artifact) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.After(b.Created)
-	}
-	if a.Seq != b.Seq {
-		return a.Seq > b.Seq
-	}
-	// A page token from before batching has no name and must not count
-	// as newer than the artifact it was taken from.
-	return a.Name > b.Name
 }
