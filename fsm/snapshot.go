@@ -76,37 +76,40 @@ func (sn *snapshot) Persist(sink raft.SnapshotSink) error {
 // its digest (readSnapshot); readers take the records in any order.
 func (sn *snapshot) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	enc := json.NewEncoder(bw)
+	if err := json.NewEncoder(bw).Encode(record{V: snapshotVersion, Applied: sn.applied}); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	rw := newRecordWriter(bw)
 	var err error
-	put := func(r record) bool {
-		err = enc.Encode(r)
+	sn.s.objects.Ascend(func(o *Object) bool {
+		err = rw.object(o)
 		return err == nil
-	}
-	if !put(record{V: snapshotVersion, Applied: sn.applied}) {
-		return err
-	}
-	sn.s.objects.Ascend(func(o *Object) bool { return put(record{Object: o}) })
+	})
 	if err != nil {
 		return fmt.Errorf("write objects: %w", err)
 	}
 	sn.s.artifacts.Ascend(func(a *artifact) bool {
-		e := a.export()
-		return put(record{Artifact: &e})
+		err = rw.artifact(a)
+		return err == nil
 	})
 	if err != nil {
 		return fmt.Errorf("write artifacts: %w", err)
 	}
-	sn.s.tombstones.Ascend(func(t *Tombstone) bool { return put(record{Tombstone: t}) })
+	sn.s.tombstones.Ascend(func(t *Tombstone) bool {
+		err = rw.tombstone(t)
+		return err == nil
+	})
 	if err != nil {
 		return fmt.Errorf("write tombstones: %w", err)
 	}
 	for _, id := range slices.Sorted(maps.Keys(sn.s.nodes)) {
-		if !put(record{Node: &NodeChange{Node: id, State: sn.s.nodes[id]}}) {
+		if err := rw.node(id, sn.s.nodes[id]); err != nil {
 			return fmt.Errorf("write nodes: %w", err)
 		}
 	}
 	sn.s.history.Ascend(func(h *history) bool {
-		return put(record{History: &historyRec{Name: h.name, Events: h.events}})
+		err = rw.history(h)
+		return err == nil
 	})
 	if err != nil {
 		return fmt.Errorf("write history: %w", err)

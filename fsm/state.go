@@ -117,7 +117,11 @@ func (s *state) put(index uint64, c Command) Result {
 		}
 		// A retried push of the same bytes is a success that changes
 		// nothing, unless it heals the object.
-		s.heal(index, p)
+		if stored {
+			if healed := s.healed(index, p, cur); healed != cur {
+				s.setObject(healed)
+			}
+		}
 		return Result{Status: StatusExists, Artifact: exported(a)}
 	}
 	if t, ok := s.tombstone(p.Name); ok {
@@ -128,11 +132,10 @@ func (s *state) put(index uint64, c Command) Result {
 		s.tombstones.Delete(t)
 	}
 
-	s.heal(index, p)
 	// Copy on write: snapshots and queries share the object record.
 	var obj Object
-	if cur, ok := s.object(p.Digest); ok {
-		obj = *cur
+	if stored {
+		obj = *s.healed(index, p, cur)
 	} else {
 		ref := p.Object
 		ref.Placement = internAll(slices.Clone(ref.Placement))
@@ -157,14 +160,14 @@ func (s *state) put(index uint64, c Command) Result {
 	return Result{Status: StatusCreated, Artifact: exported(a)}
 }
 
-// heal rebinds a corrupt object to the object a put of its digest brings
-// (checked by put): new shards of bytes the pushing node hashed to the
-// digest. A put that brings none (the pusher found the object healthy)
-// leaves it as it is.
-func (s *state) heal(index uint64, p *PutArtifact) {
-	obj, ok := s.object(p.Digest)
-	if !ok || obj.Corrupt == "" || p.Object.ID == "" {
-		return
+// healed returns the record of obj, the digest's object, rebound to the
+// object a put of its digest brings if obj is corrupt (put checked the
+// new one): new shards of bytes the pushing node hashed to the digest. A
+// put that brings none (the pusher found the object healthy) leaves it as
+// it is, and so does a healthy object: healed returns obj itself.
+func (s *state) healed(index uint64, p *PutArtifact, obj *Object) *Object {
+	if obj.Corrupt == "" || p.Object.ID == "" {
+		return obj
 	}
 	// Copy on write: snapshots and queries share the record.
 	n := *obj
@@ -173,7 +176,7 @@ func (s *state) heal(index uint64, p *PutArtifact) {
 	n.Missing = slices.Clone(p.Object.Missing)
 	n.Corrupt = ""
 	n.changed = index
-	s.setObject(&n)
+	return &n
 }
 
 func (s *state) delete(c Command) Result {

@@ -118,7 +118,9 @@ func (s *state) historyOf(name string) []TagEvent {
 // and its ID in the index.
 func (s *state) setObject(o *Object) {
 	if old, ok := s.objects.ReplaceOrInsert(o); ok {
-		s.byID.Delete(old)
+		if old.ID != o.ID {
+			s.byID.Delete(old)
+		}
 		s.bytes -= old.Size
 	}
 	s.byID.ReplaceOrInsert(o)
