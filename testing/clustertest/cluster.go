@@ -102,6 +102,9 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, Net: netsplit.New(), logW: &testWriter{t: t}, dir: t.TempDir()}
 	t.Cleanup(c.shutdown)
+	// Before the nodes stop (cleanups run last first): a stop would wait
+	// on links a failed test left blackholed.
+	t.Cleanup(c.Net.Heal)
 	if opts.BootstrapExpect == 0 {
 		opts.BootstrapExpect = n
 	}

@@ -1,0 +1,385 @@
+package clustertest
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// mix is the share, in percent, of each kind of operation a workload
+// step draws; what is left of 100 pulls an acknowledged artifact.
+type mix struct {
+	push, conflict, repush, tag, info int
+}
+
+// chaosMix is the chaos suite's workload (testing/chaos/workload.go,
+// without latest queries).
+var chaosMix = mix{push: 30, conflict: 3, repush: 2, tag: 15, info: 12}
+
+// pushMix only pushes, with a conflicting pair now and then.
+var pushMix = mix{push: 95, conflict: 5}
+
+// workload runs operations against every node from a few clients, as the
+// chaos suite's workload does, bounded in count (maxOps) and by its
+// context, and remembers what was acknowledged.
+type workload struct {
+	d       *driver
+	prefix  string
+	mix     mix
+	workers int
+	maxOps  int64
+	pool    []string // artifacts whose tags change, created untagged
+
+	seq   atomic.Int64
+	ops   atomic.Int64
+	mu    sync.Mutex
+	acked []ackRef
+}
+
+type ackRef struct {
+	name string
+	body []byte
+}
+
+var poolTags = []string{"staging-validated", "production-ready", "qa"}
+
+func newWorkload(d *driver, prefix string, m mix, workers int, maxOps int64) *workload {
+	w := &workload{d: d, prefix: prefix, mix: m, workers: workers, maxOps: maxOps}
+	if m.tag+m.info > 0 {
+		for i := range 3 {
+			w.pool = append(w.pool, fmt.Sprintf("%s/tagged-%d", prefix, i))
+		}
+	}
+	return w
+}
+
+// setup pushes the tag pool's artifacts, each until acknowledged.
+func (w *workload) setup(t *testing.T) {
+	t.Helper()
+	for i, name := range w.pool {
+		body := content(uint64(1000+i), 2048)
+		Eventually(t, Wait(), func() error {
+			if o := w.push(t.Context(), -1, i%len(w.d.c.Nodes), name, body); o.Outcome != outOK {
+				return fmt.Errorf("push %s: %s %s", name, o.Outcome, o.Err)
+			}
+			return nil
+		})
+	}
+}
+
+// run drives the cluster until ctx ends or maxOps operations are done,
+// and returns when every operation in flight has ended (each is bounded
+// by opTimeout).
+func (w *workload) run(ctx context.Context, seed uint64) {
+	var wg sync.WaitGroup
+	for c := range w.workers {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(seed, uint64(c)))
+			for ctx.Err() == nil && w.ops.Add(1) <= w.maxOps {
+				w.step(ctx, c, r)
+				// A little think time keeps the two cores from starving
+				// raft's heartbeats; it paces, it waits for nothing.
+				t := time.NewTimer(time.Duration(r.Int64N(int64(20 * time.Millisecond))))
+				select {
+				case <-ctx.Done():
+				case <-t.C:
+				}
+				t.Stop()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (w *workload) step(ctx context.Context, client int, r *rand.Rand) {
+	node := func() int { return r.IntN(len(w.d.c.Nodes)) }
+	m := w.mix
+	switch x := r.IntN(100); {
+	case x < m.push:
+		name := fmt.Sprintf("%s/c%d-%d.bin", w.prefix, client, w.seq.Add(1))
+		w.push(ctx, client, node(), name, content(r.Uint64(), pickSize(r)))
+	case x < m.push+m.conflict:
+		w.conflict(ctx, client, node(), node(), r)
+	case x < m.push+m.conflict+m.repush:
+		if a, ok := w.randomAcked(r); ok {
+			w.push(ctx, client, node(), a.name, a.body)
+		}
+	case x < m.push+m.conflict+m.repush+m.tag:
+		kind := kindTag
+		if r.IntN(2) == 0 {
+			kind = kindUntag
+		}
+		w.d.meta(ctx, kind, client, node(), w.pool[r.IntN(len(w.pool))], poolTags[r.IntN(len(poolTags))])
+	case x < m.push+m.conflict+m.repush+m.tag+m.info:
+		w.d.meta(ctx, kindInfo, client, node(), w.pool[r.IntN(len(w.pool))], "")
+	default:
+		if a, ok := w.randomAcked(r); ok {
+			w.d.pull(ctx, kindPull, "", client, node(), a.name)
+		}
+	}
+}
+
+// conflict pushes two different bodies under one new name to nodes a and
+// b at once: at most one may be bound.
+func (w *workload) conflict(ctx context.Context, client, a, b int, r *rand.Rand) {
+	name := fmt.Sprintf("%s/conflict-c%d-%d.bin", w.prefix, client, w.seq.Add(1))
+	bodies := [][]byte{content(r.Uint64(), 1024+r.IntN(16<<10)), content(r.Uint64(), 1024+r.IntN(16<<10))}
+	var wg sync.WaitGroup
+	for i, n := range []int{a, b} {
+		wg.Go(func() { w.push(ctx, client+100*(i+1), n, name, bodies[i]) })
+	}
+	wg.Wait()
+}
+
+func (w *workload) push(ctx context.Context, client, node int, name string, body []byte) op {
+	o := w.d.push(ctx, client, node, name, body)
+	if o.acked() && o.Digest == o.Sent {
+		w.mu.Lock()
+		if !slices.ContainsFunc(w.acked, func(a ackRef) bool { return a.name == name }) {
+			w.acked = append(w.acked, ackRef{name, body})
+		}
+		w.mu.Unlock()
+	}
+	return o
+}
+
+func (w *workload) randomAcked(r *rand.Rand) (ackRef, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.acked) == 0 {
+		return ackRef{}, false
+	}
+	return w.acked[r.IntN(len(w.acked))], true
+}
+
+// pickSize: mostly small enough to be packed, some erasure-coded, a few
+// of several stripes; about 30 KiB on average, so that a bounded run
+// holds its bodies in memory.
+func pickSize(r *rand.Rand) int {
+	switch x := r.IntN(100); {
+	case x < 80:
+		return 1024 + r.IntN(15<<10)
+	case x < 98:
+		return 16<<10 + r.IntN(112<<10)
+	}
+	return 128<<10 + r.IntN(1<<20)
+}
+
+// content is n reproducible bytes for seed.
+func content(seed uint64, n int) []byte {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	b := make([]byte, n)
+	_, _ = rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+// ackedSince counts pushes acknowledged by any of nodes (IDs) that were
+// sent at or after from.
+func ackedSince(h *history, from time.Duration, nodes ...string) int {
+	n := 0
+	for _, o := range h.all() {
+		if o.acked() && o.Start >= from && slices.Contains(nodes, o.Node) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkpoint pulls every push acknowledged so far from every node, each
+// pull tried up to 3 times, with two workers per node, and returns what
+// checkLost needs to judge it. It runs after the workload stopped, so
+// every acknowledgement is in the history.
+func checkpoint(ctx context.Context, d *driver, phase string) (string, []string, time.Duration) {
+	before := d.h.now()
+	var due []op
+	for _, a := range sortedAcks(d.h.all()) {
+		due = append(due, a)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*Wait())
+	defer cancel()
+	var ids []string
+	var wg sync.WaitGroup
+	for n := range d.c.Nodes {
+		ids = append(ids, d.c.Nodes[n].ID)
+		jobs := make(chan op)
+		for range 2 {
+			wg.Go(func() {
+				for ack := range jobs {
+					for try := 1; ctx.Err() == nil; try++ {
+						v := d.pull(ctx, kindVerify, phase, -1, n, ack.Name)
+						if (v.Outcome == outOK && v.Complete && v.Digest == ack.Sent) || try >= 3 {
+							break
+						}
+						backoff(ctx, time.Duration(try)*500*time.Millisecond)
+					}
+				}
+			})
+		}
+		wg.Go(func() {
+			defer close(jobs)
+			for _, a := range due {
+				select {
+				case jobs <- a:
+				case <-ctx.Done():
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return phase, ids, before
+}
+
+// backoff waits d before a retry, or less if ctx ends.
+func backoff(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// members asks every node for its members view over plain HTTP (the
+// checks run on a healed network).
+func members(c *Cluster) []membersView {
+	var out []membersView
+	for _, n := range c.Nodes {
+		v := membersView{node: n.ID}
+		resp, err := http.Get(n.URL + "/api/v1/cluster/members")
+		if err == nil {
+			if resp.StatusCode != http.StatusOK {
+				err = apiError(resp)
+			} else {
+				err = json.NewDecoder(resp.Body).Decode(&v.resp)
+			}
+			resp.Body.Close()
+		}
+		v.err = err
+		out = append(out, v)
+	}
+	return out
+}
+
+// waitConverged waits until every node is ready, all name one leader and
+// see every node alive (the chaos suite's cluster check), then until no
+// object is degraded, at risk or unavailable on any node (its redundancy
+// check).
+func waitConverged(t *testing.T, c *Cluster) {
+	t.Helper()
+	var ids []string
+	for _, n := range c.Nodes {
+		ids = append(ids, n.ID)
+	}
+	Eventually(t, Wait(), func() error {
+		for _, n := range c.Nodes {
+			if r, err := http.Get(n.URL + "/readyz"); err != nil {
+				return err
+			} else if r.Body.Close(); r.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s not ready: %d", n.ID, r.StatusCode)
+			}
+		}
+		if v := checkMembership(members(c), ids); len(v) > 0 {
+			return fmt.Errorf("%v", v)
+		}
+		return nil
+	})
+	Eventually(t, Wait(), func() error {
+		var errs []error
+		for _, n := range c.Nodes {
+			var st struct {
+				Redundancy map[string]int `json:"redundancy"`
+			}
+			resp, err := http.Get(n.URL + "/api/v1/status")
+			if err != nil {
+				return err
+			}
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if err != nil {
+				return fmt.Errorf("%s status: %w", n.ID, err)
+			}
+			if st.Redundancy == nil {
+				return fmt.Errorf("%s status has no redundancy", n.ID)
+			}
+			if st.Redundancy["degraded"]+st.Redundancy["at_risk"]+st.Redundancy["unavailable"] > 0 {
+				errs = append(errs, fmt.Errorf("%s: redundancy %v", n.ID, st.Redundancy))
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w\n%s", errors.Join(errs...), shortObjects(c.Nodes[0]))
+		}
+		return nil
+	})
+}
+
+// shortObjects lists a few objects that node's state holds short of
+// shards, for a failure message.
+func shortObjects(n *Node) string {
+	var b strings.Builder
+	k := 0
+	for _, o := range n.Srv.Node.FSM().Objects() {
+		if (o.Corrupt != "" || len(o.Missing) > 0) && k < 5 {
+			k++
+			fmt.Fprintf(&b, "%s: object %s (%s) %d+%d on %v, missing %v, corrupt %q\n", n.ID, o.ID, short(o.Digest), o.K, o.M, o.Placement, o.Missing, o.Corrupt)
+		}
+	}
+	return b.String()
+}
+
+// judge runs every check of the chaos suite on the history and fails the
+// test with the violations.
+func judge(t *testing.T, w *workload, phase string, nodes []string, before time.Duration) {
+	t.Helper()
+	ops := w.d.h.all()
+	acks := acksOf(ops)
+	var v []violation
+	v = append(v, checkLost(ops, phase, nodes, before)...)
+	v = append(v, checkWrongBytes(ops, acks)...)
+	v = append(v, checkBindings(ops)...)
+	v = append(v, checkReadAfterWrite(ops, acks)...)
+	pool := map[string]bool{}
+	for _, n := range w.pool {
+		pool[n] = true
+	}
+	v = append(v, checkTags(ops, pool, time.Minute)...)
+	counts := map[string]int{}
+	for _, o := range ops {
+		counts[string(o.Kind)+" "+string(o.Outcome)]++
+	}
+	t.Logf("%d operations, %d names acknowledged: %v", len(ops), len(acks), counts)
+	for _, x := range v {
+		t.Error(x)
+	}
+}
+
+// seenAs waits until every node but i sees node i in one of states in
+// gossip: a node whose gossip is cut goes suspect, then dead.
+func seenAs(t *testing.T, c *Cluster, i int, states ...string) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		for j, n := range c.Nodes {
+			if j == i {
+				continue
+			}
+			_, ms := n.Srv.Node.Members()
+			for _, m := range ms {
+				if m.ID == c.Nodes[i].ID && !slices.Contains(states, m.State) {
+					return fmt.Errorf("%s sees %s %s, want %v", n.ID, m.ID, m.State, states)
+				}
+			}
+		}
+		return nil
+	})
+}
