@@ -33,11 +33,16 @@ type result struct {
 	// Quiet is Apply with no snapshot running; During is Apply while the
 	// second snapshot is taken and persisted.
 	Quiet, During latencies
-	ListPrefix    time.Duration
-	ListAll       time.Duration
-	LatestTag     time.Duration
-	Restore       time.Duration
-	PeakRSS       int64
+	// GCPause and RunWait are the longest stop-the-world GC pause and
+	// the longest a runnable goroutine waited for a CPU while the second
+	// snapshot was taken and persisted (upper bounds of the runtime's
+	// histogram buckets): Apply stalls that no lock of the FSM causes.
+	GCPause, RunWait time.Duration
+	ListPrefix       time.Duration
+	ListAll          time.Duration
+	LatestTag        time.Duration
+	Restore          time.Duration
+	PeakRSS          int64
 }
 
 // measureOne runs every measurement on n artifacts in this process, writing
@@ -83,8 +88,8 @@ func measureOne(n int, dir string, quietApplies int) (*result, error) {
 	if err := persistWhileApplying(r, f, app, path); err != nil {
 		return nil, err
 	}
-	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d",
-		n, r.SnapshotBusy, r.PersistFile.Round(time.Millisecond), r.During.Max, r.During.N)
+	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d (GC pause %v, run queue wait %v)",
+		n, r.SnapshotBusy, r.PersistFile.Round(time.Millisecond), r.During.Max, r.During.N, r.GCPause, r.RunWait)
 
 	r.ListPrefix = timeQuery(func() { mustList(f, fsm.Query{Prefix: "team-07/svc-0042/", Limit: 100}) })
 	r.ListAll = timeQuery(func() { mustList(f, fsm.Query{Limit: 100}) })
@@ -128,6 +133,7 @@ func persistWhileApplying(r *result, f *fsm.FSM, app *applier, path string) erro
 		<-done
 		return err
 	}
+	before := readStalls()
 	start := time.Now()
 	snap, err := f.Snapshot()
 	r.SnapshotBusy = time.Since(start)
@@ -139,6 +145,7 @@ func persistWhileApplying(r *result, f *fsm.FSM, app *applier, path string) erro
 	}
 	close(stop)
 	run := <-done
+	r.GCPause, r.RunWait = readStalls().worstSince(before)
 	if err != nil {
 		return fmt.Errorf("snapshot to file: %w", err)
 	}

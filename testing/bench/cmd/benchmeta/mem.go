@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // memory is the process's footprint after a full collection.
@@ -54,6 +56,37 @@ func procField(path, key string) int64 {
 		return kb << 10
 	}
 	return -1
+}
+
+// stalls reads the runtime's histograms of stop-the-world GC pauses and
+// of the time goroutines waited to run once runnable: what can hold up
+// an Apply that no lock does.
+type stalls struct{ pauses, waits *metrics.Float64Histogram }
+
+func readStalls() stalls {
+	s := []metrics.Sample{{Name: "/sched/pauses/total/gc:seconds"}, {Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	return stalls{s[0].Value.Float64Histogram(), s[1].Value.Float64Histogram()}
+}
+
+// worstSince returns the longest GC pause and run-queue wait since
+// before, as the upper bound of the highest histogram bucket that grew:
+// the stall was at most that.
+func (now stalls) worstSince(before stalls) (pause, wait time.Duration) {
+	return worstGrown(before.pauses, now.pauses), worstGrown(before.waits, now.waits)
+}
+
+func worstGrown(before, now *metrics.Float64Histogram) time.Duration {
+	for i := len(now.Counts) - 1; i >= 0; i-- {
+		if now.Counts[i] > before.Counts[i] {
+			upper := now.Buckets[i+1]
+			if math.IsInf(upper, 1) {
+				upper = now.Buckets[i]
+			}
+			return time.Duration(upper * float64(time.Second))
+		}
+	}
+	return 0
 }
 
 func fmtBytes(n int64) string {
