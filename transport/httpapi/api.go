@@ -18,20 +18,25 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// Registry is what the API needs from a node.
+// Registry is the node as the API sees it: cluster.Node implements it, and
+// the API's own tests a fake in memory. Pushes are one call (Upload): the
+// protocol behind them is the node's.
 type Registry interface {
-	CheckPush(ctx context.Context, m cluster.PushMeta) error
-	StoreBody(ctx context.Context, body io.Reader, expect string) (cluster.Stored, error)
-	Commit(ctx context.Context, m cluster.PushMeta, s cluster.Stored) (fsm.Artifact, bool, error)
-	Release(s cluster.Stored, committed bool)
+	// Upload stores body and binds it to m.Name, after more (when set) has
+	// completed the metadata; see cluster.Node.Upload.
+	Upload(ctx context.Context, m cluster.PushMeta, body io.Reader, more cluster.MoreMeta) (fsm.Artifact, bool, error)
+	// Stat is an artifact's metadata for a pull; Open streams n bytes of
+	// its content from offset off.
 	Stat(ctx context.Context, name string) (fsm.Artifact, error)
 	Open(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error)
-	List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, error)
+	// StatFresh, List and Latest read after a barrier: tags move.
 	StatFresh(ctx context.Context, name string) (fsm.Artifact, error)
+	List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, error)
 	Latest(ctx context.Context, prefix, tag string) (fsm.Artifact, error)
 	History(name string) []fsm.TagEvent
 	Tag(ctx context.Context, name, tag, actor string, add bool) (fsm.Artifact, error)
 	Delete(ctx context.Context, name, actor string) error
+
 	Members() (leader string, members []cluster.Member)
 	Ready() bool
 	IsLeader() bool

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -16,19 +17,33 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// fakeRegistry is the cluster's face in memory: enough of its rules
-// (immutability, tags, tombstones) that the API's handling of them shows,
-// and an error to inject per call.
+// fakeRegistry is the node's face in memory, no cluster behind it: enough
+// of its rules (validation, immutable names, tags, tombstones) that the
+// API's handling of them shows, and an error to inject per step.
 type fakeRegistry struct {
-	mu        sync.Mutex
-	arts      map[string]fsm.Artifact
-	content   map[string][]byte // digest -> bytes
-	deleted   map[string]string // name -> digest
-	history   map[string][]fsm.TagEvent
-	released  int
-	seq       uint64
-	failStore error // StoreBody answers it when set
-	failStat  error // Stat answers it when set
+	mu      sync.Mutex
+	arts    map[string]fsm.Artifact
+	content map[string][]byte // digest -> bytes
+	deleted map[string]string // name -> digest
+	history map[string][]fsm.TagEvent
+	seq     uint64
+
+	// Errors to answer instead of doing the step, when set.
+	failCheck  error // before the body is read
+	failStore  error // after the body is read
+	failCommit error // after more, instead of binding
+	failStat   error
+	failOpen   error
+	failList   error
+
+	// uploading, when set, receives each Upload's metadata before the
+	// body is read, and the Upload then waits for a value on proceed.
+	uploading chan cluster.PushMeta
+	proceed   chan struct{}
+
+	uploads   int  // calls of Upload
+	bodyRead  bool // whether the last Upload read its body
+	moreCalls int  // calls of an Upload's more
 }
 
 func newFake() *fakeRegistry {
@@ -41,7 +56,64 @@ func sum(b []byte) string {
 	return fsm.DigestPrefix + hex.EncodeToString(s[:])
 }
 
-func (f *fakeRegistry) CheckPush(ctx context.Context, m cluster.PushMeta) error {
+// Upload follows cluster.Node.Upload's protocol: check, store, more,
+// validate again, commit; the store and commit errors name their step.
+func (f *fakeRegistry) Upload(ctx context.Context, m cluster.PushMeta, body io.Reader, more cluster.MoreMeta) (fsm.Artifact, bool, error) {
+	f.mu.Lock()
+	f.uploads++
+	f.bodyRead = false
+	f.mu.Unlock()
+	if f.uploading != nil {
+		f.uploading <- m
+		<-f.proceed
+	}
+	if err := f.check(m); err != nil {
+		return fsm.Artifact{}, false, err
+	}
+	b, err := io.ReadAll(body)
+	f.mu.Lock()
+	f.bodyRead = true
+	f.mu.Unlock()
+	if err == nil {
+		err = f.failStore
+	}
+	if err != nil {
+		return fsm.Artifact{}, false, fmt.Errorf("store %s: %w", m.Name, err)
+	}
+	d := sum(b)
+	if m.ExpectDigest != "" && d != m.ExpectDigest {
+		return fsm.Artifact{}, false, fmt.Errorf("store %s: %w: body hashes to %s", m.Name, cluster.ErrDigestMismatch, d)
+	}
+	if more != nil {
+		f.mu.Lock()
+		f.moreCalls++
+		f.mu.Unlock()
+		if err := more(&m); err != nil {
+			return fsm.Artifact{}, false, err
+		}
+		if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
+			return fsm.Artifact{}, false, err
+		}
+	}
+	a, created, err := f.commit(m, d, b)
+	if err != nil {
+		return fsm.Artifact{}, false, fmt.Errorf("commit %s: %w", m.Name, err)
+	}
+	return a, created, nil
+}
+
+// counts returns Upload's calls, its more's calls, and whether the last
+// Upload read its body.
+func (f *fakeRegistry) counts() (uploads, moreCalls int, bodyRead bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.uploads, f.moreCalls, f.bodyRead
+}
+
+func (f *fakeRegistry) check(m cluster.PushMeta) error {
+	if f.failCheck != nil {
+		return f.failCheck
+	}
 	if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
 		return err
 	}
@@ -53,48 +125,30 @@ func (f *fakeRegistry) CheckPush(ctx context.Context, m cluster.PushMeta) error 
 	return nil
 }
 
-func (f *fakeRegistry) StoreBody(ctx context.Context, body io.Reader, expect string) (cluster.Stored, error) {
-	if f.failStore != nil {
-		io.Copy(io.Discard, body)
-		return cluster.Stored{}, f.failStore
+func (f *fakeRegistry) commit(m cluster.PushMeta, digest string, b []byte) (fsm.Artifact, bool, error) {
+	if f.failCommit != nil {
+		return fsm.Artifact{}, false, f.failCommit
 	}
-	b, err := io.ReadAll(body)
-	if err != nil {
-		return cluster.Stored{}, err
+	if m.ExpectDigest != "" && digest != m.ExpectDigest {
+		return fsm.Artifact{}, false, fmt.Errorf("%w: body hashes to %s", cluster.ErrDigestMismatch, digest)
 	}
-	d := sum(b)
-	if expect != "" && d != expect {
-		return cluster.Stored{}, fmt.Errorf("%w: body hashes to %s", cluster.ErrDigestMismatch, d)
-	}
-	f.mu.Lock()
-	f.content[d] = b
-	f.mu.Unlock()
-	return cluster.Stored{Digest: d, Size: int64(len(b))}, nil
-}
-
-func (f *fakeRegistry) Commit(ctx context.Context, m cluster.PushMeta, s cluster.Stored) (fsm.Artifact, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if a, ok := f.arts[m.Name]; ok {
-		if a.Digest != s.Digest {
+		if a.Digest != digest {
 			return fsm.Artifact{}, false, fmt.Errorf("%w: %s is bound to %s", fsm.ErrConflict, m.Name, a.Digest)
 		}
 		return a, false, nil
 	}
-	if d, ok := f.deleted[m.Name]; ok && d != s.Digest {
+	if d, ok := f.deleted[m.Name]; ok && d != digest {
 		return fsm.Artifact{}, false, fmt.Errorf("%w: %s was bound to %s", fsm.ErrConflict, m.Name, d)
 	}
 	f.seq++
-	a := fsm.Artifact{Name: m.Name, Size: s.Size, Digest: s.Digest, Version: m.Version, Commit: m.Commit,
+	f.content[digest] = b
+	a := fsm.Artifact{Name: m.Name, Size: int64(len(b)), Digest: digest, Version: m.Version, Commit: m.Commit,
 		Labels: m.Labels, Tags: m.Tags, Created: time.Date(2026, 12, 5, 12, 0, int(f.seq), 0, time.UTC), Seq: f.seq}
 	f.arts[m.Name] = a
 	return a, true, nil
-}
-
-func (f *fakeRegistry) Release(s cluster.Stored, committed bool) {
-	f.mu.Lock()
-	f.released++
-	f.mu.Unlock()
 }
 
 func (f *fakeRegistry) Stat(ctx context.Context, name string) (fsm.Artifact, error) {
@@ -115,6 +169,9 @@ func (f *fakeRegistry) StatFresh(ctx context.Context, name string) (fsm.Artifact
 }
 
 func (f *fakeRegistry) Open(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error) {
+	if f.failOpen != nil {
+		return nil, f.failOpen
+	}
 	f.mu.Lock()
 	b := f.content[a.Digest]
 	f.mu.Unlock()
@@ -122,11 +179,23 @@ func (f *fakeRegistry) Open(ctx context.Context, a fsm.Artifact, off, n int64) (
 }
 
 func (f *fakeRegistry) List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, string, error) {
+	if f.failList != nil {
+		return nil, "", f.failList
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []fsm.Artifact
 	for _, a := range f.arts {
-		if strings.HasPrefix(a.Name, q.Prefix) && (q.Tag == "" || a.HasTag(q.Tag)) {
+		if !strings.HasPrefix(a.Name, q.Prefix) || q.Tag != "" && !a.HasTag(q.Tag) {
+			continue
+		}
+		match := true
+		for k, v := range q.Labels {
+			if a.Labels[k] != v {
+				match = false
+			}
+		}
+		if match {
 			out = append(out, a)
 		}
 	}
@@ -135,9 +204,12 @@ func (f *fakeRegistry) List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, s
 }
 
 func (f *fakeRegistry) Latest(ctx context.Context, prefix, tag string) (fsm.Artifact, error) {
-	l, _, _ := f.List(ctx, fsm.Query{Prefix: prefix, Tag: tag})
+	l, _, err := f.List(ctx, fsm.Query{Prefix: prefix, Tag: tag})
+	if err != nil {
+		return fsm.Artifact{}, err
+	}
 	if len(l) == 0 {
-		return fsm.Artifact{}, fmt.Errorf("%w: no artifact matches", fsm.ErrNotFound)
+		return fsm.Artifact{}, fmt.Errorf("%w: no artifact matches prefix %q and tag %q", fsm.ErrNotFound, prefix, tag)
 	}
 	return l[0], nil
 }
@@ -156,14 +228,13 @@ func (f *fakeRegistry) Tag(ctx context.Context, name, tag, actor string, add boo
 		return fsm.Artifact{}, fmt.Errorf("%w: %s", fsm.ErrNotFound, name)
 	}
 	a.Tags = slices.DeleteFunc(slices.Clone(a.Tags), func(t string) bool { return t == tag })
-	if add {
-		a.Tags = append(a.Tags, tag)
-	}
-	f.arts[name] = a
 	action := "removed"
 	if add {
+		a.Tags = append(a.Tags, tag)
 		action = "added"
 	}
+	a.Labels = maps.Clone(a.Labels)
+	f.arts[name] = a
 	f.history[name] = append(f.history[name], fsm.TagEvent{Tag: tag, Action: action, Actor: actor})
 	return a, nil
 }

@@ -3,19 +3,12 @@ package httpapi
 import (
 	"context"
 	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net/http"
 	"strings"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
 )
-
-// maxField bounds a non-file multipart field; metadata is small. All the
-// fields of a form together get MultipartSlack.
-const maxField = 64 << 10
 
 // put handles PUT /artifacts/{name...} with a raw body.
 func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
@@ -29,18 +22,13 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx := writeContext(r)
-	if err := a.reg.CheckPush(ctx, m); err != nil {
-		a.fail(w, r, err)
-		return
-	}
 	body := a.watchBody(w, r)
-	s, err := a.reg.StoreBody(ctx, body, m.ExpectDigest)
+	art, created, err := a.reg.Upload(writeContext(r), m, body, nil)
 	if err != nil {
-		a.fail(w, r, body.cause(fmt.Errorf("store %s: %w", name, err)))
+		a.fail(w, r, body.cause(err))
 		return
 	}
-	a.reg.Release(s, a.commit(ctx, w, r, m, s))
+	a.created(w, art, created)
 }
 
 // writeContext is the context of a write (a push, a tag, a delete): the
@@ -127,7 +115,8 @@ func setExpect(m *cluster.PushMeta, v string) error {
 
 // upload handles POST /upload. Parts stream in order: fields before the
 // file are known before any byte is stored, fields after it (curl sends
-// them in the order given) are applied when the metadata is committed.
+// them in the order given) are read once the file is stored and applied
+// when the metadata is committed.
 func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 	release, ok := a.admitPush(w, r, MultipartSlack)
 	if !ok {
@@ -140,129 +129,28 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("%w: expected a multipart/form-data body with a file field: %v", errBadRequest, err))
 		return
 	}
-	ctx := writeContext(r)
-	m := cluster.PushMeta{Actor: actor(r)}
-	var stored *cluster.Stored
-	committed := false
-	defer func() {
-		if stored != nil {
-			a.reg.Release(*stored, committed)
-		}
-	}()
-	abort := func(err error) { a.fail(w, r, body.cause(err)) }
-	fileName := ""
-	seen := map[string]bool{}
-	fieldBytes := 0
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			abort(fmt.Errorf("%w: read multipart body: %w", errBadRequest, err))
-			return
-		}
-		field := part.FormName()
-		if field == "file" {
-			if stored != nil {
-				abort(fmt.Errorf("%w: more than one file field", errBadRequest))
-				return
-			}
-			fileName = partFileName(part)
-			check := m
-			if check.Name == "" {
-				check.Name = fileName
-			}
-			if err := a.reg.CheckPush(ctx, check); err != nil {
-				abort(err)
-				return
-			}
-			s, err := a.reg.StoreBody(ctx, part, m.ExpectDigest)
-			if err != nil {
-				abort(fmt.Errorf("store %s: %w", check.Name, err))
-				return
-			}
-			stored = &s
-			continue
-		}
-		b, err := io.ReadAll(io.LimitReader(part, maxField+1))
-		if err != nil {
-			abort(fmt.Errorf("%w: read field %q: %w", errBadRequest, field, err))
-			return
-		}
-		if len(b) > maxField {
-			abort(fmt.Errorf("%w: field %q longer than %d bytes", errBadRequest, field, maxField))
-			return
-		}
-		if fieldBytes += len(b); fieldBytes > MultipartSlack {
-			abort(fmt.Errorf("%w: the form's fields are over %d bytes in all", cluster.ErrTooLarge, MultipartSlack))
-			return
-		}
-		switch field {
-		case "name", "version", "commit", "sha256":
-			if seen[field] {
-				abort(fmt.Errorf("%w: field %q given twice", errBadRequest, field))
-				return
-			}
-			seen[field] = true
-		}
-		v := string(b)
-		switch field {
-		case "name":
-			m.Name = v
-		case "version":
-			m.Version = v
-		case "commit":
-			m.Commit = v
-		case "tag":
-			m.Tags = append(m.Tags, v)
-		case "label":
-			err = addLabel(&m, v)
-		case "sha256":
-			err = setExpect(&m, v)
-		default:
-			err = fmt.Errorf("%w: unknown field %q (want file, name, version, commit, label, tag, sha256)", errBadRequest, field)
-		}
-		if err != nil {
-			abort(err)
-			return
-		}
+	f := &form{mr: mr, meta: cluster.PushMeta{Actor: actor(r)}, seen: map[string]bool{}}
+	file, err := f.untilFile()
+	if err != nil {
+		a.fail(w, r, body.cause(err))
+		return
 	}
-	if stored == nil {
+	if file == nil {
 		a.fail(w, r, fmt.Errorf("%w: no file field in the form", errBadRequest))
 		return
 	}
-	if m.Name == "" {
-		m.Name = fileName
-	}
-	if err := fsm.ValidatePush(m.Name, m.Version, m.Commit, m.Labels, m.Tags); err != nil {
-		abort(err)
+	f.fileName = partFileName(file)
+	art, created, err := a.reg.Upload(writeContext(r), f.withName(), file, f.rest)
+	if err != nil {
+		a.fail(w, r, body.cause(err))
 		return
 	}
-	committed = a.commit(ctx, w, r, m, *stored)
+	a.created(w, art, created)
 }
 
-// partFileName is the filename parameter of a part as the client sent it,
-// whole: the artifact name, held to the same rule as a PUT path.
-// multipart.Part.FileName keeps only the last element (filepath.Base), so
-// "../../etc/passwd" would become "passwd" and "team/app/1.2/y.txt"
-// "y.txt".
-func partFileName(p *multipart.Part) string {
-	_, params, err := mime.ParseMediaType(p.Header.Get("Content-Disposition"))
-	if err != nil {
-		return ""
-	}
-	return params["filename"]
-}
-
-// commit binds stored content to its name, answers 201 or 200, and reports
-// whether it committed. The caller releases the stored content afterwards.
-func (a *API) commit(ctx context.Context, w http.ResponseWriter, r *http.Request, m cluster.PushMeta, s cluster.Stored) bool {
-	art, created, err := a.reg.Commit(ctx, m, s)
-	if err != nil {
-		a.fail(w, r, fmt.Errorf("commit %s: %w", m.Name, err))
-		return false
-	}
+// created answers a committed push: 201 with the artifact's address when
+// it created the binding, 200 when the same bytes were bound already.
+func (a *API) created(w http.ResponseWriter, art fsm.Artifact, created bool) {
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -270,5 +158,4 @@ func (a *API) commit(ctx context.Context, w http.ResponseWriter, r *http.Request
 	}
 	w.Header().Set("ETag", etag(art.Digest))
 	writeJSON(w, status, view(art, nil))
-	return true
 }
