@@ -20,6 +20,7 @@ import (
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/server"
+	"github.com/pier-registry/pier/transport/telemetry"
 )
 
 // serveFlags are the flags of `pier serve`; each may also come from the
@@ -91,6 +92,11 @@ func runServe(args []string) error {
 	cfg, err := f.config(log)
 	if err != nil {
 		return err
+	}
+	// Raft's, its log store's and gossip's own metrics on /metrics: one
+	// go-metrics sink per process, before the node starts emitting.
+	if err := telemetry.Install(); err != nil {
+		log.Warn("raft metrics are not exported", "error", err)
 	}
 	srv, err := server.Start(cfg)
 	if err != nil {

@@ -20,6 +20,7 @@ type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	handler  http.Handler // serves reg and the default registry
 }
 
 func newMetrics(r Registry) *metrics {
@@ -37,6 +38,10 @@ func newMetrics(r Registry) *metrics {
 		}, []string{"route", "method"}),
 	}
 	m.reg.MustRegister(m.requests, m.duration, nodeCollector{r})
+	// A family that fails to gather (a go-metrics name clash, say) is left
+	// out rather than failing the whole scrape.
+	m.handler = promhttp.HandlerFor(prometheus.Gatherers{m.reg, prometheus.DefaultGatherer},
+		promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
 }
 
@@ -46,10 +51,7 @@ func (m *metrics) observe(route, method string, status int, took time.Duration) 
 }
 
 // metrics serves GET /metrics: this API's registry and the process's.
-func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
-	promhttp.HandlerFor(prometheus.Gatherers{a.m.reg, prometheus.DefaultGatherer},
-		promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}).ServeHTTP(w, r)
-}
+func (a *API) metrics(w http.ResponseWriter, r *http.Request) { a.m.handler.ServeHTTP(w, r) }
 
 // nodeCollector reads the node's figures when /metrics is scraped.
 type nodeCollector struct{ r Registry }
