@@ -153,7 +153,7 @@ func TestPartitionedLeaderLosesNoAcknowledgedPush(t *testing.T) {
 
 	c.Heal()
 	healed := d.h.now()
-	waitConverged(t, c)
+	waitConverged(t, c, d.h)
 	// The old minority takes pushes again.
 	waitAcked(t, d, 2, healed, ids(c, minority)...)
 	stop()

@@ -39,7 +39,7 @@ func TestIsolateScenario(t *testing.T) {
 
 	c.Heal()
 	healed := d.h.now()
-	waitConverged(t, c)
+	waitConverged(t, c, d.h)
 	waitAcked(t, d, 1, healed, c.Nodes[victim].ID)
 	stop()
 	phase, nodes, before := checkpoint(t.Context(), d, "after")
@@ -81,7 +81,7 @@ func TestPauseScenario(t *testing.T) {
 
 	c.Heal()
 	healed := d.h.now()
-	waitConverged(t, c)
+	waitConverged(t, c, d.h)
 	waitAcked(t, d, 1, healed, c.Nodes[victim].ID)
 	stop()
 	phase, nodes, before := checkpoint(t.Context(), d, "after")

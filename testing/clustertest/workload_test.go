@@ -3,13 +3,9 @@ package clustertest
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -251,93 +247,6 @@ func backoff(ctx context.Context, d time.Duration) {
 	}
 }
 
-// members asks every node for its members view over plain HTTP (the
-// checks run on a healed network).
-func members(c *Cluster) []membersView {
-	var out []membersView
-	for _, n := range c.Nodes {
-		v := membersView{node: n.ID}
-		resp, err := http.Get(n.URL + "/api/v1/cluster/members")
-		if err == nil {
-			if resp.StatusCode != http.StatusOK {
-				err = apiError(resp)
-			} else {
-				err = json.NewDecoder(resp.Body).Decode(&v.resp)
-			}
-			resp.Body.Close()
-		}
-		v.err = err
-		out = append(out, v)
-	}
-	return out
-}
-
-// waitConverged waits until every node is ready, all name one leader and
-// see every node alive (the chaos suite's cluster check), then until no
-// object is degraded, at risk or unavailable on any node (its redundancy
-// check).
-func waitConverged(t *testing.T, c *Cluster) {
-	t.Helper()
-	var ids []string
-	for _, n := range c.Nodes {
-		ids = append(ids, n.ID)
-	}
-	Eventually(t, Wait(), func() error {
-		for _, n := range c.Nodes {
-			if r, err := http.Get(n.URL + "/readyz"); err != nil {
-				return err
-			} else if r.Body.Close(); r.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s not ready: %d", n.ID, r.StatusCode)
-			}
-		}
-		if v := checkMembership(members(c), ids); len(v) > 0 {
-			return fmt.Errorf("%v", v)
-		}
-		return nil
-	})
-	Eventually(t, Wait(), func() error {
-		var errs []error
-		for _, n := range c.Nodes {
-			var st struct {
-				Redundancy map[string]int `json:"redundancy"`
-			}
-			resp, err := http.Get(n.URL + "/api/v1/status")
-			if err != nil {
-				return err
-			}
-			err = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if err != nil {
-				return fmt.Errorf("%s status: %w", n.ID, err)
-			}
-			if st.Redundancy == nil {
-				return fmt.Errorf("%s status has no redundancy", n.ID)
-			}
-			if st.Redundancy["degraded"]+st.Redundancy["at_risk"]+st.Redundancy["unavailable"] > 0 {
-				errs = append(errs, fmt.Errorf("%s: redundancy %v", n.ID, st.Redundancy))
-			}
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("%w\n%s", errors.Join(errs...), shortObjects(c.Nodes[0]))
-		}
-		return nil
-	})
-}
-
-// shortObjects lists a few objects that node's state holds short of
-// shards, for a failure message.
-func shortObjects(n *Node) string {
-	var b strings.Builder
-	k := 0
-	for _, o := range n.Srv.Node.FSM().Objects() {
-		if (o.Corrupt != "" || len(o.Missing) > 0) && k < 5 {
-			k++
-			fmt.Fprintf(&b, "%s: object %s (%s) %d+%d on %v, missing %v, corrupt %q\n", n.ID, o.ID, short(o.Digest), o.K, o.M, o.Placement, o.Missing, o.Corrupt)
-		}
-	}
-	return b.String()
-}
-
 // judge runs every check of the chaos suite on the history and fails the
 // test with the violations.
 func judge(t *testing.T, w *workload, phase string, nodes []string, before time.Duration) {
@@ -362,24 +271,4 @@ func judge(t *testing.T, w *workload, phase string, nodes []string, before time.
 	for _, x := range v {
 		t.Error(x)
 	}
-}
-
-// seenAs waits until every node but i sees node i in one of states in
-// gossip: a node whose gossip is cut goes suspect, then dead.
-func seenAs(t *testing.T, c *Cluster, i int, states ...string) {
-	t.Helper()
-	Eventually(t, Wait(), func() error {
-		for j, n := range c.Nodes {
-			if j == i {
-				continue
-			}
-			_, ms := n.Srv.Node.Members()
-			for _, m := range ms {
-				if m.ID == c.Nodes[i].ID && !slices.Contains(states, m.State) {
-					return fmt.Errorf("%s sees %s %s, want %v", n.ID, m.ID, m.State, states)
-				}
-			}
-		}
-		return nil
-	})
 }
