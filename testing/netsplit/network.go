@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"slices"
 	"sync"
 )
 
@@ -215,20 +214,6 @@ func (n *Network) count(f func(*Stats)) {
 	n.mu.Lock()
 	f(&n.stats)
 	n.mu.Unlock()
-}
-
-// Hosts returns every host that registered an address, sorted.
-func (n *Network) Hosts() []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for _, h := range n.owner {
-		if !slices.Contains(out, h) {
-			out = append(out, h)
-		}
-	}
-	slices.Sort(out)
-	return out
 }
 
 // canonical spells an address the way a socket reports it, so that
