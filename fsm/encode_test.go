@@ -25,17 +25,21 @@ func jsonWrite(t *testing.T, sn *snapshot) []byte {
 		}
 	}
 	must(record{V: snapshotVersion, Applied: sn.applied})
-	sn.s.objects.Ascend(func(o *Object) bool { must(record{Object: o}); return true })
-	sn.s.artifacts.Ascend(func(a *artifact) bool {
+	sn.s.objects.ascend(func(o *object) bool {
+		e := o.export()
+		must(record{Object: &e})
+		return true
+	})
+	sn.s.artifacts.ascend(func(a *artifact) bool {
 		e := a.export()
 		must(record{Artifact: &e})
 		return true
 	})
-	sn.s.tombstones.Ascend(func(ts *Tombstone) bool { must(record{Tombstone: ts}); return true })
+	sn.s.tombstones.ascend(func(ts *Tombstone) bool { must(record{Tombstone: ts}); return true })
 	for _, id := range slices.Sorted(maps.Keys(sn.s.nodes)) {
 		must(record{Node: &NodeChange{Node: id, State: sn.s.nodes[id]}})
 	}
-	sn.s.history.Ascend(func(h *history) bool {
+	sn.s.history.ascend(func(h *history) bool {
 		must(record{History: &historyRec{Name: h.name, Events: h.events}})
 		return true
 	})
@@ -58,17 +62,17 @@ func TestRecordWriterMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2001, 2, 3, 4, 5, 6, 7, time.FixedZone("x", 3600))
 	for j, s := range odd {
 		name := fmt.Sprintf("odd/%d/%s", j, s)
-		f.s.artifacts.ReplaceOrInsert(newArtifact(&Artifact{Name: name, Size: int64(j), Digest: s, Version: s, Commit: s, Created: at,
+		f.s.artifacts.put(newArtifact(&Artifact{Name: name, Size: int64(j), Digest: s, Version: s, Commit: s, Created: at,
 			Labels: map[string]string{s: s, "z": "", "a.b/c": s}, Tags: []string{s, "a"}, Seq: uint64(j)}))
-		f.s.setObject(&Object{ObjectRef: ObjectRef{ID: s + name, K: j, M: -j, BlockSize: 1 << j, Placement: []string{s, "n"}, Missing: []int{j, -1}},
-			Digest: name, Size: int64(j), Refs: j, Corrupt: s})
-		f.s.tombstones.ReplaceOrInsert(&Tombstone{Name: name, Digest: s, Deleted: at})
+		f.s.setObject(mustObject(&Object{ObjectRef: ObjectRef{ID: s + name, K: j, M: -j, BlockSize: 1 << j, Placement: []string{s, "n"}, Missing: []int{j, -1}},
+			Digest: name, Size: int64(j), Refs: j, Corrupt: s}))
+		f.s.tombstones.put(&Tombstone{Name: name, Digest: s, Deleted: at})
 		f.s.nodes[s+name] = NodeState(s)
-		f.s.history.ReplaceOrInsert(&history{name: name, events: []TagEvent{{Tag: s, Action: s, Actor: s, Time: at}, {Tag: s}}})
+		f.s.history.put(&history{name: name, events: []TagEvent{{Tag: s, Action: s, Actor: s, Time: at}, {Tag: s}}})
 	}
-	f.s.setObject(&Object{Digest: "no placement"})
-	f.s.history.ReplaceOrInsert(&history{name: "no events"})
-	f.s.history.ReplaceOrInsert(&history{name: "empty events", events: []TagEvent{}})
+	f.s.setObject(mustObject(&Object{Digest: "no placement"}))
+	f.s.history.put(&history{name: "no events"})
+	f.s.history.put(&history{name: "empty events", events: []TagEvent{}})
 	for range 2 {
 		s, applied := f.snapshotState()
 		sn := &snapshot{s: s, applied: applied}

@@ -158,7 +158,7 @@ func (f *FSM) ApplyCommand(index uint64, c Command) Result {
 // Get returns the live artifact bound to name.
 func (f *FSM) Get(name string) (Artifact, bool) {
 	f.mu.RLock()
-	a, ok := f.s.artifact(name)
+	a, ok := f.s.artifacts.get(name)
 	f.mu.RUnlock()
 	if !ok {
 		return Artifact{}, false
@@ -170,10 +170,10 @@ func (f *FSM) Get(name string) (Artifact, bool) {
 func (f *FSM) Binding(name string) (digest string, live bool, ok bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if a, found := f.s.artifact(name); found {
+	if a, found := f.s.artifacts.get(name); found {
 		return a.digest, true, true
 	}
-	if t, found := f.s.tombstone(name); found {
+	if t, found := f.s.tombstones.get(name); found {
 		return t.Digest, false, true
 	}
 	return "", false, false
@@ -182,31 +182,23 @@ func (f *FSM) Binding(name string) (digest string, live bool, ok bool) {
 // Object returns the stored object with digest.
 func (f *FSM) Object(digest string) (Object, bool) {
 	f.mu.RLock()
-	o, ok := f.s.object(digest)
+	o, ok := f.s.objects.get(digest)
 	f.mu.RUnlock()
 	if !ok {
 		return Object{}, false
 	}
-	return copyObject(o), true
+	return o.export(), true
 }
 
 // ObjectByID returns the object whose shard files carry id.
 func (f *FSM) ObjectByID(id string) (Object, bool) {
 	f.mu.RLock()
-	o, ok := f.s.objectByID(id)
+	o, ok := f.s.byID.get(id)
 	f.mu.RUnlock()
 	if !ok {
 		return Object{}, false
 	}
-	return copyObject(o), true
-}
-
-// copyObject returns a copy of a stored record that the caller may change.
-func copyObject(o *Object) Object {
-	c := *o
-	c.Placement = slices.Clone(o.Placement)
-	c.Missing = slices.Clone(o.Missing)
-	return c
+	return o.export(), true
 }
 
 // Objects returns a copy of every stored object. Repair and status scan it.
@@ -218,15 +210,15 @@ func (f *FSM) Objects() []Object { return f.ObjectsChangedSince(0) }
 // objects, so Apply goes on meanwhile.
 func (f *FSM) ObjectsChangedSince(since uint64) []Object {
 	f.mu.Lock()
-	objects := f.s.objects.Clone()
+	objects := f.s.objects.clone()
 	f.mu.Unlock()
 	var out []Object
 	if since == 0 {
-		out = make([]Object, 0, objects.Len())
+		out = make([]Object, 0, objects.len())
 	}
-	objects.Ascend(func(o *Object) bool {
+	objects.ascend(func(o *object) bool {
 		if since == 0 || o.changed > since {
-			out = append(out, copyObject(o))
+			out = append(out, o.export())
 		}
 		return true
 	})
@@ -262,8 +254,8 @@ type Counts struct {
 func (f *FSM) Counts() Counts {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return Counts{Artifacts: f.s.artifacts.Len(), Objects: f.s.objects.Len(),
-		Tombstones: f.s.tombstones.Len(), Bytes: f.s.bytes}
+	return Counts{Artifacts: f.s.artifacts.len(), Objects: f.s.objects.len(),
+		Tombstones: f.s.tombstones.len(), Bytes: f.s.bytes}
 }
 
 // snapshotState freezes the state for a snapshot: constant time under the

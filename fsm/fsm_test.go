@@ -263,11 +263,11 @@ func TestDeterminism(t *testing.T) {
 // reflect.DeepEqual cannot compare them.)
 func stateText(s *state) string {
 	var b strings.Builder
-	s.artifacts.Ascend(func(a *artifact) bool { fmt.Fprintf(&b, "artifact %q %+v\n", a.name, a.export()); return true })
-	s.tombstones.Ascend(func(t *Tombstone) bool { fmt.Fprintf(&b, "tombstone %+v\n", *t); return true })
-	s.objects.Ascend(func(o *Object) bool { fmt.Fprintf(&b, "object %+v\n", *o); return true })
-	s.byID.Ascend(func(o *Object) bool { fmt.Fprintf(&b, "id %s %s\n", o.ID, o.Digest); return true })
-	s.history.Ascend(func(h *history) bool { fmt.Fprintf(&b, "history %q %+v\n", h.name, h.events); return true })
+	s.artifacts.ascend(func(a *artifact) bool { fmt.Fprintf(&b, "artifact %q %+v\n", a.name, a.export()); return true })
+	s.tombstones.ascend(func(t *Tombstone) bool { fmt.Fprintf(&b, "tombstone %+v\n", *t); return true })
+	s.objects.ascend(func(o *object) bool { fmt.Fprintf(&b, "object %+v changed %d\n", o.export(), o.changed); return true })
+	s.byID.ascend(func(o *object) bool { fmt.Fprintf(&b, "id %s %s\n", o.id, o.digest); return true })
+	s.history.ascend(func(h *history) bool { fmt.Fprintf(&b, "history %q %+v\n", h.name, h.events); return true })
 	for _, id := range slices.Sorted(maps.Keys(s.nodes)) {
 		fmt.Fprintf(&b, "node %s %s\n", id, s.nodes[id])
 	}

@@ -27,33 +27,31 @@ func (s *state) setNode(c Command) Result {
 
 func (s *state) changeShards(index uint64, c Command) Result {
 	sc := c.Shards
-	obj, ok := s.object(sc.Digest)
-	if !ok || obj.ID != sc.ObjectID {
+	obj, ok := s.objects.get(sc.Digest)
+	if !ok || obj.id != sc.ObjectID {
 		// The object was deleted or already re-encoded: the change was
 		// computed against a state that is gone.
 		return Result{Status: StatusConflict, Message: fmt.Sprintf("object %s of %s is not current", sc.ObjectID, sc.Digest)}
 	}
-	// Copy on write: snapshots and queries share the record and its slices.
-	ref := obj.ObjectRef
-	ref.Placement = slices.Clone(ref.Placement)
-	ref.Missing = slices.Clone(ref.Missing)
-	corrupt := obj.Corrupt
+	// Copy on write: snapshots and queries share the record; the changes
+	// below are made to a copy with slices of its own.
+	cur := obj.export()
+	ref := cur.ObjectRef
+	corrupt := cur.Corrupt
 	switch c.Op {
 	case OpMoveShards:
 		for _, m := range sc.Moves {
 			if m.Index < 0 || m.Index >= len(ref.Placement) || ref.Placement[m.Index] != m.From || m.To == "" {
 				return Result{Status: StatusConflict, Message: fmt.Sprintf("shard %d of %s is not on %s", m.Index, sc.ObjectID, m.From)}
 			}
-			ref.Placement[m.Index] = intern(m.To)
+			ref.Placement[m.Index] = m.To
 			ref.Missing = slices.DeleteFunc(ref.Missing, func(i int) bool { return i == m.Index })
 		}
 	case OpReplaceObject:
-		if _, taken := s.objectByID(sc.Replace.ID); taken {
+		if _, taken := s.byID.get(sc.Replace.ID); taken {
 			return Result{Status: StatusConflict, Message: "object id in use"}
 		}
 		ref = *sc.Replace
-		ref.Placement = internAll(slices.Clone(ref.Placement))
-		ref.Missing = slices.Clone(ref.Missing)
 		// The new copy was checked against the digest before it was
 		// committed (repair's checkContent, storeNew's digest check).
 		corrupt = ""
@@ -73,10 +71,10 @@ func (s *state) changeShards(index uint64, c Command) Result {
 		}
 		corrupt = sc.Corrupt
 	}
-	n := *obj
-	n.ObjectRef = ref
-	n.Corrupt = corrupt
+	cur.ObjectRef = ref
+	cur.Corrupt = corrupt
+	n := mustObject(&cur)
 	n.changed = index
-	s.setObject(&n)
+	s.setObject(n)
 	return Result{Status: StatusUpdated}
 }

@@ -54,7 +54,7 @@ func (f *FSM) List(q Query) ([]Artifact, string, error) {
 	}
 
 	f.mu.Lock()
-	artifacts := f.s.artifacts.Clone()
+	artifacts := f.s.artifacts.clone()
 	var tagged *btree.BTreeG[string]
 	if set, ok := f.s.byTag[q.Tag]; ok && q.Tag != "" {
 		tagged = set.Clone()
@@ -75,7 +75,7 @@ func (f *FSM) List(q Query) ([]Artifact, string, error) {
 	}
 	switch {
 	case q.Tag == "":
-		artifacts.AscendGreaterOrEqual(&artifact{name: q.Prefix}, func(a *artifact) bool {
+		artifacts.ascendFrom(q.Prefix, func(a *artifact) bool {
 			if !strings.HasPrefix(a.name, q.Prefix) {
 				return false
 			}
@@ -87,7 +87,7 @@ func (f *FSM) List(q Query) ([]Artifact, string, error) {
 			if !strings.HasPrefix(name, q.Prefix) {
 				return false
 			}
-			if a, ok := artifacts.Get(&artifact{name: name}); ok {
+			if a, ok := artifacts.get(name); ok {
 				consider(a)
 			}
 			return true

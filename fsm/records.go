@@ -2,9 +2,11 @@ package fsm
 
 import (
 	"encoding/binary"
+	"fmt"
 	"iter"
 	"maps"
 	"slices"
+	"strconv"
 	"time"
 	"unique"
 )
@@ -174,10 +176,75 @@ func uvarint(s string) (uint64, int) {
 // dropped when nothing holds it.
 func intern(s string) string { return unique.Make(s).Value() }
 
-// internAll interns every string of list in place.
-func internAll(list []string) []string {
-	for i, s := range list {
-		list[i] = intern(s)
+// object is how the state holds an Object: 112 bytes with its placement
+// packed into one string of interned node IDs, where the exported type
+// took 144 and a slice of six node IDs 96 more.
+type object struct {
+	digest string
+	id     string
+	// placement and missing are packed lists: node IDs, and shard
+	// indexes in decimal.
+	placement string
+	missing   string
+	corrupt   string
+	size      int64
+	// changed is the raft index of the entry that last wrote the record's
+	// placement (a restore counts as writing every record), kept so that
+	// repair can look at only what changed since its last clean pass.
+	// It is local, not replicated.
+	changed   uint64
+	refs      int32
+	k, m      int32
+	blockSize int32
+}
+
+// newObject packs o. It fails on a number the record cannot hold, which
+// only a damaged snapshot brings: Apply holds every one to small bounds.
+func newObject(o *Object) (*object, error) {
+	for _, n := range []int{o.Refs, o.K, o.M, o.BlockSize} {
+		if n != int(int32(n)) {
+			return nil, fmt.Errorf("object %s: %d out of range", o.Digest, n)
+		}
 	}
-	return list
+	missing := make([]string, len(o.Missing))
+	for i, m := range o.Missing {
+		missing[i] = strconv.Itoa(m)
+	}
+	nodes := make([]string, len(o.Placement))
+	for i, n := range o.Placement {
+		nodes[i] = intern(n)
+	}
+	return &object{
+		digest: o.Digest, id: o.ID, placement: packList(nodes), missing: packList(missing), corrupt: o.Corrupt,
+		size: o.Size, refs: int32(o.Refs), k: int32(o.K), m: int32(o.M), blockSize: int32(o.BlockSize),
+	}, nil
+}
+
+// mustObject is newObject for an object Apply checked.
+func mustObject(o *Object) *object {
+	n, err := newObject(o)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: %v", err))
+	}
+	return n
+}
+
+// export returns the object as callers see it, with slices of its own.
+func (o *object) export() Object {
+	var placement []string
+	if o.placement != "" {
+		placement = []string{}
+		for n := range listItems(o.placement) {
+			placement = append(placement, n)
+		}
+	}
+	var missing []int
+	for m := range listItems(o.missing) {
+		i, _ := strconv.Atoi(m) // packed by newObject from ints
+		missing = append(missing, i)
+	}
+	return Object{
+		ObjectRef: ObjectRef{ID: o.id, K: int(o.k), M: int(o.m), BlockSize: int(o.blockSize), Placement: placement, Missing: missing},
+		Digest:    o.digest, Size: o.size, Refs: int(o.refs), Corrupt: o.corrupt,
+	}
 }

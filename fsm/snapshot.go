@@ -81,21 +81,21 @@ func (sn *snapshot) write(w io.Writer) error {
 	}
 	rw := newRecordWriter(bw)
 	var err error
-	sn.s.objects.Ascend(func(o *Object) bool {
+	sn.s.objects.ascend(func(o *object) bool {
 		err = rw.object(o)
 		return err == nil
 	})
 	if err != nil {
 		return fmt.Errorf("write objects: %w", err)
 	}
-	sn.s.artifacts.Ascend(func(a *artifact) bool {
+	sn.s.artifacts.ascend(func(a *artifact) bool {
 		err = rw.artifact(a)
 		return err == nil
 	})
 	if err != nil {
 		return fmt.Errorf("write artifacts: %w", err)
 	}
-	sn.s.tombstones.Ascend(func(t *Tombstone) bool {
+	sn.s.tombstones.ascend(func(t *Tombstone) bool {
 		err = rw.tombstone(t)
 		return err == nil
 	})
@@ -107,7 +107,7 @@ func (sn *snapshot) write(w io.Writer) error {
 			return fmt.Errorf("write nodes: %w", err)
 		}
 	}
-	sn.s.history.Ascend(func(h *history) bool {
+	sn.s.history.ascend(func(h *history) bool {
 		err = rw.history(h)
 		return err == nil
 	})
@@ -167,20 +167,22 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		switch {
 		case rec.Artifact != nil:
 			a := newArtifact(rec.Artifact)
-			if o, ok := s.object(a.digest); ok {
-				a.digest = o.Digest
+			if o, ok := s.objects.get(a.digest); ok {
+				a.digest = o.digest
 			} else {
 				early = append(early, a)
 			}
-			s.artifacts.ReplaceOrInsert(a)
+			s.artifacts.put(a)
 			for t := range listItems(a.tags) {
 				s.index(t, a.name)
 			}
 		case rec.Tombstone != nil:
-			s.tombstones.ReplaceOrInsert(rec.Tombstone)
+			s.tombstones.put(rec.Tombstone)
 		case rec.Object != nil:
-			o := rec.Object
-			o.Placement = internAll(o.Placement)
+			o, err := newObject(rec.Object)
+			if err != nil {
+				return nil, 0, fmt.Errorf("read record: %w", err)
+			}
 			o.changed = head.Applied
 			s.setObject(o)
 		case rec.Node != nil:
@@ -189,13 +191,13 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			for i := range rec.History.Events {
 				rec.History.Events[i].intern()
 			}
-			s.history.ReplaceOrInsert(&history{name: rec.History.Name, events: rec.History.Events})
+			s.history.put(&history{name: rec.History.Name, events: rec.History.Events})
 		}
 	}
 	// Nothing shares these records yet: they may still change.
 	for _, a := range early {
-		if o, ok := s.object(a.digest); ok {
-			a.digest = o.Digest
+		if o, ok := s.objects.get(a.digest); ok {
+			a.digest = o.digest
 		}
 	}
 	return s, head.Applied, nil

@@ -43,11 +43,6 @@ type Object struct {
 	// push of the digest's bytes brings a new object instead of sharing
 	// this one.
 	Corrupt string `json:"corrupt,omitempty"`
-	// changed is the raft index of the entry that last wrote the record's
-	// placement (a restore counts as writing every record), kept so that
-	// repair can look at only what changed since its last clean pass.
-	// It is local, not replicated.
-	changed uint64
 }
 
 // Tombstone remembers the digest of a deleted name.
@@ -96,21 +91,21 @@ func (s *state) apply(index uint64, c Command) Result {
 func (s *state) put(index uint64, c Command) Result {
 	// The command passed Validate: what is checked here needs the state.
 	p := c.Put
-	cur, stored := s.object(p.Digest)
-	if stored && p.Size != cur.Size {
-		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, cur.Size, p.Size)}
+	cur, stored := s.objects.get(p.Digest)
+	if stored && p.Size != cur.size {
+		return Result{Status: StatusInvalid, Message: fmt.Sprintf("%s is stored with %d bytes, the put says %d", p.Digest, cur.size, p.Size)}
 	}
 	// The put's object becomes the digest's when the digest is new, and
 	// when it heals a corrupt one (if it brings one).
-	if !stored || (cur.Corrupt != "" && p.Object.ID != "") {
+	if !stored || (cur.corrupt != "" && p.Object.ID != "") {
 		if err := p.Object.Validate(); err != nil {
 			return Result{Status: StatusInvalid, Message: err.Error()}
 		}
-		if o, taken := s.objectByID(p.Object.ID); taken {
-			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, o.Digest)}
+		if o, taken := s.byID.get(p.Object.ID); taken {
+			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, o.digest)}
 		}
 	}
-	if a, ok := s.artifact(p.Name); ok {
+	if a, ok := s.artifacts.get(p.Name); ok {
 		if a.digest != p.Digest {
 			return Result{Status: StatusConflict, Artifact: exported(a),
 				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.digest)}
@@ -124,35 +119,34 @@ func (s *state) put(index uint64, c Command) Result {
 		}
 		return Result{Status: StatusExists, Artifact: exported(a)}
 	}
-	if t, ok := s.tombstone(p.Name); ok {
+	if t, ok := s.tombstones.get(p.Name); ok {
 		if t.Digest != p.Digest {
 			return Result{Status: StatusConflict,
 				Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
 		}
-		s.tombstones.Delete(t)
+		s.tombstones.delete(p.Name)
 	}
 
 	// Copy on write: snapshots and queries share the object record.
-	var obj Object
+	var obj *object
 	if stored {
-		obj = *s.healed(index, p, cur)
+		n := *s.healed(index, p, cur)
+		obj = &n
 	} else {
-		ref := p.Object
-		ref.Placement = internAll(slices.Clone(ref.Placement))
-		ref.Missing = slices.Clone(ref.Missing)
-		obj = Object{ObjectRef: ref, Digest: p.Digest, Size: p.Size, changed: index}
+		obj = mustObject(&Object{ObjectRef: p.Object, Digest: p.Digest, Size: p.Size})
+		obj.changed = index
 	}
-	obj.Refs++
-	s.setObject(&obj)
+	obj.refs++
+	s.setObject(obj)
 
 	tags := slices.Clone(p.Tags)
 	slices.Sort(tags)
 	tags = slices.Compact(tags)
 	a := newArtifact(&Artifact{
-		Name: p.Name, Size: p.Size, Digest: obj.Digest, Version: p.Version, Commit: p.Commit,
+		Name: p.Name, Size: p.Size, Digest: obj.digest, Version: p.Version, Commit: p.Commit,
 		Created: c.Time.UTC(), Labels: p.Labels, Tags: tags, Seq: index,
 	})
-	s.artifacts.ReplaceOrInsert(a)
+	s.artifacts.put(a)
 	for _, t := range tags {
 		s.index(t, a.name)
 		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
@@ -165,39 +159,37 @@ func (s *state) put(index uint64, c Command) Result {
 // new one): new shards of bytes the pushing node hashed to the digest. A
 // put that brings none (the pusher found the object healthy) leaves it as
 // it is, and so does a healthy object: healed returns obj itself.
-func (s *state) healed(index uint64, p *PutArtifact, obj *Object) *Object {
-	if obj.Corrupt == "" || p.Object.ID == "" {
+func (s *state) healed(index uint64, p *PutArtifact, obj *object) *object {
+	if obj.corrupt == "" || p.Object.ID == "" {
 		return obj
 	}
 	// Copy on write: snapshots and queries share the record.
-	n := *obj
-	n.ObjectRef = p.Object
-	n.Placement = internAll(slices.Clone(p.Object.Placement))
-	n.Missing = slices.Clone(p.Object.Missing)
-	n.Corrupt = ""
+	e := obj.export()
+	e.ObjectRef = p.Object
+	e.Corrupt = ""
+	n := mustObject(&e)
 	n.changed = index
-	return &n
+	return n
 }
 
 func (s *state) delete(c Command) Result {
 	name := c.Delete.Name
-	a, ok := s.artifact(name)
+	a, ok := s.artifacts.delete(name)
 	if !ok {
 		return Result{Status: StatusNotFound, Message: name}
 	}
-	s.artifacts.Delete(a)
 	for t := range listItems(a.tags) {
 		s.unindex(t, name)
 	}
-	s.tombstones.ReplaceOrInsert(&Tombstone{Name: a.name, Digest: a.digest, Deleted: c.Time.UTC()})
-	if obj, ok := s.object(a.digest); ok {
-		if obj.Refs <= 1 {
+	s.tombstones.put(&Tombstone{Name: a.name, Digest: a.digest, Deleted: c.Time.UTC()})
+	if obj, ok := s.objects.get(a.digest); ok {
+		if obj.refs <= 1 {
 			// Unreferenced bytes are left on disk for garbage collection,
 			// which finds them by their absence from this table.
-			s.dropObject(obj)
+			s.dropObject(a.digest)
 		} else {
 			n := *obj
-			n.Refs--
+			n.refs--
 			s.setObject(&n)
 		}
 	}
@@ -206,7 +198,7 @@ func (s *state) delete(c Command) Result {
 
 func (s *state) tag(c Command) Result {
 	tc := c.Tag
-	a, ok := s.artifact(tc.Name)
+	a, ok := s.artifacts.get(tc.Name)
 	if !ok {
 		return Result{Status: StatusNotFound, Message: tc.Name}
 	}
@@ -229,7 +221,7 @@ func (s *state) tag(c Command) Result {
 	// Copy on write: snapshots and queries share the record.
 	n := *a
 	n.tags = packList(tags)
-	s.artifacts.ReplaceOrInsert(&n)
+	s.artifacts.put(&n)
 	action := "remove"
 	if add {
 		action = "add"
@@ -247,7 +239,7 @@ func (s *state) record(name string, e TagEvent) {
 	if len(h) > maxHistory {
 		h = slices.Clone(h[len(h)-maxHistory:])
 	}
-	s.history.ReplaceOrInsert(&history{name: name, events: h})
+	s.history.put(&history{name: name, events: h})
 }
 
 // exported returns a copy of a that the caller may keep and change.
