@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func waitLeaderAmong(t *testing.T, c *Cluster, side []int) int {
 			if !n.Srv.Node.IsLeader() {
 				continue
 			}
-			if !contains(side, i) {
+			if !slices.Contains(side, i) {
 				return fmt.Errorf("%s, outside %v, still leads", n.ID, ids(c, side))
 			}
 			leader = i
@@ -91,15 +92,6 @@ func ids(c *Cluster, idx []int) []string {
 	return out
 }
 
-func contains(idx []int, i int) bool {
-	for _, j := range idx {
-		if j == i {
-			return true
-		}
-	}
-	return false
-}
-
 func allBut(c *Cluster, i int) []int {
 	var out []int
 	for j := range c.Nodes {
@@ -122,7 +114,7 @@ func TestPartitionedLeaderLosesNoAcknowledgedPush(t *testing.T) {
 	minority := []int{leader, (leader + 1) % 5}
 	var majority []int
 	for i := range c.Nodes {
-		if !contains(minority, i) {
+		if !slices.Contains(minority, i) {
 			majority = append(majority, i)
 		}
 	}

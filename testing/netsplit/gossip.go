@@ -113,10 +113,22 @@ func (g *Gossip) DialAddressTimeout(a memberlist.Address, timeout time.Duration)
 func (g *Gossip) StreamCh() <-chan net.Conn { return g.inner.StreamCh() }
 
 // Shutdown implements memberlist.Transport. It may be called more than
-// once.
+// once. Streams accepted meanwhile are closed: memberlist stops reading
+// them at shutdown, and the inner transport's accept loop, blocked on
+// handing one over, would never end.
 func (g *Gossip) Shutdown() error {
 	g.once.Do(func() {
 		close(g.stop)
+		g.wg.Go(func() {
+			for {
+				select {
+				case c := <-g.inner.StreamCh():
+					c.Close()
+				case <-g.done:
+					return
+				}
+			}
+		})
 		g.err = g.inner.Shutdown()
 		close(g.done)
 		g.wg.Wait()

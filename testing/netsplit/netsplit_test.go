@@ -206,6 +206,8 @@ func TestBlackholeThenCutClosesStalledConnections(t *testing.T) {
 	nw.Register("b", b)
 	conn := dial(t, nw.Host("a"), b)
 	nw.Set("a", "b", Blackhole)
+	// Bounded, so that a cut that closes nothing fails the test.
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	read := make(chan error, 1)
 	go func() {
 		_, err := conn.Read(make([]byte, 1))
