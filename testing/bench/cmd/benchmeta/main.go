@@ -8,7 +8,12 @@
 // Each size runs in a child process of its own, so that one size's heap
 // never counts in the next one's RSS. A size is skipped when the previous
 // one's peak RSS says it would not fit in the memory available, and a
-// child is killed after -timeout. See BENCHMARKS.md, "Metadata".
+// child is killed after -timeout.
+//
+// With -structures N it instead compares the structures the state could be
+// kept in (a Go map, google/btree two ways, go-immutable-radix) on N
+// artifact names: bytes per key, insert and lookup time. See BENCHMARKS.md,
+// "Metadata".
 package main
 
 import (
@@ -37,10 +42,15 @@ func main() {
 	timeout := flag.Duration("timeout", 40*time.Minute, "kill a size's measurement after this long")
 	quiet := flag.Int("quiet-applies", 2000, "applies timed with no snapshot running, for comparison")
 	one := flag.Int("one", 0, "measure this size in this process and print JSON (the parent runs children so)")
+	structs := flag.Int("structures", 0, "instead, compare candidate table structures on this many keys")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("benchmeta ")
 
+	if *structs > 0 {
+		compareStructures(*structs, os.Stdout)
+		return
+	}
 	if *one > 0 {
 		if err := child(*one, *dir, *quiet, os.Stdout); err != nil {
 			log.Fatal(err)
