@@ -3,6 +3,7 @@ package netsplit
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"strconv"
@@ -39,6 +40,9 @@ func (h *Host) Gossip(bind string, logger *log.Logger) (*Gossip, error) {
 	p, err := strconv.Atoi(port)
 	if err != nil {
 		return nil, fmt.Errorf("gossip bind port %q: %w", bind, err)
+	}
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
 	}
 	inner, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: p, Logger: logger})
 	if err != nil {
