@@ -97,7 +97,7 @@ func waitConverged(t *testing.T, c *Cluster, h *history) {
 // timed out (fate unknown) has its copies deleted by Release once a read
 // barrier does not show the commit, but the forward was still on its way
 // and committed after the barrier, binding the name to content no node
-// holds. TestPauseScenario meets it about one run in five, when the heal
+// holds. TestPauseScenario met it in 2 of 20 runs, when the heal
 // lets a stalled forward through just before its sender gives up.
 // Remove this exemption when cluster fences late forwards.
 func orphans(n *Node, h *history) []fsm.Object {
