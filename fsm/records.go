@@ -13,7 +13,7 @@ import (
 
 // artifact is how the state holds an Artifact: one 128-byte allocation
 // and its strings. The exported type, with a map for its labels, took
-// three times that (BENCHMARKS.md, "Metadata"), and at ten million
+// more than three times that (BENCHMARKS.md, "Metadata"), and at ten million
 // artifacts the difference is gigabytes. Records are never changed once
 // the state holds them: snapshots and queries share them (tables.go).
 type artifact struct {
@@ -33,7 +33,8 @@ type artifact struct {
 	nsec int32
 }
 
-// newArtifact packs a, which the caller no longer changes.
+// newArtifact packs a into a record that shares nothing the caller can
+// change: its labels and tags are copied into the packed strings.
 func newArtifact(a *Artifact) *artifact {
 	keys := slices.Sorted(maps.Keys(a.Labels))
 	kv := make([]string, 0, 2*len(keys))
