@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -120,20 +119,6 @@ func (n *Node) Release(s Stored, committed bool) {
 		}
 		n.deleteShards(ctx, s.Object)
 	})
-}
-
-// Push stores a body and binds it to a name.
-func (n *Node) Push(ctx context.Context, m PushMeta, body io.Reader) (fsm.Artifact, bool, error) {
-	if err := n.CheckPush(ctx, m); err != nil {
-		return fsm.Artifact{}, false, err
-	}
-	s, err := n.StoreBody(ctx, body, m.ExpectDigest)
-	if err != nil {
-		return fsm.Artifact{}, false, err
-	}
-	a, created, err := n.Commit(ctx, m, s)
-	n.Release(s, err == nil)
-	return a, created, err
 }
 
 // Tag adds (add true) or removes a tag on an artifact.
