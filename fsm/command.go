@@ -45,6 +45,7 @@ const (
 	OpReplaceObject  Op = "replace_object"
 	OpMarkMissing    Op = "mark_missing"
 	OpMarkCorrupt    Op = "mark_corrupt"
+	OpAbandonObject  Op = "abandon_object"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -60,6 +61,8 @@ type Command struct {
 	Tag    *TagChange      `json:"tag,omitempty"`
 	Node   *NodeChange     `json:"node,omitempty"`
 	Shards *ShardChange    `json:"shards,omitempty"`
+	// Abandon fences an object ID (abandon.go).
+	Abandon *AbandonObject `json:"abandon,omitempty"`
 }
 
 // NodeChange sets a node's membership state.

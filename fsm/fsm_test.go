@@ -276,6 +276,9 @@ func stateText(s *state) string {
 		s.byTag[tag].Ascend(func(n string) bool { names = append(names, n); return true })
 		fmt.Fprintf(&b, "tag %s %q\n", tag, names)
 	}
+	for _, a := range s.abandoned.recs() {
+		fmt.Fprintf(&b, "abandoned %s %s\n", a.ID, a.Time)
+	}
 	fmt.Fprintf(&b, "bytes %d\n", s.bytes)
 	return b.String()
 }

@@ -25,6 +25,7 @@ type record struct {
 	Object    *Object     `json:"o,omitempty"`
 	History   *historyRec `json:"h,omitempty"`
 	Node      *NodeChange `json:"n,omitempty"`
+	Abandoned *abandonRec `json:"x,omitempty"`
 }
 
 type historyRec struct {
@@ -114,6 +115,12 @@ func (sn *snapshot) write(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("write history: %w", err)
 	}
+	enc := json.NewEncoder(bw)
+	for _, a := range sn.s.abandoned.recs() {
+		if err := enc.Encode(record{Abandoned: &a}); err != nil {
+			return fmt.Errorf("write abandoned objects: %w", err)
+		}
+	}
 	return bw.Flush()
 }
 
@@ -192,6 +199,11 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 				rec.History.Events[i].intern()
 			}
 			s.history.put(&history{name: rec.History.Name, events: rec.History.Events})
+		case rec.Abandoned != nil:
+			if s.abandoned == nil {
+				s.abandoned = abandoned{}
+			}
+			s.abandoned[rec.Abandoned.ID] = rec.Abandoned.Time
 		}
 	}
 	// Nothing shares these records yet: they may still change.

@@ -80,6 +80,8 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.setNode(c)
 	case OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
 		r = s.changeShards(index, c)
+	case OpAbandonObject:
+		r = s.abandon(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}
@@ -103,6 +105,9 @@ func (s *state) put(index uint64, c Command) Result {
 		}
 		if o, taken := s.byID.get(p.Object.ID); taken {
 			return Result{Status: StatusConflict, Message: fmt.Sprintf("object id %s is %s's", p.Object.ID, o.digest)}
+		}
+		if r, refused := s.refusesObject(p.Object.ID); refused {
+			return r
 		}
 	}
 	if a, ok := s.artifacts.get(p.Name); ok {

@@ -128,6 +128,9 @@ type state struct {
 	history    *table[history]
 	// nodes holds the few nodes not active: copied whole by a snapshot.
 	nodes map[string]NodeState
+	// abandoned holds fenced object IDs (abandon.go); replaced, never
+	// changed in place, so a frozen state shares it.
+	abandoned abandoned
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -171,6 +174,7 @@ func (s *state) freeze() *state {
 		objects:    s.objects.clone(),
 		history:    s.history.clone(),
 		nodes:      maps.Clone(s.nodes),
+		abandoned:  s.abandoned,
 	}
 }
 

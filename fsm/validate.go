@@ -96,6 +96,8 @@ func (c Command) validate(putName func(string) error) error {
 		return fmt.Errorf("%w: unknown node state %q", ErrInvalid, c.Node.State)
 	case OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
 		return validateShardChange(c.Op, c.Shards)
+	case OpAbandonObject:
+		return validateAbandon(c.Abandon)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -224,7 +226,7 @@ func validateNodeID(id string) error {
 func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
-		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt:
+		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject:
 		return true
 	}
 	return false
