@@ -212,7 +212,9 @@ func TestPushesWithANodeDown(t *testing.T) {
 	}
 }
 
-var corruptMetric = regexp.MustCompile(`(?m)^pier_corrupt_blocks_total (\d+)$`)
+// corruptMetric takes any number: client_golang writes large counts in
+// exponent form (1.048576e+06).
+var corruptMetric = regexp.MustCompile(`(?m)^pier_corrupt_blocks_total (\S+)$`)
 
 func TestCorruptShardIsRebuiltAndCounted(t *testing.T) {
 	c := New(t, 3, Options{})
@@ -227,8 +229,11 @@ func TestCorruptShardIsRebuiltAndCounted(t *testing.T) {
 		if m == nil {
 			t.Fatal("no pier_corrupt_blocks_total metric")
 		}
-		n, _ := strconv.Atoi(string(m[1]))
-		corrupt += n
+		n, err := strconv.ParseFloat(string(m[1]), 64)
+		if err != nil {
+			t.Fatalf("pier_corrupt_blocks_total: %v", err)
+		}
+		corrupt += int(n)
 	}
 	if corrupt == 0 {
 		t.Fatal("corruption was not counted")

@@ -55,8 +55,10 @@ func cleanupsRunning(ctx context.Context, base string) int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "pier_cleanups_running "); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
+			// client_golang prints large values in exponent form
+			// (1.048576e+06), which Atoi refuses.
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(f)
 		}
 	}
 	return 0
