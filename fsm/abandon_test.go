@@ -66,6 +66,23 @@ func TestAbandonFencesALatePut(t *testing.T) {
 	})
 }
 
+// A rewrite whose commit's fate was unknown fences its new object the
+// same way: a late replace is refused.
+func TestAbandonFencesALateReplace(t *testing.T) {
+	f := New()
+	p := put("a.jar", 'a', 0)
+	apply(t, f, 1, p)
+	repl := put("a.jar", 'a', 3).Put.Object
+	r := apply(t, f, 2, abandonCmd(repl.ID, 0), Command{Op: OpReplaceObject, Time: t0,
+		Shards: &ShardChange{Digest: digest('a'), ObjectID: p.Put.Object.ID, Replace: &repl}})
+	if r[1].Status != StatusConflict {
+		t.Fatalf("late replace: %s %s", r[1].Status, r[1].Message)
+	}
+	if o, _ := f.Object(digest('a')); o.ID != p.Put.Object.ID {
+		t.Fatalf("object replaced by the abandoned %s", o.ID)
+	}
+}
+
 func TestAbandonedSurvivesSnapshotAndExpires(t *testing.T) {
 	f := New()
 	a, b := oid("gone-1"), oid("gone-2")

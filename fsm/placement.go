@@ -51,6 +51,9 @@ func (s *state) changeShards(index uint64, c Command) Result {
 		if _, taken := s.byID.get(sc.Replace.ID); taken {
 			return Result{Status: StatusConflict, Message: "object id in use"}
 		}
+		if r, refused := s.refusesObject(sc.Replace.ID); refused {
+			return r
+		}
 		ref = *sc.Replace
 		// The new copy was checked against the digest before it was
 		// committed (repair's checkContent, storeNew's digest check).
