@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // Cluster is the compose project under test as the driver sees it: which
@@ -275,9 +277,9 @@ func (c *Cluster) ready(ctx context.Context, n *Node) error {
 }
 
 // views asks every member for its membership view.
-func (c *Cluster) views(ctx context.Context) []MembersView {
+func (c *Cluster) views(ctx context.Context) []invariants.MembersView {
 	nodes := c.Nodes()
-	out := make([]MembersView, len(nodes))
+	out := make([]invariants.MembersView, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Add(1)
@@ -286,7 +288,7 @@ func (c *Cluster) views(ctx context.Context) []MembersView {
 			ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
 			m, err := n.Client.Members(ctx)
-			out[i] = MembersView{Node: n.Name, Resp: m, Err: err}
+			out[i] = invariants.MembersView{Node: n.Name, Resp: m, Err: err}
 		}()
 	}
 	wg.Wait()
@@ -295,11 +297,11 @@ func (c *Cluster) views(ctx context.Context) []MembersView {
 
 // Redundancy reads GET /api/v1/status from a member. available is false
 // when the node has no such endpoint (yet).
-func (c *Cluster) Redundancy(ctx context.Context) (r Redundancy, available bool, err error) {
+func (c *Cluster) Redundancy(ctx context.Context) (r invariants.Redundancy, available bool, err error) {
 	for _, n := range c.Live() {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.Addr+"/api/v1/status", nil)
 		if err != nil {
-			return Redundancy{}, false, err
+			return invariants.Redundancy{}, false, err
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
@@ -310,9 +312,9 @@ func (c *Cluster) Redundancy(ctx context.Context) (r Redundancy, available bool,
 		if err != nil || resp.StatusCode >= 500 {
 			continue
 		}
-		return ParseStatus(resp.StatusCode, body)
+		return invariants.ParseStatus(resp.StatusCode, body)
 	}
-	return Redundancy{}, false, errors.New("no member answered GET /api/v1/status")
+	return invariants.Redundancy{}, false, errors.New("no member answered GET /api/v1/status")
 }
 
 // Converge waits, until deadline, for every member's container to run,
@@ -321,12 +323,12 @@ func (c *Cluster) Redundancy(ctx context.Context) (r Redundancy, available bool,
 // found exited that the driver did not stop is a crash: it is reported and
 // started again so that the run can go on. It returns the crashes and what
 // still failed at the deadline.
-func (c *Cluster) Converge(ctx context.Context, deadline time.Time, gone []string) []Violation {
-	var crashes []Violation
+func (c *Cluster) Converge(ctx context.Context, deadline time.Time, gone []string) []invariants.Violation {
+	var crashes []invariants.Violation
 	crashed := map[string]bool{}
 	nextNote := time.Now().Add(10 * time.Second)
 	for {
-		var last []Violation
+		var last []invariants.Violation
 		for _, n := range c.Nodes() {
 			if v := c.reviveCrashed(ctx, n.Name, crashed); v != nil {
 				crashes = append(crashes, *v)
@@ -334,11 +336,11 @@ func (c *Cluster) Converge(ctx context.Context, deadline time.Time, gone []strin
 		}
 		for _, n := range c.Nodes() {
 			if err := c.ready(ctx, n); err != nil {
-				last = append(last, Violation{Check: CheckClusterName, Detail: fmt.Sprintf("%s not ready: %v", n.Name, err)})
+				last = append(last, invariants.Violation{Check: invariants.CheckClusterName, Detail: fmt.Sprintf("%s not ready: %v", n.Name, err)})
 			}
 		}
 		if len(last) == 0 {
-			last = CheckMembership(c.views(ctx), names(c.Nodes()), gone)
+			last = invariants.CheckMembership(c.views(ctx), names(c.Nodes()), gone)
 		}
 		if len(last) == 0 {
 			return crashes
@@ -359,7 +361,7 @@ func (c *Cluster) Converge(ctx context.Context, deadline time.Time, gone []strin
 // in any count. It returns a summary for the report and, at the deadline,
 // a violation. A node without the endpoint yields the summary "endpoint not
 // available" and no violation: the caller must say so.
-func (c *Cluster) WaitRedundancy(ctx context.Context, deadline time.Time, base *Redundancy) (string, []Violation) {
+func (c *Cluster) WaitRedundancy(ctx context.Context, deadline time.Time, base *invariants.Redundancy) (string, []invariants.Violation) {
 	for {
 		r, available, err := c.Redundancy(ctx)
 		var problem string
@@ -378,7 +380,7 @@ func (c *Cluster) WaitRedundancy(ctx context.Context, deadline time.Time, base *
 			problem = "not full: " + r.String()
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return problem, []Violation{{Check: CheckRedundancyName, Detail: problem}}
+			return problem, []invariants.Violation{{Check: invariants.CheckRedundancyName, Detail: problem}}
 		}
 		sleep(ctx, time.Second)
 	}
@@ -387,7 +389,7 @@ func (c *Cluster) WaitRedundancy(ctx context.Context, deadline time.Time, base *
 // Baseline waits up to timeout for full redundancy and returns the
 // redundancy a scenario must not make worse: nil when it is full (or
 // cannot be read), the current counts otherwise.
-func (c *Cluster) Baseline(ctx context.Context, timeout time.Duration) *Redundancy {
+func (c *Cluster) Baseline(ctx context.Context, timeout time.Duration) *invariants.Redundancy {
 	if sum, _ := c.WaitRedundancy(ctx, time.Now().Add(timeout), nil); sum == "full" || sum == "endpoint not available" {
 		return nil
 	}
@@ -400,14 +402,14 @@ func (c *Cluster) Baseline(ctx context.Context, timeout time.Duration) *Redundan
 
 // reviveCrashed starts a member's container again if it is not running and
 // the driver did not stop it, and reports the crash once.
-func (c *Cluster) reviveCrashed(ctx context.Context, node string, reported map[string]bool) *Violation {
+func (c *Cluster) reviveCrashed(ctx context.Context, node string, reported map[string]bool) *invariants.Violation {
 	id, err := c.compose.Container(ctx, node)
 	if err != nil {
 		if reported[node] {
 			return nil
 		}
 		reported[node] = true
-		return &Violation{Check: CheckScenarioName, Detail: err.Error()}
+		return &invariants.Violation{Check: invariants.CheckScenarioName, Detail: err.Error()}
 	}
 	st, err := inspect(ctx, id)
 	if err != nil || st.Status == "running" {
@@ -416,11 +418,11 @@ func (c *Cluster) reviveCrashed(ctx context.Context, node string, reported map[s
 	c.mu.Lock()
 	byDriver := c.down[node]
 	c.mu.Unlock()
-	var v *Violation
+	var v *invariants.Violation
 	if !byDriver && !reported[node] {
 		reported[node] = true
 		last, _ := run(ctx, 30*time.Second, nil, "docker", "logs", "--tail", "2", id)
-		v = &Violation{Check: CheckCrashName, Detail: fmt.Sprintf("%s was %s (exit code %d, OOM killed %v) though the driver did not stop it; its last log lines: %q",
+		v = &invariants.Violation{Check: invariants.CheckCrashName, Detail: fmt.Sprintf("%s was %s (exit code %d, OOM killed %v) though the driver did not stop it; its last log lines: %q",
 			node, st.Status, st.ExitCode, st.OOM, last)}
 		c.logf("CRASH: %s", v.Detail)
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // fakeRegistry is an in-memory Pier API, correct unless a fault is planted:
@@ -147,7 +149,7 @@ func runAgainstFake(t *testing.T, fault string) *Result {
 		}
 		nodes = append(nodes, n)
 	}
-	h := NewHistory()
+	h := invariants.NewHistory()
 	wl := NewWorkload(WorkloadConfig{Workers: 3, MaxOps: 150, Think: time.Millisecond, MaxLarge: 0}, h, func() []*Node { return nodes }, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -155,7 +157,7 @@ func runAgainstFake(t *testing.T, fault string) *Result {
 	wl.Run(ctx, scenario)
 
 	pool := TagPool(scenario)
-	wl.tag(ctx, scenario, 0, nodes[0], KindTag, pool[0], "alpha")
+	wl.tag(ctx, scenario, 0, nodes[0], invariants.KindTag, pool[0], "alpha")
 	wl.info(ctx, scenario, 0, nodes[1], pool[0])
 	wl.push(ctx, scenario, 0, nodes[0], "s/rebound", Content{Seed: 1, Size: 100})
 	wl.push(ctx, scenario, 0, nodes[1], "s/rebound", Content{Seed: 2, Size: 100})
@@ -187,10 +189,10 @@ func TestPlantedFaultsAreCaught(t *testing.T) {
 		fault string
 		check string
 	}{
-		{"corrupt", CheckWrongName},
-		{"drop", CheckLostName},
-		{"stale-tags", CheckTagsName},
-		{"rebind", CheckBindingName},
+		{"corrupt", invariants.CheckWrongName},
+		{"drop", invariants.CheckLostName},
+		{"stale-tags", invariants.CheckTagsName},
+		{"rebind", invariants.CheckBindingName},
 	}
 	for _, tc := range tests {
 		t.Run(tc.fault, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pier-registry/pier/testing/invariants"
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
@@ -84,10 +86,10 @@ func SnapshotNode(ctx context.Context, n *Node, exclude string) (NodeState, erro
 func fingerprint(a apiclient.Artifact) string {
 	tags := slices.Sorted(slices.Values(a.Tags))
 	var labels []string
-	for _, k := range sortedKeys(a.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(a.Labels)) {
 		labels = append(labels, k+"="+a.Labels[k])
 	}
-	return fmt.Sprintf("%s tags=%v version=%q commit=%q labels=%v", short(a.Digest), tags, a.Version, a.Commit, labels)
+	return fmt.Sprintf("%s tags=%v version=%q commit=%q labels=%v", invariants.Short(a.Digest), tags, a.Version, a.Commit, labels)
 }
 
 // Change is one difference between two snapshots of the cluster, with the
@@ -117,7 +119,7 @@ func DiffStates(before, after []NodeState) []Change {
 			continue
 		}
 		a := after[i]
-		for _, name := range sortedKeys(b.Artifacts) {
+		for _, name := range slices.Sorted(maps.Keys(b.Artifacts)) {
 			switch now, ok := a.Artifacts[name]; {
 			case !ok:
 				add(b.Node, fmt.Sprintf("artifact %s gone (was %s)", name, b.Artifacts[name]))
@@ -125,7 +127,7 @@ func DiffStates(before, after []NodeState) []Change {
 				add(b.Node, fmt.Sprintf("artifact %s changed: %s -> %s", name, b.Artifacts[name], now))
 			}
 		}
-		for _, name := range sortedKeys(a.Artifacts) {
+		for _, name := range slices.Sorted(maps.Keys(a.Artifacts)) {
 			if _, ok := b.Artifacts[name]; !ok {
 				add(b.Node, fmt.Sprintf("artifact %s appeared: %s", name, a.Artifacts[name]))
 			}
@@ -234,14 +236,14 @@ func intrude(ctx context.Context, e *Env) error {
 	var targets []string
 	for i, t := range intruderTargets {
 		c := Content{Seed: e.Rand.Uint64(), Size: t.size}
-		var op Op
+		var op invariants.Op
 		for try := 0; try < 5 && ctx.Err() == nil; try++ {
-			if op = e.Push(ctx, nodes[(i+try)%len(nodes)], t.name, c); op.Outcome == OK {
+			if op = e.Push(ctx, nodes[(i+try)%len(nodes)], t.name, c); op.Outcome == invariants.OK {
 				break
 			}
 			sleep(ctx, time.Second)
 		}
-		if op.Outcome != OK {
+		if op.Outcome != invariants.OK {
 			return fmt.Errorf("push target %s: %s", t.name, op.Err)
 		}
 		targets = append(targets, t.name)
@@ -271,16 +273,16 @@ func intrude(ctx context.Context, e *Env) error {
 	successes := rep.Successes()
 	total := IntruderChanges(changes, rep)
 	for _, c := range changes {
-		e.Violate(CheckIntruderName, "state changed: %s", c)
+		e.Violate(invariants.CheckIntruderName, "state changed: %s", c)
 	}
 	for _, s := range successes {
-		e.Violate(CheckIntruderName, "the intruder got through: %s", s)
+		e.Violate(invariants.CheckIntruderName, "the intruder got through: %s", s)
 	}
 	for _, u := range rep.Unreached() {
-		e.Violate(CheckScenarioName, "the intruder could not reach a node, so its refusals prove nothing: %s", u)
+		e.Violate(invariants.CheckScenarioName, "the intruder could not reach a node, so its refusals prove nothing: %s", u)
 	}
 	if rep.Unfinished {
-		e.Violate(CheckScenarioName, "the intruder ran out of time before every attack ran")
+		e.Violate(invariants.CheckScenarioName, "the intruder ran out of time before every attack ran")
 	}
 	byChannel := map[string]int{}
 	for _, a := range rep.Attempts {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pier-registry/pier/testing/invariants"
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
@@ -30,11 +32,11 @@ type fakeNode struct {
 func newFakeNode() *fakeNode {
 	f := &fakeNode{artifacts: map[string]apiclient.Artifact{}, members: []string{"pier1", "pier2", "pier3"}, leader: "pier2", term: 4}
 	for _, a := range []apiclient.Artifact{
-		{Name: "chaos/intruder-target/app-1.0.txt", Digest: dA, Tags: []string{}},
-		{Name: "chaos/intruder-target/app-1.0.bin", Digest: dB, Version: "1.0", Labels: map[string]string{"os": "linux"}},
-		{Name: "chaos/kill-m/c1-7.bin", Digest: dA, Tags: []string{"beta", "alpha"}},
-		{Name: "chaos/intruder/tagged-0", Digest: dB},
-		{Name: "chaos/intruder/c0-1.bin", Digest: dA},
+		{Name: "chaos/intruder-target/app-1.0.txt", Digest: invariants.DigestA, Tags: []string{}},
+		{Name: "chaos/intruder-target/app-1.0.bin", Digest: invariants.DigestB, Version: "1.0", Labels: map[string]string{"os": "linux"}},
+		{Name: "chaos/kill-m/c1-7.bin", Digest: invariants.DigestA, Tags: []string{"beta", "alpha"}},
+		{Name: "chaos/intruder/tagged-0", Digest: invariants.DigestB},
+		{Name: "chaos/intruder/c0-1.bin", Digest: invariants.DigestA},
 	} {
 		f.artifacts[a.Name] = a
 	}
@@ -47,7 +49,7 @@ func (f *fakeNode) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var body any
 	switch r.URL.Path {
 	case "/api/v1/artifacts":
-		names := sortedKeys(f.artifacts)
+		names := slices.Sorted(maps.Keys(f.artifacts))
 		from, _ := strconv.Atoi(r.URL.Query().Get("page_token"))
 		to := min(from+2, len(names))
 		page := apiclient.ListPage{}
@@ -91,7 +93,7 @@ func TestIntruderChangesCatchesPlantedChanges(t *testing.T) {
 			a.Tags = []string{"gamma"}
 			f.artifacts["chaos/intruder/tagged-0"] = a
 			delete(f.artifacts, "chaos/intruder/c0-1.bin")
-			f.artifacts["chaos/intruder/c3-9.bin"] = apiclient.Artifact{Name: "chaos/intruder/c3-9.bin", Digest: dB}
+			f.artifacts["chaos/intruder/c3-9.bin"] = apiclient.Artifact{Name: "chaos/intruder/c3-9.bin", Digest: invariants.DigestB}
 		}},
 		{name: "forged tag on every node", want: 1, plant: func(f *fakeNode, _ int) {
 			a := f.artifacts["chaos/intruder-target/app-1.0.txt"]
@@ -100,7 +102,7 @@ func TestIntruderChangesCatchesPlantedChanges(t *testing.T) {
 		}},
 		{name: "planted artifact on one node", want: 1, plant: func(f *fakeNode, node int) {
 			if node == 1 {
-				f.artifacts["intruder/planted.txt"] = apiclient.Artifact{Name: "intruder/planted.txt", Digest: dA}
+				f.artifacts["intruder/planted.txt"] = apiclient.Artifact{Name: "intruder/planted.txt", Digest: invariants.DigestA}
 			}
 		}},
 		{name: "artifact deleted", want: 1, plant: func(f *fakeNode, _ int) { delete(f.artifacts, "chaos/kill-m/c1-7.bin") }},
@@ -208,7 +210,7 @@ func TestSnapshotWaitsForTargets(t *testing.T) {
 	go func() {
 		time.Sleep(300 * time.Millisecond) // the follower applies the push a little later
 		f.mu.Lock()
-		f.artifacts["late.bin"] = apiclient.Artifact{Name: "late.bin", Digest: dA}
+		f.artifacts["late.bin"] = apiclient.Artifact{Name: "late.bin", Digest: invariants.DigestA}
 		f.mu.Unlock()
 	}()
 	st, err := snapshotAll(ctx, []*Node{n}, "", []string{"late.bin"}, 10*time.Second)

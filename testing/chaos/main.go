@@ -24,6 +24,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 func main() { os.Exit(runMain()) }
@@ -123,7 +125,7 @@ func runMain() int {
 	}
 	logf("cluster up in %.1fs", time.Since(up).Seconds())
 
-	h := NewHistory()
+	h := invariants.NewHistory()
 	wl := NewWorkload(WorkloadConfig{Workers: *workers, MaxOps: *maxOps, Think: *think, MaxLarge: *maxLarge}, h, cl.Nodes, *seed)
 	suite := &Suite{cl: cl, wl: wl, h: h, outDir: outDir, pier: *pierBin, intruderImage: *intruder, seed: *seed, logf: logf, reported: map[string]bool{},
 		timing: Timing{Warmup: *warmup, Cooldown: 2 * time.Second, Converge: time.Minute,
@@ -176,7 +178,7 @@ func plantedVerdict(results []*Result, expect []string) int {
 		if r.Skipped != "" {
 			continue
 		}
-		if slices.ContainsFunc(r.Violations, func(v Violation) bool { return slices.Contains(expect, v.Check) }) {
+		if slices.ContainsFunc(r.Violations, func(v invariants.Violation) bool { return slices.Contains(expect, v.Check) }) {
 			fmt.Printf("planted fault detected in %s (%v): the suite failed as expected\n", r.Scenario, expect)
 			continue
 		}

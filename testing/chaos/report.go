@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // maxDetails caps the violations printed per check and scenario; the
@@ -58,11 +61,11 @@ func WriteReport(w io.Writer, results []*Result, total time.Duration) {
 			continue
 		}
 		fmt.Fprintf(w, "\n%s FAILED: %d violations; logs and details in %s\n", r.Scenario, len(r.Violations), r.LogDir)
-		byCheck := map[string][]Violation{}
+		byCheck := map[string][]invariants.Violation{}
 		for _, v := range r.Violations {
 			byCheck[v.Check] = append(byCheck[v.Check], v)
 		}
-		for _, c := range sortedKeys(byCheck) {
+		for _, c := range slices.Sorted(maps.Keys(byCheck)) {
 			vs := byCheck[c]
 			fmt.Fprintf(w, "  %s (%d):\n", c, len(vs))
 			for _, v := range vs[:min(len(vs), maxDetails)] {
@@ -88,7 +91,7 @@ func errorKinds(m map[string]int) string {
 	if len(m) == 0 {
 		return "-"
 	}
-	keys := sortedKeys(m)
+	keys := slices.Sorted(maps.Keys(m))
 	slices.SortStableFunc(keys, func(a, b string) int { return m[b] - m[a] })
 	parts := make([]string, len(keys))
 	for i, k := range keys {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // Scenario is one fault, injected and healed while the workload runs.
@@ -211,16 +213,16 @@ func diskFull(ctx context.Context, e *Env) error {
 	var pushes, refused int
 	kinds := map[string]int{}
 	for _, o := range e.Ops() {
-		if o.Node != node.Name || o.Start < from || o.Start > to || o.Kind == KindLatest {
+		if o.Node != node.Name || o.Start < from || o.Start > to || o.Kind == invariants.KindLatest {
 			continue
 		}
-		if o.Kind == KindPush {
+		if o.Kind == invariants.KindPush {
 			pushes++
 		}
-		if o.Outcome == OK {
+		if o.Outcome == invariants.OK {
 			continue
 		}
-		if o.Kind == KindPush && o.Status >= 500 {
+		if o.Kind == invariants.KindPush && o.Status >= 500 {
 			refused++
 		}
 		if o.Status == 0 {
@@ -229,19 +231,19 @@ func diskFull(ctx context.Context, e *Env) error {
 	}
 	e.Logf("%d pushes to %s while full, %d refused with 5xx", pushes, node.Name, refused)
 	for k, n := range kinds {
-		e.Violate(CheckDiskFullName, "%d requests to %s failed without an HTTP answer (%s) while its disk was full", n, node.Name, k)
+		e.Violate(invariants.CheckDiskFullName, "%d requests to %s failed without an HTTP answer (%s) while its disk was full", n, node.Name, k)
 	}
 
 	// Space is back: pushes to the node must succeed again.
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 0; ; i++ {
 		op := e.Push(ctx, node, fmt.Sprintf("chaos/disk-full/after-%d.bin", i), Content{Seed: e.Rand.Uint64(), Size: 64 * kib})
-		if op.Outcome == OK {
+		if op.Outcome == invariants.OK {
 			e.Logf("%s takes pushes again", node.Name)
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			e.Violate(CheckDiskFullName, "%s still refuses pushes 30s after its disk was freed: %s", node.Name, op.Err)
+			e.Violate(invariants.CheckDiskFullName, "%s still refuses pushes 30s after its disk was freed: %s", node.Name, op.Err)
 			break
 		}
 		sleep(ctx, time.Second)
@@ -284,12 +286,12 @@ func leaveJoin(ctx context.Context, e *Env) error {
 	case !exited && leaveErr != nil:
 		return fmt.Errorf("pier leave on %s (bounded at 2m): %w", n.Name, leaveErr)
 	case !exited:
-		e.Violate(CheckScenarioName, "pier leave on %s succeeded but its process still runs 30s later; stopping it", n.Name)
+		e.Violate(invariants.CheckScenarioName, "pier leave on %s succeeded but its process still runs 30s later; stopping it", n.Name)
 		if err := docker(ctx, "stop", "-t", "10", id); err != nil {
 			return err
 		}
 	case leaveErr != nil:
-		e.Violate(CheckScenarioName, "%s left, but pier leave failed: %v", n.Name, leaveErr)
+		e.Violate(invariants.CheckScenarioName, "%s left, but pier leave failed: %v", n.Name, leaveErr)
 	}
 	e.Left(n.Name)
 	e.Logf("%s left", n.Name)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // Timing bounds every wait of a scenario.
@@ -32,7 +34,7 @@ type Timing struct {
 type Suite struct {
 	cl     *Cluster
 	wl     *Workload
-	h      *History
+	h      *invariants.History
 	timing Timing
 	outDir string
 	pier   string // host path of the pier binary in the image
@@ -57,7 +59,7 @@ type Result struct {
 	Errors     map[string]int
 	Recover    time.Duration // heal to converged; negative: never
 	Redundancy string
-	Violations []Violation
+	Violations []invariants.Violation
 	Notes      []string // a scenario's own figures, printed below the table
 	LogDir     string
 	Took       time.Duration
@@ -119,7 +121,7 @@ func (e *Env) Healed() {
 
 // Violate records a broken invariant found by the scenario itself.
 func (e *Env) Violate(check, format string, args ...any) {
-	v := Violation{Check: check, Detail: fmt.Sprintf(format, args...)}
+	v := invariants.Violation{Check: check, Detail: fmt.Sprintf(format, args...)}
 	e.mu.Lock()
 	e.res.Violations = append(e.res.Violations, v)
 	e.mu.Unlock()
@@ -143,12 +145,12 @@ func (e *Env) Left(node string) {
 
 // Push pushes content under name to n, as the workload would, and returns
 // the recorded operation.
-func (e *Env) Push(ctx context.Context, n *Node, name string, c Content) Op {
+func (e *Env) Push(ctx context.Context, n *Node, name string, c Content) invariants.Op {
 	return e.suite.wl.push(ctx, e.scenario, -2, n, name, c)
 }
 
 // Ops returns the operations of this scenario so far.
-func (e *Env) Ops() []Op { return e.suite.h.Scenario(e.scenario) }
+func (e *Env) Ops() []invariants.Op { return e.suite.h.Scenario(e.scenario) }
 
 // Now reads the history's clock.
 func (e *Env) Now() time.Duration { return e.suite.h.Now() }
@@ -161,8 +163,8 @@ func (e *Env) OutDir() string { return filepath.Join(e.suite.outDir, e.scenario)
 func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	phase = e.scenario + ":" + phase
 	before := e.suite.wl.Barrier()
-	var due []Op
-	for _, a := range sortedAcks(e.suite.h.Ops()) {
+	var due []invariants.Op
+	for _, a := range invariants.SortedAcks(e.suite.h.Ops()) {
 		if a.End <= before {
 			due = append(due, a)
 		}
@@ -175,15 +177,15 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	// its own pulls.
 	var wg sync.WaitGroup
 	for _, n := range nodes {
-		jobs := make(chan Op)
+		jobs := make(chan invariants.Op)
 		for range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for ack := range jobs {
 					for try := 1; ctx.Err() == nil; try++ {
-						op := e.suite.wl.pull(ctx, e.scenario, phase, KindVerify, -1, n, ack.Name, ack.Size)
-						if (op.Outcome == OK && op.Complete && op.Digest == ack.Sent) || try >= e.suite.timing.VerifyTries {
+						op := e.suite.wl.pull(ctx, e.scenario, phase, invariants.KindVerify, -1, n, ack.Name, ack.Size)
+						if (op.Outcome == invariants.OK && op.Complete && op.Digest == ack.Sent) || try >= e.suite.timing.VerifyTries {
 							break
 						}
 						sleep(ctx, time.Duration(try)*e.suite.timing.VerifyBackoff)
@@ -231,11 +233,11 @@ func (s *Suite) Run(ctx context.Context, sc Scenario) *Result {
 	// The cluster must be healthy to start; redundancy an earlier scenario
 	// left degraded is this one's baseline, which it must not make worse.
 	for _, v := range s.cl.Converge(ctx, time.Now().Add(s.timing.Converge), nil) {
-		if v.Check == CheckCrashName {
+		if v.Check == invariants.CheckCrashName {
 			res.Violations = append(res.Violations, v)
 			continue
 		}
-		res.Violations = append(res.Violations, Violation{Check: CheckScenarioName, Detail: "cluster not healthy before the scenario: " + v.Detail})
+		res.Violations = append(res.Violations, invariants.Violation{Check: invariants.CheckScenarioName, Detail: "cluster not healthy before the scenario: " + v.Detail})
 	}
 	if res.Failed() {
 		s.finish(ctx, env)
@@ -256,7 +258,7 @@ func (s *Suite) Run(ctx context.Context, sc Scenario) *Result {
 	sleep(ctx, s.timing.Warmup)
 
 	if err := sc.Run(ctx, env); err != nil {
-		env.Violate(CheckScenarioName, "%v", err)
+		env.Violate(invariants.CheckScenarioName, "%v", err)
 	}
 	env.mu.Lock()
 	if env.healed == 0 {
@@ -268,9 +270,9 @@ func (s *Suite) Run(ctx context.Context, sc Scenario) *Result {
 	deadline := time.Now().Add(s.timing.Converge)
 	conv := s.cl.Converge(ctx, deadline, gone)
 	res.Violations = append(res.Violations, conv...)
-	if !slices.ContainsFunc(conv, func(v Violation) bool { return v.Check != CheckCrashName }) {
+	if !slices.ContainsFunc(conv, func(v invariants.Violation) bool { return v.Check != invariants.CheckCrashName }) {
 		members := s.h.Now() - healed
-		var red []Violation
+		var red []invariants.Violation
 		res.Redundancy, red = s.cl.WaitRedundancy(ctx, deadline, base)
 		res.Violations = append(res.Violations, red...)
 		if len(red) == 0 {
@@ -314,11 +316,11 @@ func (s *Suite) finish(ctx context.Context, env *Env) {
 // so far; checkpoints are the scenario's. What stays broken across
 // scenarios (a lost artifact, one served wrong, a name with two digests) is
 // reported by the first scenario that finds it, remembered in reported.
-func Evaluate(res *Result, all []Op, checkpoints []checkpoint, reported map[string]bool, visDir string) {
-	ops := slices.DeleteFunc(slices.Clone(all), func(o Op) bool { return o.Scenario != res.Scenario })
-	acks := Acks(all)
+func Evaluate(res *Result, all []invariants.Op, checkpoints []checkpoint, reported map[string]bool, visDir string) {
+	ops := slices.DeleteFunc(slices.Clone(all), func(o invariants.Op) bool { return o.Scenario != res.Scenario })
+	acks := invariants.Acks(all)
 	for _, o := range ops {
-		if o.Kind == KindVerify {
+		if o.Kind == invariants.KindVerify {
 			continue
 		}
 		res.Ops++
@@ -328,18 +330,18 @@ func Evaluate(res *Result, all []Op, checkpoints []checkpoint, reported map[stri
 		// A latest query that matches nothing is an answer, not an error,
 		// and a request cut off by the workload's own stop is no error of
 		// the cluster's.
-		if o.Outcome != OK && !(o.Kind == KindLatest && o.Status == 404) && o.ErrKind != "cancelled" {
+		if o.Outcome != invariants.OK && !(o.Kind == invariants.KindLatest && o.Status == 404) && o.ErrKind != "cancelled" {
 			res.Errors[o.ErrKind]++
 		}
 	}
 
 	// An artifact lost, or served wrong, stays so in later checkpoints; it
 	// is reported by the first scenario that finds it.
-	var v []Violation
+	var v []invariants.Violation
 	lost := map[string]bool{}
 	for _, cp := range checkpoints {
-		for _, l := range CheckLost(all, cp.phase, cp.nodes, cp.before) {
-			if l.Check == CheckUnverifiedName {
+		for _, l := range invariants.CheckLost(all, cp.phase, cp.nodes, cp.before) {
+			if l.Check == invariants.CheckUnverifiedName {
 				v = append(v, l)
 				continue
 			}
@@ -352,7 +354,7 @@ func Evaluate(res *Result, all []Op, checkpoints []checkpoint, reported map[stri
 	}
 	res.Lost = len(lost)
 	wrongNames := map[string]bool{}
-	for _, w := range CheckWrongBytes(ops, acks) {
+	for _, w := range invariants.CheckWrongBytes(ops, acks) {
 		if !reported["wrong "+w.Name] || wrongNames[w.Name] {
 			reported["wrong "+w.Name] = true
 			wrongNames[w.Name] = true
@@ -360,8 +362,8 @@ func Evaluate(res *Result, all []Op, checkpoints []checkpoint, reported map[stri
 			v = append(v, w)
 		}
 	}
-	v = append(v, CheckReadAfterWrite(ops, acks)...)
-	for _, b := range CheckBindings(all) {
+	v = append(v, invariants.CheckReadAfterWrite(ops, acks)...)
+	for _, b := range invariants.CheckBindings(all) {
 		if !reported[b.Detail] {
 			reported[b.Detail] = true
 			v = append(v, b)
@@ -371,7 +373,7 @@ func Evaluate(res *Result, all []Op, checkpoints []checkpoint, reported map[stri
 	for _, n := range TagPool(res.Scenario) {
 		pool[n] = true
 	}
-	v = append(v, CheckTags(ops, pool, visDir, time.Minute)...)
+	v = append(v, invariants.CheckTags(ops, pool, visDir, time.Minute)...)
 	res.Violations = append(res.Violations, v...)
 }
 

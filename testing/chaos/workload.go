@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/pier-registry/pier/testing/invariants"
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
@@ -65,7 +66,7 @@ type WorkloadConfig struct {
 // later scenarios.
 type Workload struct {
 	cfg   WorkloadConfig
-	h     *History
+	h     *invariants.History
 	nodes func() []*Node // the nodes to spread requests over, read per operation
 	seed  uint64
 
@@ -83,7 +84,7 @@ type artifactRef struct {
 }
 
 // NewWorkload returns a workload over the nodes that nodes returns.
-func NewWorkload(cfg WorkloadConfig, h *History, nodes func() []*Node, seed uint64) *Workload {
+func NewWorkload(cfg WorkloadConfig, h *invariants.History, nodes func() []*Node, seed uint64) *Workload {
 	return &Workload{cfg: cfg, h: h, nodes: nodes, seed: seed, ackedBy: map[string]bool{}}
 }
 
@@ -127,7 +128,7 @@ func (w *Workload) Run(ctx context.Context, scenario string) {
 func (w *Workload) ensurePushed(ctx context.Context, scenario string, r *rand.Rand, name string) {
 	content := Content{Seed: r.Uint64(), Size: 1*kib + r.Int64N(4*kib)}
 	for try := 0; try < 10 && ctx.Err() == nil; try++ {
-		if w.push(ctx, scenario, -1, w.pick(r), name, content).Outcome == OK {
+		if w.push(ctx, scenario, -1, w.pick(r), name, content).Outcome == invariants.OK {
 			return
 		}
 		sleep(ctx, time.Second)
@@ -154,12 +155,12 @@ func (w *Workload) step(ctx context.Context, scenario string, client int, r *ran
 		}
 	case x < 68:
 		if a, ok := w.randomAcked(r); ok {
-			w.pull(ctx, scenario, "", KindPull, client, w.pick(r), a.name, a.content.Size)
+			w.pull(ctx, scenario, "", invariants.KindPull, client, w.pick(r), a.name, a.content.Size)
 		}
 	case x < 83:
-		kind := KindTag
+		kind := invariants.KindTag
 		if r.IntN(2) == 0 {
-			kind = KindUntag
+			kind = invariants.KindUntag
 		}
 		w.tag(ctx, scenario, client, w.pick(r), kind, pool[r.IntN(len(pool))], poolTags[r.IntN(len(poolTags))])
 	case x < 95:
@@ -230,11 +231,11 @@ func opTimeout(size int64) time.Duration {
 	return 10*time.Second + time.Duration(size/(8*mib))*time.Second
 }
 
-func (w *Workload) push(ctx context.Context, scenario string, client int, n *Node, name string, c Content) Op {
+func (w *Workload) push(ctx context.Context, scenario string, client int, n *Node, name string, c Content) invariants.Op {
 	digest := c.Digest()
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(c.Size))
 	defer cancel()
-	op := Op{Scenario: scenario, Kind: KindPush, Client: client, Node: n.Name, Name: name, Size: c.Size, Sent: digest, Start: w.h.Now()}
+	op := invariants.Op{Scenario: scenario, Kind: invariants.KindPush, Client: client, Node: n.Name, Name: name, Size: c.Size, Sent: digest, Start: w.h.Now()}
 	art, _, err := n.Client.Push(ctx, name, c.Body, c.Size, apiclient.PushOptions{
 		SHA256: strings.TrimPrefix(digest, "sha256:"), Labels: map[string]string{"chaos": scenario},
 	})
@@ -267,10 +268,10 @@ func (w *Workload) Barrier() time.Duration {
 
 // pull fetches name from n and hashes what arrives. It is also the
 // checkpoints' verify.
-func (w *Workload) pull(ctx context.Context, scenario, phase string, kind Kind, client int, n *Node, name string, size int64) Op {
+func (w *Workload) pull(ctx context.Context, scenario, phase string, kind invariants.Kind, client int, n *Node, name string, size int64) invariants.Op {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(size))
 	defer cancel()
-	op := Op{Scenario: scenario, Phase: phase, Kind: kind, Client: client, Node: n.Name, Name: name, Start: w.h.Now()}
+	op := invariants.Op{Scenario: scenario, Phase: phase, Kind: kind, Client: client, Node: n.Name, Name: name, Start: w.h.Now()}
 	rc, info, err := n.Client.Get(ctx, name)
 	if err == nil {
 		h := sha256.New()
@@ -295,13 +296,13 @@ func (w *Workload) pull(ctx context.Context, scenario, phase string, kind Kind, 
 	return w.h.Add(op)
 }
 
-func (w *Workload) tag(ctx context.Context, scenario string, client int, n *Node, kind Kind, name, tag string) {
+func (w *Workload) tag(ctx context.Context, scenario string, client int, n *Node, kind invariants.Kind, name, tag string) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(0))
 	defer cancel()
-	op := Op{Scenario: scenario, Kind: kind, Client: client, Node: n.Name, Name: name, Tag: tag, Start: w.h.Now()}
+	op := invariants.Op{Scenario: scenario, Kind: kind, Client: client, Node: n.Name, Name: name, Tag: tag, Start: w.h.Now()}
 	var art apiclient.Artifact
 	var err error
-	if kind == KindTag {
+	if kind == invariants.KindTag {
 		art, err = n.Client.Tag(ctx, name, tag)
 	} else {
 		art, err = n.Client.Untag(ctx, name, tag)
@@ -313,13 +314,13 @@ func (w *Workload) tag(ctx context.Context, scenario string, client int, n *Node
 func (w *Workload) info(ctx context.Context, scenario string, client int, n *Node, name string) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(0))
 	defer cancel()
-	op := Op{Scenario: scenario, Kind: KindInfo, Client: client, Node: n.Name, Name: name, Start: w.h.Now()}
+	op := invariants.Op{Scenario: scenario, Kind: invariants.KindInfo, Client: client, Node: n.Name, Name: name, Start: w.h.Now()}
 	art, err := n.Client.Info(ctx, name, false)
 	op.End = w.h.Now()
 	w.finishMeta(op, art, err)
 }
 
-func (w *Workload) finishMeta(op Op, art apiclient.Artifact, err error) {
+func (w *Workload) finishMeta(op invariants.Op, art apiclient.Artifact, err error) {
 	op.Outcome, op.Status, op.ErrKind = classify(err)
 	if err != nil {
 		op.Err = err.Error()
@@ -335,7 +336,7 @@ func (w *Workload) finishMeta(op Op, art apiclient.Artifact, err error) {
 func (w *Workload) latest(ctx context.Context, scenario string, client int, n *Node, prefix, tag string) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout(0))
 	defer cancel()
-	op := Op{Scenario: scenario, Kind: KindLatest, Client: client, Node: n.Name, Tag: tag, Start: w.h.Now()}
+	op := invariants.Op{Scenario: scenario, Kind: invariants.KindLatest, Client: client, Node: n.Name, Tag: tag, Start: w.h.Now()}
 	name, err := n.Client.Latest(ctx, prefix, tag)
 	op.End = w.h.Now()
 	op.Outcome, op.Status, op.ErrKind = classify(err)
@@ -350,30 +351,30 @@ var errTruncated = errors.New("transfer cut short")
 
 // classify sorts an error into an outcome, the HTTP status if one came
 // back, and a kind for the report's error counts.
-func classify(err error) (Outcome, int, string) {
+func classify(err error) (invariants.Outcome, int, string) {
 	if err == nil {
-		return OK, 0, ""
+		return invariants.OK, 0, ""
 	}
 	var ae *apiclient.APIError
 	var ne net.Error
 	switch {
 	case errors.As(err, &ae):
 		if ae.Status >= 400 && ae.Status < 500 && ae.Status != 408 && ae.Status != 429 {
-			return Fail, ae.Status, fmt.Sprintf("http-%d", ae.Status)
+			return invariants.Fail, ae.Status, fmt.Sprintf("http-%d", ae.Status)
 		}
-		return Unknown, ae.Status, fmt.Sprintf("http-%d", ae.Status)
+		return invariants.Unknown, ae.Status, fmt.Sprintf("http-%d", ae.Status)
 	case errors.Is(err, errTruncated):
-		return Unknown, 0, "truncated"
+		return invariants.Unknown, 0, "truncated"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return Fail, 0, "refused"
+		return invariants.Fail, 0, "refused"
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return Unknown, 0, "timeout"
+		return invariants.Unknown, 0, "timeout"
 	case errors.Is(err, context.Canceled):
-		return Unknown, 0, "cancelled"
+		return invariants.Unknown, 0, "cancelled"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return Unknown, 0, "conn-lost"
+		return invariants.Unknown, 0, "conn-lost"
 	}
-	return Unknown, 0, "other"
+	return invariants.Unknown, 0, "other"
 }
 
 // Content is reproducible artifact bytes: Size bytes of a ChaCha8 stream

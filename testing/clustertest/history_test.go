@@ -12,97 +12,22 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/pier-registry/pier/testing/invariants"
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // The in-process partition tests record every operation they send, as the
-// chaos suite does (testing/chaos/history.go), and judge the history with
-// the same checks (invariants_test.go).
+// chaos suite does, and judge the history with the same checks (package
+// invariants).
 
-type opKind string
-
-const (
-	kindPush   opKind = "push"
-	kindPull   opKind = "pull"
-	kindVerify opKind = "verify" // a checkpoint's pull
-	kindTag    opKind = "tag"
-	kindUntag  opKind = "untag"
-	kindInfo   opKind = "info"
+// History vocabulary of package invariants, shared with the chaos suite.
+type (
+	op      = invariants.Op
+	history = invariants.History
 )
-
-// outcome: ok, fail (certainly had no effect) or unknown (may have taken
-// effect, at any time after it was sent).
-type outcome string
-
-const (
-	outOK      outcome = "ok"
-	outFail    outcome = "fail"
-	outUnknown outcome = "unknown"
-)
-
-// op is one request and its answer.
-type op struct {
-	ID         int64
-	Kind       opKind
-	Client     int
-	Node       string
-	Name       string
-	Tag        string
-	Phase      string // a verify's checkpoint
-	Start, End time.Duration
-	Status     int // 0: no HTTP answer
-	Outcome    outcome
-	Err        string
-	Size       int64
-	Sent       string   // push: digest of the bytes sent
-	Digest     string   // push: digest acknowledged; read: of the bytes read; tag, info: the artifact's
-	Announced  string   // read: the digest in the ETag
-	Complete   bool     // read: every announced byte arrived
-	Tags       []string // tag, untag, info: the tag set answered
-}
-
-func (o op) acked() bool  { return o.Kind == kindPush && o.Outcome == outOK }
-func (o op) isRead() bool { return o.Kind == kindPull || o.Kind == kindVerify }
-
-// history is the record of one test's operations, timed on one clock.
-type history struct {
-	mu    sync.Mutex
-	start time.Time
-	ops   []op
-}
-
-func newHistory() *history { return &history{start: time.Now()} }
-
-func (h *history) now() time.Duration { return time.Since(h.start) }
-
-func (h *history) add(o op) op {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	o.ID = int64(len(h.ops) + 1)
-	h.ops = append(h.ops, o)
-	return o
-}
-
-func (h *history) all() []op {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]op(nil), h.ops...)
-}
-
-// acksOf returns the first acknowledged push of each name.
-func acksOf(ops []op) map[string]op {
-	out := map[string]op{}
-	for _, o := range ops {
-		if _, seen := out[o.Name]; o.acked() && !seen {
-			out[o.Name] = o
-		}
-	}
-	return out
-}
 
 // driver sends the recorded operations to the nodes' public API through
 // the cluster's network as the test client.
@@ -116,13 +41,13 @@ type driver struct {
 const opTimeout = 10 * time.Second
 
 func newDriver(c *Cluster) *driver {
-	return &driver{c: c, h: newHistory(), hc: c.HTTPClient(opTimeout)}
+	return &driver{c: c, h: invariants.NewHistory(), hc: c.HTTPClient(opTimeout)}
 }
 
 func (d *driver) push(ctx context.Context, client, node int, name string, body []byte) op {
 	sum := sha256.Sum256(body)
-	o := op{Kind: kindPush, Client: client, Node: d.c.Nodes[node].ID, Name: name, Size: int64(len(body)),
-		Sent: "sha256:" + hex.EncodeToString(sum[:]), Start: d.h.now()}
+	o := op{Kind: invariants.KindPush, Client: client, Node: d.c.Nodes[node].ID, Name: name, Size: int64(len(body)),
+		Sent: "sha256:" + hex.EncodeToString(sum[:]), Start: d.h.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, d.c.Nodes[node].URL+"/artifacts/"+name, bytes.NewReader(body))
 	if err == nil {
 		req.Header.Set("X-Checksum-Sha256", hex.EncodeToString(sum[:]))
@@ -130,13 +55,13 @@ func (d *driver) push(ctx context.Context, client, node int, name string, body [
 		o.Status, err = d.call(req, &art)
 		o.Digest = art.Digest
 	}
-	o.End = d.h.now()
+	o.End = d.h.Now()
 	o.Outcome, o.Err = classify(o.Status, err)
-	return d.h.add(o)
+	return d.h.Add(o)
 }
 
-func (d *driver) pull(ctx context.Context, kind opKind, phase string, client, node int, name string) op {
-	o := op{Kind: kind, Phase: phase, Client: client, Node: d.c.Nodes[node].ID, Name: name, Start: d.h.now()}
+func (d *driver) pull(ctx context.Context, kind invariants.Kind, phase string, client, node int, name string) op {
+	o := op{Kind: kind, Phase: phase, Client: client, Node: d.c.Nodes[node].ID, Name: name, Start: d.h.Now()}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.c.Nodes[node].URL+"/artifacts/"+name, nil)
 	var resp *http.Response
 	if err == nil {
@@ -162,20 +87,20 @@ func (d *driver) pull(ctx context.Context, kind opKind, phase string, client, no
 		}
 		resp.Body.Close()
 	}
-	o.End = d.h.now()
+	o.End = d.h.Now()
 	o.Outcome, o.Err = classify(o.Status, err)
-	return d.h.add(o)
+	return d.h.Add(o)
 }
 
 // meta sends a tag, an untag or an info (the artifact's metadata, with
 // its tags) and records the tag set answered.
-func (d *driver) meta(ctx context.Context, kind opKind, client, node int, name, tag string) op {
-	o := op{Kind: kind, Client: client, Node: d.c.Nodes[node].ID, Name: name, Tag: tag, Start: d.h.now()}
+func (d *driver) meta(ctx context.Context, kind invariants.Kind, client, node int, name, tag string) op {
+	o := op{Kind: kind, Client: client, Node: d.c.Nodes[node].ID, Name: name, Tag: tag, Start: d.h.Now()}
 	method, path := http.MethodGet, "/api/v1/artifacts/"+name
 	switch kind {
-	case kindTag:
+	case invariants.KindTag:
 		method, path = http.MethodPut, "/api/v1/tags/"+url.PathEscape(tag)+"?name="+url.QueryEscape(name)
-	case kindUntag:
+	case invariants.KindUntag:
 		method, path = http.MethodDelete, "/api/v1/tags/"+url.PathEscape(tag)+"?name="+url.QueryEscape(name)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, d.c.Nodes[node].URL+path, nil)
@@ -187,9 +112,9 @@ func (d *driver) meta(ctx context.Context, kind opKind, client, node int, name, 
 			o.Tags = []string{}
 		}
 	}
-	o.End = d.h.now()
+	o.End = d.h.Now()
 	o.Outcome, o.Err = classify(o.Status, err)
-	return d.h.add(o)
+	return d.h.Add(o)
 }
 
 // call sends req and decodes a 200 or 201 answer into v.
@@ -218,20 +143,20 @@ func apiError(resp *http.Response) error {
 // classify sorts an answer as the chaos suite does: a 4xx other than 408
 // and 429, or a refused connection, certainly did nothing; a 5xx, a
 // timeout or a connection lost midway may have done anything.
-func classify(status int, err error) (outcome, string) {
+func classify(status int, err error) (invariants.Outcome, string) {
 	if err == nil {
-		return outOK, ""
+		return invariants.OK, ""
 	}
 	var ne net.Error
 	switch {
 	case status >= 400 && status < 500 && status != 408 && status != 429:
-		return outFail, err.Error()
+		return invariants.Fail, err.Error()
 	case status == 0 && errors.Is(err, syscall.ECONNREFUSED):
-		return outFail, err.Error()
+		return invariants.Fail, err.Error()
 	case status == 0 && (errors.As(err, &ne) && ne.Timeout()):
-		return outUnknown, "timeout: " + err.Error()
+		return invariants.Unknown, "timeout: " + err.Error()
 	}
-	return outUnknown, err.Error()
+	return invariants.Unknown, err.Error()
 }
 
 func unquote(etag string) string {

@@ -77,7 +77,7 @@ func waitLeaderAmong(t *testing.T, c *Cluster, side []int) int {
 // if it is acknowledged: a node cut off from the majority cannot commit.
 func probeNotAcked(t *testing.T, d *driver, i int, name string) {
 	t.Helper()
-	if o := d.push(t.Context(), -2, i, name, content(uint64(len(name)), 4096)); o.acked() {
+	if o := d.push(t.Context(), -2, i, name, content(uint64(len(name)), 4096)); o.Acked() {
 		t.Fatalf("%s acknowledged push %s while cut off from the majority", d.c.Nodes[i].ID, name)
 	} else {
 		t.Logf("push through %s while cut off: %s %d %s", d.c.Nodes[i].ID, o.Outcome, o.Status, o.Err)
@@ -124,7 +124,7 @@ func TestPartitionedLeaderLosesNoAcknowledgedPush(t *testing.T) {
 	all := ids(c, c.Running())
 	waitAcked(t, d, 10, 0, all...)
 
-	cut := d.h.now()
+	cut := d.h.Now()
 	c.Split(minority, majority)
 	t.Logf("split %v | %v", ids(c, minority), ids(c, majority))
 	// The partition is real: the old leader steps down, the majority
@@ -144,7 +144,7 @@ func TestPartitionedLeaderLosesNoAcknowledgedPush(t *testing.T) {
 	}
 
 	c.Heal()
-	healed := d.h.now()
+	healed := d.h.Now()
 	waitConverged(t, c, d.h)
 	// The old minority takes pushes again.
 	waitAcked(t, d, 2, healed, ids(c, minority)...)

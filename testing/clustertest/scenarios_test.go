@@ -27,7 +27,7 @@ func TestIsolateScenario(t *testing.T) {
 	stop := runWorkload(t, w, 2, 50*time.Second)
 	waitAcked(t, d, 5, 0, ids(c, c.Running())...)
 
-	cut := d.h.now()
+	cut := d.h.Now()
 	c.Isolate(victim)
 	t.Logf("isolated %s", c.Nodes[victim].ID)
 	// Real: gossip on the others gives it up, it cannot commit, and the
@@ -38,7 +38,7 @@ func TestIsolateScenario(t *testing.T) {
 	waitAcked(t, d, 5, cut, ids(c, others)...)
 
 	c.Heal()
-	healed := d.h.now()
+	healed := d.h.Now()
 	waitConverged(t, c, d.h)
 	waitAcked(t, d, 1, healed, c.Nodes[victim].ID)
 	stop()
@@ -59,7 +59,7 @@ func TestPauseScenario(t *testing.T) {
 	stop := runWorkload(t, w, 3, 50*time.Second)
 	waitAcked(t, d, 5, 0, ids(c, c.Running())...)
 
-	paused := d.h.now()
+	paused := d.h.Now()
 	c.Pause(victim)
 	t.Logf("paused %s", c.Nodes[victim].ID)
 	// Real: the client gets no answer, the others elect a new leader,
@@ -80,7 +80,7 @@ func TestPauseScenario(t *testing.T) {
 	}
 
 	c.Heal()
-	healed := d.h.now()
+	healed := d.h.Now()
 	waitConverged(t, c, d.h)
 	waitAcked(t, d, 1, healed, c.Nodes[victim].ID)
 	stop()

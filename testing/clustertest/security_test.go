@@ -239,7 +239,7 @@ func TestNodeWithoutTheKeyCannotJoin(t *testing.T) {
 		if objs, _, _ := n.Srv.Node.Shards().Usage(); objs > 0 {
 			t.Fatalf("the intruder received %d shard files", objs)
 		}
-		time.Sleep(50 * time.Millisecond) // a polling interval, not a wait for an outcome
+		time.Sleep(50 * time.Millisecond) // a polling interval, not a wait for an invariants.Outcome
 	}
 	if n.Srv.Node.IsLeader() || len(n.Srv.Node.FSM().Objects()) > 0 {
 		t.Fatal("the intruder has cluster state")

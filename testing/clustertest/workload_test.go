@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pier-registry/pier/testing/invariants"
 )
 
 // mix is the share, in percent, of each kind of operation a workload
@@ -65,7 +67,7 @@ func (w *workload) setup(t *testing.T) {
 	for i, name := range w.pool {
 		body := content(uint64(1000+i), 2048)
 		Eventually(t, Wait(), func() error {
-			if o := w.push(t.Context(), -1, i%len(w.d.c.Nodes), name, body); o.Outcome != outOK {
+			if o := w.push(t.Context(), -1, i%len(w.d.c.Nodes), name, body); o.Outcome != invariants.OK {
 				return fmt.Errorf("push %s: %s %s", name, o.Outcome, o.Err)
 			}
 			return nil
@@ -111,16 +113,16 @@ func (w *workload) step(ctx context.Context, client int, r *rand.Rand) {
 			w.push(ctx, client, node(), a.name, a.body)
 		}
 	case x < m.push+m.conflict+m.repush+m.tag:
-		kind := kindTag
+		kind := invariants.KindTag
 		if r.IntN(2) == 0 {
-			kind = kindUntag
+			kind = invariants.KindUntag
 		}
 		w.d.meta(ctx, kind, client, node(), w.pool[r.IntN(len(w.pool))], poolTags[r.IntN(len(poolTags))])
 	case x < m.push+m.conflict+m.repush+m.tag+m.info:
-		w.d.meta(ctx, kindInfo, client, node(), w.pool[r.IntN(len(w.pool))], "")
+		w.d.meta(ctx, invariants.KindInfo, client, node(), w.pool[r.IntN(len(w.pool))], "")
 	default:
 		if a, ok := w.randomAcked(r); ok {
-			w.d.pull(ctx, kindPull, "", client, node(), a.name)
+			w.d.pull(ctx, invariants.KindPull, "", client, node(), a.name)
 		}
 	}
 }
@@ -139,7 +141,7 @@ func (w *workload) conflict(ctx context.Context, client, a, b int, r *rand.Rand)
 
 func (w *workload) push(ctx context.Context, client, node int, name string, body []byte) op {
 	o := w.d.push(ctx, client, node, name, body)
-	if o.acked() && o.Digest == o.Sent {
+	if o.Acked() && o.Digest == o.Sent {
 		w.mu.Lock()
 		if !slices.ContainsFunc(w.acked, func(a ackRef) bool { return a.name == name }) {
 			w.acked = append(w.acked, ackRef{name, body})
@@ -184,8 +186,8 @@ func content(seed uint64, n int) []byte {
 // sent at or after from.
 func ackedSince(h *history, from time.Duration, nodes ...string) int {
 	n := 0
-	for _, o := range h.all() {
-		if o.acked() && o.Start >= from && slices.Contains(nodes, o.Node) {
+	for _, o := range h.Ops() {
+		if o.Acked() && o.Start >= from && slices.Contains(nodes, o.Node) {
 			n++
 		}
 	}
@@ -197,9 +199,9 @@ func ackedSince(h *history, from time.Duration, nodes ...string) int {
 // checkLost needs to judge it. It runs after the workload stopped, so
 // every acknowledgement is in the history.
 func checkpoint(ctx context.Context, d *driver, phase string) (string, []string, time.Duration) {
-	before := d.h.now()
+	before := d.h.Now()
 	var due []op
-	for _, a := range sortedAcks(d.h.all()) {
+	for _, a := range invariants.SortedAcks(d.h.Ops()) {
 		due = append(due, a)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*Wait())
@@ -213,8 +215,8 @@ func checkpoint(ctx context.Context, d *driver, phase string) (string, []string,
 			wg.Go(func() {
 				for ack := range jobs {
 					for try := 1; ctx.Err() == nil; try++ {
-						v := d.pull(ctx, kindVerify, phase, -1, n, ack.Name)
-						if (v.Outcome == outOK && v.Complete && v.Digest == ack.Sent) || try >= 3 {
+						v := d.pull(ctx, invariants.KindVerify, phase, -1, n, ack.Name)
+						if (v.Outcome == invariants.OK && v.Complete && v.Digest == ack.Sent) || try >= 3 {
 							break
 						}
 						backoff(ctx, time.Duration(try)*500*time.Millisecond)
@@ -251,18 +253,18 @@ func backoff(ctx context.Context, d time.Duration) {
 // test with the violations.
 func judge(t *testing.T, w *workload, phase string, nodes []string, before time.Duration) {
 	t.Helper()
-	ops := w.d.h.all()
-	acks := acksOf(ops)
-	var v []violation
-	v = append(v, checkLost(ops, phase, nodes, before)...)
-	v = append(v, checkWrongBytes(ops, acks)...)
-	v = append(v, checkBindings(ops)...)
-	v = append(v, checkReadAfterWrite(ops, acks)...)
+	ops := w.d.h.Ops()
+	acks := invariants.Acks(ops)
+	var v []invariants.Violation
+	v = append(v, invariants.CheckLost(ops, phase, nodes, before)...)
+	v = append(v, invariants.CheckWrongBytes(ops, acks)...)
+	v = append(v, invariants.CheckBindings(ops)...)
+	v = append(v, invariants.CheckReadAfterWrite(ops, acks)...)
 	pool := map[string]bool{}
 	for _, n := range w.pool {
 		pool[n] = true
 	}
-	v = append(v, checkTags(ops, pool, time.Minute)...)
+	v = append(v, invariants.CheckTags(ops, pool, "", time.Minute)...)
 	counts := map[string]int{}
 	for _, o := range ops {
 		counts[string(o.Kind)+" "+string(o.Outcome)]++

@@ -1,4 +1,12 @@
-package main
+// Package invariants records what a test client asked of a Pier cluster
+// and what came back (History), and judges that record against the
+// registry's invariants: no acknowledged push lost, no wrong bytes, a name
+// bound to one digest, read-after-write, linearizable tags, one leader
+// with every member alive. The chaos suite (testing/chaos, on Docker) and
+// the in-process scenarios (testing/clustertest) share it, so both hold
+// the cluster to the same rules; every checker is tested against a
+// planted fault (checks_test.go).
+package invariants
 
 import (
 	"bufio"

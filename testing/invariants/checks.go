@@ -1,4 +1,4 @@
-package main
+package invariants
 
 import (
 	"cmp"
@@ -58,7 +58,7 @@ func CheckLost(ops []Op, phase string, nodes []string, before time.Duration) []V
 		}
 	}
 	var out []Violation
-	for _, ack := range sortedAcks(ops) {
+	for _, ack := range SortedAcks(ops) {
 		if ack.End > before {
 			continue
 		}
@@ -70,12 +70,12 @@ func CheckLost(ops []Op, phase string, nodes []string, before time.Duration) []V
 				missing = append(missing, n)
 			case v.Outcome == OK && v.Complete && v.Digest == ack.Sent:
 			case v.Outcome == OK && v.Complete:
-				bad = append(bad, fmt.Sprintf("%s: got %s", n, short(v.Digest)))
+				bad = append(bad, fmt.Sprintf("%s: got %s", n, Short(v.Digest)))
 			default:
 				bad = append(bad, fmt.Sprintf("%s: %s", n, v.errText()))
 			}
 		}
-		what := fmt.Sprintf("%s (%d bytes, %s, acked by %s at %s) in checkpoint %q", ack.Name, ack.Size, short(ack.Sent), ack.Node, at(ack.End), phase)
+		what := fmt.Sprintf("%s (%d bytes, %s, acked by %s at %s) in checkpoint %q", ack.Name, ack.Size, Short(ack.Sent), ack.Node, at(ack.End), phase)
 		if len(bad) > 0 {
 			out = append(out, Violation{Check: CheckLostName, Name: ack.Name, Detail: what + ": " + strings.Join(bad, "; ")})
 		}
@@ -98,12 +98,12 @@ func CheckWrongBytes(reads []Op, acks map[string]Op) []Violation {
 		}
 		if o.Announced != "" && o.Digest != o.Announced {
 			out = append(out, Violation{Check: CheckWrongName, Name: o.Name, Detail: fmt.Sprintf("op %d: %s from %s at %s: %d bytes hash to %s, node announced %s",
-				o.ID, o.Name, o.Node, at(o.End), o.Size, short(o.Digest), short(o.Announced))})
+				o.ID, o.Name, o.Node, at(o.End), o.Size, Short(o.Digest), Short(o.Announced))})
 			continue
 		}
 		if ack, ok := acks[o.Name]; ok && o.Digest != ack.Sent {
 			out = append(out, Violation{Check: CheckWrongName, Name: o.Name, Detail: fmt.Sprintf("op %d: %s from %s at %s: %d bytes hash to %s, acknowledged %s",
-				o.ID, o.Name, o.Node, at(o.End), o.Size, short(o.Digest), short(ack.Sent))})
+				o.ID, o.Name, o.Node, at(o.End), o.Size, Short(o.Digest), Short(ack.Sent))})
 		}
 	}
 	return out
@@ -133,7 +133,7 @@ func CheckBindings(ops []Op) []Violation {
 			note(o.Name, o.Digest, o.ID)
 			if o.Digest != o.Sent {
 				out = append(out, Violation{Check: CheckBindingName, Detail: fmt.Sprintf("op %d: push of %s to %s sent %s, acknowledged as %s",
-					o.ID, o.Name, o.Node, short(o.Sent), short(o.Digest))})
+					o.ID, o.Name, o.Node, Short(o.Sent), Short(o.Digest))})
 			}
 		case o.Kind == KindPush && o.Status == 409:
 			if ack, ok := acks[o.Name]; ok && ack.End < o.Start && ack.Sent == o.Sent {
@@ -154,7 +154,7 @@ func CheckBindings(ops []Op) []Violation {
 		var parts []string
 		for _, d := range sortedKeys(ds) {
 			ids := ds[d]
-			parts = append(parts, fmt.Sprintf("%s (ops %v)", short(d), ids[:min(len(ids), 5)]))
+			parts = append(parts, fmt.Sprintf("%s (ops %v)", Short(d), ids[:min(len(ids), 5)]))
 		}
 		out = append(out, Violation{Check: CheckBindingName, Detail: fmt.Sprintf("%s bound to %d digests: %s", name, len(ds), strings.Join(parts, ", "))})
 	}
@@ -437,9 +437,9 @@ func (o Op) errText() string {
 	return string(o.Outcome)
 }
 
-// sortedAcks returns the acknowledged pushes of ops, one per name, in
+// SortedAcks returns the acknowledged pushes of ops, one per name, in
 // acknowledgement order.
-func sortedAcks(ops []Op) []Op {
+func SortedAcks(ops []Op) []Op {
 	acks := Acks(ops)
 	out := make([]Op, 0, len(acks))
 	for _, a := range acks {
@@ -458,8 +458,8 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// short abbreviates a digest for messages.
-func short(d string) string {
+// Short abbreviates a digest for messages.
+func Short(d string) string {
 	h := strings.TrimPrefix(d, "sha256:")
 	if len(h) > 12 {
 		h = h[:12]
