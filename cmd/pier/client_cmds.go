@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -25,7 +26,22 @@ func (c *cli) client(servers string) (*apiclient.Client, error) {
 	if len(list) == 0 {
 		return nil, usagef("--server is empty")
 	}
-	return apiclient.New(list, apiclient.WithUserAgent("pier-cli/"+pierVersion))
+	opts := []apiclient.Option{apiclient.WithUserAgent("pier-cli/" + pierVersion)}
+	if c.caCert != "" {
+		pem, err := os.ReadFile(c.caCert)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-cert: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", c.caCert)
+		}
+		opts = append(opts, apiclient.WithRootCAs(pool))
+	}
+	return apiclient.New(list, opts...)
 }
 
 // newBar returns a progress bar on the terminal, or nil (which draws

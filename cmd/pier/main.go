@@ -44,6 +44,9 @@ type cli struct {
 	// current directory, or "" when there is none.
 	gitCommit func(context.Context) string
 	now       func() time.Time
+	// caCert is --ca-cert: the CA file that https:// servers are checked
+	// against, besides the system's.
+	caCert string
 }
 
 // command is one pier subcommand.
@@ -364,7 +367,9 @@ func (c *cli) serverFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = defaultServer
 	}
-	return fs.String("server", def, "node `address`es, comma-separated, tried in order (env PIER_SERVER)")
+	fs.StringVar(&c.caCert, "ca-cert", strings.TrimSpace(c.getenv("PIER_CA_CERT")),
+		"PEM `file` of the CA that signed the nodes' HTTPS certificates (env PIER_CA_CERT)")
+	return fs.String("server", def, "node `address`es, comma-separated, tried in order; https://host:port for nodes serving TLS (env PIER_SERVER)")
 }
 
 // splitServers turns "a:1, b:2," into ["a:1" "b:2"].

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"flag"
 	"io"
 	"net/http"
@@ -367,5 +368,35 @@ func TestHealthTarget(t *testing.T) {
 		if got := healthTarget(tc.flag, env(tc.env)); got != tc.want {
 			t.Errorf("healthTarget(%q, %v) = %q, want %q", tc.flag, tc.env, got, tc.want)
 		}
+	}
+}
+
+// --ca-cert (or PIER_CA_CERT) makes the CLI trust a node's HTTPS
+// certificate; without it the same command fails on the certificate.
+func TestCACertTrustsHTTPSNodes(t *testing.T) {
+	f := &fakeServer{objects: map[string][]byte{}, etags: map[string]string{}}
+	srv := httptest.NewTLSServer(f)
+	t.Cleanup(srv.Close)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"ls", "--server", srv.URL, "--prefix", "team/"}
+
+	c := newTestCLI(nil)
+	if code := c.run(context.Background(), args); code == 0 || !strings.Contains(c.errOut.String(), "certificate") {
+		t.Fatalf("without --ca-cert: exit %d, stderr %q; want a certificate error", code, c.errOut)
+	}
+	c = newTestCLI(nil)
+	if code := c.run(context.Background(), append(args, "--ca-cert", caFile)); code != 0 {
+		t.Fatalf("--ca-cert: exit %d: %s", code, c.errOut)
+	}
+	c = newTestCLI(map[string]string{"PIER_CA_CERT": caFile})
+	if code := c.run(context.Background(), args); code != 0 {
+		t.Fatalf("PIER_CA_CERT: exit %d: %s", code, c.errOut)
+	}
+	c = newTestCLI(nil)
+	if code := c.run(context.Background(), append(args, "--ca-cert", filepath.Join(t.TempDir(), "none.pem"))); code == 0 {
+		t.Fatal("a missing --ca-cert file was accepted")
 	}
 }

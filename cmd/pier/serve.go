@@ -41,6 +41,7 @@ type serveFlags struct {
 	inlineSize, maxUploadsPerClient         int
 	bodyIdleTimeout                         time.Duration
 	pprof                                   bool
+	tlsCert, tlsKey                         string
 }
 
 func runServe(args []string) error {
@@ -72,6 +73,8 @@ func runServe(args []string) error {
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", httpapi.DefaultBodyIdleTimeout, "cut a push whose body brings no byte for this long, with a 408 (negative: never)")
 	fs.IntVar(&f.maxUploadsPerClient, "max-uploads-per-client", httpapi.DefaultMaxUploadsPerClient, "pushes one client address may have in flight; more get a 429 (negative: no bound)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
 		fs.PrintDefaults()
@@ -104,12 +107,23 @@ func runServe(args []string) error {
 	}
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	select {
-	case s := <-sig:
-		log.Info("stopping", "signal", s.String())
-	case <-srv.Node.Left():
-		log.Info("stopping: this node left the cluster")
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				// Rotate the public certificate without a restart.
+				if err := srv.ReloadTLS(); err != nil {
+					log.Error("SIGHUP: the TLS certificate in use stays", "error", err)
+				}
+				continue
+			}
+			log.Info("stopping", "signal", s.String())
+		case <-srv.Node.Left():
+			log.Info("stopping: this node left the cluster")
+		}
+		break wait
 	}
 	signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -177,6 +191,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	return server.Config{
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
 		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
+		TLSCert: f.tlsCert, TLSKey: f.tlsKey,
 		API: httpapi.Options{BodyIdleTimeout: f.bodyIdleTimeout, MaxUploadsPerClient: f.maxUploadsPerClient},
 		Node: cluster.Config{
 			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,

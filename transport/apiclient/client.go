@@ -12,6 +12,8 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +69,7 @@ type config struct {
 	dialTimeout   time.Duration
 	headerTimeout time.Duration
 	userAgent     string
+	roots         *x509.CertPool
 }
 
 // WithHTTPClient makes the Client send requests through hc instead of its own
@@ -87,6 +90,12 @@ func WithDialTimeout(d time.Duration) Option {
 // unreachable one and the next node is tried.
 func WithResponseHeaderTimeout(d time.Duration) Option {
 	return func(c *config) { c.headerTimeout = d }
+}
+
+// WithRootCAs makes the Client's own transport trust the certificate
+// authorities in pool for https:// servers instead of the system's.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *config) { c.roots = pool }
 }
 
 // WithUserAgent sets the User-Agent header, which shows up in server logs and
@@ -123,7 +132,11 @@ func New(servers []string, opts ...Option) (*Client, error) {
 	if cfg.hc != nil {
 		hc = *cfg.hc
 	} else {
-		hc.Transport = newTransport(cfg.dialTimeout, cfg.headerTimeout)
+		t := newTransport(cfg.dialTimeout, cfg.headerTimeout)
+		if cfg.roots != nil {
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cfg.roots}
+		}
+		hc.Transport = t
 		// No hc.Timeout on purpose: it would also cap reading the body, and
 		// artifacts can take minutes to transfer. Callers bound whole
 		// operations with their context instead.

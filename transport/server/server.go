@@ -1,8 +1,10 @@
 // Package server assembles one node: the raft network layer, the cluster
-// node, and on one HTTP port both the public API (plain HTTP) and the peer
-// service (mutual TLS under the cluster key; the port tells the two apart
-// by a connection's first byte). cmd/pier
-// and the in-process test harness both start nodes through it.
+// node, and on one HTTP port both the public API (plain HTTP, or HTTPS
+// with the operator's certificate: TLSCert) and the peer service (mutual
+// TLS under the cluster key). The port tells them apart by a connection's
+// first byte (TLS or not) and, under TLS, by the server name the client
+// asks for. cmd/pier and the in-process test harness both start nodes
+// through it.
 package server
 
 import (
@@ -23,6 +25,7 @@ import (
 	"github.com/pier-registry/pier/transport/clustertls"
 	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/peer"
+	"github.com/pier-registry/pier/transport/publictls"
 	"github.com/pier-registry/pier/transport/raftnet"
 	"github.com/pier-registry/pier/transport/telemetry"
 )
@@ -53,6 +56,12 @@ type Config struct {
 	API httpapi.Options
 	// Pprof serves Go's profiler under /debug/pprof/ on the HTTP listener.
 	Pprof bool
+	// TLSCert and TLSKey, when set, are the PEM files of the certificate
+	// the public API serves over HTTPS; plain HTTP is then refused. They
+	// are read again on ReloadTLS and when either file changes
+	// (TLSPoll, default 10s). Peer calls keep their cluster-key TLS.
+	TLSCert, TLSKey string
+	TLSPoll         time.Duration
 }
 
 // Server is a running node.
@@ -60,9 +69,14 @@ type Server struct {
 	Node *cluster.Node
 	http *http.Server // the public API
 	peer *http.Server // the peer service, over TLS
-	ln   net.Listener
-	wg   sync.WaitGroup // the two Serve loops
-	log  hclog.Logger
+	// plain, with a public certificate, answers plain HTTP with a refusal.
+	plain *http.Server
+	cert  *publictls.Cert
+	// stopWatch ends the certificate watcher.
+	stopWatch context.CancelFunc
+	ln        net.Listener
+	wg        sync.WaitGroup // the Serve loops and the watcher
+	log       hclog.Logger
 }
 
 // Start listens and starts a node. The node joins its cluster in the
@@ -96,6 +110,17 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("cluster TLS: %w", err)
+	}
+	var cert *publictls.Cert
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		if cfg.TLSCert == "" || cfg.TLSKey == "" {
+			ln.Close()
+			return nil, errors.New("public TLS needs both a certificate and a key file")
+		}
+		if cert, err = publictls.Load(cfg.TLSCert, cfg.TLSKey, log.Named("tls")); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
 	var raftOpts []raftnet.Option
 	var peerOpts []peer.ClientOption
@@ -142,6 +167,7 @@ func Start(cfg Config) (*Server, error) {
 		Node: node,
 		ln:   ln,
 		log:  log,
+		cert: cert,
 		http: &http.Server{
 			Handler:           handler,
 			MaxHeaderBytes:    64 << 10,
@@ -157,14 +183,65 @@ func Start(cfg Config) (*Server, error) {
 			ErrorLog:          httpLog,
 		},
 	}
-	peerLn := clustertls.Listener(secure, creds.Server(), func(addr net.Addr, err error) {
+	reject := func(addr net.Addr, err error) {
 		tlsLog.Warn("refused a peer connection without the cluster key", "remote", addr, "error", err)
-	})
-	s.wg.Add(2)
-	go s.serve(s.http, plain)
-	go s.serve(s.peer, peerLn)
-	log.Info("node started", "id", cfg.Node.ID, "http", adv, "raft", rt.LocalAddr(), "gossip", cfg.Node.GossipAdvertise)
+	}
+	scheme := "http"
+	if cert == nil {
+		s.wg.Add(2)
+		go s.serve(s.http, plain)
+		go s.serve(s.peer, clustertls.Listener(secure, creds.Server(), reject))
+	} else {
+		scheme = "https"
+		peers, clients := clustertls.Split(secure, creds.Server(), cert.Config(), reject)
+		s.plain = &http.Server{
+			Handler:           http.HandlerFunc(refusePlain),
+			MaxHeaderBytes:    64 << 10,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          httpLog,
+		}
+		poll := cfg.TLSPoll
+		if poll <= 0 {
+			poll = 10 * time.Second
+		}
+		var ctx context.Context
+		ctx, s.stopWatch = context.WithCancel(context.Background())
+		s.wg.Add(4)
+		go s.serve(s.http, clients)
+		go s.serve(s.peer, peers)
+		go s.serve(s.plain, plain)
+		go func() {
+			defer s.wg.Done()
+			cert.Watch(ctx, poll)
+		}()
+	}
+	log.Info("node started", "id", cfg.Node.ID, "api", scheme+"://"+adv, "raft", rt.LocalAddr(), "gossip", cfg.Node.GossipAdvertise)
 	return s, nil
+}
+
+// refusePlain answers a plain-HTTP request to a node that serves HTTPS:
+// the request may have carried a token in the clear already, but nothing
+// it asked for is done.
+func refusePlain(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Connection", "close")
+	writeError(w, http.StatusBadRequest, "this node serves its API over HTTPS only: use https://"+r.Host+r.URL.Path)
+}
+
+// ReloadTLS reads the public certificate's files again (SIGHUP); on error
+// the certificate in use stays. Without public TLS it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.cert == nil {
+		return nil
+	}
+	return s.cert.Reload()
+}
+
+// Scheme is "https" when the public API serves TLS, else "http".
+func (s *Server) Scheme() string {
+	if s.cert != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func (s *Server) serve(srv *http.Server, ln net.Listener) {
@@ -188,6 +265,7 @@ func (s *Server) Close(ctx context.Context) error {
 	if perr := s.peer.Shutdown(ctx); perr != nil {
 		s.peer.Close()
 	}
+	s.stopExtras()
 	s.wg.Wait()
 	s.Node.Shutdown()
 	return err
@@ -198,8 +276,20 @@ func (s *Server) Close(ctx context.Context) error {
 func (s *Server) Kill() {
 	s.http.Close()
 	s.peer.Close()
+	s.stopExtras()
 	s.wg.Wait()
 	s.Node.Shutdown()
+}
+
+// stopExtras stops what only public TLS runs: the plain-HTTP refuser and
+// the certificate watcher.
+func (s *Server) stopExtras() {
+	if s.plain != nil {
+		s.plain.Close()
+	}
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 }
 
 // pprofHandler serves the profiles of net/http/pprof without registering
