@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -188,5 +190,44 @@ func TestSnapshotBytesAreDeterministic(t *testing.T) {
 	}
 	if !bytes.Equal(out[0], out[1]) {
 		t.Fatalf("snapshots differ:\n%s\n%s", out[0], out[1])
+	}
+}
+
+// AllObjects yields what Objects returns, one at a time, from the state as
+// it was when the range began: an Apply in the middle of the loop neither
+// shows up in it nor waits for it, and a break ends the walk.
+func TestAllObjectsIsAFrozenWalk(t *testing.T) {
+	f := New()
+	for i := range 200 {
+		c := put(fmt.Sprintf("svc/%d.jar", i), 'a', i)
+		c.Put.Digest = fmt.Sprintf("%s%064x", DigestPrefix, i)
+		apply(t, f, uint64(i+1), c)
+	}
+	want := f.Objects()
+	var got []Object
+	for o := range f.AllObjects() {
+		if len(got) == 0 {
+			late := put("late.jar", 'e', 999)
+			apply(t, f, 1000, late)
+			if _, ok := f.Object(late.Put.Digest); !ok {
+				t.Fatal("an Apply during the walk did not land")
+			}
+		}
+		got = append(got, o)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("AllObjects yielded %d objects, Objects returned %d, or they differ", len(got), len(want))
+	}
+	n := 0
+	for range f.AllObjects() {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if n != 3 {
+		t.Fatalf("walked %d objects after a break at 3", n)
+	}
+	if got := slices.Collect(f.ChangedObjects(200)); len(got) != 1 || got[0].Digest != digest('e') {
+		t.Fatalf("ChangedObjects(200) = %+v, want the one object put at 1000", got)
 	}
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -201,28 +202,54 @@ func (f *FSM) ObjectByID(id string) (Object, bool) {
 	return o.export(), true
 }
 
-// Objects returns a copy of every stored object. Repair and status scan it.
-func (f *FSM) Objects() []Object { return f.ObjectsChangedSince(0) }
+// Objects returns a copy of every stored object. It holds them all at
+// once: a caller that looks at one at a time ranges over AllObjects.
+func (f *FSM) Objects() []Object {
+	objects := f.frozenObjects()
+	out := make([]Object, 0, objects.len())
+	return slices.AppendSeq(out, changedObjects(objects, 0))
+}
 
 // ObjectsChangedSince returns a copy of every stored object whose
 // placement record was written by an entry after index since, or restored
-// from a snapshot taken after it. It walks a frozen version of the
-// objects, so Apply goes on meanwhile.
+// from a snapshot taken after it.
 func (f *FSM) ObjectsChangedSince(since uint64) []Object {
-	f.mu.Lock()
-	objects := f.s.objects.clone()
-	f.mu.Unlock()
-	var out []Object
-	if since == 0 {
-		out = make([]Object, 0, objects.len())
+	return slices.Collect(f.ChangedObjects(since))
+}
+
+// AllObjects yields every stored object, in digest order. Like Objects it
+// sees the state as it was when the range began, but it makes each
+// object's copy only as the loop reaches it, so a scan of millions holds
+// one at a time instead of a slice of them all; Apply goes on meanwhile.
+func (f *FSM) AllObjects() iter.Seq[Object] { return f.ChangedObjects(0) }
+
+// ChangedObjects yields, in digest order, the objects ObjectsChangedSince
+// returns, as AllObjects does.
+func (f *FSM) ChangedObjects(since uint64) iter.Seq[Object] {
+	return func(yield func(Object) bool) {
+		changedObjects(f.frozenObjects(), since)(yield)
 	}
-	objects.ascend(func(o *object) bool {
-		if since == 0 || o.changed > since {
-			out = append(out, o.export())
-		}
-		return true
-	})
-	return out
+}
+
+// frozenObjects returns a frozen version of the objects table, taken in
+// constant time under the lock (tables.go).
+func (f *FSM) frozenObjects() *table[object] {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s.objects.clone()
+}
+
+// changedObjects yields the objects of a frozen table whose placement
+// changed after since (all of them for 0).
+func changedObjects(objects *table[object], since uint64) iter.Seq[Object] {
+	return func(yield func(Object) bool) {
+		objects.ascend(func(o *object) bool {
+			if since != 0 && o.changed <= since {
+				return true
+			}
+			return yield(o.export())
+		})
+	}
 }
 
 // NodeState returns the agreed membership state of a node.
