@@ -46,6 +46,9 @@ const (
 	OpMarkMissing    Op = "mark_missing"
 	OpMarkCorrupt    Op = "mark_corrupt"
 	OpAbandonObject  Op = "abandon_object"
+	OpPutToken       Op = "put_token"
+	OpRevokeToken    Op = "revoke_token"
+	OpSetAccess      Op = "set_access"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -63,6 +66,10 @@ type Command struct {
 	Shards *ShardChange    `json:"shards,omitempty"`
 	// Abandon fences an object ID (abandon.go).
 	Abandon *AbandonObject `json:"abandon,omitempty"`
+	// PutToken, RevokeToken and Access change who may do what (tokens.go).
+	PutToken    *PutToken    `json:"put_token,omitempty"`
+	RevokeToken *RevokeToken `json:"revoke_token,omitempty"`
+	Access      *Access      `json:"access,omitempty"`
 }
 
 // NodeChange sets a node's membership state.

@@ -276,6 +276,12 @@ func stateText(s *state) string {
 		s.byTag[tag].Ascend(func(n string) bool { names = append(names, n); return true })
 		fmt.Fprintf(&b, "tag %s %q\n", tag, names)
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.tokens)) {
+		fmt.Fprintf(&b, "token %+v\n", *s.tokens[name])
+	}
+	if s.access != nil {
+		fmt.Fprintf(&b, "access %+v\n", *s.access)
+	}
 	for _, a := range s.abandoned.recs() {
 		fmt.Fprintf(&b, "abandoned %s %s\n", a.ID, a.Time)
 	}

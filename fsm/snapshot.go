@@ -26,6 +26,8 @@ type record struct {
 	History   *historyRec `json:"h,omitempty"`
 	Node      *NodeChange `json:"n,omitempty"`
 	Abandoned *abandonRec `json:"x,omitempty"`
+	Token     *Token      `json:"tk,omitempty"`
+	Access    *Access     `json:"ac,omitempty"`
 }
 
 type historyRec struct {
@@ -121,6 +123,16 @@ func (sn *snapshot) write(w io.Writer) error {
 			return fmt.Errorf("write abandoned objects: %w", err)
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(sn.s.tokens)) {
+		if err := enc.Encode(record{Token: sn.s.tokens[name]}); err != nil {
+			return fmt.Errorf("write tokens: %w", err)
+		}
+	}
+	if sn.s.access != nil {
+		if err := enc.Encode(record{Access: sn.s.access}); err != nil {
+			return fmt.Errorf("write access: %w", err)
+		}
+	}
 	return bw.Flush()
 }
 
@@ -204,6 +216,13 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 				s.abandoned = abandoned{}
 			}
 			s.abandoned[rec.Abandoned.ID] = rec.Abandoned.Time
+		case rec.Token != nil:
+			if s.tokens == nil {
+				s.tokens = tokens{}
+			}
+			s.tokens[rec.Token.Name] = rec.Token
+		case rec.Access != nil:
+			s.access = rec.Access
 		}
 	}
 	// Nothing shares these records yet: they may still change.

@@ -82,6 +82,12 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.changeShards(index, c)
 	case OpAbandonObject:
 		r = s.abandon(c)
+	case OpPutToken:
+		r = s.putToken(index, c)
+	case OpRevokeToken:
+		r = s.revokeToken(c)
+	case OpSetAccess:
+		r = s.setAccess(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}

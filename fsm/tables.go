@@ -131,6 +131,10 @@ type state struct {
 	// abandoned holds fenced object IDs (abandon.go); replaced, never
 	// changed in place, so a frozen state shares it.
 	abandoned abandoned
+	// tokens and access are who may do what (tokens.go); replaced, never
+	// changed in place, like abandoned.
+	tokens tokens
+	access *Access
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -175,6 +179,8 @@ func (s *state) freeze() *state {
 		history:    s.history.clone(),
 		nodes:      maps.Clone(s.nodes),
 		abandoned:  s.abandoned,
+		tokens:     s.tokens,
+		access:     s.access,
 	}
 }
 

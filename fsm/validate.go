@@ -98,6 +98,12 @@ func (c Command) validate(putName func(string) error) error {
 		return validateShardChange(c.Op, c.Shards)
 	case OpAbandonObject:
 		return validateAbandon(c.Abandon)
+	case OpPutToken:
+		return validateToken(c.PutToken)
+	case OpRevokeToken:
+		return validateRevoke(c.RevokeToken)
+	case OpSetAccess:
+		return validateAccess(c.Access)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -226,7 +232,8 @@ func validateNodeID(id string) error {
 func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
-		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject:
+		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject,
+		OpPutToken, OpRevokeToken, OpSetAccess:
 		return true
 	}
 	return false
