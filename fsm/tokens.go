@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -60,6 +62,10 @@ func (t Token) GrantsAll(action, prefix string) bool {
 type PutToken struct {
 	Token  Token  `json:"token"`
 	Expect uint64 `json:"expect,omitempty"`
+	// Bootstrap marks the admin token the first leader of a cluster with
+	// authentication on issues. There is one per cluster, ever: once issued,
+	// revoking every token does not bring another.
+	Bootstrap bool `json:"bootstrap,omitempty"`
 }
 
 // RevokeToken deletes a token: from the entry's application on, no node
@@ -72,6 +78,8 @@ type RevokeToken struct {
 type Access struct {
 	// AnonymousPull lists name patterns anyone may pull without a token.
 	AnonymousPull []string `json:"anonymous_pull,omitempty"`
+	// Bootstrapped says the bootstrap admin token was issued (PutToken).
+	Bootstrapped bool `json:"bootstrapped,omitempty"`
 }
 
 // AllowsAnonymous reports whether anyone may do action on name.
@@ -116,6 +124,16 @@ func (s *state) putToken(index uint64, c Command) Result {
 	case p.Expect != 0 && cur.Gen != p.Expect:
 		return Result{Status: StatusConflict, Message: fmt.Sprintf("token %s changed meanwhile", p.Token.Name)}
 	}
+	if p.Bootstrap {
+		if s.access != nil && s.access.Bootstrapped {
+			return Result{Status: StatusConflict, Message: "the bootstrap admin token was issued already"}
+		}
+		a := Access{Bootstrapped: true}
+		if s.access != nil {
+			a.AnonymousPull = s.access.AnonymousPull
+		}
+		s.access = &a
+	}
 	t := p.Token
 	t.Scopes = slices.Clone(t.Scopes)
 	t.Gen = index
@@ -145,6 +163,8 @@ func (s *state) revokeToken(c Command) Result {
 func (s *state) setAccess(c Command) Result {
 	a := *c.Access
 	a.AnonymousPull = slices.Clone(a.AnonymousPull)
+	// Only a bootstrap token sets the mark, and nothing clears it.
+	a.Bootstrapped = s.access != nil && s.access.Bootstrapped
 	s.access = &a
 	return Result{Status: StatusUpdated}
 }
@@ -205,6 +225,13 @@ func validateAccess(a *Access) error {
 		}
 	}
 	return nil
+}
+
+// HashSecret is how a token's secret is stored and looked up: the hex
+// SHA-256 of the whole secret string.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
 }
 
 // Token returns the token called name.

@@ -147,3 +147,24 @@ func TestScopeMatching(t *testing.T) {
 		}
 	}
 }
+
+// The first leader's admin token is issued once per cluster: a second
+// bootstrap is refused even after every token is revoked, and a change of
+// the access policy keeps the mark.
+func TestBootstrapTokenIsIssuedOnce(t *testing.T) {
+	f := New()
+	boot := tokenCmd("admin", 'a', 0, "admin")
+	boot.PutToken.Bootstrap = true
+	again := tokenCmd("admin2", 'b', 0, "admin")
+	again.PutToken.Bootstrap = true
+	r := apply(t, f, 1, boot,
+		Command{Op: OpSetAccess, Time: t0, Access: &Access{AnonymousPull: []string{"public-*"}}},
+		Command{Op: OpRevokeToken, Time: t0, RevokeToken: &RevokeToken{Name: "admin"}},
+		again)
+	if r[0].Status != StatusCreated || r[3].Status != StatusConflict {
+		t.Fatalf("bootstrap, bootstrap again: %s, %s", r[0].Status, r[3].Status)
+	}
+	if a := f.Access(); !a.Bootstrapped || len(a.AnonymousPull) != 1 {
+		t.Fatalf("access %+v", a)
+	}
+}
