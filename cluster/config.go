@@ -55,6 +55,10 @@ type Config struct {
 	ID         string
 	Datacenter string
 	DataDir    string
+	// IssueAdminToken makes this node, when it leads a cluster that has
+	// never had one, issue the bootstrap admin token and write its secret
+	// to DataDir/admin.token (tokens.go). Set with authentication on.
+	IssueAdminToken bool
 	// HTTPAddr is the address other nodes use to reach this node's HTTP
 	// server (public API and peer service).
 	HTTPAddr string

@@ -34,6 +34,7 @@ func (n *Node) leaderLoop() {
 		}
 		if leading {
 			n.reconcile()
+			n.issueAdminToken()
 		}
 	}
 }

@@ -71,6 +71,9 @@ type Node struct {
 
 	// repairMemo is touched only by the repair loop's goroutine.
 	repairMemo repairMemo
+	// adminSecret is the admin token's secret while the leader loop tries
+	// to issue it (tokens.go); touched only by that loop.
+	adminSecret string
 	// objects stores and reads content (shards, packed copies, the cache).
 	objects *objects.Store
 	// reported holds shards this node already reported missing.

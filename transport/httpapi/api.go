@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/time/rate"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
@@ -49,6 +50,7 @@ type Registry interface {
 	Join(ctx context.Context, addrs []string) error
 	Draining(node string) int
 	ID() string
+	Gatekeeper
 }
 
 // API serves the public endpoints.
@@ -59,6 +61,8 @@ type API struct {
 	m     *metrics
 	opts  Options
 	slots *uploadSlots
+	// authFails limits failed authentications per client address.
+	authFails *lru.Cache[string, *rate.Limiter]
 }
 
 // New returns the public API of reg. Extra handlers (the peer service) are
@@ -70,7 +74,8 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 		o = opts[0]
 	}
 	o = o.withDefaults()
-	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(reg), opts: o, slots: newUploadSlots(o.MaxUploadsPerClient)}
+	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(reg), opts: o,
+		slots: newUploadSlots(o.MaxUploadsPerClient), authFails: newAuthFails()}
 	a.mux.HandleFunc("POST /upload", a.upload)
 	a.mux.HandleFunc("GET /api/v1/artifacts", a.list)
 	a.mux.HandleFunc("PUT /api/v1/tags/{tag}", a.tag)
@@ -86,6 +91,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)
+	a.routeTokens()
 	return a
 }
 
@@ -117,6 +123,11 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	route := a.route(r)
 	defer func() { a.m.observe(route, r.Method, rec.status, time.Since(start)) }()
 	w = rec
+	r, err := a.gate(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	switch p := r.URL.Path; {
 	case strings.HasPrefix(p, pathArtifacts):
 		name := p[len(pathArtifacts):]
@@ -178,6 +189,12 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, context.Canceled):
 		return 499 // the client went away; nobody reads this answer
+	case errors.Is(err, errUnauthenticated):
+		return http.StatusUnauthorized
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, errTooManyFailures):
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -191,8 +208,11 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	} else {
 		a.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "status", status, "error", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	writeError(w, status, err.Error())
 }
@@ -208,19 +228,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// actor names who made a change, for tag history: the client's own word,
-// else its address.
-func actor(r *http.Request) string {
-	if v := r.Header.Get("X-Pier-Actor"); v != "" && len(v) <= 256 {
-		return v
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 type statusRecorder struct {

@@ -44,11 +44,13 @@ type fakeRegistry struct {
 	uploads   int  // calls of Upload
 	bodyRead  bool // whether the last Upload read its body
 	moreCalls int  // calls of an Upload's more
+
+	fakeGate
 }
 
 func newFake() *fakeRegistry {
 	return &fakeRegistry{arts: map[string]fsm.Artifact{}, content: map[string][]byte{},
-		deleted: map[string]string{}, history: map[string][]fsm.TagEvent{}}
+		deleted: map[string]string{}, history: map[string][]fsm.TagEvent{}, fakeGate: fakeGate{f: fsm.New()}}
 }
 
 func sum(b []byte) string {

@@ -18,6 +18,12 @@ type Options struct {
 	// in flight; more get a 429 with Retry-After before their body is
 	// read (default 32; negative: no bound).
 	MaxUploadsPerClient int
+	// Auth makes every route but /healthz and /readyz (and /metrics with
+	// MetricsOpen) need a token with the right scope (auth.go).
+	Auth        bool
+	MetricsOpen bool
+	// Now is the clock tokens expire by (default time.Now).
+	Now func() time.Time
 }
 
 // Defaults of Options.
@@ -32,6 +38,9 @@ const (
 func (o Options) withDefaults() Options {
 	if o.BodyIdleTimeout == 0 {
 		o.BodyIdleTimeout = DefaultBodyIdleTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if o.MaxUploadsPerClient == 0 {
 		o.MaxUploadsPerClient = DefaultMaxUploadsPerClient

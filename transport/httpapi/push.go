@@ -18,6 +18,9 @@ func (a *API) put(w http.ResponseWriter, r *http.Request, name string) {
 	}
 	defer release()
 	m, err := pushMeta(r, name)
+	if err == nil {
+		err = a.mayPush(r, m)
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -140,7 +143,19 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.fileName = partFileName(file)
-	art, created, err := a.reg.Upload(writeContext(r), f.withName(), file, f.rest)
+	if err := a.mayPush(r, f.withName()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// Fields after the file may rename the artifact or add tags: checked
+	// again before the commit.
+	more := func(m *cluster.PushMeta) error {
+		if err := f.rest(m); err != nil {
+			return err
+		}
+		return a.mayPush(r, *m)
+	}
+	art, created, err := a.reg.Upload(writeContext(r), f.withName(), file, more)
 	if err != nil {
 		a.fail(w, r, body.cause(err))
 		return
