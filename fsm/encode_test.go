@@ -46,7 +46,12 @@ func jsonWrite(t *testing.T, sn *snapshot) []byte {
 	return buf.Bytes()
 }
 
-func TestRecordWriterMatchesEncodingJSON(t *testing.T) {
+// oddFSM is the fixture's state and, beside it, records that hold every
+// string encoding/json escapes, in every field, and the optional fields
+// set and unset. Apply refuses most of these strings; a snapshot could
+// still bring them, so they go into the tables directly.
+func oddFSM(t *testing.T) *FSM {
+	t.Helper()
 	raw, err := os.ReadFile(fixtureSnapshot)
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +60,6 @@ func TestRecordWriterMatchesEncodingJSON(t *testing.T) {
 	if err := f.Restore(io.NopCloser(bytes.NewReader(raw))); err != nil {
 		t.Fatal(err)
 	}
-	// Strings encoding/json escapes, in every field, and the optional
-	// fields set and unset. Apply refuses most of these strings; a
-	// snapshot could still bring them, so they go into the tables directly.
 	odd := []string{"<a>&b", "line\u2028para\u2029", "quote\"back\\slash", "tab\tnl\nff\fbs\bcr\r", "ctl\x01\x1f\x7f", "ünï 日本 😀", ""}
 	at := time.Date(2001, 2, 3, 4, 5, 6, 7, time.FixedZone("x", 3600))
 	for j, s := range odd {
@@ -73,6 +75,11 @@ func TestRecordWriterMatchesEncodingJSON(t *testing.T) {
 	f.s.setObject(mustObject(&Object{Digest: "no placement"}))
 	f.s.history.put(&history{name: "no events"})
 	f.s.history.put(&history{name: "empty events", events: []TagEvent{}})
+	return f
+}
+
+func TestRecordWriterMatchesEncodingJSON(t *testing.T) {
+	f := oddFSM(t)
 	for range 2 {
 		s, applied := f.snapshotState()
 		sn := &snapshot{s: s, applied: applied}

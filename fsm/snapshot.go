@@ -161,10 +161,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
+// readSnapshot builds a state from a snapshot, each record straight into
+// its table as it is read (decode.go), so that nothing but the new state
+// grows: no copy of the records, and next to no garbage.
 func readSnapshot(r io.Reader) (*state, uint64, error) {
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 256<<10))
+	rr := newRecordReader(r)
 	var head record
-	if err := dec.Decode(&head); err != nil {
+	if _, err := rr.next(&head); err != nil {
 		return nil, 0, fmt.Errorf("read header: %w", err)
 	}
 	if head.V != snapshotVersion {
@@ -176,7 +179,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 	var early []*artifact
 	for {
 		var rec record
-		err := dec.Decode(&rec)
+		p, err := rr.next(&rec)
 		if err == io.EOF {
 			break
 		}
@@ -184,16 +187,21 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			return nil, 0, fmt.Errorf("read record: %w", err)
 		}
 		switch {
+		case p.o != nil:
+			p.o.changed = head.Applied
+			s.setObject(p.o)
+		case p.a != nil:
+			if !s.restoreArtifact(p.a, p.digest) {
+				early = append(early, p.a)
+			}
+		case p.t != nil:
+			s.tombstones.put(p.t)
+		case p.h != nil:
+			s.history.put(p.h)
 		case rec.Artifact != nil:
 			a := newArtifact(rec.Artifact)
-			if o, ok := s.objects.get(a.digest); ok {
-				a.digest = o.digest
-			} else {
+			if !s.restoreArtifact(a, []byte(a.digest)) {
 				early = append(early, a)
-			}
-			s.artifacts.put(a)
-			for t := range listItems(a.tags) {
-				s.index(t, a.name)
 			}
 		case rec.Tombstone != nil:
 			s.tombstones.put(rec.Tombstone)
@@ -232,4 +240,21 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		}
 	}
 	return s, head.Applied, nil
+}
+
+// restoreArtifact stores a restored artifact, its digest shared with its
+// object's when the object was read already (false if not: the caller
+// matches it at the end). digest need only last the call.
+func (s *state) restoreArtifact(a *artifact, digest []byte) bool {
+	o, found := s.objects.get(unsafeString(digest))
+	if found {
+		a.digest = o.digest
+	} else if a.digest == "" {
+		a.digest = string(digest)
+	}
+	s.artifacts.put(a)
+	for t := range listItems(a.tags) {
+		s.index(t, a.name)
+	}
+	return found
 }
