@@ -42,6 +42,7 @@ func main() {
 	timeout := flag.Duration("timeout", 40*time.Minute, "kill a size's measurement after this long")
 	quiet := flag.Int("quiet-applies", 2000, "applies timed with no snapshot running, for comparison")
 	one := flag.Int("one", 0, "measure this size in this process and print JSON (the parent runs children so)")
+	profile := flag.String("profile", "", "with -one: write CPU profiles of the build and the restore, and heap profiles after each, into this directory")
 	structs := flag.Int("structures", 0, "instead, compare candidate table structures on this many keys")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
@@ -52,7 +53,7 @@ func main() {
 		return
 	}
 	if *one > 0 {
-		if err := child(*one, *dir, *quiet, os.Stdout); err != nil {
+		if err := child(*one, *dir, *quiet, *profile, os.Stdout); err != nil {
 			log.Fatal(err)
 		}
 		return

@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/pier-registry/pier/fsm"
@@ -43,13 +45,21 @@ type result struct {
 	LatestTag        time.Duration
 	Restore          time.Duration
 	PeakRSS          int64
+	// The peak RSS of each phase (VmHWM, reset at the phase's start):
+	// building the state, the two snapshots, and the restore (with the
+	// built state released).
+	PeakBuild, PeakSnapshot, PeakRestore int64
 }
 
 // measureOne runs every measurement on n artifacts in this process, writing
 // the snapshot file under dir; progress goes to the log.
-func measureOne(n int, dir string, quietApplies int) (*result, error) {
+func measureOne(n int, dir string, quietApplies int, prof *profiler) (*result, error) {
 	r := &result{N: n, Baseline: settle()}
+	if err := resetPeak(); err != nil {
+		log.Print(err)
+	}
 	f := fsm.New()
+	prof.start("build")
 	start := time.Now()
 	for i := range n {
 		res := f.ApplyCommand(uint64(i+1), putCommand(i))
@@ -58,7 +68,10 @@ func measureOne(n int, dir string, quietApplies int) (*result, error) {
 		}
 	}
 	r.Build = time.Since(start)
+	r.PeakBuild = procStatus("VmHWM")
+	prof.stop("build")
 	r.Built = settle()
+	_ = resetPeak() // a failure was logged at the start
 	log.Printf("%d: built in %v, RSS %s", n, r.Build.Round(time.Millisecond), fmtBytes(r.Built.RSS))
 
 	// The applier's pace: a busy registry, well under what the FSM takes.
@@ -91,6 +104,8 @@ func measureOne(n int, dir string, quietApplies int) (*result, error) {
 	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d (GC pause %v, run queue wait %v)",
 		n, r.SnapshotBusy, r.PersistFile.Round(time.Millisecond), r.During.Max, r.During.N, r.GCPause, r.RunWait)
 
+	r.PeakSnapshot = procStatus("VmHWM")
+
 	r.ListPrefix = timeQuery(func() { mustList(f, fsm.Query{Prefix: "team-07/svc-0042/", Limit: 100}) })
 	r.ListAll = timeQuery(func() { mustList(f, fsm.Query{Limit: 100}) })
 	r.LatestTag = timeQuery(func() { f.Latest("team-07/", "prod") })
@@ -98,22 +113,28 @@ func measureOne(n int, dir string, quietApplies int) (*result, error) {
 	// Let the built state go before restoring, so the two never add up.
 	f, snap = nil, nil
 	settle()
+	_ = resetPeak() // a failure was logged at the start
 	g := fsm.New()
 	rc, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open snapshot: %w", err)
 	}
+	prof.start("restore")
 	start = time.Now()
 	if err := g.Restore(rc); err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
 	r.Restore = time.Since(start)
+	r.PeakRestore = procStatus("VmHWM")
+	prof.stop("restore")
 	r.Restored = settle()
 	if c := g.Counts(); c.Artifacts < n {
 		return nil, fmt.Errorf("restored %d artifacts, want at least %d", c.Artifacts, n)
 	}
 	log.Printf("%d: restore %v, RSS %s", n, r.Restore.Round(time.Millisecond), fmtBytes(r.Restored.RSS))
-	r.PeakRSS = procStatus("VmHWM")
+	r.PeakRSS = max(r.PeakBuild, r.PeakSnapshot, r.PeakRestore, procStatus("VmHWM"))
+	log.Printf("%d: peak RSS %s: build %s, snapshots %s, restore %s", n, fmtBytes(r.PeakRSS),
+		fmtBytes(r.PeakBuild), fmtBytes(r.PeakSnapshot), fmtBytes(r.PeakRestore))
 	return r, nil
 }
 
@@ -174,10 +195,48 @@ func timeQuery(fn func()) time.Duration {
 }
 
 // child is the process that measures one size and prints its result.
-func child(n int, dir string, quiet int, out io.Writer) error {
-	r, err := measureOne(n, dir, quiet)
+func child(n int, dir string, quiet int, profile string, out io.Writer) error {
+	r, err := measureOne(n, dir, quiet, &profiler{dir: profile})
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(out).Encode(r)
+}
+
+// profiler writes a CPU profile of a phase and a heap profile at its end
+// into dir; with no dir it does nothing.
+type profiler struct {
+	dir string
+	f   *os.File
+}
+
+func (p *profiler) start(phase string) {
+	if p.dir == "" {
+		return
+	}
+	f, err := os.Create(filepath.Join(p.dir, phase+".cpu.pprof"))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Fatalf("profile %s: %v", phase, err)
+	}
+	p.f = f
+}
+
+func (p *profiler) stop(phase string) {
+	if p.dir == "" {
+		return
+	}
+	pprof.StopCPUProfile()
+	err := p.f.Close()
+	if err == nil {
+		var h *os.File
+		if h, err = os.Create(filepath.Join(p.dir, phase+".heap.pprof")); err == nil {
+			err = errors.Join(pprof.WriteHeapProfile(h), h.Close())
+		}
+	}
+	if err != nil {
+		log.Fatalf("profile %s: %v", phase, err)
+	}
 }

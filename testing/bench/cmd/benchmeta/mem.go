@@ -29,6 +29,16 @@ func settle() memory {
 	return memory{RSS: procStatus("VmRSS"), HeapLive: int64(s[0].Value.Uint64())}
 }
 
+// resetPeak starts a new peak: Linux sets VmHWM back to the current RSS
+// when "5" is written to clear_refs. It fails on kernels without it, and
+// the phase's peak then counts the phases before it too.
+func resetPeak() error {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return fmt.Errorf("reset peak RSS: %w", err)
+	}
+	return nil
+}
+
 // procStatus reads a kB field of /proc/self/status, in bytes; -1 if absent.
 func procStatus(field string) int64 {
 	return procField("/proc/self/status", field+":")
