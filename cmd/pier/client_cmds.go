@@ -27,6 +27,9 @@ func (c *cli) client(servers string) (*apiclient.Client, error) {
 		return nil, usagef("--server is empty")
 	}
 	opts := []apiclient.Option{apiclient.WithUserAgent("pier-cli/" + pierVersion)}
+	if c.token != "" {
+		opts = append(opts, apiclient.WithToken(c.token))
+	}
 	if c.caCert != "" {
 		pem, err := os.ReadFile(c.caCert)
 		if err != nil {

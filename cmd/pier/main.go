@@ -47,6 +47,8 @@ type cli struct {
 	// caCert is --ca-cert: the CA file that https:// servers are checked
 	// against, besides the system's.
 	caCert string
+	// token is --token: the secret sent as a bearer token.
+	token string
 }
 
 // command is one pier subcommand.
@@ -131,6 +133,22 @@ func commands() []*command {
 			summary: "exit 0 when a node is ready",
 			help:    "Checks one node's /readyz and exits 0 if it is ready, 1 if not: a container health check.",
 			setup:   (*cli).healthCmd},
+		{name: "token", args: "create|ls|revoke|rotate ...",
+			summary: "manage access tokens",
+			help: "  pier token create --name ci --scope push:myapp-* --scope pull --ttl 90d [--owner O] [-o json]\n" +
+				"      prints the secret once; scopes are pull, push, tag (on tag names), delete, admin,\n" +
+				"      each with an optional :pattern where * matches anything (push:myapp-*, tag:production-ready)\n" +
+				"  pier token ls [-o json]\n" +
+				"  pier token revoke NAME          refused everywhere as soon as the nodes apply it\n" +
+				"  pier token rotate NAME [--grace 24h]   new secret; the old one works for the grace period\n" +
+				"Needs a token with the admin scope (--token, or PIER_TOKEN). The cluster's first admin token\n" +
+				"is in the data dir of the node that issued it: <data-dir>/admin.token.",
+			setup: (*cli).tokenCmd},
+		{name: "access", args: "[anonymous-pull --prefix P ... | --none]",
+			summary: "show or set who may pull without a token",
+			help: "Without arguments prints the access policy. 'pier access anonymous-pull --prefix public-' lets\n" +
+				"anyone pull names starting with public- (repeat --prefix for more; --none closes it again).",
+			setup: (*cli).accessCmd},
 		{name: "keygen", args: "",
 			summary: "print a new random cluster key",
 			help: "Prints 32 random bytes in base64: a value for `pier serve --cluster-key` (every node of a\n" +
@@ -367,6 +385,8 @@ func (c *cli) serverFlag(fs *flag.FlagSet) *string {
 	if def == "" {
 		def = defaultServer
 	}
+	fs.StringVar(&c.token, "token", strings.TrimSpace(c.getenv("PIER_TOKEN")),
+		"access token `secret` sent with every request (env PIER_TOKEN)")
 	fs.StringVar(&c.caCert, "ca-cert", strings.TrimSpace(c.getenv("PIER_CA_CERT")),
 		"PEM `file` of the CA that signed the nodes' HTTPS certificates (env PIER_CA_CERT)")
 	return fs.String("server", def, "node `address`es, comma-separated, tried in order; https://host:port for nodes serving TLS (env PIER_SERVER)")

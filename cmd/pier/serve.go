@@ -42,6 +42,7 @@ type serveFlags struct {
 	bodyIdleTimeout                         time.Duration
 	pprof                                   bool
 	tlsCert, tlsKey                         string
+	auth, metricsOpen                       bool
 }
 
 func runServe(args []string) error {
@@ -75,6 +76,8 @@ func runServe(args []string) error {
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
+	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
+	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
 		fs.PrintDefaults()
@@ -95,6 +98,9 @@ func runServe(args []string) error {
 	cfg, err := f.config(log)
 	if err != nil {
 		return err
+	}
+	if !f.auth {
+		log.Warn("AUTHENTICATION IS OFF (--auth=false): anyone who reaches " + f.httpAddr + " can push, delete, retag and remove nodes")
 	}
 	// Raft's, its log store's and gossip's own metrics on /metrics: one
 	// go-metrics sink per process, before the node starts emitting.
@@ -192,9 +198,10 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
 		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
 		TLSCert: f.tlsCert, TLSKey: f.tlsKey,
-		API: httpapi.Options{BodyIdleTimeout: f.bodyIdleTimeout, MaxUploadsPerClient: f.maxUploadsPerClient},
+		API: httpapi.Options{BodyIdleTimeout: f.bodyIdleTimeout, MaxUploadsPerClient: f.maxUploadsPerClient,
+			Auth: f.auth, MetricsOpen: f.metricsOpen},
 		Node: cluster.Config{
-			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir,
+			ID: f.id, Datacenter: f.datacenter, DataDir: f.dataDir, IssueAdminToken: f.auth,
 			GossipBind: f.gossipAddr, GossipAdvertise: gossipAdv,
 			Join: join, BootstrapExpect: f.bootstrapExpect,
 			ClusterKey: key, AcceptKeys: accept,

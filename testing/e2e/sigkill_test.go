@@ -48,7 +48,7 @@ func (n *node) start(t *testing.T, bin, join string) {
 	t.Helper()
 	args := []string{"serve", "--id", n.id, "--data-dir", n.dir, "--http-addr", n.http,
 		"--gossip-addr", n.gossip, "--raft-addr", n.raft, "--bootstrap-expect", "3",
-		"--cluster-key", "e2e", "--log-level", "warn"}
+		"--cluster-key", "e2e", "--auth=false", "--log-level", "warn"}
 	if join != "" {
 		args = append(args, "--join", join)
 	}

@@ -22,7 +22,7 @@ for i in $(seq 1 $N); do
   [ "$i" -gt 1 ] && join=(--join 127.0.0.1:7941)
   "$BIN" serve --id "node$i" --data-dir "data/node$i" \
     --http-addr "127.0.0.1:808$i" --gossip-addr "127.0.0.1:794$i" --raft-addr "127.0.0.1:830$i" \
-    --bootstrap-expect $N --cluster-key "${PIER_CLUSTER_KEY:-local-dev-key}" "${join[@]}" ${PIER_FLAGS:-} > >(sed -u "s/^/[node$i] /") 2>&1 &
+    --bootstrap-expect $N --cluster-key "${PIER_CLUSTER_KEY:-local-dev-key}" --auth="${PIER_AUTH:-false}" "${join[@]}" ${PIER_FLAGS:-} > >(sed -u "s/^/[node$i] /") 2>&1 &
   pids+=($!)
 done
 
@@ -46,6 +46,10 @@ Pier is up: node1 http://127.0.0.1:8081, node2 :8082, node3 :8083. Try:
   curl -LOJ "http://127.0.0.1:8083/api/v1/latest?prefix=myapp-&tag=production-ready"
   curl http://127.0.0.1:8082/api/v1/cluster/members
   ./bin/pier members --server 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
+
+Access control is off here (each node warned at start), so the curl lines need no token.
+PIER_AUTH=true make run turns it on: the leader writes the admin token to
+data/nodeN/admin.token, and every curl line then takes -H "Authorization: Bearer $TOKEN".
 
 Ctrl-C stops all three nodes.
 TOUR

@@ -55,6 +55,7 @@ type Client struct {
 	servers   []string // base URLs without trailing slash
 	hc        *http.Client
 	userAgent string
+	token     string
 
 	// preferred is the index of the last server that answered; requests start
 	// there so a dead first node costs a failed dial once, not on every call.
@@ -70,6 +71,7 @@ type config struct {
 	headerTimeout time.Duration
 	userAgent     string
 	roots         *x509.CertPool
+	token         string
 }
 
 // WithHTTPClient makes the Client send requests through hc instead of its own
@@ -90,6 +92,11 @@ func WithDialTimeout(d time.Duration) Option {
 // unreachable one and the next node is tried.
 func WithResponseHeaderTimeout(d time.Duration) Option {
 	return func(c *config) { c.headerTimeout = d }
+}
+
+// WithToken sends secret as a bearer token with every request.
+func WithToken(secret string) Option {
+	return func(c *config) { c.token = secret }
 }
 
 // WithRootCAs makes the Client's own transport trust the certificate
@@ -119,7 +126,7 @@ func New(servers []string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c := &Client{userAgent: cfg.userAgent}
+	c := &Client{userAgent: cfg.userAgent, token: cfg.token}
 	for _, s := range servers {
 		base, err := parseServer(s)
 		if err != nil {
@@ -367,6 +374,9 @@ func (c *Client) send(ctx context.Context, base string, r request) (resp *http.R
 	}
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err = c.hc.Do(req)
 	if err != nil {

@@ -169,5 +169,10 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "not ready: no leader or not yet a member of the raft cluster")
 		return
 	}
+	if !a.opts.Auth {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready",
+			"warning": "authentication is off (--auth=false): anyone who reaches this node can push, delete and remove nodes"})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

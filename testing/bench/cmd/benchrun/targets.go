@@ -146,7 +146,7 @@ func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, 
 			"--gossip-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 			"--bootstrap-expect", fmt.Sprint(n),
-			"--cluster-key", "pier-bench-key",
+			"--cluster-key", "pier-bench-key", "--auth=false",
 			"--log-level", "warn"}
 		if i > 1 {
 			argv = append(argv, "--join", fmt.Sprintf("127.0.0.1:%d", firstGossip))

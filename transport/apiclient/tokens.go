@@ -1,0 +1,127 @@
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Token is an access token as the API shows it. Secret is set only in the
+// answer that created or rotated it.
+type Token struct {
+	Name      string     `json:"name"`
+	Owner     string     `json:"owner"`
+	Scopes    []string   `json:"scopes"`
+	Created   time.Time  `json:"created"`
+	Expires   *time.Time `json:"expires"`
+	Rotated   *time.Time `json:"rotated,omitempty"`
+	GraceEnds *time.Time `json:"grace_ends,omitempty"`
+	Secret    string     `json:"secret,omitempty"`
+}
+
+// TokenRequest asks for a new token. TTL is a Go duration or days ("90d");
+// empty: until revoked.
+type TokenRequest struct {
+	Name   string   `json:"name"`
+	Owner  string   `json:"owner,omitempty"`
+	Scopes []string `json:"scopes"`
+	TTL    string   `json:"ttl,omitempty"`
+}
+
+// Access is the cluster's access policy.
+type Access struct {
+	AnonymousPull []string `json:"anonymous_pull"`
+}
+
+// CreateToken makes a token; the answer holds its secret, shown only now.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (Token, error) {
+	var t Token
+	err := c.sendJSON(ctx, http.MethodPost, "/api/v1/tokens", nil, req, &t)
+	if err != nil {
+		return Token{}, fmt.Errorf("create token %s: %w", req.Name, err)
+	}
+	return t, nil
+}
+
+// Tokens lists the cluster's tokens (never their secrets).
+func (c *Client) Tokens(ctx context.Context) ([]Token, error) {
+	var out struct {
+		Tokens []Token `json:"tokens"`
+	}
+	if err := c.getJSON(ctx, "/api/v1/tokens", nil, &out); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return out.Tokens, nil
+}
+
+// RotateToken gives a token a new secret; the old one works on for grace
+// (a Go duration or days; empty: not at all).
+func (c *Client) RotateToken(ctx context.Context, name, grace string) (Token, error) {
+	var t Token
+	q := url.Values{}
+	if grace != "" {
+		q.Set("grace", grace)
+	}
+	if err := c.sendJSON(ctx, http.MethodPost, "/api/v1/tokens/"+url.PathEscape(name)+"/rotate", q, nil, &t); err != nil {
+		return Token{}, fmt.Errorf("rotate token %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// RevokeToken deletes a token on every node.
+func (c *Client) RevokeToken(ctx context.Context, name string) error {
+	if err := c.sendJSON(ctx, http.MethodDelete, "/api/v1/tokens/"+url.PathEscape(name), nil, nil, nil); err != nil {
+		return fmt.Errorf("revoke token %s: %w", name, err)
+	}
+	return nil
+}
+
+// Access returns the cluster's access policy.
+func (c *Client) Access(ctx context.Context) (Access, error) {
+	var a Access
+	if err := c.getJSON(ctx, "/api/v1/access", nil, &a); err != nil {
+		return Access{}, fmt.Errorf("access policy: %w", err)
+	}
+	return a, nil
+}
+
+// SetAccess replaces the cluster's access policy.
+func (c *Client) SetAccess(ctx context.Context, a Access) (Access, error) {
+	var out Access
+	if err := c.sendJSON(ctx, http.MethodPut, "/api/v1/access", nil, a, &out); err != nil {
+		return Access{}, fmt.Errorf("set access policy: %w", err)
+	}
+	return out, nil
+}
+
+// sendJSON sends in (unless nil) as a JSON body and decodes a 2xx answer
+// into out (unless nil).
+func (c *Client) sendJSON(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	r := request{method: method, path: path, query: q}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		r.body = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+		r.size = int64(len(b))
+		r.header = http.Header{"Content-Type": {"application/json"}}
+	}
+	resp, srv, err := c.do(ctx, r)
+	if err != nil {
+		return err
+	}
+	defer closeBody(resp)
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("from %s: %w", srv, readAPIError(resp))
+	}
+	if out == nil {
+		return nil
+	}
+	return decodeJSON(resp, srv, out)
+}
