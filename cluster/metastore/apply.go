@@ -40,7 +40,7 @@ func (s *Store) Apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 		if res, err = s.propose(e); err != nil {
 			return err
 		}
-		if createdHere(res) {
+		if createdHere(c.Op, res) {
 			return nil
 		}
 		// Read-your-writes on this node too when the leader committed it:
@@ -53,12 +53,15 @@ func (s *Store) Apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 	return res, err
 }
 
-// createdHere reports a write that bound a new name. A follower need not
+// createdHere reports a push that bound a new name. A follower need not
 // wait to apply it before answering: a name this node does not know yet is
 // read after a barrier, so read-your-writes holds without the wait, which
 // would cost a raft round (the follower learns the commit from the leader's
-// next append).
-func createdHere(res fsm.Result) bool { return res.Status == fsm.StatusCreated }
+// next append). Other things created (a token) are read without a barrier
+// and get the wait.
+func createdHere(op fsm.Op, res fsm.Result) bool {
+	return op == fsm.OpPutArtifact && res.Status == fsm.StatusCreated
+}
 
 // ApplyForwarded applies a batch of writes a follower's committer
 // forwarded, and returns their results in order. The committer checks

@@ -100,7 +100,7 @@ func (s *Store) proposeAll(entries []fsm.Entry, forwarded bool) ([]fsm.Result, e
 func (s *Store) commit(batch []proposal) ([]fsm.Result, error) {
 	results, err := s.append(batch)
 	if err == nil && s.IsLeader() && slices.ContainsFunc(batch, func(p proposal) bool { return p.forwarded }) &&
-		slices.ContainsFunc(results, func(r fsm.Result) bool { return !createdHere(r) }) {
+		slices.ContainsFunc(results, func(r fsm.Result) bool { return r.Status != fsm.StatusCreated }) {
 		s.nudge()
 	}
 	return results, err
