@@ -34,7 +34,7 @@ import (
 type recordReader struct {
 	r    *bufio.Reader
 	long []byte // a line longer than the reader's buffer, put together
-	// interned maps the bytes of node IDs, tags, actors and actions to
+	// interned maps the bytes of tags, actors and actions to
 	// their interned strings, so that a repeated one costs no allocation
 	// (a lookup by string(b) does not copy b).
 	interned map[string]string
@@ -160,24 +160,22 @@ func (rr *recordReader) artifact(sc *scanner) (*artifact, []byte) {
 		sc.lit(":")
 		kv = append(kv, unsafeString(k), unsafeString(sc.str()))
 	}
-	labels := packList(kv)
 	sc.lit(`,"tags":[`)
-	tags := kv[:0]
+	n := len(kv)
 	for i := 0; sc.ok && !sc.skip("]"); i++ {
 		if i > 0 {
 			sc.lit(",")
 		}
-		tags = append(tags, unsafeString(sc.str()))
+		kv = append(kv, unsafeString(sc.str()))
 	}
-	a.labels, a.tags = labels, packList(tags)
-	rr.items = tags[:0]
+	rr.items = kv[:0]
 	sc.lit(`,"seq":`)
 	a.seq = sc.uint()
 	sc.lit("}}")
 	if !sc.ok {
 		return nil, nil
 	}
-	a.name, a.version, a.commit = string(name), string(version), string(commit)
+	a.setStrings(unsafeString(name), "", unsafeString(version), unsafeString(commit), kv[:n], kv[n:])
 	return a, digest
 }
 
@@ -193,22 +191,22 @@ func (rr *recordReader) object(sc *scanner) *object {
 	sc.lit(`,"block_size":`)
 	bs := sc.int()
 	sc.lit(`,"placement":`)
+	var nodes []string
 	if !sc.skip("null") {
 		sc.lit("[")
-		nodes := rr.items[:0]
+		nodes = rr.items[:0]
 		for i := 0; sc.ok && !sc.skip("]"); i++ {
 			if i > 0 {
 				sc.lit(",")
 			}
-			nodes = append(nodes, rr.intern(sc.str()))
+			nodes = append(nodes, unsafeString(sc.str()))
 		}
 		// [] decodes to an empty slice, which packs as null does: the
 		// record keeps no difference between them, as newObject.
-		o.placement = packList(nodes)
 		rr.items = nodes[:0]
 	}
 	if sc.skip(`,"missing":[`) {
-		missing := rr.items[:0]
+		missing := make([]string, 0, 4)
 		for i := 0; sc.ok && !sc.skip("]"); i++ {
 			if i > 0 {
 				sc.lit(",")
@@ -223,7 +221,6 @@ func (rr *recordReader) object(sc *scanner) *object {
 			missing = append(missing, unsafeString(d))
 		}
 		o.missing = packList(missing)
-		rr.items = missing[:0]
 	}
 	sc.lit(`,"digest":`)
 	digest := sc.str()
@@ -247,7 +244,8 @@ func (rr *recordReader) object(sc *scanner) *object {
 		return nil
 	}
 	o.k, o.m, o.blockSize, o.refs = int32(k), int32(m), int32(bs), int32(refs)
-	o.digest, o.id, o.corrupt = string(digest), string(id), string(corrupt)
+	o.setStrings(unsafeString(digest), unsafeString(id), nodes)
+	o.corrupt = string(corrupt)
 	return o
 }
 

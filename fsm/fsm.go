@@ -31,10 +31,13 @@ type FSM struct {
 	// nothing is applied (halt.go).
 	halt   atomic.Pointer[Halt]
 	onHalt func(*Halt)
-	// advanced is closed, and replaced, whenever applied moves, so that
-	// writers waiting for their index sleep instead of polling.
+	// advanced is closed, and replaced, whenever applied moves and
+	// someone took it (waited), so that writers waiting for their index
+	// sleep instead of polling, and an Apply nobody waits for makes no
+	// channel.
 	advMu    sync.Mutex
 	advanced chan struct{}
+	waited   bool
 }
 
 // New returns an empty state machine.
@@ -44,8 +47,10 @@ func New() *FSM { return &FSM{s: newState(), advanced: make(chan struct{})} }
 func (f *FSM) setApplied(index uint64) {
 	f.applied.Store(index)
 	f.advMu.Lock()
-	close(f.advanced)
-	f.advanced = make(chan struct{})
+	if f.waited {
+		close(f.advanced)
+		f.advanced, f.waited = make(chan struct{}), false
+	}
 	f.advMu.Unlock()
 }
 
@@ -54,6 +59,7 @@ func (f *FSM) setApplied(index uint64) {
 func (f *FSM) Advanced() <-chan struct{} {
 	f.advMu.Lock()
 	defer f.advMu.Unlock()
+	f.waited = true
 	return f.advanced
 }
 

@@ -4,17 +4,17 @@ import (
 	"encoding/binary"
 	"fmt"
 	"iter"
-	"maps"
 	"slices"
 	"strconv"
 	"time"
 	"unique"
+	"unsafe"
 )
 
 // artifact is how the state holds an Artifact: one 128-byte allocation
-// and its strings. The exported type, with a map for its labels, took
-// more than three times that (BENCHMARKS.md, "Metadata"), and at ten million
-// artifacts the difference is gigabytes. Records are never changed once
+// and one for its strings (setStrings). The exported type, with a map for
+// its labels, took more than three times that (BENCHMARKS.md,
+// "Metadata"), and at ten million artifacts the difference is gigabytes. Records are never changed once
 // the state holds them: snapshots and queries share them (tables.go).
 type artifact struct {
 	name    string
@@ -34,19 +34,52 @@ type artifact struct {
 }
 
 // newArtifact packs a into a record that shares nothing the caller can
-// change: its labels and tags are copied into the packed strings.
+// change: its strings are copied into one allocation (setStrings).
 func newArtifact(a *Artifact) *artifact {
-	keys := slices.Sorted(maps.Keys(a.Labels))
-	kv := make([]string, 0, 2*len(keys))
-	for _, k := range keys {
+	// Keys, then key, value pairs: up to eight labels on the stack.
+	var buf [24]string
+	kv := buf[:0]
+	for k := range a.Labels {
+		kv = append(kv, k)
+	}
+	slices.Sort(kv)
+	n := len(kv)
+	for _, k := range kv[:n] {
 		kv = append(kv, k, a.Labels[k])
 	}
-	return &artifact{
-		name: a.Name, digest: a.Digest, version: a.Version, commit: a.Commit,
-		labels: packList(kv), tags: packList(a.Tags),
-		size: a.Size, seq: a.Seq,
-		sec: a.Created.Unix(), nsec: int32(a.Created.Nanosecond()),
+	r := &artifact{size: a.Size, seq: a.Seq, sec: a.Created.Unix(), nsec: int32(a.Created.Nanosecond())}
+	r.setStrings(a.Name, a.Digest, a.Version, a.Commit, kv[n:], a.Tags)
+	return r
+}
+
+// setStrings sets the record's strings: the name, version and commit, and
+// the labels (key, value, ... in key order) and tags packed (packList),
+// all as parts of one new allocation, which costs less than five of their
+// own (each rounded up to its size class), and, being fresh, sits apart
+// from the garbage of the command it came in: its copies were what kept
+// half-empty pages of that garbage alive. The digest is the caller's to
+// share (with the object's).
+func (a *artifact) setStrings(name, digest, version, commit string, labels, tags []string) {
+	l := listLen(labels)
+	s := block(len(name)+len(version)+len(commit)+l+listLen(tags), func(b []byte) []byte {
+		b = append(append(append(b, name...), version...), commit...)
+		return appendList(appendList(b, labels), tags)
+	})
+	a.digest = digest
+	a.name, s = s[:len(name)], s[len(name):]
+	a.version, s = s[:len(version)], s[len(version):]
+	a.commit, s = s[:len(commit)], s[len(commit):]
+	a.labels, a.tags = s[:l], s[l:]
+}
+
+// block returns the n bytes fill appends to an empty slice, as a string
+// that owns them: one allocation, no copy.
+func block(n int, fill func([]byte) []byte) string {
+	b := fill(make([]byte, 0, n))
+	if len(b) != n {
+		panic("fsm: block filled wrong")
 	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // export returns the artifact as callers see it, with a label map and a
@@ -127,16 +160,28 @@ func packList(items []string) string {
 	if len(items) == 0 {
 		return ""
 	}
+	return block(listLen(items), func(b []byte) []byte { return appendList(b, items) })
+}
+
+// listLen is the length of packList(items).
+func listLen(items []string) int {
 	n := 0
 	for _, s := range items {
-		n += binary.MaxVarintLen64 + len(s)
+		for x := len(s); x >= 0x80; x >>= 7 {
+			n++
+		}
+		n += 1 + len(s)
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendList appends packList(items) to b.
+func appendList(b []byte, items []string) []byte {
 	for _, s := range items {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	return string(b)
+	return b
 }
 
 // listItems yields the items of a packed list; they share its memory.
@@ -172,14 +217,14 @@ func uvarint(s string) (uint64, int) {
 }
 
 // intern returns the one copy of a string that many records repeat, such
-// as a node ID in every placement: a restored snapshot or a decoded
-// command would otherwise bring a copy of its own each time. The copy is
+// as a tag or an actor in every tag event: a restored snapshot or a
+// decoded command would otherwise bring a copy of its own each time. The copy is
 // dropped when nothing holds it.
 func intern(s string) string { return unique.Make(s).Value() }
 
-// object is how the state holds an Object: 112 bytes with its placement
-// packed into one string of interned node IDs, where the exported type
-// took 144 and a slice of six node IDs 96 more.
+// object is how the state holds an Object: 112 bytes, and its digest, ID
+// and placement (the node IDs packed) in one allocation beside it, where
+// the exported type took 144 and a slice of six node IDs 96 more.
 type object struct {
 	digest string
 	id     string
@@ -207,18 +252,27 @@ func newObject(o *Object) (*object, error) {
 			return nil, fmt.Errorf("object %s: %d out of range", o.Digest, n)
 		}
 	}
-	missing := make([]string, len(o.Missing))
-	for i, m := range o.Missing {
-		missing[i] = strconv.Itoa(m)
+	var missing []string
+	for _, m := range o.Missing {
+		missing = append(missing, strconv.Itoa(m))
 	}
-	nodes := make([]string, len(o.Placement))
-	for i, n := range o.Placement {
-		nodes[i] = intern(n)
-	}
-	return &object{
-		digest: o.Digest, id: o.ID, placement: packList(nodes), missing: packList(missing), corrupt: o.Corrupt,
+	n := &object{
+		missing: packList(missing), corrupt: o.Corrupt,
 		size: o.Size, refs: int32(o.Refs), k: int32(o.K), m: int32(o.M), blockSize: int32(o.BlockSize),
-	}, nil
+	}
+	n.setStrings(o.Digest, o.ID, o.Placement)
+	return n, nil
+}
+
+// setStrings sets the record's digest, ID and placement (packed) as parts
+// of one new allocation, as artifact.setStrings does and for the same
+// reasons.
+func (o *object) setStrings(digest, id string, placement []string) {
+	s := block(len(digest)+len(id)+listLen(placement), func(b []byte) []byte {
+		return appendList(append(append(b, digest...), id...), placement)
+	})
+	o.digest, s = s[:len(digest)], s[len(digest):]
+	o.id, o.placement = s[:len(id)], s[len(id):]
 }
 
 // mustObject is newObject for an object Apply checked.

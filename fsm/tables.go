@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"maps"
+	"sync"
 
 	"github.com/google/btree"
 )
@@ -45,19 +46,25 @@ type entry[T any] struct {
 type table[T any] struct {
 	tree *btree.BTreeG[entry[T]]
 	key  func(*T) string
-	// probe makes a record with the key alone, to look it up by.
-	probe func(string) *T
-	skip  int
+	// setKey sets the key of a probe: a record with the key alone, to
+	// look one up by. probes holds them for reuse (clones share it): a
+	// new one per lookup made a put, which looks up four tables, leave
+	// hundreds of bytes of garbage, and the collector's headroom over
+	// that is what set the peak RSS of a large state.
+	setKey func(*T, string)
+	probes *sync.Pool
+	skip   int
 }
 
-func newTable[T any](key func(*T) string, probe func(string) *T, skip int) *table[T] {
+func newTable[T any](key func(*T) string, setKey func(*T, string), skip int) *table[T] {
 	less := func(a, b entry[T]) bool {
 		if a.head != b.head {
 			return a.head < b.head
 		}
 		return key(a.rec) < key(b.rec)
 	}
-	return &table[T]{tree: btree.NewG(degree, less), key: key, probe: probe, skip: skip}
+	return &table[T]{tree: btree.NewG(degree, less), key: key, setKey: setKey,
+		probes: &sync.Pool{New: func() any { return new(T) }}, skip: skip}
 }
 
 // head is the eight bytes of key from skip, big-endian, padded with zeros:
@@ -72,10 +79,25 @@ func head(key string, skip int) uint64 {
 
 func (t *table[T]) entry(r *T) entry[T] { return entry[T]{head(t.key(r), t.skip), r} }
 
-func (t *table[T]) probeEntry(key string) entry[T] { return entry[T]{head(key, t.skip), t.probe(key)} }
+// probe returns an entry with key alone, from the pool: release it when
+// done with it.
+func (t *table[T]) probe(key string) entry[T] {
+	p := t.probes.Get().(*T)
+	t.setKey(p, key)
+	return entry[T]{head(key, t.skip), p}
+}
+
+// release returns a probe to the pool. The key may be a view of a buffer
+// (decode.go): the pool keeps nothing of it.
+func (t *table[T]) release(p entry[T]) {
+	t.setKey(p.rec, "")
+	t.probes.Put(p.rec)
+}
 
 func (t *table[T]) get(key string) (*T, bool) {
-	e, ok := t.tree.Get(t.probeEntry(key))
+	p := t.probe(key)
+	e, ok := t.tree.Get(p)
+	t.release(p)
 	return e.rec, ok
 }
 
@@ -87,7 +109,9 @@ func (t *table[T]) put(r *T) (*T, bool) {
 
 // delete removes key's record and returns it.
 func (t *table[T]) delete(key string) (*T, bool) {
-	old, ok := t.tree.Delete(t.probeEntry(key))
+	p := t.probe(key)
+	old, ok := t.tree.Delete(p)
+	t.release(p)
 	return old.rec, ok
 }
 
@@ -100,7 +124,9 @@ func (t *table[T]) ascend(fn func(*T) bool) {
 
 // ascendFrom is ascend from the first key not below from.
 func (t *table[T]) ascendFrom(from string, fn func(*T) bool) {
-	t.tree.AscendGreaterOrEqual(t.probeEntry(from), func(e entry[T]) bool { return fn(e.rec) })
+	p := t.probe(from)
+	defer t.release(p)
+	t.tree.AscendGreaterOrEqual(p, func(e entry[T]) bool { return fn(e.rec) })
 }
 
 // clone returns a frozen version of the table in O(1). It writes the
@@ -153,16 +179,16 @@ type state struct {
 func newState() *state {
 	return &state{
 		artifacts: newTable(func(a *artifact) string { return a.name },
-			func(k string) *artifact { return &artifact{name: k} }, 0),
+			func(a *artifact, k string) { a.name = k }, 0),
 		tombstones: newTable(func(t *Tombstone) string { return t.Name },
-			func(k string) *Tombstone { return &Tombstone{Name: k} }, 0),
+			func(t *Tombstone, k string) { t.Name = k }, 0),
 		objects: newTable(func(o *object) string { return o.digest },
-			func(k string) *object { return &object{digest: k} }, len(DigestPrefix)),
+			func(o *object, k string) { o.digest = k }, len(DigestPrefix)),
 		history: newTable(func(h *history) string { return h.name },
-			func(k string) *history { return &history{name: k} }, 0),
+			func(h *history, k string) { h.name = k }, 0),
 		nodes: map[string]NodeState{},
 		byID: newTable(func(o *object) string { return o.id },
-			func(k string) *object { return &object{id: k} }, 0),
+			func(o *object, k string) { o.id = k }, 0),
 		byTag:   map[string]*btree.BTreeG[string]{},
 		tagFree: btree.NewFreeListG[string](btree.DefaultFreeListSize),
 	}

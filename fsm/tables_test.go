@@ -20,7 +20,7 @@ func TestTableOrder(t *testing.T) {
 		keys = append(keys, k)
 	}
 	for _, skip := range []int{0, 3, len(DigestPrefix)} {
-		tb := newTable(func(h *history) string { return h.name }, func(k string) *history { return &history{name: k} }, skip)
+		tb := newTable(func(h *history) string { return h.name }, func(h *history, k string) { h.name = k }, skip)
 		for _, k := range keys {
 			tb.put(&history{name: k})
 		}
