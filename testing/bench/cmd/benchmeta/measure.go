@@ -72,7 +72,7 @@ func measureOne(n int, dir string, quietApplies int, prof *profiler) (*result, e
 	prof.stop("build")
 	r.Built = settle()
 	_ = resetPeak() // a failure was logged at the start
-	log.Printf("%d: built in %v, RSS %s", n, r.Build.Round(time.Millisecond), fmtBytes(r.Built.RSS))
+	log.Printf("%d: built in %v, %v", n, r.Build.Round(time.Millisecond), r.Built)
 
 	// The applier's pace: a busy registry, well under what the FSM takes.
 	app := &applier{f: f, next: n, interval: 500 * time.Microsecond}
@@ -131,7 +131,7 @@ func measureOne(n int, dir string, quietApplies int, prof *profiler) (*result, e
 	if c := g.Counts(); c.Artifacts < n {
 		return nil, fmt.Errorf("restored %d artifacts, want at least %d", c.Artifacts, n)
 	}
-	log.Printf("%d: restore %v, RSS %s", n, r.Restore.Round(time.Millisecond), fmtBytes(r.Restored.RSS))
+	log.Printf("%d: restore %v, %v", n, r.Restore.Round(time.Millisecond), r.Restored)
 	r.PeakRSS = max(r.PeakBuild, r.PeakSnapshot, r.PeakRestore, procStatus("VmHWM"))
 	log.Printf("%d: peak RSS %s: build %s, snapshots %s, restore %s", n, fmtBytes(r.PeakRSS),
 		fmtBytes(r.PeakBuild), fmtBytes(r.PeakSnapshot), fmtBytes(r.PeakRestore))

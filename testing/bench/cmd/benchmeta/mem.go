@@ -17,6 +17,9 @@ import (
 type memory struct {
 	RSS      int64 // VmRSS: what the machine gives the process
 	HeapLive int64 // bytes the last GC found reachable
+	// HeapUnused is the free room in spans that hold live objects:
+	// what fragmentation costs. Metadata is the runtime's own.
+	HeapUnused, Metadata int64
 }
 
 // settle collects twice and returns freed pages to the OS, so that RSS
@@ -24,9 +27,11 @@ type memory struct {
 func settle() memory {
 	runtime.GC()
 	debug.FreeOSMemory()
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/metadata/other:bytes"}, {Name: "/memory/classes/metadata/mspan/inuse:bytes"}}
 	metrics.Read(s)
-	return memory{RSS: procStatus("VmRSS"), HeapLive: int64(s[0].Value.Uint64())}
+	return memory{RSS: procStatus("VmRSS"), HeapLive: int64(s[0].Value.Uint64()),
+		HeapUnused: int64(s[1].Value.Uint64()), Metadata: int64(s[2].Value.Uint64() + s[3].Value.Uint64())}
 }
 
 // resetPeak starts a new peak: Linux sets VmHWM back to the current RSS
@@ -97,6 +102,11 @@ func worstGrown(before, now *metrics.Float64Histogram) time.Duration {
 		}
 	}
 	return 0
+}
+
+func (m memory) String() string {
+	return fmt.Sprintf("RSS %s (heap live %s, free in used spans %s, runtime metadata %s)",
+		fmtBytes(m.RSS), fmtBytes(m.HeapLive), fmtBytes(m.HeapUnused), fmtBytes(m.Metadata))
 }
 
 func fmtBytes(n int64) string {
