@@ -49,6 +49,8 @@ const (
 	OpPutToken       Op = "put_token"
 	OpRevokeToken    Op = "revoke_token"
 	OpSetAccess      Op = "set_access"
+	OpSetRetention   Op = "set_retention"
+	OpRmRetention    Op = "remove_retention"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -70,6 +72,9 @@ type Command struct {
 	PutToken    *PutToken    `json:"put_token,omitempty"`
 	RevokeToken *RevokeToken `json:"revoke_token,omitempty"`
 	Access      *Access      `json:"access,omitempty"`
+	// Retention and RemoveRetention change retention policies (retention.go).
+	Retention       *RetentionPolicy `json:"retention,omitempty"`
+	RemoveRetention *RemoveRetention `json:"remove_retention,omitempty"`
 }
 
 // NodeChange sets a node's membership state.

@@ -18,16 +18,17 @@ const snapshotVersion = 1
 // record per entity, so neither writing nor reading holds a second copy of a
 // million-artifact state as a single JSON document.
 type record struct {
-	V         int         `json:"v,omitempty"`
-	Applied   uint64      `json:"applied,omitempty"`
-	Artifact  *Artifact   `json:"a,omitempty"`
-	Tombstone *Tombstone  `json:"t,omitempty"`
-	Object    *Object     `json:"o,omitempty"`
-	History   *historyRec `json:"h,omitempty"`
-	Node      *NodeChange `json:"n,omitempty"`
-	Abandoned *abandonRec `json:"x,omitempty"`
-	Token     *Token      `json:"tk,omitempty"`
-	Access    *Access     `json:"ac,omitempty"`
+	V         int              `json:"v,omitempty"`
+	Applied   uint64           `json:"applied,omitempty"`
+	Artifact  *Artifact        `json:"a,omitempty"`
+	Tombstone *Tombstone       `json:"t,omitempty"`
+	Object    *Object          `json:"o,omitempty"`
+	History   *historyRec      `json:"h,omitempty"`
+	Node      *NodeChange      `json:"n,omitempty"`
+	Abandoned *abandonRec      `json:"x,omitempty"`
+	Token     *Token           `json:"tk,omitempty"`
+	Access    *Access          `json:"ac,omitempty"`
+	Retention *RetentionPolicy `json:"rp,omitempty"`
 }
 
 type historyRec struct {
@@ -133,6 +134,11 @@ func (sn *snapshot) write(w io.Writer) error {
 			return fmt.Errorf("write access: %w", err)
 		}
 	}
+	for _, prefix := range slices.Sorted(maps.Keys(sn.s.retention)) {
+		if err := enc.Encode(record{Retention: sn.s.retention[prefix]}); err != nil {
+			return fmt.Errorf("write retention policies: %w", err)
+		}
+	}
 	return bw.Flush()
 }
 
@@ -231,6 +237,11 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.tokens[rec.Token.Name] = rec.Token
 		case rec.Access != nil:
 			s.access = rec.Access
+		case rec.Retention != nil:
+			if s.retention == nil {
+				s.retention = retention{}
+			}
+			s.retention[rec.Retention.Prefix] = rec.Retention
 		}
 	}
 	// Nothing shares these records yet: they may still change.

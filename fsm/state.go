@@ -88,6 +88,10 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.revokeToken(c)
 	case OpSetAccess:
 		r = s.setAccess(c)
+	case OpSetRetention:
+		r = s.setRetention(c)
+	case OpRmRetention:
+		r = s.removeRetention(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}

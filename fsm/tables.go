@@ -161,6 +161,9 @@ type state struct {
 	// changed in place, like abandoned.
 	tokens tokens
 	access *Access
+	// retention holds the retention policies (retention.go), replaced
+	// like tokens.
+	retention retention
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -207,6 +210,7 @@ func (s *state) freeze() *state {
 		abandoned:  s.abandoned,
 		tokens:     s.tokens,
 		access:     s.access,
+		retention:  s.retention,
 	}
 }
 

@@ -104,6 +104,10 @@ func (c Command) validate(putName func(string) error) error {
 		return validateRevoke(c.RevokeToken)
 	case OpSetAccess:
 		return validateAccess(c.Access)
+	case OpSetRetention:
+		return ValidateRetention(c.Retention)
+	case OpRmRetention:
+		return validateRemoveRetention(c.RemoveRetention)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -233,7 +237,7 @@ func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
 		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject,
-		OpPutToken, OpRevokeToken, OpSetAccess:
+		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention:
 		return true
 	}
 	return false
