@@ -119,6 +119,7 @@ func (rr *recordReader) parse(line []byte) (packed, bool) {
 		t.Digest = string(sc.str())
 		sc.lit(`,"deleted":`)
 		t.Deleted = sc.time()
+		sc.lit("}}")
 		return packed{t: t}, sc.end()
 	case sc.skip(`{"h":{"name":`):
 		h := rr.history(&sc)
@@ -421,4 +422,105 @@ func (sc *scanner) time() time.Time {
 	}
 	sc.b = sc.b[end+2:]
 	return t
+}
+
+// aheadReader parses a snapshot a few batches of records ahead of the
+// caller, on a goroutine of its own, so that on a machine with two cores
+// or more parsing and inserting into the tables (about as long as each
+// other) overlap. The caller takes the records in the snapshot's order,
+// as from recordReader itself: the state it builds does not depend on
+// the timing.
+type aheadReader struct {
+	rr         *recordReader
+	full, free chan []item
+	stop, done chan struct{}
+	cur        []item
+	i          int
+}
+
+// item is a record parsed ahead, with room for an artifact's digest: the
+// line it was a view of is gone by the time the caller takes it.
+type item struct {
+	p      packed
+	rec    record
+	err    error
+	digest [80]byte
+}
+
+const (
+	aheadBatches = 4
+	aheadBatch   = 512
+)
+
+// readAhead starts parsing rr's records ahead. Call close when done.
+func readAhead(rr *recordReader) *aheadReader {
+	ra := &aheadReader{rr: rr, full: make(chan []item, aheadBatches), free: make(chan []item, aheadBatches),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range aheadBatches {
+		ra.free <- make([]item, 0, aheadBatch)
+	}
+	go ra.run()
+	return ra
+}
+
+func (ra *aheadReader) run() {
+	defer close(ra.done)
+	defer close(ra.full)
+	for {
+		var b []item
+		select {
+		case b = <-ra.free:
+		case <-ra.stop:
+			return
+		}
+		var err error
+		for b = b[:0]; len(b) < cap(b) && err == nil; {
+			b = append(b, item{})
+			it := &b[len(b)-1]
+			it.p, err = ra.rr.next(&it.rec)
+			it.err = err
+			if it.p.a != nil {
+				if len(it.p.digest) <= len(it.digest) {
+					it.p.digest = it.digest[:copy(it.digest[:], it.p.digest)]
+				} else {
+					it.p.digest = bytes.Clone(it.p.digest)
+				}
+			}
+		}
+		select {
+		case ra.full <- b:
+		case <-ra.stop:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// next is recordReader.next, from the records parsed ahead.
+func (ra *aheadReader) next(rec *record) (packed, error) {
+	if ra.i == len(ra.cur) {
+		if ra.cur != nil {
+			// Never blocks: the batches are as many as free holds.
+			ra.free <- ra.cur
+		}
+		b, ok := <-ra.full
+		if !ok {
+			// run ends after handing over an error, io.EOF included.
+			return packed{}, io.ErrUnexpectedEOF
+		}
+		ra.cur, ra.i = b, 0
+	}
+	it := &ra.cur[ra.i]
+	ra.i++
+	*rec = it.rec
+	return it.p, it.err
+}
+
+// close stops the parsing and waits until it has stopped, so that nothing
+// reads from the snapshot once the caller returns.
+func (ra *aheadReader) close() {
+	close(ra.stop)
+	<-ra.done
 }

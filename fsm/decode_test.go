@@ -3,10 +3,12 @@ package fsm
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"sync/atomic"
 	"testing"
 )
 
@@ -147,5 +149,66 @@ func TestRestoreRoundTrip(t *testing.T) {
 	}
 	if c := f.Counts(); c.Artifacts != 1 || f.Applied() != 7 {
 		t.Fatalf("a line longer than the read buffer: %+v, applied %d", c, f.Applied())
+	}
+}
+
+// guardedReader fails the test if it is read after closed is set.
+type guardedReader struct {
+	t      *testing.T
+	r      io.Reader
+	closed atomic.Bool
+}
+
+func (g *guardedReader) Read(p []byte) (int, error) {
+	if g.closed.Load() {
+		g.t.Error("the snapshot was read after Restore returned")
+	}
+	return g.r.Read(p)
+}
+
+// A restore that fails part way (a line nothing reads, a number a record
+// cannot hold) returns its error, keeps the state it had, and reads
+// nothing more once it returns: the records parsed ahead stop with it.
+func TestRestoreFailsPartWay(t *testing.T) {
+	f := New()
+	apply(t, f, 1, put("kept.jar", 'a', 0))
+	good := snapshotBytes(t, oddFSM(t))
+	var many bytes.Buffer
+	many.Write(good)
+	for i := range 5000 {
+		fmt.Fprintf(&many, `{"t":{"name":"t%d","digest":"d","deleted":"2001-02-03T04:05:06Z"}}`+"\n", i)
+	}
+	for name, tail := range map[string]string{
+		"undecodable": "{\"t\":\n",
+		"too big":     `{"o":{"id":"i","k":1,"m":0,"block_size":0,"placement":["a"],"digest":"x","size":0,"refs":4294967296}}` + "\n",
+	} {
+		in := append(bytes.Clone(many.Bytes()), tail...)
+		for range 3 {
+			in = append(in, many.Bytes()[len(good):]...)
+		}
+		g := &guardedReader{t: t, r: bytes.NewReader(in)}
+		err := f.Restore(io.NopCloser(g))
+		g.closed.Store(true)
+		if err == nil {
+			t.Fatalf("%s: restored", name)
+		}
+		if _, ok := f.Get("kept.jar"); !ok || f.Counts().Tombstones != 0 {
+			t.Fatalf("%s: the state changed: %+v", name, f.Counts())
+		}
+	}
+}
+
+// Each kind of line recordWriter writes, the reader parses itself.
+func TestRecordReaderParsesWhatRecordWriterWrites(t *testing.T) {
+	kinds := map[string]int{}
+	for _, l := range bytes.Split(snapshotBytes(t, oddFSM(t)), []byte("\n")) {
+		if len(l) > 6 && checkLine(t, l) {
+			kinds[string(l[2:3])]++
+		}
+	}
+	for _, k := range []string{"a", "o", "t", "h"} {
+		if kinds[k] == 0 {
+			t.Errorf("no %q line parsed by the reader itself (%v)", k, kinds)
+		}
 	}
 }

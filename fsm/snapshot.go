@@ -169,7 +169,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 // readSnapshot builds a state from a snapshot, each record straight into
 // its table as it is read (decode.go), so that nothing but the new state
-// grows: no copy of the records, and next to no garbage.
+// grows: no copy of the records, and next to no garbage. The records are
+// parsed a few batches ahead on another goroutine (readAhead), and taken
+// in the snapshot's order.
 func readSnapshot(r io.Reader) (*state, uint64, error) {
 	rr := newRecordReader(r)
 	var head record
@@ -180,12 +182,14 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 		return nil, 0, fmt.Errorf("unsupported snapshot version %d", head.V)
 	}
 	s := newState()
+	ra := readAhead(rr)
+	defer ra.close()
 	// Artifacts read before their object (as older builds wrote them)
 	// get its digest string at the end.
 	var early []*artifact
 	for {
 		var rec record
-		p, err := rr.next(&rec)
+		p, err := ra.next(&rec)
 		if err == io.EOF {
 			break
 		}
