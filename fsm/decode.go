@@ -150,25 +150,19 @@ func (rr *recordReader) artifact(sc *scanner) (*artifact, []byte) {
 	// keeps the last) go to encoding/json.
 	sc.lit(`,"labels":{`)
 	kv := rr.items[:0]
-	for i := 0; sc.ok && !sc.skip("}"); i++ {
-		if i > 0 {
-			sc.lit(",")
-		}
+	sc.list("}", func() {
 		k := sc.str()
 		if n := len(kv); n > 0 && string(k) <= kv[n-2] {
 			sc.ok = false
 		}
 		sc.lit(":")
 		kv = append(kv, unsafeString(k), unsafeString(sc.str()))
-	}
+	})
 	sc.lit(`,"tags":[`)
 	n := len(kv)
-	for i := 0; sc.ok && !sc.skip("]"); i++ {
-		if i > 0 {
-			sc.lit(",")
-		}
+	sc.list("]", func() {
 		kv = append(kv, unsafeString(sc.str()))
-	}
+	})
 	rr.items = kv[:0]
 	sc.lit(`,"seq":`)
 	a.seq = sc.uint()
@@ -196,22 +190,16 @@ func (rr *recordReader) object(sc *scanner) *object {
 	if !sc.skip("null") {
 		sc.lit("[")
 		nodes = rr.items[:0]
-		for i := 0; sc.ok && !sc.skip("]"); i++ {
-			if i > 0 {
-				sc.lit(",")
-			}
+		sc.list("]", func() {
 			nodes = append(nodes, unsafeString(sc.str()))
-		}
+		})
 		// [] decodes to an empty slice, which packs as null does: the
 		// record keeps no difference between them, as newObject.
 		rr.items = nodes[:0]
 	}
 	if sc.skip(`,"missing":[`) {
 		missing := make([]string, 0, 4)
-		for i := 0; sc.ok && !sc.skip("]"); i++ {
-			if i > 0 {
-				sc.lit(",")
-			}
+		sc.list("]", func() {
 			// newObject packs strconv.Itoa of each: the digits as written
 			// when they have no sign and no leading zero (sc.digits) and
 			// fit an int, as encoding/json requires.
@@ -220,7 +208,7 @@ func (rr *recordReader) object(sc *scanner) *object {
 				sc.ok = false
 			}
 			missing = append(missing, unsafeString(d))
-		}
+		})
 		o.missing = packList(missing)
 	}
 	sc.lit(`,"digest":`)
@@ -259,10 +247,7 @@ func (rr *recordReader) history(sc *scanner) *history {
 	if !sc.skip("null") {
 		sc.lit("[")
 		events = rr.events[:0]
-		for i := 0; sc.ok && !sc.skip("]"); i++ {
-			if i > 0 {
-				sc.lit(",")
-			}
+		sc.list("]", func() {
 			var e TagEvent
 			sc.lit(`{"tag":`)
 			e.Tag = rr.intern(sc.str())
@@ -275,7 +260,7 @@ func (rr *recordReader) history(sc *scanner) *history {
 			e.Time = sc.time()
 			sc.lit("}")
 			events = append(events, e)
-		}
+		})
 		rr.events = events[:0]
 		// encoding/json decodes [] to an empty slice, not nil.
 		events = append(make([]TagEvent, 0, len(events)), events...)
@@ -322,6 +307,17 @@ func (sc *scanner) skip(s string) bool {
 func (sc *scanner) lit(s string) {
 	if !sc.skip(s) {
 		sc.ok = false
+	}
+}
+
+// list consumes the comma-separated elements of an array or object and
+// its closing bracket, each element by elem.
+func (sc *scanner) list(close string, elem func()) {
+	for i := 0; sc.ok && !sc.skip(close); i++ {
+		if i > 0 {
+			sc.lit(",")
+		}
+		elem()
 	}
 }
 
