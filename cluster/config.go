@@ -129,6 +129,9 @@ type Config struct {
 	// ScrubRate the bytes per second it reads them at (negative: no cap).
 	ScrubInterval time.Duration
 	ScrubRate     int64
+	// RetentionInterval is how often the leader applies the retention
+	// policies (default 1h; negative: never on its own).
+	RetentionInterval time.Duration
 	// GCInterval is how often a node looks for unreferenced shard files,
 	// and GCDelay how old one must be before it is deleted: long enough
 	// for any push or repair that wrote it to commit.
@@ -232,6 +235,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ScrubRate == 0 {
 		c.ScrubRate = 32 << 20
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Hour
 	}
 	if c.GCInterval == 0 {
 		c.GCInterval = time.Minute

@@ -174,6 +174,7 @@ func New(cfg Config) (*Node, error) {
 	go n.runEvery(cfg.ScrubInterval, n.scrub)
 	go n.runEvery(cfg.GCInterval, n.gc)
 	go n.runEvery(diskRecheck, func(context.Context) { n.watchDisk() })
+	n.spawn(n.retentionLoop)
 	ok = true
 	return n, nil
 }

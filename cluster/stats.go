@@ -15,6 +15,10 @@ type stats struct {
 	scrubCorrupt   atomic.Int64
 	corruptObjects atomic.Int64
 	gcRemoved      atomic.Int64
+	// retentionDeleted and retentionBytes count what this node's
+	// retention runs deleted (as leader).
+	retentionDeleted atomic.Int64
+	retentionBytes   atomic.Int64
 }
 
 // Stats is a snapshot of a node's counters.
@@ -30,9 +34,13 @@ type Stats struct {
 	// read whole, their bytes did not hash to their digest.
 	CorruptObjects int64 `json:"corrupt_objects"`
 	GCRemoved      int64 `json:"gc_removed"`
-	CacheHits      int64 `json:"cache_hits"`
-	CacheBytes     int64 `json:"cache_bytes"`
-	PackFailures   int64 `json:"pack_failures"`
+	// RetentionDeleted and RetentionBytes count the artifacts, and their
+	// bytes, this node's retention runs deleted while it led.
+	RetentionDeleted int64 `json:"retention_deleted"`
+	RetentionBytes   int64 `json:"retention_deleted_bytes"`
+	CacheHits        int64 `json:"cache_hits"`
+	CacheBytes       int64 `json:"cache_bytes"`
+	PackFailures     int64 `json:"pack_failures"`
 	// Cleanups counts deletions of a refused or deduplicated push's shards
 	// still running after its answer (Release).
 	Cleanups   int64 `json:"cleanups_running"`
@@ -50,22 +58,24 @@ func (n *Node) Stats() Stats {
 		free = 0
 	}
 	return Stats{
-		CorruptBlocks:  oc.CorruptBlocks,
-		DegradedReads:  oc.DegradedReads,
-		RepairedShards: n.stats.repairedShards.Load(),
-		RepairFailures: n.stats.repairFailures.Load(),
-		MovedBytes:     n.stats.movedBytes.Load(),
-		ScrubbedBytes:  n.stats.scrubbedBytes.Load(),
-		ScrubCorrupt:   n.stats.scrubCorrupt.Load(),
-		CorruptObjects: n.stats.corruptObjects.Load(),
-		GCRemoved:      n.stats.gcRemoved.Load(),
-		CacheHits:      oc.CacheHits,
-		CacheBytes:     oc.CacheBytes,
-		PackFailures:   oc.PackFailures,
-		Cleanups:       n.bgRunning.Load(),
-		ShardFiles:     files,
-		ShardBytes:     bytes,
-		DiskFree:       free,
+		CorruptBlocks:    oc.CorruptBlocks,
+		DegradedReads:    oc.DegradedReads,
+		RepairedShards:   n.stats.repairedShards.Load(),
+		RepairFailures:   n.stats.repairFailures.Load(),
+		MovedBytes:       n.stats.movedBytes.Load(),
+		ScrubbedBytes:    n.stats.scrubbedBytes.Load(),
+		ScrubCorrupt:     n.stats.scrubCorrupt.Load(),
+		CorruptObjects:   n.stats.corruptObjects.Load(),
+		GCRemoved:        n.stats.gcRemoved.Load(),
+		RetentionDeleted: n.stats.retentionDeleted.Load(),
+		RetentionBytes:   n.stats.retentionBytes.Load(),
+		CacheHits:        oc.CacheHits,
+		CacheBytes:       oc.CacheBytes,
+		PackFailures:     oc.PackFailures,
+		Cleanups:         n.bgRunning.Load(),
+		ShardFiles:       files,
+		ShardBytes:       bytes,
+		DiskFree:         free,
 	}
 }
 

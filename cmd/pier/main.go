@@ -149,6 +149,16 @@ func commands() []*command {
 			help: "Without arguments prints the access policy. 'pier access anonymous-pull --prefix public-' lets\n" +
 				"anyone pull names starting with public- (repeat --prefix for more; --none closes it again).",
 			setup: (*cli).accessCmd},
+		{name: "retention", args: "set|ls|rm|run ...",
+			summary: "keep the newest artifacts, delete the rest",
+			help: "  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready [--dry-run]\n" +
+				"      a policy per prefix (the longest matching prefix governs a name); --dry-run prints what it\n" +
+				"      would delete now and saves nothing\n" +
+				"  pier retention ls | rm --prefix P | run [--dry-run]\n" +
+				"The leader applies the policies every --retention-interval (1h). Deletions are tombstones: a\n" +
+				"deleted name stays bound to its bytes' digest forever; the bytes are reclaimed on every node\n" +
+				"once no artifact references them. Needs the admin scope.",
+			setup: (*cli).retentionCmd},
 		{name: "keygen", args: "",
 			summary: "print a new random cluster key",
 			help: "Prints 32 random bytes in base64: a value for `pier serve --cluster-key` (every node of a\n" +

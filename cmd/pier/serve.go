@@ -43,6 +43,7 @@ type serveFlags struct {
 	pprof                                   bool
 	tlsCert, tlsKey                         string
 	auth, metricsOpen                       bool
+	retentionInterval                       time.Duration
 }
 
 func runServe(args []string) error {
@@ -77,6 +78,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
 	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
+	fs.DurationVar(&f.retentionInterval, "retention-interval", time.Hour, "how often the leader applies the retention policies (pier retention; negative: only on pier retention run)")
 	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
@@ -208,6 +210,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
 			MinFree: f.minFree, CacheSize: f.cacheSize, InlineSize: f.inlineSize,
+			RetentionInterval: f.retentionInterval,
 		},
 	}, nil
 }

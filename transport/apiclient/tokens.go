@@ -125,3 +125,66 @@ func (c *Client) sendJSON(ctx context.Context, method, path string, q url.Values
 	}
 	return decodeJSON(resp, srv, out)
 }
+
+// RetentionPolicy is a retention policy as the API shows it. MaxAge is a Go
+// duration or days ("90d").
+type RetentionPolicy struct {
+	Prefix      string   `json:"prefix"`
+	KeepLast    int      `json:"keep_last,omitempty"`
+	MaxAge      string   `json:"max_age,omitempty"`
+	ProtectTags []string `json:"protect_tags,omitempty"`
+}
+
+// RetentionDeletion is an artifact a retention run deleted (or would).
+type RetentionDeletion struct {
+	Name    string    `json:"name"`
+	Digest  string    `json:"digest"`
+	Size    int64     `json:"size"`
+	Created time.Time `json:"created"`
+	Policy  string    `json:"policy"`
+	Reason  string    `json:"reason"`
+}
+
+// RetentionPolicies lists the cluster's retention policies.
+func (c *Client) RetentionPolicies(ctx context.Context) ([]RetentionPolicy, error) {
+	var out struct {
+		Policies []RetentionPolicy `json:"policies"`
+	}
+	if err := c.getJSON(ctx, "/api/v1/retention", nil, &out); err != nil {
+		return nil, fmt.Errorf("retention policies: %w", err)
+	}
+	return out.Policies, nil
+}
+
+// SetRetention adds or replaces the policy of p.Prefix.
+func (c *Client) SetRetention(ctx context.Context, p RetentionPolicy) error {
+	if err := c.sendJSON(ctx, http.MethodPut, "/api/v1/retention", nil, p, nil); err != nil {
+		return fmt.Errorf("set retention policy %q: %w", p.Prefix, err)
+	}
+	return nil
+}
+
+// RemoveRetention drops the policy of prefix.
+func (c *Client) RemoveRetention(ctx context.Context, prefix string) error {
+	if err := c.sendJSON(ctx, http.MethodDelete, "/api/v1/retention", url.Values{"prefix": {prefix}}, nil, nil); err != nil {
+		return fmt.Errorf("remove retention policy %q: %w", prefix, err)
+	}
+	return nil
+}
+
+// RunRetention applies the policies now, or with dryRun says what they
+// would delete; candidate, for a dry run, stands in for its prefix's policy.
+func (c *Client) RunRetention(ctx context.Context, dryRun bool, candidate *RetentionPolicy) ([]RetentionDeletion, error) {
+	var out struct {
+		Deleted []RetentionDeletion `json:"deleted"`
+	}
+	q := url.Values{"dry_run": {fmt.Sprint(dryRun)}}
+	var body any
+	if candidate != nil {
+		body = candidate
+	}
+	if err := c.sendJSON(ctx, http.MethodPost, "/api/v1/retention/run", q, body, &out); err != nil {
+		return nil, fmt.Errorf("retention run: %w", err)
+	}
+	return out.Deleted, nil
+}

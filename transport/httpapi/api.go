@@ -51,6 +51,7 @@ type Registry interface {
 	Draining(node string) int
 	ID() string
 	Gatekeeper
+	Keeper
 }
 
 // API serves the public endpoints.
@@ -92,6 +93,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)
 	a.routeTokens()
+	a.routeRetention()
 	return a
 }
 

@@ -91,6 +91,10 @@ var authRoutes = []route{
 	{"POST", "/api/v1/tokens/puller/rotate", nil, []string{"admin"}},
 	{"GET", "/api/v1/access", nil, []string{"admin"}},
 	{"PUT", "/api/v1/access", jsonBody(`{"anonymous_pull":["public-*"]}`), []string{"admin"}},
+	{"GET", "/api/v1/retention", nil, []string{"admin"}},
+	{"PUT", "/api/v1/retention", jsonBody(`{"prefix":"myapp-","keep_last":3}`), []string{"admin"}},
+	{"DELETE", "/api/v1/retention?prefix=myapp-", nil, []string{"admin"}},
+	{"POST", "/api/v1/retention/run", nil, []string{"admin"}},
 	{"GET", "/api/v1/no-such-route", nil, []string{"admin"}},
 }
 
@@ -140,9 +144,10 @@ func sortedNames(m map[string][]string) []string {
 
 // stateOf is everything a request could change.
 func stateOf(f *fakeRegistry) string {
+	runs, policies := f.runCount(), f.RetentionPolicies()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	b, _ := json.Marshal([]any{f.arts, f.deleted, f.history, f.uploads, f.Tokens(), f.Access()})
+	b, _ := json.Marshal([]any{f.arts, f.deleted, f.history, f.uploads, f.Tokens(), f.Access(), policies, runs})
 	return string(b)
 }
 

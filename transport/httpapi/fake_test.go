@@ -46,6 +46,7 @@ type fakeRegistry struct {
 	moreCalls int  // calls of an Upload's more
 
 	fakeGate
+	fakeKeeper
 }
 
 func newFake() *fakeRegistry {

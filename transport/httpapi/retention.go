@@ -1,0 +1,127 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Keeper is what the retention routes need of the node.
+type Keeper interface {
+	RetentionPolicies() []fsm.RetentionPolicy
+	SetRetention(ctx context.Context, p fsm.RetentionPolicy, actor string) error
+	RemoveRetention(ctx context.Context, prefix, actor string) error
+	RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy) ([]cluster.RetentionDeletion, error)
+}
+
+// Retention routes; they need the admin scope (needOf's default).
+func (a *API) routeRetention() {
+	a.mux.HandleFunc("GET /api/v1/retention", a.listRetention)
+	a.mux.HandleFunc("PUT /api/v1/retention", a.setRetention)
+	a.mux.HandleFunc("DELETE /api/v1/retention", a.removeRetention)
+	a.mux.HandleFunc("POST /api/v1/retention/run", a.runRetention)
+}
+
+// RetentionView is a policy as the API reads and writes it; MaxAge is a Go
+// duration or days ("90d").
+type RetentionView struct {
+	Prefix      string   `json:"prefix"`
+	KeepLast    int      `json:"keep_last,omitempty"`
+	MaxAge      string   `json:"max_age,omitempty"`
+	ProtectTags []string `json:"protect_tags,omitempty"`
+}
+
+func (v RetentionView) policy() (fsm.RetentionPolicy, error) {
+	age, err := ParseDays(v.MaxAge)
+	if err != nil {
+		return fsm.RetentionPolicy{}, fmt.Errorf("%w: max_age: %v", errBadRequest, err)
+	}
+	p := fsm.RetentionPolicy{Prefix: v.Prefix, KeepLast: v.KeepLast, MaxAge: age, ProtectTags: v.ProtectTags}
+	return p, fsm.ValidateRetention(&p)
+}
+
+func retentionView(p fsm.RetentionPolicy) RetentionView {
+	v := RetentionView{Prefix: p.Prefix, KeepLast: p.KeepLast, ProtectTags: p.ProtectTags}
+	if p.MaxAge > 0 {
+		v.MaxAge = p.MaxAge.String()
+	}
+	return v
+}
+
+func (a *API) listRetention(w http.ResponseWriter, r *http.Request) {
+	out := []RetentionView{}
+	for _, p := range a.reg.RetentionPolicies() {
+		out = append(out, retentionView(p))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policies": out})
+}
+
+func (a *API) setRetention(w http.ResponseWriter, r *http.Request) {
+	var v RetentionView
+	if err := decodeBody(r, &v); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := v.policy()
+	if err == nil {
+		err = a.reg.SetRetention(writeContext(r), p, actor(r))
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, retentionView(p))
+}
+
+func (a *API) removeRetention(w http.ResponseWriter, r *http.Request) {
+	if err := a.reg.RemoveRetention(writeContext(r), r.URL.Query().Get("prefix"), actor(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// runRetention applies the policies now (?dry_run=true: only lists what
+// they would delete). A body, when sent, is a candidate policy standing in
+// for its prefix's.
+func (a *API) runRetention(w http.ResponseWriter, r *http.Request) {
+	dry := false
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		var err error
+		if dry, err = strconv.ParseBool(v); err != nil {
+			a.fail(w, r, fmt.Errorf("%w: dry_run: %v", errBadRequest, err))
+			return
+		}
+	}
+	var candidate *fsm.RetentionPolicy
+	if r.ContentLength != 0 {
+		var v RetentionView
+		if err := decodeBody(r, &v); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		p, err := v.policy()
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if !dry {
+			a.fail(w, r, fmt.Errorf("%w: a candidate policy is only for a dry run: save it with PUT /api/v1/retention", errBadRequest))
+			return
+		}
+		candidate = &p
+	}
+	ds, err := a.reg.RunRetention(writeContext(r), dry, candidate)
+	if ds == nil {
+		ds = []cluster.RetentionDeletion{}
+	}
+	if err != nil {
+		a.fail(w, r, fmt.Errorf("%w (%d deleted before it)", err, len(ds)))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dry_run": dry, "deleted": ds})
+}
