@@ -106,7 +106,7 @@ func (rw *recordWriter) object(o *object) error {
 	} else {
 		b = append(b, '[')
 		first := true
-		for n := range listItems(o.placement) {
+		for n := range nodes(o.placement) {
 			if !first {
 				b = append(b, ',')
 			}

@@ -223,13 +223,14 @@ func uvarint(s string) (uint64, int) {
 func intern(s string) string { return unique.Make(s).Value() }
 
 // object is how the state holds an Object: 112 bytes, and its digest, ID
-// and placement (the node IDs packed) in one allocation beside it, where
-// the exported type took 144 and a slice of six node IDs 96 more.
+// and placement (the node IDs' numbers, nodeids.go) in one allocation
+// beside it, where the exported type took 144 and a slice of six node IDs
+// 96 more.
 type object struct {
 	digest string
 	id     string
-	// placement and missing are packed lists: node IDs, and shard
-	// indexes in decimal.
+	// placement is the numbers of its node IDs (appendNodes); missing a
+	// packed list of shard indexes in decimal.
 	placement string
 	missing   string
 	corrupt   string
@@ -268,8 +269,10 @@ func newObject(o *Object) (*object, error) {
 // of one new allocation, as artifact.setStrings does and for the same
 // reasons.
 func (o *object) setStrings(digest, id string, placement []string) {
-	s := block(len(digest)+len(id)+listLen(placement), func(b []byte) []byte {
-		return appendList(append(append(b, digest...), id...), placement)
+	var buf [32]byte
+	numbers := appendNodes(buf[:0], placement)
+	s := block(len(digest)+len(id)+len(numbers), func(b []byte) []byte {
+		return append(append(append(b, digest...), id...), numbers...)
 	})
 	o.digest, s = s[:len(digest)], s[len(digest):]
 	o.id, o.placement = s[:len(id)], s[len(id):]
@@ -289,7 +292,7 @@ func (o *object) export() Object {
 	var placement []string
 	if o.placement != "" {
 		placement = []string{}
-		for n := range listItems(o.placement) {
+		for n := range nodes(o.placement) {
 			placement = append(placement, n)
 		}
 	}

@@ -1,6 +1,9 @@
 package fsm
 
 import (
+	"bytes"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -63,5 +66,43 @@ func TestRestoreRefusesAnObjectItCannotHold(t *testing.T) {
 	if e.ID != "i" || e.K != 3 || e.M != 2 || e.BlockSize != 1<<26 || len(e.Placement) != 2 || e.Missing[0] != 1 || e.Missing[1] != 0 ||
 		e.Digest != "d" || e.Size != 5 || e.Refs != 7 || e.Corrupt != "c" {
 		t.Fatalf("round trip: %+v", e)
+	}
+}
+
+// Placements keep their node IDs as numbers (nodeids.go): past the 128
+// that fit a byte, and while other goroutines read records frozen before
+// a new ID was numbered (run with -race), every object exports the IDs it
+// was put with, and a snapshot carries them.
+func TestPlacementsKeepTheirNodeIDs(t *testing.T) {
+	f := New()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			for o := range f.AllObjects() {
+				if len(o.Placement) != 1 || o.Placement[0] != "node/"+o.ID[:8] {
+					t.Errorf("object %s placed on %v", o.ID, o.Placement)
+					return
+				}
+			}
+		}
+	}()
+	for i := range 300 {
+		c := put(fmt.Sprintf("p/%d.jar", i), 'a', i)
+		c.Put.Digest = fmt.Sprintf("%s%064x", DigestPrefix, i)
+		c.Put.Object.Placement = []string{"node/" + c.Put.Object.ID[:8]}
+		apply(t, f, uint64(i+1), c)
+	}
+	<-done
+	g := New()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []*FSM{f, g} {
+		for _, o := range h.Objects() {
+			if len(o.Placement) != 1 || o.Placement[0] != "node/"+o.ID[:8] {
+				t.Fatalf("object %s placed on %v", o.ID, o.Placement)
+			}
+		}
 	}
 }
