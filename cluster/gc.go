@@ -38,6 +38,7 @@ func (n *Node) collect(now time.Time) {
 			return nil
 		}
 		n.stats.gcRemoved.Add(1)
+		n.stats.gcBytes.Add(si.Size)
 		n.log.Debug("gc: removed unreferenced shard", "object", si.ID, "shard", si.Index)
 		return nil
 	})

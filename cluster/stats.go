@@ -15,6 +15,7 @@ type stats struct {
 	scrubCorrupt   atomic.Int64
 	corruptObjects atomic.Int64
 	gcRemoved      atomic.Int64
+	gcBytes        atomic.Int64
 	// retentionDeleted and retentionBytes count what this node's
 	// retention runs deleted (as leader).
 	retentionDeleted atomic.Int64
@@ -34,8 +35,12 @@ type Stats struct {
 	// read whole, their bytes did not hash to their digest.
 	CorruptObjects int64 `json:"corrupt_objects"`
 	GCRemoved      int64 `json:"gc_removed"`
+	// GCBytes is what the shard files GC removed held: disk reclaimed
+	// from deleted artifacts and failed pushes.
+	GCBytes int64 `json:"gc_removed_bytes"`
 	// RetentionDeleted and RetentionBytes count the artifacts, and their
-	// bytes, this node's retention runs deleted while it led.
+	// bytes, retention runs on this node deleted (the leader's scheduled
+	// runs and pier retention run sent here).
 	RetentionDeleted int64 `json:"retention_deleted"`
 	RetentionBytes   int64 `json:"retention_deleted_bytes"`
 	CacheHits        int64 `json:"cache_hits"`
@@ -67,6 +72,7 @@ func (n *Node) Stats() Stats {
 		ScrubCorrupt:     n.stats.scrubCorrupt.Load(),
 		CorruptObjects:   n.stats.corruptObjects.Load(),
 		GCRemoved:        n.stats.gcRemoved.Load(),
+		GCBytes:          n.stats.gcBytes.Load(),
 		RetentionDeleted: n.stats.retentionDeleted.Load(),
 		RetentionBytes:   n.stats.retentionBytes.Load(),
 		CacheHits:        oc.CacheHits,

@@ -39,6 +39,9 @@ func (c *cli) statusCmd(fs *flag.FlagSet) func(context.Context, []string) error 
 		fmt.Fprintf(c.stdout, "%d nodes, %d artifacts, %d objects, %s\n", s.Nodes, s.Artifacts, s.Objects, humanBytes(s.Bytes))
 		fmt.Fprintf(c.stdout, "redundancy: %d full, %d degraded, %d at risk, %d unavailable\n",
 			r["full"], r["degraded"], r["at_risk"], r["unavailable"])
+		fmt.Fprintf(c.stdout, "reclaimed on %s: %s in %d shard files by GC; retention runs here deleted %d artifacts (%s)\n",
+			s.Node, humanBytes(s.Stats["gc_removed_bytes"]), s.Stats["gc_removed"],
+			s.Stats["retention_deleted"], humanBytes(s.Stats["retention_deleted_bytes"]))
 		var ids []string
 		for id := range s.Draining {
 			ids = append(ids, id)

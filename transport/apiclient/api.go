@@ -66,6 +66,8 @@ type ClusterStatus struct {
 	Bytes        int64          `json:"bytes"`
 	Redundancy   map[string]int `json:"redundancy"`
 	Draining     map[string]int `json:"draining,omitempty"`
+	// Stats are the answering node's own counters (cluster.Stats).
+	Stats map[string]int64 `json:"stats"`
 	// Halted, when set, is "entry N: why": the node's state machine stopped
 	// at a raft log entry its build cannot read; reads go on, writes fail.
 	Halted string `json:"halted,omitempty"`
