@@ -51,6 +51,8 @@ const (
 	OpSetAccess      Op = "set_access"
 	OpSetRetention   Op = "set_retention"
 	OpRmRetention    Op = "remove_retention"
+	OpSetQuota       Op = "set_quota"
+	OpRmQuota        Op = "remove_quota"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
@@ -75,6 +77,9 @@ type Command struct {
 	// Retention and RemoveRetention change retention policies (retention.go).
 	Retention       *RetentionPolicy `json:"retention,omitempty"`
 	RemoveRetention *RemoveRetention `json:"remove_retention,omitempty"`
+	// Quota and RemoveQuota change quotas (quota.go).
+	Quota       *Quota       `json:"quota,omitempty"`
+	RemoveQuota *RemoveQuota `json:"remove_quota,omitempty"`
 }
 
 // NodeChange sets a node's membership state.
@@ -240,6 +245,8 @@ func (r Result) Err() error {
 		return fmt.Errorf("%w: %s", ErrNotFound, r.Message)
 	case StatusInvalid:
 		return fmt.Errorf("%w: %s", ErrInvalid, r.Message)
+	case StatusOverQuota:
+		return fmt.Errorf("%w: %s", ErrQuota, r.Message)
 	}
 	return nil
 }

@@ -282,6 +282,9 @@ func stateText(s *state) string {
 	if s.access != nil {
 		fmt.Fprintf(&b, "access %+v\n", *s.access)
 	}
+	for _, p := range slices.Sorted(maps.Keys(s.quotas)) {
+		fmt.Fprintf(&b, "quota %+v\n", *s.quotas[p])
+	}
 	for _, p := range slices.Sorted(maps.Keys(s.retention)) {
 		fmt.Fprintf(&b, "retention %+v\n", *s.retention[p])
 	}

@@ -29,6 +29,7 @@ type record struct {
 	Token     *Token           `json:"tk,omitempty"`
 	Access    *Access          `json:"ac,omitempty"`
 	Retention *RetentionPolicy `json:"rp,omitempty"`
+	Quota     *Quota           `json:"qu,omitempty"`
 }
 
 type historyRec struct {
@@ -132,6 +133,11 @@ func (sn *snapshot) write(w io.Writer) error {
 	if sn.s.access != nil {
 		if err := enc.Encode(record{Access: sn.s.access}); err != nil {
 			return fmt.Errorf("write access: %w", err)
+		}
+	}
+	for _, prefix := range slices.Sorted(maps.Keys(sn.s.quotas)) {
+		if err := enc.Encode(record{Quota: sn.s.quotas[prefix]}); err != nil {
+			return fmt.Errorf("write quotas: %w", err)
 		}
 	}
 	for _, prefix := range slices.Sorted(maps.Keys(sn.s.retention)) {
@@ -241,6 +247,11 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.tokens[rec.Token.Name] = rec.Token
 		case rec.Access != nil:
 			s.access = rec.Access
+		case rec.Quota != nil:
+			if s.quotas == nil {
+				s.quotas = quotas{}
+			}
+			s.quotas[rec.Quota.Prefix] = rec.Quota
 		case rec.Retention != nil:
 			if s.retention == nil {
 				s.retention = retention{}

@@ -92,6 +92,10 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.setRetention(c)
 	case OpRmRetention:
 		r = s.removeRetention(c)
+	case OpSetQuota:
+		r = s.setQuota(c)
+	case OpRmQuota:
+		r = s.removeQuota(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}
@@ -139,8 +143,11 @@ func (s *state) put(index uint64, c Command) Result {
 			return Result{Status: StatusConflict,
 				Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
 		}
-		s.tombstones.delete(p.Name)
 	}
+	if r, over := s.overQuota(p.Name, p.Size); over {
+		return r
+	}
+	s.tombstones.delete(p.Name)
 
 	// Copy on write: snapshots and queries share the object record.
 	var obj *object
@@ -162,6 +169,7 @@ func (s *state) put(index uint64, c Command) Result {
 		Created: c.Time.UTC(), Labels: p.Labels, Tags: tags, Seq: index,
 	})
 	s.artifacts.put(a)
+	s.charge(a.name, a.size, 1)
 	for _, t := range tags {
 		s.index(t, a.name)
 		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
@@ -197,6 +205,7 @@ func (s *state) delete(c Command) Result {
 		s.unindex(t, name)
 	}
 	s.tombstones.put(&Tombstone{Name: a.name, Digest: a.digest, Deleted: c.Time.UTC()})
+	s.charge(a.name, a.size, -1)
 	if obj, ok := s.objects.get(a.digest); ok {
 		if obj.refs <= 1 {
 			// Unreferenced bytes are left on disk for garbage collection,

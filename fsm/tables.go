@@ -164,6 +164,8 @@ type state struct {
 	// retention holds the retention policies (retention.go), replaced
 	// like tokens.
 	retention retention
+	// quotas holds the quotas with their usage (quota.go).
+	quotas quotas
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -211,6 +213,7 @@ func (s *state) freeze() *state {
 		tokens:     s.tokens,
 		access:     s.access,
 		retention:  s.retention,
+		quotas:     s.quotas,
 	}
 }
 

@@ -108,6 +108,10 @@ func (c Command) validate(putName func(string) error) error {
 		return ValidateRetention(c.Retention)
 	case OpRmRetention:
 		return validateRemoveRetention(c.RemoveRetention)
+	case OpSetQuota:
+		return validateQuota(c.Quota)
+	case OpRmQuota:
+		return validateRemoveQuota(c.RemoveQuota)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -237,7 +241,7 @@ func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
 		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject,
-		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention:
+		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention, OpSetQuota, OpRmQuota:
 		return true
 	}
 	return false
