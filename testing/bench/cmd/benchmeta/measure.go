@@ -49,6 +49,10 @@ type result struct {
 	// building the state, the two snapshots, and the restore (with the
 	// built state released).
 	PeakBuild, PeakSnapshot, PeakRestore int64
+	// Load is the machine's load average (1 minute) when the snapshot
+	// under load ended: Apply latencies on a busy machine count the
+	// time the kernel ran other processes on its cores.
+	Load string
 }
 
 // measureOne runs every measurement on n artifacts in this process, writing
@@ -167,6 +171,7 @@ func persistWhileApplying(r *result, f *fsm.FSM, app *applier, path string) erro
 	close(stop)
 	run := <-done
 	r.GCPause, r.RunWait = readStalls().worstSince(before)
+	r.Load = loadAverage()
 	if err != nil {
 		return fmt.Errorf("snapshot to file: %w", err)
 	}

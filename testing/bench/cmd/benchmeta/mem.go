@@ -49,6 +49,15 @@ func procStatus(field string) int64 {
 	return procField("/proc/self/status", field+":")
 }
 
+// loadAverage is the first field of /proc/loadavg; "?" if unreadable.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 // memAvailable is the kernel's estimate of memory a new process can use.
 func memAvailable() int64 { return procField("/proc/meminfo", "MemAvailable:") }
 

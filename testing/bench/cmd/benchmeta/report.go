@@ -19,19 +19,20 @@ type report struct {
 
 func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "benchmeta at %s, %s, %d CPUs, %s memory, %s\n\n", rep.Commit, rep.Go, rep.CPUs, fmtBytes(rep.MemTotal), rep.At.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(w, "| artifacts | Snapshot() | Persist → io.Discard | Persist → file | snapshot file | worst Apply during snapshot | Apply p99 during | GC pause / run-queue wait during, at most | worst Apply, no snapshot | restore |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| artifacts | Snapshot() | Persist → io.Discard | Persist → file | snapshot file | worst Apply during snapshot | Apply p99 during | GC pause / run-queue wait during, at most | load average | worst Apply, no snapshot | restore |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s (of %d) | %s | %s / %s | %s | %s |\n", count(r.N), dur(r.SnapshotCall), dur(r.PersistDiscard),
-			dur(r.PersistFile), fmtBytes(r.FileBytes), dur(r.During.Max), r.During.N, dur(r.During.P99), dur(r.GCPause), dur(r.RunWait), dur(r.Quiet.Max), dur(r.Restore))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s (of %d) | %s | %s / %s | %s | %s | %s |\n", count(r.N), dur(r.SnapshotCall), dur(r.PersistDiscard),
+			dur(r.PersistFile), fmtBytes(r.FileBytes), dur(r.During.Max), r.During.N, dur(r.During.P99), dur(r.GCPause), dur(r.RunWait), r.Load, dur(r.Quiet.Max), dur(r.Restore))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| artifacts | build | RSS after GC | RSS / artifact | heap live / artifact | RSS / artifact, restored | peak RSS | list by prefix | list all | latest by tag |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| artifacts | build | RSS after GC | RSS / artifact | heap live / artifact | RSS / artifact, restored | peak RSS | peak: build / snapshots / restore | list by prefix | list all | latest by tag |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %s | %s | %s | %d B | %d B | %d B | %s | %s | %s | %s |\n", count(r.N), dur(r.Build), fmtBytes(r.Built.RSS),
+		fmt.Fprintf(w, "| %s | %s | %s | %d B | %d B | %d B | %s | %s / %s / %s | %s | %s | %s |\n", count(r.N), dur(r.Build), fmtBytes(r.Built.RSS),
 			perArtifact(r.Built.RSS-r.Baseline.RSS, r.N), perArtifact(r.Built.HeapLive-r.Baseline.HeapLive, r.N),
 			perArtifact(r.Restored.RSS-r.Baseline.RSS, r.N), fmtBytes(r.PeakRSS),
+			fmtBytes(r.PeakBuild), fmtBytes(r.PeakSnapshot), fmtBytes(r.PeakRestore),
 			dur(r.ListPrefix), dur(r.ListAll), dur(r.LatestTag))
 	}
 	for _, s := range rep.Skipped {
