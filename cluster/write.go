@@ -36,6 +36,19 @@ func (n *Node) CheckPush(ctx context.Context, m PushMeta) error {
 	if err := n.checkHalted(); err != nil {
 		return err
 	}
+	if _, live, ok := n.fsm.Binding(m.Name); !(ok && live) {
+		// A new binding: a full quota refuses it (a re-push of bound
+		// bytes takes no room). This node's state may be behind a delete
+		// made elsewhere: it refuses only what a read barrier confirms.
+		if n.checkQuota(m.Name) != nil {
+			if err := n.Barrier(ctx); err != nil {
+				return err
+			}
+			if err := n.checkQuota(m.Name); err != nil {
+				return err
+			}
+		}
+	}
 	if m.ExpectDigest != "" {
 		if err := fsm.ValidateDigest(m.ExpectDigest); err != nil {
 			return err

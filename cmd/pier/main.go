@@ -159,6 +159,13 @@ func commands() []*command {
 				"deleted name stays bound to its bytes' digest forever; the bytes are reclaimed on every node\n" +
 				"once no artifact references them. Needs the admin scope.",
 			setup: (*cli).retentionCmd},
+		{name: "quota", args: "set|ls|rm ...",
+			summary: "bound the bytes and artifacts under a prefix",
+			help: "  pier quota set --prefix team-a/ --max-bytes 50G --max-count 10000\n" +
+				"  pier quota ls | rm --prefix P\n" +
+				"A push that would take a prefix over its quota gets 507 with a message naming the quota;\n" +
+				"re-pushing bytes a name holds already takes no room. Needs the admin scope.",
+			setup: (*cli).quotaCmd},
 		{name: "keygen", args: "",
 			summary: "print a new random cluster key",
 			help: "Prints 32 random bytes in base64: a value for `pier serve --cluster-key` (every node of a\n" +

@@ -400,3 +400,16 @@ func TestCACertTrustsHTTPSNodes(t *testing.T) {
 		t.Fatal("a missing --ca-cert file was accepted")
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "512": 512, "10K": 10 << 10, "64m": 64 << 20, "50G": 50 << 30, "2TiB": 2 << 40, "1gb": 1 << 30} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"G", "-1", "1.5G", "10X", "99999999999T"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q) accepted", bad)
+		}
+	}
+}

@@ -188,3 +188,39 @@ func (c *Client) RunRetention(ctx context.Context, dryRun bool, candidate *Reten
 	}
 	return out.Deleted, nil
 }
+
+// Quota bounds the artifacts under a prefix; Used* is their usage now.
+type Quota struct {
+	Prefix    string `json:"prefix"`
+	MaxBytes  int64  `json:"max_bytes,omitempty"`
+	MaxCount  int64  `json:"max_count,omitempty"`
+	UsedBytes int64  `json:"used_bytes"`
+	UsedCount int64  `json:"used_count"`
+}
+
+// Quotas lists the quotas with their usage.
+func (c *Client) Quotas(ctx context.Context) ([]Quota, error) {
+	var out struct {
+		Quotas []Quota `json:"quotas"`
+	}
+	if err := c.getJSON(ctx, "/api/v1/quotas", nil, &out); err != nil {
+		return nil, fmt.Errorf("quotas: %w", err)
+	}
+	return out.Quotas, nil
+}
+
+// SetQuota adds or replaces the quota of q.Prefix.
+func (c *Client) SetQuota(ctx context.Context, q Quota) error {
+	if err := c.sendJSON(ctx, http.MethodPut, "/api/v1/quotas", nil, q, nil); err != nil {
+		return fmt.Errorf("set quota %q: %w", q.Prefix, err)
+	}
+	return nil
+}
+
+// RemoveQuota drops the quota of prefix.
+func (c *Client) RemoveQuota(ctx context.Context, prefix string) error {
+	if err := c.sendJSON(ctx, http.MethodDelete, "/api/v1/quotas", url.Values{"prefix": {prefix}}, nil, nil); err != nil {
+		return fmt.Errorf("remove quota %q: %w", prefix, err)
+	}
+	return nil
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
+	"github.com/pier-registry/pier/transport/webui"
 )
 
 // Registry is the node as the API sees it: cluster.Node implements it, and
@@ -52,6 +53,9 @@ type Registry interface {
 	ID() string
 	Gatekeeper
 	Keeper
+	Quotas() []fsm.Quota
+	SetQuota(ctx context.Context, q fsm.Quota, actor string) error
+	RemoveQuota(ctx context.Context, prefix, actor string) error
 }
 
 // API serves the public endpoints.
@@ -94,6 +98,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.mux.HandleFunc("GET /metrics", a.metrics)
 	a.routeTokens()
 	a.routeRetention()
+	webui.Register(a.mux)
 	return a
 }
 
@@ -182,7 +187,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errTooManyUploads):
 		return http.StatusTooManyRequests
-	case errors.Is(err, cluster.ErrNoSpace):
+	case errors.Is(err, cluster.ErrNoSpace), errors.Is(err, fsm.ErrQuota):
 		return http.StatusInsufficientStorage
 	case errors.Is(err, cluster.ErrNoLeader), errors.Is(err, cluster.ErrUnavailable),
 		errors.Is(err, cluster.ErrShutdown), errors.Is(err, cluster.ErrPeerUnreachable):

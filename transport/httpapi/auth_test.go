@@ -85,6 +85,13 @@ var authRoutes = []route{
 	{"GET", "/metrics", nil, []string{"*"}},
 	{"GET", "/healthz", nil, []string{"open"}},
 	{"GET", "/readyz", nil, []string{"open"}},
+	{"GET", "/", nil, []string{"open"}},
+	{"HEAD", "/", nil, []string{"open"}},
+	{"GET", "/ui/artifact?name=myapp-1.jar", nil, []string{"open"}},
+	{"GET", "/ui/cluster", nil, []string{"open"}},
+	{"GET", "/ui/static/app.js", nil, []string{"open"}},
+	{"GET", "/ui/static/style.css", nil, []string{"open"}},
+	{"GET", "/ui/nowhere", nil, []string{"admin"}},
 	{"GET", "/api/v1/tokens", nil, []string{"admin"}},
 	{"POST", "/api/v1/tokens", jsonBody(`{"name":"new","scopes":["pull"]}`), []string{"admin"}},
 	{"DELETE", "/api/v1/tokens/puller", nil, []string{"admin"}},
@@ -95,6 +102,9 @@ var authRoutes = []route{
 	{"PUT", "/api/v1/retention", jsonBody(`{"prefix":"myapp-","keep_last":3}`), []string{"admin"}},
 	{"DELETE", "/api/v1/retention?prefix=myapp-", nil, []string{"admin"}},
 	{"POST", "/api/v1/retention/run", nil, []string{"admin"}},
+	{"GET", "/api/v1/quotas", nil, []string{"admin"}},
+	{"PUT", "/api/v1/quotas", jsonBody(`{"prefix":"myapp-","max_count":3}`), []string{"admin"}},
+	{"DELETE", "/api/v1/quotas?prefix=myapp-", nil, []string{"admin"}},
 	{"GET", "/api/v1/no-such-route", nil, []string{"admin"}},
 }
 

@@ -18,12 +18,44 @@ type Keeper interface {
 	RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy) ([]cluster.RetentionDeletion, error)
 }
 
-// Retention routes; they need the admin scope (needOf's default).
+// Retention and quota routes; they need the admin scope (needOf's default).
 func (a *API) routeRetention() {
 	a.mux.HandleFunc("GET /api/v1/retention", a.listRetention)
 	a.mux.HandleFunc("PUT /api/v1/retention", a.setRetention)
 	a.mux.HandleFunc("DELETE /api/v1/retention", a.removeRetention)
 	a.mux.HandleFunc("POST /api/v1/retention/run", a.runRetention)
+	a.mux.HandleFunc("GET /api/v1/quotas", a.listQuotas)
+	a.mux.HandleFunc("PUT /api/v1/quotas", a.setQuota)
+	a.mux.HandleFunc("DELETE /api/v1/quotas", a.removeQuota)
+}
+
+func (a *API) listQuotas(w http.ResponseWriter, r *http.Request) {
+	qs := a.reg.Quotas()
+	if qs == nil {
+		qs = []fsm.Quota{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"quotas": qs})
+}
+
+func (a *API) setQuota(w http.ResponseWriter, r *http.Request) {
+	var q fsm.Quota
+	if err := decodeBody(r, &q); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if err := a.reg.SetQuota(writeContext(r), fsm.Quota{Prefix: q.Prefix, MaxBytes: q.MaxBytes, MaxCount: q.MaxCount}, actor(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.listQuotas(w, r)
+}
+
+func (a *API) removeQuota(w http.ResponseWriter, r *http.Request) {
+	if err := a.reg.RemoveQuota(writeContext(r), r.URL.Query().Get("prefix"), actor(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // RetentionView is a policy as the API reads and writes it; MaxAge is a Go

@@ -63,3 +63,14 @@ func (k *fakeKeeper) runCount() int {
 	defer k.mu.Unlock()
 	return k.runs
 }
+
+func (k *fakeKeeper) Quotas() []fsm.Quota { return nil }
+func (k *fakeKeeper) SetQuota(ctx context.Context, q fsm.Quota, actor string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.runs++ // a change the auth table must not see when refused
+	return nil
+}
+func (k *fakeKeeper) RemoveQuota(ctx context.Context, prefix, actor string) error {
+	return fsm.ErrNotFound
+}
