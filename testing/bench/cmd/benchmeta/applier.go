@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -23,40 +25,81 @@ type latencies struct {
 	Max time.Duration
 	P99 time.Duration
 	P50 time.Duration
+	// Preempted counts the calls during which the kernel switched the
+	// applier's thread out for another (an involuntary context switch:
+	// other processes wanted its core), and MaxOwn is the longest of the
+	// others: what the FSM and the Go runtime (locks, GC assists, the
+	// scheduler) cost, without the time other processes took.
+	Preempted int
+	MaxOwn    time.Duration
 }
 
-func summarise(lat []time.Duration) latencies {
-	if len(lat) == 0 {
+// sample is one Apply call.
+type sample struct {
+	took      time.Duration
+	preempted bool
+}
+
+func summarise(samples []sample) latencies {
+	if len(samples) == 0 {
 		return latencies{}
+	}
+	var l latencies
+	lat := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		lat[i] = s.took
+		if s.preempted {
+			l.Preempted++
+		} else {
+			l.MaxOwn = max(l.MaxOwn, s.took)
+		}
 	}
 	slices.Sort(lat)
 	at := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
-	return latencies{N: len(lat), Max: lat[len(lat)-1], P99: at(0.99), P50: at(0.50)}
+	l.N, l.Max, l.P99, l.P50 = len(lat), lat[len(lat)-1], at(0.99), at(0.50)
+	return l
 }
 
-// apply pushes one artifact and returns how long Apply took. Encoding is
-// the proposer's work and is not timed.
-func (a *applier) apply() (time.Duration, error) {
+// rusageThread is RUSAGE_THREAD (Linux): the calling thread's usage.
+const rusageThread = 1
+
+// involuntarySwitches returns how often the kernel switched the calling
+// thread out; the caller is locked to its thread.
+func involuntarySwitches() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0
+	}
+	return ru.Nivcsw
+}
+
+// apply pushes one artifact and times Apply. Encoding is the proposer's
+// work and is not timed. The caller is locked to its OS thread.
+func (a *applier) apply() (sample, error) {
 	data, err := putCommand(a.next).Encode()
 	if err != nil {
-		return 0, fmt.Errorf("encode artifact %d: %w", a.next, err)
+		return sample{}, fmt.Errorf("encode artifact %d: %w", a.next, err)
 	}
 	l := &raft.Log{Index: uint64(a.next + 1), Type: raft.LogCommand, Data: data}
+	switches := involuntarySwitches()
 	start := time.Now()
 	r := a.f.Apply(l)
 	took := time.Since(start)
+	preempted := involuntarySwitches() != switches
 	if res, ok := r.(fsm.Result); !ok || res.Status != fsm.StatusCreated {
-		return 0, fmt.Errorf("apply artifact %d: %v", a.next, r)
+		return sample{}, fmt.Errorf("apply artifact %d: %v", a.next, r)
 	}
 	a.next++
-	return took, nil
+	return sample{took, preempted}, nil
 }
 
 // runCount applies n entries at the applier's pace.
 func (a *applier) runCount(n int) (latencies, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tick := time.NewTicker(a.interval)
 	defer tick.Stop()
-	lat := make([]time.Duration, 0, n)
+	lat := make([]sample, 0, n)
 	for range n {
 		<-tick.C
 		d, err := a.apply()
@@ -72,9 +115,12 @@ func (a *applier) runCount(n int) (latencies, error) {
 // after signalling started once the first entry is in. The result arrives
 // on done.
 func (a *applier) runUntil(stop <-chan struct{}, started chan<- struct{}, done chan<- applyRun) {
+	// Locked, so that the thread's context switches are the applier's.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	tick := time.NewTicker(a.interval)
 	defer tick.Stop()
-	var lat []time.Duration
+	var lat []sample
 	for {
 		d, err := a.apply()
 		if err != nil {
