@@ -101,6 +101,10 @@ func (a *API) needOf(r *http.Request) need {
 		return need{action: fsm.ActionTag, name: strings.TrimPrefix(r.URL.Path, "/api/v1/tags/")}
 	case "GET /api/v1/cluster/members", "GET /api/v1/status":
 		return need{anyone: true}
+	case "GET /{$}", "GET /ui/artifact", "GET /ui/cluster", "GET /ui/static/":
+		// The web UI's page shells, script and style (webui.Routes): they
+		// hold no data, which the browser fetches with the user's token.
+		return need{open: true}
 	}
 	return need{action: fsm.ActionAdmin}
 }
