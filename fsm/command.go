@@ -53,16 +53,21 @@ const (
 	OpRmRetention    Op = "remove_retention"
 	OpSetQuota       Op = "set_quota"
 	OpRmQuota        Op = "remove_quota"
+	OpAuditDenials   Op = "audit_denials"
+	OpSetAuditPolicy Op = "set_audit_policy"
 )
 
 // Command is one raft log entry. Time is the proposer's clock: the state
 // machine never reads a clock of its own, so every node computes the same
 // state from the same log.
 type Command struct {
-	V      int             `json:"v"`
-	Op     Op              `json:"op"`
-	Time   time.Time       `json:"time"`
-	Actor  string          `json:"actor,omitempty"`
+	V     int       `json:"v"`
+	Op    Op        `json:"op"`
+	Time  time.Time `json:"time"`
+	Actor string    `json:"actor,omitempty"`
+	// Source is the address of the client whose request made the
+	// command, for the audit log.
+	Source string          `json:"source,omitempty"`
 	Put    *PutArtifact    `json:"put,omitempty"`
 	Delete *DeleteArtifact `json:"delete,omitempty"`
 	Tag    *TagChange      `json:"tag,omitempty"`
@@ -80,6 +85,9 @@ type Command struct {
 	// Quota and RemoveQuota change quotas (quota.go).
 	Quota       *Quota       `json:"quota,omitempty"`
 	RemoveQuota *RemoveQuota `json:"remove_quota,omitempty"`
+	// Denials and AuditPolicy feed and bound the audit log (audit.go).
+	Denials     *AuditDenials `json:"denials,omitempty"`
+	AuditPolicy *AuditPolicy  `json:"audit_policy,omitempty"`
 }
 
 // NodeChange sets a node's membership state.

@@ -282,6 +282,12 @@ func stateText(s *state) string {
 	if s.access != nil {
 		fmt.Fprintf(&b, "access %+v\n", *s.access)
 	}
+	if s.audit != nil {
+		s.audit.ascend(func(r *auditRec) bool { fmt.Fprintf(&b, "audit %+v\n", r.e); return true })
+	}
+	if s.auditPolicy != nil {
+		fmt.Fprintf(&b, "audit policy %+v\n", *s.auditPolicy)
+	}
 	for _, p := range slices.Sorted(maps.Keys(s.quotas)) {
 		fmt.Fprintf(&b, "quota %+v\n", *s.quotas[p])
 	}

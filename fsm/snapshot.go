@@ -30,6 +30,8 @@ type record struct {
 	Access    *Access          `json:"ac,omitempty"`
 	Retention *RetentionPolicy `json:"rp,omitempty"`
 	Quota     *Quota           `json:"qu,omitempty"`
+	Audit     *AuditEntry      `json:"au,omitempty"`
+	AuditPol  *AuditPolicy     `json:"ap,omitempty"`
 }
 
 type historyRec struct {
@@ -133,6 +135,20 @@ func (sn *snapshot) write(w io.Writer) error {
 	if sn.s.access != nil {
 		if err := enc.Encode(record{Access: sn.s.access}); err != nil {
 			return fmt.Errorf("write access: %w", err)
+		}
+	}
+	if sn.s.auditPolicy != nil {
+		if err := enc.Encode(record{AuditPol: sn.s.auditPolicy}); err != nil {
+			return fmt.Errorf("write audit policy: %w", err)
+		}
+	}
+	if sn.s.audit != nil {
+		sn.s.audit.ascend(func(r *auditRec) bool {
+			err = enc.Encode(record{Audit: &r.e})
+			return err == nil
+		})
+		if err != nil {
+			return fmt.Errorf("write audit log: %w", err)
 		}
 	}
 	for _, prefix := range slices.Sorted(maps.Keys(sn.s.quotas)) {
@@ -247,6 +263,10 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.tokens[rec.Token.Name] = rec.Token
 		case rec.Access != nil:
 			s.access = rec.Access
+		case rec.Audit != nil:
+			s.audit.put(&auditRec{key: auditKey(rec.Audit.Seq), e: *rec.Audit})
+		case rec.AuditPol != nil:
+			s.auditPolicy = rec.AuditPol
 		case rec.Quota != nil:
 			if s.quotas == nil {
 				s.quotas = quotas{}

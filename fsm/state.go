@@ -96,11 +96,16 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = s.setQuota(c)
 	case OpRmQuota:
 		r = s.removeQuota(c)
+	case OpAuditDenials:
+		r = Result{Status: StatusCreated}
+	case OpSetAuditPolicy:
+		r = s.setAuditPolicy(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}
 	}
 	r.Index = index
+	s.audited(index, c, r)
 	return r
 }
 

@@ -166,6 +166,9 @@ type state struct {
 	retention retention
 	// quotas holds the quotas with their usage (quota.go).
 	quotas quotas
+	// audit is the audit log, bounded by auditPolicy (audit.go).
+	audit       *table[auditRec]
+	auditPolicy *AuditPolicy
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -194,6 +197,8 @@ func newState() *state {
 		nodes: map[string]NodeState{},
 		byID: newTable(func(o *object) string { return o.id },
 			func(o *object, k string) { o.id = k }, 0),
+		audit: newTable(func(r *auditRec) string { return r.key },
+			func(r *auditRec, k string) { r.key = k }, 0),
 		byTag:   map[string]*btree.BTreeG[string]{},
 		tagFree: btree.NewFreeListG[string](btree.DefaultFreeListSize),
 	}
@@ -204,16 +209,18 @@ func newState() *state {
 // the caller holds the FSM's write lock.
 func (s *state) freeze() *state {
 	return &state{
-		artifacts:  s.artifacts.clone(),
-		tombstones: s.tombstones.clone(),
-		objects:    s.objects.clone(),
-		history:    s.history.clone(),
-		nodes:      maps.Clone(s.nodes),
-		abandoned:  s.abandoned,
-		tokens:     s.tokens,
-		access:     s.access,
-		retention:  s.retention,
-		quotas:     s.quotas,
+		artifacts:   s.artifacts.clone(),
+		tombstones:  s.tombstones.clone(),
+		objects:     s.objects.clone(),
+		history:     s.history.clone(),
+		nodes:       maps.Clone(s.nodes),
+		abandoned:   s.abandoned,
+		tokens:      s.tokens,
+		access:      s.access,
+		retention:   s.retention,
+		quotas:      s.quotas,
+		audit:       s.audit.clone(),
+		auditPolicy: s.auditPolicy,
 	}
 }
 

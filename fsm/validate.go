@@ -112,6 +112,10 @@ func (c Command) validate(putName func(string) error) error {
 		return validateQuota(c.Quota)
 	case OpRmQuota:
 		return validateRemoveQuota(c.RemoveQuota)
+	case OpAuditDenials:
+		return validateDenials(c.Denials)
+	case OpSetAuditPolicy:
+		return validateAuditPolicy(c.AuditPolicy)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -241,7 +245,8 @@ func knownOp(op Op) bool {
 	switch op {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
 		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject,
-		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention, OpSetQuota, OpRmQuota:
+		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention, OpSetQuota, OpRmQuota,
+		OpAuditDenials, OpSetAuditPolicy:
 		return true
 	}
 	return false
