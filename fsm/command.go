@@ -85,6 +85,9 @@ type Command struct {
 	// Quota and RemoveQuota change quotas (quota.go).
 	Quota       *Quota       `json:"quota,omitempty"`
 	RemoveQuota *RemoveQuota `json:"remove_quota,omitempty"`
+	// Fed changes replication rules, checkpoints and conflicts
+	// (federation.go).
+	Fed *FedChange `json:"fed,omitempty"`
 	// Denials and AuditPolicy feed and bound the audit log (audit.go).
 	Denials     *AuditDenials `json:"denials,omitempty"`
 	AuditPolicy *AuditPolicy  `json:"audit_policy,omitempty"`
@@ -130,6 +133,11 @@ type PutArtifact struct {
 	Commit  string            `json:"commit,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"`
 	Tags    []string          `json:"tags,omitempty"`
+	// Origin is the datacenter a replicated artifact was pushed to; empty
+	// for a push to this cluster. A replicator proposes the put with the
+	// origin's created time as the command's Time, which the artifact
+	// keeps (feed.go).
+	Origin string `json:"origin,omitempty"`
 	// Object is where the pushed bytes were stored. When the digest is
 	// already stored, the existing object is shared and this one is
 	// garbage for the pushing node to delete.

@@ -32,6 +32,7 @@ type record struct {
 	Quota     *Quota           `json:"qu,omitempty"`
 	Audit     *AuditEntry      `json:"au,omitempty"`
 	AuditPol  *AuditPolicy     `json:"ap,omitempty"`
+	Fed       *fedRec          `json:"fd,omitempty"`
 }
 
 type historyRec struct {
@@ -161,6 +162,9 @@ func (sn *snapshot) write(w io.Writer) error {
 			return fmt.Errorf("write retention policies: %w", err)
 		}
 	}
+	if err := sn.s.writeFed(enc); err != nil {
+		return err
+	}
 	return bw.Flush()
 }
 
@@ -267,6 +271,8 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.audit.put(&auditRec{key: auditKey(rec.Audit.Seq), e: *rec.Audit})
 		case rec.AuditPol != nil:
 			s.auditPolicy = rec.AuditPol
+		case rec.Fed != nil:
+			s.restoreFed(rec.Fed)
 		case rec.Quota != nil:
 			if s.quotas == nil {
 				s.quotas = quotas{}
@@ -279,6 +285,7 @@ func readSnapshot(r io.Reader) (*state, uint64, error) {
 			s.retention[rec.Retention.Prefix] = rec.Retention
 		}
 	}
+	s.rebuildFeed()
 	// Nothing shares these records yet: they may still change.
 	for _, a := range early {
 		if o, ok := s.objects.get(a.digest); ok {

@@ -100,12 +100,15 @@ func (s *state) apply(index uint64, c Command) Result {
 		r = Result{Status: StatusCreated}
 	case OpSetAuditPolicy:
 		r = s.setAuditPolicy(c)
+	case OpSetReplRule, OpRmReplRule, OpFedCheckpoint, OpFedConflict:
+		r = s.applyFed(c)
 	default:
 		// Unreachable: DecodeCommand and Validate know the same ops.
 		r = Result{Status: StatusInvalid, Message: fmt.Sprintf("unknown op %q", c.Op)}
 	}
 	r.Index = index
 	s.audited(index, c, r)
+	s.noteChange(index, c, r)
 	return r
 }
 

@@ -169,6 +169,9 @@ type state struct {
 	// audit is the audit log, bounded by auditPolicy (audit.go).
 	audit       *table[auditRec]
 	auditPolicy *AuditPolicy
+	// fed is the change feed, replication rules, checkpoints and
+	// conflicts (feed.go, federation.go).
+	fed fedState
 
 	// The indexes below are derived from the tables: a restore rebuilds
 	// them and snapshots leave them out.
@@ -221,6 +224,7 @@ func (s *state) freeze() *state {
 		quotas:      s.quotas,
 		audit:       s.audit.clone(),
 		auditPolicy: s.auditPolicy,
+		fed:         s.fed.freeze(),
 	}
 }
 

@@ -116,6 +116,8 @@ func (c Command) validate(putName func(string) error) error {
 		return validateDenials(c.Denials)
 	case OpSetAuditPolicy:
 		return validateAuditPolicy(c.AuditPolicy)
+	case OpSetReplRule, OpRmReplRule, OpFedCheckpoint, OpFedConflict:
+		return validateFed(c)
 	}
 	return fmt.Errorf("%w: %w: unknown op %q", ErrInvalid, ErrUnreadable, c.Op)
 }
@@ -246,7 +248,8 @@ func knownOp(op Op) bool {
 	case OpPutArtifact, OpDeleteArtifact, OpTag, OpUntag, OpSetNodeState,
 		OpMoveShards, OpReplaceObject, OpMarkMissing, OpMarkCorrupt, OpAbandonObject,
 		OpPutToken, OpRevokeToken, OpSetAccess, OpSetRetention, OpRmRetention, OpSetQuota, OpRmQuota,
-		OpAuditDenials, OpSetAuditPolicy:
+		OpAuditDenials, OpSetAuditPolicy,
+		OpSetReplRule, OpRmReplRule, OpFedCheckpoint, OpFedConflict:
 		return true
 	}
 	return false
