@@ -134,10 +134,11 @@ type PutArtifact struct {
 	Labels  map[string]string `json:"labels,omitempty"`
 	Tags    []string          `json:"tags,omitempty"`
 	// Origin is the datacenter a replicated artifact was pushed to; empty
-	// for a push to this cluster. A replicator proposes the put with the
-	// origin's created time as the command's Time, which the artifact
-	// keeps (feed.go).
-	Origin string `json:"origin,omitempty"`
+	// for a push to this cluster. Created, set with it, is the time it was
+	// created there, which the artifact keeps instead of the command's
+	// (feed.go).
+	Origin  string    `json:"origin,omitempty"`
+	Created time.Time `json:"created,omitzero"`
 	// Object is where the pushed bytes were stored. When the digest is
 	// already stored, the existing object is shared and this one is
 	// garbage for the pushing node to delete.
@@ -201,6 +202,10 @@ type DeleteArtifact struct {
 type TagChange struct {
 	Name string `json:"name"`
 	Tag  string `json:"tag"`
+	// At, when set, is when the change was made in the datacenter it is
+	// replicated from: the history keeps it, so that tags merge by the
+	// time of each change, not of its copy (feed.go).
+	At time.Time `json:"at,omitzero"`
 }
 
 // Encode serialises a command for raft.

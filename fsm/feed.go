@@ -128,6 +128,11 @@ func (s *state) noteChange(index uint64, c Command, r Result) {
 		}
 	}
 	at := c.Time.UTC().UnixNano()
+	if c.Op == OpPutArtifact {
+		// A push's entry is at its created time, which is what a restore
+		// derives it from.
+		at = putCreated(c).UnixNano()
+	}
 	if derived {
 		f.changes.delete(name)
 	} else {
@@ -266,4 +271,21 @@ func (f *FSM) Origin(name string) string {
 		return c.origin
 	}
 	return ""
+}
+
+// putCreated is a put's created time: the origin's for a replicated one.
+func putCreated(c Command) time.Time {
+	if c.Put != nil && c.Put.Origin != "" && !c.Put.Created.IsZero() {
+		return c.Put.Created.UTC()
+	}
+	return c.Time.UTC()
+}
+
+// tagTime is the time a tag change goes into the history with: the
+// origin's for a replicated one.
+func tagTime(c Command) time.Time {
+	if c.Tag != nil && !c.Tag.At.IsZero() {
+		return c.Tag.At.UTC()
+	}
+	return c.Time.UTC()
 }

@@ -112,7 +112,7 @@ func TestFeedOrigin(t *testing.T) {
 	f := New()
 	c := put("r", 'e', 0)
 	created := t0.Add(-time.Hour)
-	c.Time, c.Put.Origin = created, "dc1"
+	c.Put.Created, c.Put.Origin = created, "dc1"
 	apply(t, f, 1, c, put("l", 'l', 1), tagCmd(OpTag, "r", "prod"))
 	if got := f.Origin("r"); got != "dc1" {
 		t.Fatalf("origin %q", got)
@@ -127,6 +127,14 @@ func TestFeedOrigin(t *testing.T) {
 	recs, _ := f.Feed(2, 10)
 	if len(recs) != 1 || recs[0].Origin != "dc1" {
 		t.Fatalf("feed %+v", recs)
+	}
+	// A replicated tag change keeps the time it was made at.
+	at := t0.Add(-time.Minute)
+	tc := tagCmd(OpTag, "r", "qa")
+	tc.Tag.At = at
+	apply(t, f, 4, tc)
+	if h := f.History("r"); len(h) != 2 || !h[1].Time.Equal(at) {
+		t.Fatalf("history %+v", h)
 	}
 }
 

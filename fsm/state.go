@@ -174,13 +174,13 @@ func (s *state) put(index uint64, c Command) Result {
 	tags = slices.Compact(tags)
 	a := newArtifact(&Artifact{
 		Name: p.Name, Size: p.Size, Digest: obj.digest, Version: p.Version, Commit: p.Commit,
-		Created: c.Time.UTC(), Labels: p.Labels, Tags: tags, Seq: index,
+		Created: putCreated(c), Labels: p.Labels, Tags: tags, Seq: index,
 	})
 	s.artifacts.put(a)
 	s.charge(a.name, a.size, 1)
 	for _, t := range tags {
 		s.index(t, a.name)
-		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
+		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: putCreated(c)})
 	}
 	return Result{Status: StatusCreated, Artifact: exported(a)}
 }
@@ -258,7 +258,7 @@ func (s *state) tag(c Command) Result {
 	if add {
 		action = "add"
 	}
-	s.record(a.name, TagEvent{Tag: tc.Tag, Action: action, Actor: c.Actor, Time: c.Time.UTC()})
+	s.record(a.name, TagEvent{Tag: tc.Tag, Action: action, Actor: c.Actor, Time: tagTime(c)})
 	return Result{Status: StatusUpdated, Artifact: exported(&n)}
 }
 
