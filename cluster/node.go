@@ -71,6 +71,8 @@ type Node struct {
 
 	// repairMemo is touched only by the repair loop's goroutine.
 	repairMemo repairMemo
+	// denials queues refused requests for the audit log (audit.go).
+	denials denials
 	// adminSecret is the admin token's secret while the leader loop tries
 	// to issue it (tokens.go); touched only by that loop.
 	adminSecret string
@@ -175,6 +177,7 @@ func New(cfg Config) (*Node, error) {
 	go n.runEvery(cfg.GCInterval, n.gc)
 	go n.runEvery(diskRecheck, func(context.Context) { n.watchDisk() })
 	n.spawn(n.retentionLoop)
+	n.spawn(n.flushDenials)
 	ok = true
 	return n, nil
 }

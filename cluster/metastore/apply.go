@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pier-registry/pier/cluster/caller"
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -25,6 +26,9 @@ func (s *Store) Apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, fmt.Errorf("%s: %w", c.Op, err)
 	}
 	c.Time = s.cfg.Now().UTC()
+	if c.Source == "" {
+		c.Source = caller.Addr(ctx)
+	}
 	// The rules Apply holds commands to (fsm/validate.go): a command that
 	// breaks them never reaches the log.
 	if err := c.Validate(); err != nil {

@@ -102,6 +102,33 @@ func TestTokensAcrossNodes(t *testing.T) {
 		t.Fatalf("push without a token: %d, want 401", st)
 	}
 
+	// The audit log names the token's owner and the client's address for
+	// the push, and the refused push without a token.
+	Eventually(t, Wait(), func() error {
+		req, _ := http.NewRequest("GET", n1+"/api/v1/audit", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var log struct {
+			Entries []struct{ Actor, Source, Action, Target, Outcome string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&log); err != nil {
+			return err
+		}
+		var push, denied bool
+		for _, e := range log.Entries {
+			push = push || (e.Action == "push" && e.Target == "myapp-1.jar" && e.Actor == "build-bot" && e.Source == "127.0.0.1")
+			denied = denied || (e.Action == "denied" && e.Target == "PUT /artifacts/myapp-2.jar" && e.Actor == "anonymous" && strings.HasPrefix(e.Outcome, "401"))
+		}
+		if !push || !denied {
+			return fmt.Errorf("audit log lacks the push (%v) or the refusal (%v): %+v", push, denied, log.Entries)
+		}
+		return nil
+	})
+
 	if st := authed(t, "DELETE", n1+"/api/v1/tokens/ci", admin, nil); st != http.StatusNoContent {
 		t.Fatalf("revoke: %d", st)
 	}

@@ -221,6 +221,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
+	if errors.Is(err, errUnauthenticated) || errors.Is(err, errForbidden) || errors.Is(err, errTooManyFailures) {
+		a.auditDenial(r, status, err)
+	}
 	writeError(w, status, err.Error())
 }
 

@@ -21,6 +21,10 @@ import (
 // access policy as it has applied them (a revoke on any node is refused
 // here once this node applies it), and the commands that change them.
 type Gatekeeper interface {
+	// AuditDenial queues a refused request for the audit log.
+	AuditDenial(e fsm.AuditEntry)
+	// Audit reads the audit log.
+	Audit(q fsm.AuditQuery) []fsm.AuditEntry
 	TokenByHash(hash string) (fsm.Token, bool)
 	Access() fsm.Access
 	Tokens() []fsm.Token
@@ -112,6 +116,9 @@ func (a *API) needOf(r *http.Request) need {
 // gate authenticates r and checks it may do what it asks. It returns the
 // request to serve, with its principal, or the error to answer with.
 func (a *API) gate(r *http.Request) (*http.Request, error) {
+	// Whatever the request changes carries its client's address into the
+	// audit log.
+	r = r.WithContext(cluster.WithCaller(r.Context(), clientAddr(r)))
 	if !a.opts.Auth {
 		return r, nil
 	}
@@ -262,6 +269,16 @@ func (a *API) mayPush(r *http.Request, m cluster.PushMeta) error {
 		}
 	}
 	return nil
+}
+
+// auditDenial records a refused request (401, 403, 429) in the audit log.
+func (a *API) auditDenial(r *http.Request, status int, err error) {
+	who := "anonymous"
+	if p := principalOf(r); p.token != nil {
+		who = p.token.Owner
+	}
+	a.reg.AuditDenial(fsm.AuditEntry{Actor: who, Source: clientAddr(r), Action: "denied",
+		Target: r.Method + " " + r.URL.Path, Outcome: fmt.Sprintf("%d: %v", status, err)})
 }
 
 // challenge is the WWW-Authenticate of a 401: both schemes work.

@@ -105,6 +105,7 @@ var authRoutes = []route{
 	{"GET", "/api/v1/quotas", nil, []string{"admin"}},
 	{"PUT", "/api/v1/quotas", jsonBody(`{"prefix":"myapp-","max_count":3}`), []string{"admin"}},
 	{"DELETE", "/api/v1/quotas?prefix=myapp-", nil, []string{"admin"}},
+	{"GET", "/api/v1/audit?actor=x", nil, []string{"admin"}},
 	{"GET", "/api/v1/no-such-route", nil, []string{"admin"}},
 }
 
@@ -228,6 +229,28 @@ func TestAuthTable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Refused requests land in the audit log with who and from where
+// (changes that went through: TestTokensAcrossNodes in clustertest).
+func TestAuditLogsRefusalsAndChanges(t *testing.T) {
+	_, srv, secrets := authFixture(t)
+	do(t, "DELETE", srv.URL+"/artifacts/myapp-1.jar", nil, map[string]string{"Authorization": "Bearer " + secrets["puller"]})
+	do(t, "GET", srv.URL+"/artifacts/myapp-1.jar", nil, nil)
+	do(t, "PUT", srv.URL+"/api/v1/tags/production-ready?name=myapp-1.jar", nil, map[string]string{"Authorization": "Bearer " + secrets["tagger"]})
+	var got struct{ Entries []fsm.AuditEntry }
+	resp, body := do(t, "GET", srv.URL+"/api/v1/audit?action=denied", nil, map[string]string{"Authorization": "Bearer " + secrets["admin"]})
+	if err := json.Unmarshal(body, &got); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("audit: %d %v", resp.StatusCode, err)
+	}
+	var lines []string
+	for _, e := range got.Entries {
+		lines = append(lines, e.Actor+" "+e.Target+" "+e.Outcome[:3])
+	}
+	want := []string{"puller-owner DELETE /artifacts/myapp-1.jar 403", "anonymous GET /artifacts/myapp-1.jar 401"}
+	if !slices.Equal(lines, want) {
+		t.Fatalf("denials %q, want %q", lines, want)
 	}
 }
 

@@ -79,3 +79,9 @@ func (g *fakeGate) SetAccess(ctx context.Context, a fsm.Access, actor string) er
 	_, err := g.apply(fsm.Command{Op: fsm.OpSetAccess, Actor: actor, Access: &a})
 	return err
 }
+
+func (g *fakeGate) AuditDenial(e fsm.AuditEntry) {
+	g.apply(fsm.Command{Op: fsm.OpAuditDenials, Actor: "pier", Denials: &fsm.AuditDenials{Entries: []fsm.AuditEntry{e}}})
+}
+
+func (g *fakeGate) Audit(q fsm.AuditQuery) []fsm.AuditEntry { return g.f.Audit(q) }

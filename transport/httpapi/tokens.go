@@ -22,6 +22,29 @@ func (a *API) routeTokens() {
 	a.mux.HandleFunc("POST /api/v1/tokens/{name}/rotate", a.rotateToken)
 	a.mux.HandleFunc("GET /api/v1/access", a.getAccess)
 	a.mux.HandleFunc("PUT /api/v1/access", a.putAccess)
+	a.mux.HandleFunc("GET /api/v1/audit", a.audit)
+}
+
+// audit serves the audit log, oldest first: ?since=SEQ (exclusive),
+// &actor=, &action=, &limit= (at most 1000). Follow it by passing the last
+// entry's seq as since.
+func (a *API) audit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	aq := fsm.AuditQuery{Actor: q.Get("actor"), Action: q.Get("action")}
+	var err error
+	if v := q.Get("since"); v != "" {
+		if aq.Since, err = strconv.ParseUint(v, 10, 64); err != nil {
+			a.fail(w, r, fmt.Errorf("%w: since: want the seq of an entry", errBadRequest))
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if aq.Limit, err = strconv.Atoi(v); err != nil || aq.Limit < 1 {
+			a.fail(w, r, fmt.Errorf("%w: limit: want a positive number", errBadRequest))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"entries": a.reg.Audit(aq)})
 }
 
 // TokenView is a token as the API shows it: never a hash, and the secret
