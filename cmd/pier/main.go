@@ -166,6 +166,13 @@ func commands() []*command {
 				"A push that would take a prefix over its quota gets 507 with a message naming the quota;\n" +
 				"re-pushing bytes a name holds already takes no room. Needs the admin scope.",
 			setup: (*cli).quotaCmd},
+		{name: "audit", args: "[--since SEQ] [--actor A] [--action X] [--limit N] [-o json]",
+			summary: "show the audit log",
+			help: "Prints who pushed, deleted, tagged, changed tokens, access, retention or quotas, from which\n" +
+				"address, when and with what outcome, and the requests refused for bad or missing credentials,\n" +
+				"oldest first. The log is the same on every node (it comes from raft) and keeps the newest\n" +
+				"100,000 entries of the last 90 days. Follow it: pass the last SEQ seen as --since. Needs admin.",
+			setup: (*cli).auditCmd},
 		{name: "keygen", args: "",
 			summary: "print a new random cluster key",
 			help: "Prints 32 random bytes in base64: a value for `pier serve --cluster-key` (every node of a\n" +
