@@ -17,6 +17,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/cluster/errs"
+	"github.com/pier-registry/pier/cluster/maintenance"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/cluster/metastore"
 	"github.com/pier-registry/pier/cluster/objects"
@@ -69,8 +70,8 @@ type Node struct {
 	raft  *raft.Raft
 	pool  *membership.Pool
 
-	// repairMemo is touched only by the repair loop's goroutine.
-	repairMemo repairMemo
+	// maint runs repair, rebalance, the scrubber and GC (maintain.go).
+	maint *maintenance.Maintainer
 	// denials queues refused requests for the audit log (audit.go).
 	denials denials
 	// adminSecret is the admin token's secret while the leader loop tries
@@ -78,8 +79,6 @@ type Node struct {
 	adminSecret string
 	// objects stores and reads content (shards, packed copies, the cache).
 	objects *objects.Store
-	// reported holds shards this node already reported missing.
-	reported sync.Map
 
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
@@ -155,6 +154,7 @@ func New(cfg Config) (*Node, error) {
 		Cluster: objectsFace{n}, Disk: diskSpace{n}, Owner: owner{n}, Fault: n.fault,
 		Logger: n.log,
 	})
+	n.maint = n.newMaintainer()
 	n.fsm.SetBlobSink(blobSink{n})
 	n.fsm.OnHalt(n.onHalt)
 	if err := n.startRaft(); err != nil {
@@ -165,16 +165,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	close(n.wired)
-	n.wg.Add(6)
+	n.wg.Add(3)
 	go n.bootstrapLoop()
 	go n.leaderLoop()
-	go n.runEvery(cfg.RepairInterval, func(ctx context.Context) {
-		if n.IsLeader() && !n.halted() {
-			n.repairPass(ctx)
-		}
-	})
-	go n.runEvery(cfg.ScrubInterval, n.scrub)
-	go n.runEvery(cfg.GCInterval, n.gc)
+	n.startMaintenance()
 	go n.runEvery(diskRecheck, func(context.Context) { n.watchDisk() })
 	n.spawn(n.retentionLoop)
 	n.spawn(n.flushDenials)

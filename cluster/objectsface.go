@@ -26,7 +26,7 @@ func (f objectsFace) WaitApplied(ctx context.Context, index uint64) error {
 func (f objectsFace) ShardBad(ctx context.Context, obj fsm.Object, i int) {
 	f.n.reportMissing(ctx, obj, i)
 }
-func (f objectsFace) ContentBad(obj fsm.Object) { f.n.checkContentSoon(obj) }
+func (f objectsFace) ContentBad(obj fsm.Object) { f.n.maint.CheckContentSoon(obj) }
 func (f objectsFace) PacksLost() {
 	f.n.spawn(func(context.Context) { f.n.checkPlaced("after a failed sync of the packs") })
 }

@@ -6,16 +6,9 @@ import (
 	"github.com/pier-registry/pier/fsm"
 )
 
-// stats are counters for /metrics.
+// stats are counters for /metrics (repair, scrub and GC keep theirs in
+// package maintenance).
 type stats struct {
-	repairedShards atomic.Int64
-	repairFailures atomic.Int64
-	movedBytes     atomic.Int64
-	scrubbedBytes  atomic.Int64
-	scrubCorrupt   atomic.Int64
-	corruptObjects atomic.Int64
-	gcRemoved      atomic.Int64
-	gcBytes        atomic.Int64
 	// retentionDeleted and retentionBytes count what this node's
 	// retention runs deleted (as leader).
 	retentionDeleted atomic.Int64
@@ -58,6 +51,7 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	files, bytes, _ := n.shards.Usage()
 	oc := n.objects.Counters()
+	mc := n.maint.Counters()
 	free, err := n.cfg.FreeSpace(n.cfg.DataDir)
 	if err != nil {
 		free = 0
@@ -65,14 +59,14 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		CorruptBlocks:    oc.CorruptBlocks,
 		DegradedReads:    oc.DegradedReads,
-		RepairedShards:   n.stats.repairedShards.Load(),
-		RepairFailures:   n.stats.repairFailures.Load(),
-		MovedBytes:       n.stats.movedBytes.Load(),
-		ScrubbedBytes:    n.stats.scrubbedBytes.Load(),
-		ScrubCorrupt:     n.stats.scrubCorrupt.Load(),
-		CorruptObjects:   n.stats.corruptObjects.Load(),
-		GCRemoved:        n.stats.gcRemoved.Load(),
-		GCBytes:          n.stats.gcBytes.Load(),
+		RepairedShards:   mc.RepairedShards,
+		RepairFailures:   mc.RepairFailures,
+		MovedBytes:       mc.MovedBytes,
+		ScrubbedBytes:    mc.ScrubbedBytes,
+		ScrubCorrupt:     mc.ScrubCorrupt,
+		CorruptObjects:   mc.CorruptObjects,
+		GCRemoved:        mc.GCRemoved,
+		GCBytes:          mc.GCBytes,
 		RetentionDeleted: n.stats.retentionDeleted.Load(),
 		RetentionBytes:   n.stats.retentionBytes.Load(),
 		CacheHits:        oc.CacheHits,

@@ -1,4 +1,4 @@
-package cluster
+package maintenance
 
 import (
 	"context"
@@ -19,25 +19,25 @@ import (
 // shard is the one written, not that what was written is the object's (a
 // shard file rewritten with valid checksums, a bug in a writer). See
 // scrubContent.
-func (n *Node) scrub(ctx context.Context) {
-	if n.halted() {
-		return // its reports could not commit (halt.go)
+func (m *Maintainer) scrub(ctx context.Context) {
+	if m.halted() {
+		return // its reports could not commit
 	}
-	p := pace.New(n.cfg.ScrubRate)
-	for _, obj := range n.fsm.Objects() {
+	p := pace.New(m.cfg.ScrubRate)
+	for obj := range m.cfg.State.AllObjects() {
 		if ctx.Err() != nil {
 			return
 		}
 		for i, node := range obj.Placement {
-			if node != n.cfg.ID {
+			if node != m.cfg.ID {
 				continue
 			}
-			size, err := n.objects.ScrubShard(obj, i)
-			n.stats.scrubbedBytes.Add(size)
+			size, err := m.cfg.Objects.ScrubShard(obj, i)
+			m.stats.scrubbedBytes.Add(size)
 			if err != nil {
-				n.stats.scrubCorrupt.Add(1)
-				n.log.Warn("scrub found a bad shard", "digest", obj.Digest, "object", obj.ID, "shard", i, "error", err)
-				n.reportMissing(ctx, obj, i)
+				m.stats.scrubCorrupt.Add(1)
+				m.log.Warn("scrub found a bad shard", "digest", obj.Digest, "object", obj.ID, "shard", i, "error", err)
+				m.ReportMissing(ctx, obj, i)
 			}
 			if !p.Wait(ctx, size) {
 				return
@@ -45,8 +45,8 @@ func (n *Node) scrub(ctx context.Context) {
 		}
 		// A pass takes long (a day's worth of reads, paced): check the
 		// object as it stands now, not as it stood when the pass began.
-		if cur, ok := n.fsm.Object(obj.Digest); ok && n.verifiesContent(cur) {
-			n.scrubContent(ctx, cur, p)
+		if cur, ok := m.cfg.State.Object(obj.Digest); ok && m.verifiesContent(cur) {
+			m.scrubContent(ctx, cur, p)
 		}
 	}
 }
@@ -54,13 +54,13 @@ func (n *Node) scrub(ctx context.Context) {
 // verifiesContent reports whether this node checks obj's whole content in
 // its scrub: the node of the object's first readable shard, so that each
 // object is read once per pass, by a node that holds part of it.
-func (n *Node) verifiesContent(obj fsm.Object) bool {
+func (m *Maintainer) verifiesContent(obj fsm.Object) bool {
 	if obj.Corrupt != "" {
 		return false
 	}
 	for i := range obj.Placement {
-		if n.readable(obj, i) {
-			return obj.Placement[i] == n.cfg.ID
+		if m.readable(obj, i) {
+			return obj.Placement[i] == m.cfg.ID
 		}
 	}
 	return false
@@ -75,43 +75,40 @@ func (n *Node) verifiesContent(obj fsm.Object) bool {
 // corrupt through raft, every node stops serving it, and the next push of
 // the real bytes heals it (fsm). A read that fails proves nothing; the
 // next pass tries again.
-func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pace.Pacer) {
-	sum, size, err := n.objects.HashContent(ctx, obj, p, nil)
-	n.stats.scrubbedBytes.Add(size)
+func (m *Maintainer) scrubContent(ctx context.Context, obj fsm.Object, p *pace.Pacer) {
+	sum, size, err := m.cfg.Objects.HashContent(ctx, obj, p, nil)
+	m.stats.scrubbedBytes.Add(size)
 	if err != nil {
-		n.log.Debug("scrub could not read an object whole", "digest", obj.Digest, "object", obj.ID, "error", err)
+		m.log.Debug("scrub could not read an object whole", "digest", obj.Digest, "object", obj.ID, "error", err)
 		return
 	}
 	if sum == obj.Digest && size == obj.Size {
 		return
 	}
-	n.log.Warn("scrub read an object whose bytes do not hash to its digest; looking for the bad shards",
+	m.log.Warn("scrub read an object whose bytes do not hash to its digest; looking for the bad shards",
 		"digest", obj.Digest, "object", obj.ID, "got", sum, "size", size)
-	bad, found, sure := n.blame(ctx, obj, p)
+	bad, found, sure := m.blame(ctx, obj, p)
 	if found {
 		for _, i := range bad {
-			n.stats.scrubCorrupt.Add(1)
-			n.log.Warn("scrub found a shard whose blocks pass their checksums but whose bytes are not the object's",
+			m.stats.scrubCorrupt.Add(1)
+			m.log.Warn("scrub found a shard whose blocks pass their checksums but whose bytes are not the object's",
 				"digest", obj.Digest, "object", obj.ID, "shard", i, "node", obj.Placement[i])
-			n.reportMissing(ctx, obj, i)
+			m.ReportMissing(ctx, obj, i)
 		}
 		return
 	}
 	if !sure {
 		return
 	}
-	reason := fmt.Sprintf("its bytes hash to %s (%d bytes), read whole by the scrubber of %s", sum, size, n.cfg.ID)
-	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpMarkCorrupt, Shards: &fsm.ShardChange{
+	reason := fmt.Sprintf("its bytes hash to %s (%d bytes), read whole by the scrubber of %s", sum, size, m.cfg.ID)
+	err = m.commit(ctx, fsm.Command{Op: fsm.OpMarkCorrupt, Shards: &fsm.ShardChange{
 		Digest: obj.Digest, ObjectID: obj.ID, Corrupt: reason}})
-	if err == nil {
-		err = res.Err()
-	}
 	if err != nil {
-		n.log.Warn("mark a corrupt object", "digest", obj.Digest, "object", obj.ID, "error", err)
+		m.log.Warn("mark a corrupt object", "digest", obj.Digest, "object", obj.ID, "error", err)
 		return
 	}
-	n.stats.corruptObjects.Add(1)
-	n.log.Error("object marked corrupt: no node serves it until its bytes are pushed again",
+	m.stats.corruptObjects.Add(1)
+	m.log.Error("object marked corrupt: no node serves it until its bytes are pushed again",
 		"digest", obj.Digest, "object", obj.ID, "reason", reason)
 }
 
@@ -129,31 +126,32 @@ func (n *Node) scrubContent(ctx context.Context, obj fsm.Object, p *pace.Pacer) 
 // report, perhaps nothing). sure reports that no read failed and no shard
 // was left out but those known bad (marked missing, or on a node that
 // left): only then does a found false mean the object's bytes are gone.
-func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []int, found, sure bool) {
+func (m *Maintainer) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []int, found, sure bool) {
 	sure = true
 	known := func(i int) bool {
-		return slices.Contains(obj.Missing, i) || n.fsm.NodeState(obj.Placement[i]) == fsm.NodeLeft
+		return slices.Contains(obj.Missing, i) || m.cfg.State.NodeState(obj.Placement[i]) == fsm.NodeLeft
 	}
+	up := func(i int) bool { return m.cfg.Members.Up(obj.Placement[i]) }
 	// try reports whether a read that leaves out the shards skip names,
 	// and the known bad ones, matches the digest.
 	try := func(skip func(int) bool) bool {
-		sum, size, err := n.objects.HashContent(ctx, obj, p, func(j int) bool { return known(j) || skip(j) })
-		n.stats.scrubbedBytes.Add(size)
+		sum, size, err := m.cfg.Objects.HashContent(ctx, obj, p, func(j int) bool { return known(j) || skip(j) })
+		m.stats.scrubbedBytes.Add(size)
 		if err != nil {
-			n.log.Debug("scrub could not read an object in part", "object", obj.ID, "error", err)
+			m.log.Debug("scrub could not read an object in part", "object", obj.ID, "error", err)
 			sure = false
 			return false
 		}
 		return sum == obj.Digest && size == obj.Size
 	}
 	for i := range obj.Placement {
-		if !known(i) && !n.nodeUp(obj.Placement[i]) {
+		if !known(i) && !up(i) {
 			sure = false // unread: it may hold the object's bytes
 		}
 	}
 	if obj.K == 1 {
 		for i := range obj.Placement {
-			if known(i) || !n.nodeUp(obj.Placement[i]) {
+			if known(i) || !up(i) {
 				continue
 			}
 			if try(func(j int) bool { return j != i }) {
@@ -181,34 +179,32 @@ func (n *Node) blame(ctx context.Context, obj fsm.Object, p *pace.Pacer) (bad []
 	return nil, false, sure
 }
 
-// reportMissing marks a shard missing through raft; repair rebuilds it.
-// Each shard is reported once per process, so a corrupt shard read a
-// thousand times is proposed to raft once.
-func (n *Node) reportMissing(ctx context.Context, obj fsm.Object, i int) {
+// ReportMissing marks shard i of obj missing through raft; repair rebuilds
+// it. Each shard is reported once per process, so a corrupt shard read a
+// thousand times is proposed to raft once; a report that fails to commit
+// may be made again.
+func (m *Maintainer) ReportMissing(ctx context.Context, obj fsm.Object, i int) {
 	key := obj.ID + "." + strconv.Itoa(i)
-	if _, dup := n.reported.LoadOrStore(key, true); dup {
+	if _, dup := m.reported.LoadOrStore(key, true); dup {
 		return
 	}
 	idx := i
-	res, err := n.apply(ctx, fsm.Command{Op: fsm.OpMarkMissing, Shards: &fsm.ShardChange{
+	err := m.commit(ctx, fsm.Command{Op: fsm.OpMarkMissing, Shards: &fsm.ShardChange{
 		Digest: obj.Digest, ObjectID: obj.ID, Missing: &idx}})
-	if err == nil {
-		err = res.Err()
-	}
 	if err != nil {
-		n.reported.Delete(key)
-		n.log.Debug("report bad shard", "object", obj.ID, "shard", i, "error", err)
+		m.reported.Delete(key)
+		m.log.Debug("report bad shard", "object", obj.ID, "shard", i, "error", err)
 	}
 }
 
-// checkContentSoon runs scrubContent on obj in the background, once per
-// object ID per process, when a read found its bytes do not hash to its
-// digest: the next scrub pass may be a day away.
-func (n *Node) checkContentSoon(obj fsm.Object) {
-	if _, dup := n.reported.LoadOrStore("content."+obj.ID, true); dup {
+// CheckContentSoon runs the scrubber's content check on obj in the
+// background, once per object ID per process, when a read found that its
+// bytes do not hash to its digest: the next scrub pass may be a day away.
+func (m *Maintainer) CheckContentSoon(obj fsm.Object) {
+	if _, dup := m.reported.LoadOrStore("content."+obj.ID, true); dup {
 		return
 	}
-	n.background(func(ctx context.Context) {
-		n.scrubContent(ctx, obj, pace.New(n.cfg.ScrubRate))
+	m.cfg.Background(func(ctx context.Context) {
+		m.scrubContent(ctx, obj, pace.New(m.cfg.ScrubRate))
 	})
 }
