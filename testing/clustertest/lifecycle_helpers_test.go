@@ -54,3 +54,23 @@ func waitScrubFound(t *testing.T, c *Cluster, i int) {
 		return nil
 	})
 }
+
+// waitCorruptionFound waits until some node's scrubber has found a corrupt
+// shard, in a test where no client reads. Two scrubbers read each shard:
+// its holder's, block by block (ScrubCorrupt), and that of the node which
+// checks the object's whole content, through the read path, which counts
+// the bad block (CorruptBlocks) and reports the shard missing. Whichever
+// comes first reports it, and the holder's scrubber skips a shard marked
+// missing (repair owns it), so waiting on the holder's count alone failed
+// whenever the content check came first (about 1 run in 7 under load).
+func waitCorruptionFound(t *testing.T, c *Cluster) {
+	t.Helper()
+	Eventually(t, Wait(), func() error {
+		for _, i := range c.Running() {
+			if st := c.Nodes[i].Srv.Node.Stats(); st.ScrubCorrupt > 0 || st.CorruptBlocks > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no scrubber has found the corruption")
+	})
+}
