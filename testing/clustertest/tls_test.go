@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -127,4 +129,91 @@ func TestPublicTLS(t *testing.T) {
 			t.Fatalf("pull after rotation: %d", resp.StatusCode)
 		}
 	})
+}
+
+// The issue's own line: `curl -u ci:SECRET -X POST -F "file=@..."
+// https://NODE/upload --cacert ca.pem` against nodes with TLS and access
+// control both on.
+func TestUploadOverHTTPSWithBasicAuth(t *testing.T) {
+	ca := testcerts.NewCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	ca.Issue(t, certFile, keyFile)
+	c := New(t, 3, Options{Tune: func(i int, cfg *server.Config) {
+		cfg.TLSCert, cfg.TLSKey = certFile, keyFile
+		cfg.API.Auth, cfg.Node.IssueAdminToken = true, true
+	}})
+	hc := &http.Client{Timeout: Wait(), Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	url := func(i int, path string) string { return "https://" + c.Nodes[i].cfg.HTTPBind + path }
+	var admin, ci string
+	Eventually(t, Wait(), func() error {
+		for _, n := range c.Nodes {
+			if b, err := os.ReadFile(filepath.Join(n.cfg.Node.DataDir, "admin.token")); err == nil {
+				admin = strings.TrimSpace(string(b))
+			}
+		}
+		if admin == "" {
+			return fmt.Errorf("no admin.token yet")
+		}
+		req, _ := http.NewRequest("POST", url(0, "/api/v1/tokens"), strings.NewReader(`{"name":"ci","scopes":["push:myapp-*","pull"]}`))
+		req.SetBasicAuth("admin", admin)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var tok struct{ Secret string }
+		json.NewDecoder(resp.Body).Decode(&tok)
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("create token: %d", resp.StatusCode)
+		}
+		ci = tok.Secret
+		return nil
+	})
+	body := bigBytes(9, 200<<10)
+	upload := func(u string, user, secret string) int {
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		fw, _ := mw.CreateFormFile("file", "myapp-v1.2.3.jar")
+		fw.Write(body)
+		mw.Close()
+		req, _ := http.NewRequest("POST", u, &b)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		if user != "" {
+			req.SetBasicAuth(user, secret)
+		}
+		cl := hc
+		if strings.HasPrefix(u, "http:") {
+			cl = http.DefaultClient
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	Eventually(t, Wait(), func() error {
+		if st := upload(url(1, "/upload"), "ci", ci); st != http.StatusCreated {
+			return fmt.Errorf("upload over https with basic auth: %d", st)
+		}
+		return nil
+	})
+	if st := upload("http://"+c.Nodes[1].cfg.HTTPBind+"/upload", "ci", ci); st != http.StatusBadRequest {
+		t.Fatalf("plain http: %d, want 400", st)
+	}
+	if st := upload(url(2, "/upload"), "", ""); st != http.StatusUnauthorized {
+		t.Fatalf("no credentials: %d, want 401", st)
+	}
+	req, _ := http.NewRequest("GET", url(2, "/artifacts/myapp-v1.2.3.jar"), nil)
+	req.SetBasicAuth("ci", ci)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(got, body) {
+		t.Fatalf("pull over https: %d, %d bytes", resp.StatusCode, len(got))
+	}
 }
