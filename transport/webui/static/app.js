@@ -35,11 +35,14 @@
     }
   }
 
+  // api fetches JSON. credentials "omit" keeps the browser from answering
+  // a 401's Basic challenge with its own password dialog: the token box is
+  // the way in, and the token goes in the header explicitly.
   async function api(path) {
     const headers = { Accept: "application/json" };
     const t = token();
     if (t) headers.Authorization = "Bearer " + t;
-    const resp = await fetch(path, { headers: headers, cache: "no-store" });
+    const resp = await fetch(path, { headers: headers, cache: "no-store", credentials: "omit" });
     let body = null;
     try {
       body = await resp.json();
@@ -56,6 +59,12 @@
   function explain(err) {
     if (err instanceof ApiError && err.status === 401) {
       setState("auth");
+      if (token()) {
+        // Wrong, expired or revoked: ask again rather than keep sending it.
+        sessionStorage.removeItem(TOKEN_KEY);
+        showLogin();
+        return "The node refused the token (" + err.message + "): it needs a token, paste another in the API token box above.";
+      }
       return "This node needs a token: paste one in the API token box above. (" + err.message + ")";
     }
     if (err instanceof ApiError && err.status === 403) {
@@ -147,14 +156,17 @@
 
   // ---- login ----
 
+  // showLogin shows the token box, or the log-out button once a token is
+  // kept.
+  function showLogin() {
+    const in_ = token() !== "";
+    $("login").hidden = in_;
+    $("session").hidden = !in_;
+  }
+
   function initLogin() {
     const form = $("login");
-    const session = $("session");
-    const show = () => {
-      const in_ = token() !== "";
-      form.hidden = in_;
-      session.hidden = !in_;
-    };
+    const show = showLogin;
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       const v = $("token").value.trim();
@@ -433,7 +445,11 @@
     const status = $("download-status");
     status.textContent = "Downloading…";
     try {
-      const resp = await fetch(a.href, { headers: { Authorization: "Bearer " + token() }, cache: "no-store" });
+      const resp = await fetch(a.href, {
+        headers: { Authorization: "Bearer " + token() },
+        cache: "no-store",
+        credentials: "omit",
+      });
       if (!resp.ok) {
         let why = resp.statusText;
         try {
