@@ -48,34 +48,34 @@ func (n *Node) AuditDenial(e fsm.AuditEntry) {
 func (n *Node) Audit(q fsm.AuditQuery) []fsm.AuditEntry { return n.fsm.Audit(q) }
 
 // flushDenials commits the queued refusals every denialFlush until the
-// node stops; what cannot be committed (no leader) is dropped and counted.
+// node stops.
 func (n *Node) flushDenials(ctx context.Context) {
-	t := time.NewTicker(denialFlush)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	every(ctx, denialFlush, n.flushDenialsOnce)
+}
+
+// flushDenialsOnce commits the queued refusals; what cannot be committed
+// (no leader) is dropped and counted in the log.
+func (n *Node) flushDenialsOnce(ctx context.Context) {
+	n.denials.mu.Lock()
+	batch, dropped := n.denials.queue, n.denials.dropped
+	n.denials.queue, n.denials.dropped = nil, 0
+	n.denials.mu.Unlock()
+	if dropped > 0 {
+		batch = append(batch, fsm.AuditEntry{Time: n.cfg.Now().UTC(), Actor: "pier", Source: n.cfg.ID,
+			Action: "denials-dropped", Outcome: "dropped", Detail: strconv.FormatInt(dropped, 10) + " refused requests over the audit queue's bound"})
+	}
+	for len(batch) > 0 {
+		k := min(len(batch), fsm.MaxDenialsPerEntry)
+		cctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
+		_, err := n.apply(cctx, fsm.Command{Op: fsm.OpAuditDenials, Actor: "pier", Denials: &fsm.AuditDenials{Entries: batch[:k]}})
+		cancel()
+		if err != nil {
+			n.log.Warn("audit: refused requests not logged", "count", len(batch), "error", err)
+			n.denials.mu.Lock()
+			n.denials.dropped += int64(len(batch))
+			n.denials.mu.Unlock()
 			return
-		case <-t.C:
 		}
-		n.denials.mu.Lock()
-		batch, dropped := n.denials.queue, n.denials.dropped
-		n.denials.queue, n.denials.dropped = nil, 0
-		n.denials.mu.Unlock()
-		if dropped > 0 {
-			batch = append(batch, fsm.AuditEntry{Time: n.cfg.Now().UTC(), Actor: "pier", Source: n.cfg.ID,
-				Action: "denials-dropped", Outcome: "dropped", Detail: strconv.FormatInt(dropped, 10) + " refused requests over the audit queue's bound"})
-		}
-		for len(batch) > 0 {
-			k := min(len(batch), fsm.MaxDenialsPerEntry)
-			cctx, cancel := context.WithTimeout(ctx, 5*n.electionTimeout())
-			_, err := n.apply(cctx, fsm.Command{Op: fsm.OpAuditDenials, Actor: "pier", Denials: &fsm.AuditDenials{Entries: batch[:k]}})
-			cancel()
-			if err != nil {
-				n.log.Warn("audit: refused requests not logged", "count", len(batch), "error", err)
-				break
-			}
-			batch = batch[k:]
-		}
+		batch = batch[k:]
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"time"
 
 	"github.com/pier-registry/pier/cluster/retention"
 	"github.com/pier-registry/pier/fsm"
@@ -108,19 +107,12 @@ func (n *Node) retentionLoop(ctx context.Context) {
 	if n.cfg.RetentionInterval < 0 {
 		return
 	}
-	t := time.NewTicker(n.cfg.RetentionInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, n.cfg.RetentionInterval, func(ctx context.Context) {
 		if !n.IsLeader() || n.halted() || len(n.fsm.RetentionPolicies()) == 0 {
-			continue
+			return
 		}
 		if _, err := n.RunRetention(ctx, false, nil); err != nil && ctx.Err() == nil {
 			n.log.Warn("retention run", "error", err)
 		}
-	}
+	})
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func abandonCmd(id string, at time.Duration) Command {
@@ -91,14 +93,7 @@ func TestAbandonedSurvivesSnapshotAndExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := snap.(*snapshot).write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, snap)
 	if st, sg := stateText(f.s), stateText(g.s); st != sg {
 		t.Fatalf("restored state differs:\n%s\n%s", st, sg)
 	}
@@ -125,4 +120,18 @@ func TestAbandonValidation(t *testing.T) {
 	if err := abandonCmd(oid("x"), 0).Validate(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// restored writes snap as Persist would and restores it into a new FSM.
+func restored(t *testing.T, snap raft.FSMSnapshot) *FSM {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := snap.(*snapshot).write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	g := New()
+	if err := g.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	return g
 }

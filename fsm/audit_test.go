@@ -1,9 +1,7 @@
 package fsm
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 )
@@ -75,14 +73,7 @@ func TestAuditIsBoundedAndSnapshotted(t *testing.T) {
 	}
 
 	snap, _ := f.Snapshot()
-	var buf bytes.Buffer
-	if err := snap.(*snapshot).write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, snap)
 	if a, b := fmt.Sprint(f.Audit(AuditQuery{})), fmt.Sprint(g.Audit(AuditQuery{})); a != b {
 		t.Fatalf("restored audit log differs:\n%s\n%s", a, b)
 	}

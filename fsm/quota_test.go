@@ -1,10 +1,8 @@
 package fsm
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"testing"
 )
 
@@ -60,14 +58,7 @@ func TestQuotasSurviveSnapshotAndStayDeterministic(t *testing.T) {
 		t.Fatal("two state machines differ")
 	}
 	snap, _ := a.Snapshot()
-	var buf bytes.Buffer
-	if err := snap.(*snapshot).write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, snap)
 	if qa, qg := a.Quotas(), g.Quotas(); fmt.Sprint(qa) != fmt.Sprint(qg) {
 		t.Fatalf("restored quotas %+v, want %+v", qg, qa)
 	}

@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"bytes"
-	"io"
 	"testing"
 	"time"
 )
@@ -34,14 +32,7 @@ func TestRetentionPoliciesInRaftAndSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	apply(t, f, 5, Command{Op: OpRmRetention, Time: t0, RemoveRetention: &RemoveRetention{Prefix: "tmp/"}})
-	var buf bytes.Buffer
-	if err := snap.(*snapshot).write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, snap)
 	if len(g.RetentionPolicies()) != 2 || len(f.RetentionPolicies()) != 1 {
 		t.Fatalf("restored %+v, live %+v", g.RetentionPolicies(), f.RetentionPolicies())
 	}

@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"bytes"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -61,14 +59,7 @@ func TestTokensAndAccessSurviveSnapshot(t *testing.T) {
 	}
 	// A frozen snapshot does not see later changes.
 	apply(t, f, 4, Command{Op: OpRevokeToken, Time: t0, RevokeToken: &RevokeToken{Name: "ci"}})
-	var buf bytes.Buffer
-	if err := snap.(*snapshot).write(&buf); err != nil {
-		t.Fatal(err)
-	}
-	g := New()
-	if err := g.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	g := restored(t, snap)
 	if len(g.Tokens()) != 2 {
 		t.Fatalf("restored tokens %+v", g.Tokens())
 	}
