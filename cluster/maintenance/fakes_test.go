@@ -33,6 +33,7 @@ type world struct {
 	leader   bool
 	barrier  error
 	barriers int
+	fenced   int      // abandon_object commands
 	since    []uint64 // what each ChangedObjects call asked for
 }
 
@@ -104,6 +105,16 @@ func (w *world) Halted() *fsm.Halt {
 func (w *world) Apply(_ context.Context, c fsm.Command) (fsm.Result, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if c.Op == fsm.OpAbandonObject {
+		// As the FSM: bound IDs answer exists, others are fenced.
+		w.fenced++
+		for _, o := range w.objects {
+			if o.ID == c.Abandon.ID {
+				return fsm.Result{Status: fsm.StatusExists}, nil
+			}
+		}
+		return fsm.Result{Status: fsm.StatusCreated}, nil
+	}
 	if w.refuse != nil {
 		return fsm.Result{}, w.refuse
 	}

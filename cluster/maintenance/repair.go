@@ -159,7 +159,7 @@ func (m *Maintainer) rewrite(ctx context.Context, obj fsm.Object, active []strin
 	}
 	err = m.commit(ctx, fsm.Command{Op: fsm.OpReplaceObject, Shards: &fsm.ShardChange{
 		Digest: obj.Digest, ObjectID: obj.ID, Replace: &ref}})
-	if err != nil && !m.replaced(ctx, obj.Digest, ref) {
+	if err != nil && !m.replaced(ctx, ref) {
 		return fmt.Errorf("rewrite %s: commit: %w", obj.ID, err)
 	}
 	m.stats.repairedShards.Add(int64(len(ref.Placement)))
@@ -173,14 +173,19 @@ func (m *Maintainer) rewrite(ctx context.Context, obj fsm.Object, active []strin
 // before a leadership change or a lost answer is retried by the log, and
 // the retry is refused as not current, because the object now is the new
 // copy: deleting its shards then lost the object (seen in clustertest:
-// every shard of a re-encoded object gone). So the state decides, after a
-// barrier: the new copy is kept if it is current, deleted if not, and left
-// to garbage collection if the barrier fails too.
-func (m *Maintainer) replaced(ctx context.Context, digest string, ref fsm.ObjectRef) bool {
-	if err := m.cfg.Log.Barrier(ctx); err != nil {
+// every shard of a re-encoded object gone). And a try whose answer timed
+// out may still be on its way and commit later. So it fences the new
+// copy's ID through raft (fsm.OpAbandonObject), which orders the fence and
+// the replace: the copy is kept if the replace came first (the ID is
+// bound), deleted if the fence did (a late replace is then refused), and
+// left to garbage collection if the fence cannot commit. (A read barrier
+// in its place let a replace that arrived after it swap in deleted shards.)
+func (m *Maintainer) replaced(ctx context.Context, ref fsm.ObjectRef) bool {
+	res, err := m.cfg.Log.Apply(ctx, fsm.Command{Op: fsm.OpAbandonObject, Abandon: &fsm.AbandonObject{ID: ref.ID}})
+	if err != nil {
 		return false
 	}
-	if cur, ok := m.cfg.State.Object(digest); ok && cur.ID == ref.ID {
+	if res.Status == fsm.StatusExists {
 		return true
 	}
 	m.cfg.Objects.Delete(ctx, ref)

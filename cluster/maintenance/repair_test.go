@@ -98,8 +98,9 @@ func TestRepairReencodesWhenTooFewNodes(t *testing.T) {
 	}
 }
 
-// A re-encode whose commit reports failure is kept when the state shows it
-// current (a retry of a try that committed) and deleted when it is not.
+// A re-encode whose commit reports failure is fenced through raft: kept
+// when its ID turns out bound (a try that committed), deleted when the
+// fence came first.
 func TestRewriteCommitFailureAsksTheState(t *testing.T) {
 	obj := object("d1", "n1", "n2", "n3")
 	w := newWorld(obj)
@@ -108,8 +109,8 @@ func TestRewriteCommitFailureAsksTheState(t *testing.T) {
 	if err := r.m.rewrite(t.Context(), obj, []string{"n1", "n2"}); err == nil {
 		t.Fatal("rewrite with a refused commit succeeded")
 	}
-	if len(r.st.deleted) != 1 || w.barriers != 1 {
-		t.Fatalf("refused copy: deleted %v after %d barriers, want it deleted after one", r.st.deleted, w.barriers)
+	if len(r.st.deleted) != 1 || w.fenced != 1 {
+		t.Fatalf("refused copy: deleted %v after %d fences, want it deleted after one", r.st.deleted, w.fenced)
 	}
 
 	// The commit went through, but its answer was lost.
