@@ -148,6 +148,17 @@ type Config struct {
 	// Tests replace it to simulate a full disk.
 	FreeSpace func(dir string) (int64, error)
 
+	// WANBind, when set, turns federation on (cluster/federation): the
+	// node joins the WAN gossip pool of the datacenters there, advertising
+	// WANAdvertise (default WANBind), and contacts JoinWAN. WANGossip
+	// replaces memberlist's WAN defaults (tests), and FederationInterval
+	// is how often the leader reads the other datacenters' feeds (1 s).
+	WANBind            string
+	WANAdvertise       string
+	JoinWAN            []string
+	WANGossip          *memberlist.Config
+	FederationInterval time.Duration
+
 	Logger hclog.Logger
 	// Now is the node's clock: it stamps commands, and repair (how long a
 	// node has been down) and GC (how old a shard file is) read it, so a

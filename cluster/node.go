@@ -17,6 +17,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/cluster/errs"
+	"github.com/pier-registry/pier/cluster/federation"
 	"github.com/pier-registry/pier/cluster/maintenance"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/cluster/metastore"
@@ -79,6 +80,9 @@ type Node struct {
 	adminSecret string
 	// objects stores and reads content (shards, packed copies, the cache).
 	objects *objects.Store
+	// fed is the WAN pool and replicator, nil with federation off
+	// (federation.go).
+	fed *federation.Federation
 
 	// booted is true once this node's raft has a configuration, either from
 	// disk or from bootstrapping; gossip tells the others.
@@ -162,6 +166,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.diskFull.Store(n.DiskFull())
 	if err := n.startGossip(); err != nil {
+		return nil, err
+	}
+	if err := n.startFederation(); err != nil {
 		return nil, err
 	}
 	close(n.wired)

@@ -199,7 +199,7 @@ func (f *FSM) Feed(after uint64, limit int) (recs []FeedRecord, more bool) {
 		return nil, false
 	}
 	s.fed.feed.order.AscendGreaterOrEqual(feedKey{index: after + 1}, func(k feedKey) bool {
-		if len(recs) >= limit && recs[len(recs)-1].Index != k.index {
+		if len(recs) >= limit && (len(recs) == 0 || recs[len(recs)-1].Index != k.index) {
 			more = true
 			return false
 		}

@@ -28,6 +28,9 @@ type Config struct {
 	Datacenter string
 	// DataDir keeps peers.json, the members' last gossip addresses.
 	DataDir string
+	// PeersFile, when set, names that file instead (a second pool of the
+	// same node, such as the WAN pool of cluster/federation, keeps its own).
+	PeersFile string
 	// Bind and Advertise are host:port; Advertise defaults to Bind.
 	Bind, Advertise string
 	// Join lists gossip addresses of existing members.
@@ -259,7 +262,12 @@ func splitHostPort(addr string) (string, int, error) {
 
 // peersFile remembers the gossip addresses of members, so that a restarted
 // node finds the cluster again even when it was started without --join.
-func (p *Pool) peersFile() string { return filepath.Join(p.cfg.DataDir, "peers.json") }
+func (p *Pool) peersFile() string {
+	if p.cfg.PeersFile != "" {
+		return filepath.Join(p.cfg.DataDir, p.cfg.PeersFile)
+	}
+	return filepath.Join(p.cfg.DataDir, "peers.json")
+}
 
 func (p *Pool) loadPeers() []string {
 	b, err := os.ReadFile(p.peersFile())
