@@ -13,13 +13,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	cdplog "github.com/chromedp/cdproto/log"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
-	"github.com/pier-registry/pier/transport/server"
 )
 
 // The web UI in a real headless Chromium against a real cluster: list,
@@ -50,38 +52,9 @@ func TestWebUI(t *testing.T) {
 func TestWebUIWithAuth(t *testing.T) {
 	start := time.Now()
 	chromium := chromiumPath(t)
-	c := New(t, 3, Options{Tune: func(i int, cfg *server.Config) {
-		cfg.API.Auth = true
-		cfg.Node.IssueAdminToken = true
-	}})
-	secret := adminSecret(t, c)
+	c, secret := authCluster(t, 3)
 	runWebUI(t, c, chromium, secret)
 	t.Logf("web UI test took %s", time.Since(start).Round(time.Millisecond))
-}
-
-// adminSecret is the admin token the first leader wrote to its data dir,
-// once every node accepts it.
-func adminSecret(t *testing.T, c *Cluster) string {
-	t.Helper()
-	var secret string
-	Eventually(t, Wait(), func() error {
-		for _, node := range c.Nodes {
-			if b, err := os.ReadFile(filepath.Join(node.cfg.Node.DataDir, "admin.token")); err == nil {
-				secret = strings.TrimSpace(string(b))
-				return nil
-			}
-		}
-		return fmt.Errorf("no node wrote admin.token")
-	})
-	Eventually(t, Wait(), func() error {
-		for _, node := range c.Nodes {
-			if st := authed(t, "GET", node.URL+"/api/v1/tokens", secret, nil); st != http.StatusOK {
-				return fmt.Errorf("admin token on %s: %d", node.ID, st)
-			}
-		}
-		return nil
-	})
-	return secret
 }
 
 // chromiumPath finds a Chromium: $PIER_CHROMIUM, else the Debian package's
@@ -210,6 +183,9 @@ func runWebUI(t *testing.T, c *Cluster, chromium, secret string) {
 		t.Errorf("cluster page: %v", cl)
 	}
 	b.screenshot("cluster")
+	if errs := b.errorsSeen(); len(errs) > 0 {
+		t.Errorf("the pages logged errors: %q", errs)
+	}
 }
 
 // pushForUI pushes the artifacts the test looks for, to base.
@@ -265,6 +241,64 @@ type uiBrowser struct {
 	base string
 	// downloads is where the browser saves files.
 	downloads string
+
+	mu sync.Mutex
+	// pageErrors are the script exceptions and console errors the pages
+	// raised: the UI must run clean, not merely show the right rows.
+	pageErrors []string
+}
+
+func (b *uiBrowser) pageError(msg string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pageErrors = append(b.pageErrors, msg)
+}
+
+func (b *uiBrowser) errorsSeen() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.pageErrors)
+}
+
+// watchErrors records the pages' exceptions and error messages (a script
+// error, a Content-Security-Policy violation), and proves it does on a
+// planted one.
+func (b *uiBrowser) watchErrors() {
+	b.t.Helper()
+	err := chromedp.Listen(b.ctx, func(ev any) {
+		switch ev := ev.(type) {
+		case *cdpruntime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			b.pageError(fmt.Sprintf("%s (%s:%d)", msg, d.URL, d.LineNumber+1))
+		case *cdplog.EventEntryAdded:
+			// Network errors are the API's answers, 401s the test provokes.
+			if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+				b.pageError(ev.Entry.Text + " (" + ev.Entry.URL + ")")
+			}
+		}
+	})
+	if err != nil {
+		b.t.Fatalf("listen to the browser: %v", err)
+	}
+	b.do("enable the page's log",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, cdplog.Enable, cdp.Empty{})
+			return err
+		}),
+		chromedp.Evaluate[chromedp.Void](`setTimeout(() => { throw new Error("planted") }, 0)`))
+	Eventually(b.t, browserStep, func() error {
+		if errs := b.errorsSeen(); len(errs) != 1 || !strings.Contains(errs[0], "planted") {
+			return fmt.Errorf("page errors %q, want the planted one", errs)
+		}
+		return nil
+	})
+	b.mu.Lock()
+	b.pageErrors = nil
+	b.mu.Unlock()
 }
 
 func newBrowser(t *testing.T, chromium, base string) *uiBrowser {
@@ -305,6 +339,7 @@ func newBrowser(t *testing.T, chromium, base string) *uiBrowser {
 		})
 		return err
 	}))
+	b.watchErrors()
 	return b
 }
 
