@@ -138,18 +138,22 @@ func (s *state) put(index uint64, c Command) Result {
 				Message: fmt.Sprintf("%s is bound to %s", p.Name, a.digest)}
 		}
 		// A retried push of the same bytes is a success that changes
-		// nothing, unless it heals the object.
+		// nothing, unless it heals the object, or adds to the metadata
+		// (amend.go).
+		if r, refused := amendable(a, p); refused {
+			return r
+		}
 		if stored {
 			if healed := s.healed(index, p, cur); healed != cur {
 				s.setObject(healed)
 			}
 		}
-		return Result{Status: StatusExists, Artifact: exported(a)}
+		return s.amend(c, a)
 	}
 	if t, ok := s.tombstones.get(p.Name); ok {
 		if t.Digest != p.Digest {
 			return Result{Status: StatusConflict,
-				Message: fmt.Sprintf("%s was deleted but stays bound to %s", p.Name, t.Digest)}
+				Message: fmt.Sprintf("%s was deleted at %s but stays bound to %s", p.Name, t.Deleted.Format(time.RFC3339), t.Digest)}
 		}
 	}
 	if r, over := s.overQuota(p.Name, p.Size); over {
