@@ -98,6 +98,10 @@ func (a *API) needOf(r *http.Request) need {
 	switch pattern {
 	case "POST /upload":
 		return need{action: fsm.ActionPush, later: true}
+	case "POST /api/v1/uploads":
+		return need{action: fsm.ActionPush, name: r.URL.Query().Get("name")}
+	case "PATCH /api/v1/uploads/{id}", "HEAD /api/v1/uploads/{id}", "PUT /api/v1/uploads/{id}", "DELETE /api/v1/uploads/{id}":
+		return a.uploadNeed(r) // push on the upload's name
 	case "GET /api/v1/artifacts", "GET /api/v1/latest":
 		return need{action: fsm.ActionPull, name: r.URL.Query().Get("prefix"), prefix: true}
 	case "PUT /api/v1/tags/{tag}", "DELETE /api/v1/tags/{tag}":
@@ -122,7 +126,12 @@ func (a *API) gate(r *http.Request) (*http.Request, error) {
 	if !a.opts.Auth {
 		return r, nil
 	}
-	n := a.needOf(r)
+	return a.admit(r, a.needOf(r))
+}
+
+// admit authenticates r and checks it against n (gate, and Authorize for
+// other edges of the node).
+func (a *API) admit(r *http.Request, n need) (*http.Request, error) {
 	if n.open {
 		return r, nil
 	}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/transport/clustertls"
 	"github.com/pier-registry/pier/transport/httpapi"
+	"github.com/pier-registry/pier/transport/oci"
 	"github.com/pier-registry/pier/transport/peer"
 	"github.com/pier-registry/pier/transport/publictls"
 	"github.com/pier-registry/pier/transport/raftnet"
@@ -149,8 +151,19 @@ func Start(cfg Config) (*Server, error) {
 		cfg.API.MaxObjectSize = cfg.Node.MaxObjectSize
 	}
 	api := httpapi.New(node, log.Named("http"), cfg.API)
+	// The OCI distribution API (/v2/), behind the API's own gate.
+	registry, err := oci.New(oci.Config{Node: node, Gate: api, Logger: log.Named("oci"),
+		UploadDir: filepath.Join(cfg.Node.DataDir, "oci-uploads")})
+	if err != nil {
+		ln.Close()
+		rt.Close()
+		node.Shutdown()
+		return nil, err
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasPrefix(r.URL.Path, oci.Prefix):
+			registry.ServeHTTP(w, r)
 		case strings.HasPrefix(r.URL.Path, peer.Prefix):
 			// Peer calls come over TLS, to the other server below.
 			writeError(w, http.StatusForbidden, "the peer service answers only nodes holding the cluster key, over TLS")
