@@ -1,6 +1,10 @@
 package httpapi
 
-import "time"
+import (
+	"time"
+
+	"github.com/pier-registry/pier/transport/httpapi/uploads"
+)
 
 // Options bound what one client can make a node do with a push. A zero
 // field takes its default.
@@ -24,6 +28,10 @@ type Options struct {
 	MetricsOpen bool
 	// Now is the clock tokens expire by (default time.Now).
 	Now func() time.Time
+	// Uploads keeps this node's resumable uploads (/api/v1/uploads); the
+	// caller owns it (opens it, runs its expiry, closes it after the
+	// server). Without it those routes answer 501.
+	Uploads *uploads.Store
 }
 
 // Defaults of Options.
