@@ -10,9 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -132,6 +134,8 @@ func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		if err != nil {
 			return err
 		}
+		// What the name held before, to say what a re-push added.
+		before, _ := client.Info(ctx, artName, false)
 		bar := c.newBar(artName, size)
 		art, created, err := client.Push(ctx, artName, apiclient.FileBody(file), size, apiclient.PushOptions{
 			Version:  *version,
@@ -155,6 +159,9 @@ func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		verb := "created"
 		if !created {
 			verb = "unchanged"
+			if added := addedTo(before, art); added != "" {
+				verb = "updated (added " + added + ")"
+			}
 		}
 		fmt.Fprintf(c.stdout, "%s %s %s (%s)\n", verb, art.Name, art.Digest, humanBytes(art.Size))
 		return nil
@@ -503,4 +510,27 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// addedTo says what after holds that before did not: a re-push of the
+// same bytes adds the version, commit, labels and tags it names.
+func addedTo(before, after apiclient.Artifact) string {
+	var added []string
+	if before.Version == "" && after.Version != "" {
+		added = append(added, "version "+after.Version)
+	}
+	if before.Commit == "" && after.Commit != "" {
+		added = append(added, "commit "+after.Commit)
+	}
+	for _, k := range slices.Sorted(maps.Keys(after.Labels)) {
+		if _, ok := before.Labels[k]; !ok {
+			added = append(added, "label "+k+"="+after.Labels[k])
+		}
+	}
+	for _, t := range after.Tags {
+		if !slices.Contains(before.Tags, t) {
+			added = append(added, "tag "+t)
+		}
+	}
+	return strings.Join(added, ", ")
 }
