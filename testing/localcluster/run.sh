@@ -41,9 +41,9 @@ Pier is up: node1 http://127.0.0.1:8081, node2 :8082, node3 :8083. Try:
 
   echo "hello pier" > myapp-v1.2.3.jar
   curl -X POST -F "file=@myapp-v1.2.3.jar" http://127.0.0.1:8081/upload
-  curl -O http://127.0.0.1:8083/artifacts/myapp-v1.2.3.jar
+  curl -fO http://127.0.0.1:8083/artifacts/myapp-v1.2.3.jar
   curl -X PUT "http://127.0.0.1:8082/api/v1/tags/production-ready?name=myapp-v1.2.3.jar"
-  curl -LOJ "http://127.0.0.1:8083/api/v1/latest?prefix=myapp-&tag=production-ready"
+  curl -fLOJ "http://127.0.0.1:8083/api/v1/latest?prefix=myapp-&tag=production-ready"
   curl http://127.0.0.1:8082/api/v1/cluster/members
   ./bin/pier members --server 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
