@@ -25,6 +25,7 @@ import (
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/transport/clustertls"
 	"github.com/pier-registry/pier/transport/httpapi"
+	"github.com/pier-registry/pier/transport/httpapi/uploads"
 	"github.com/pier-registry/pier/transport/oci"
 	"github.com/pier-registry/pier/transport/peer"
 	"github.com/pier-registry/pier/transport/publictls"
@@ -64,6 +65,12 @@ type Config struct {
 	// (TLSPoll, default 10s). Peer calls keep their cluster-key TLS.
 	TLSCert, TLSKey string
 	TLSPoll         time.Duration
+	// UploadTTL is how long a resumable upload may go without an append
+	// before its bytes are removed (default 24h); MaxOpenUploads bounds
+	// the uploads the node holds (default 1000). They live in
+	// <data-dir>/uploads and survive a restart.
+	UploadTTL      time.Duration
+	MaxOpenUploads int
 }
 
 // Server is a running node.
@@ -76,9 +83,13 @@ type Server struct {
 	cert  *publictls.Cert
 	// stopWatch ends the certificate watcher.
 	stopWatch context.CancelFunc
-	ln        net.Listener
-	wg        sync.WaitGroup // the Serve loops and the watcher
-	log       hclog.Logger
+	// uploads holds the resumable uploads; stopUploads ends its expiry
+	// loop, which wg counts.
+	uploads     *uploads.Store
+	stopUploads context.CancelFunc
+	ln          net.Listener
+	wg          sync.WaitGroup // the Serve loops and the watcher
+	log         hclog.Logger
 }
 
 // Start listens and starts a node. The node joins its cluster in the
@@ -150,6 +161,14 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.API.MaxObjectSize == 0 {
 		cfg.API.MaxObjectSize = cfg.Node.MaxObjectSize
 	}
+	ups, err := openUploads(cfg, node, log)
+	if err != nil {
+		ln.Close()
+		rt.Close()
+		node.Shutdown()
+		return nil, err
+	}
+	cfg.API.Uploads = ups
 	api := httpapi.New(node, log.Named("http"), cfg.API)
 	// The OCI distribution API (/v2/), behind the API's own gate.
 	registry, err := oci.New(oci.Config{Node: node, Gate: api, Logger: log.Named("oci"),
@@ -158,6 +177,7 @@ func Start(cfg Config) (*Server, error) {
 		ln.Close()
 		rt.Close()
 		node.Shutdown()
+		ups.Close()
 		return nil, err
 	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -196,6 +216,14 @@ func Start(cfg Config) (*Server, error) {
 			ErrorLog:          httpLog,
 		},
 	}
+	s.uploads = ups
+	var upCtx context.Context
+	upCtx, s.stopUploads = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ups.Run(upCtx, expireEvery(cfg.UploadTTL))
+	}()
 	reject := func(addr net.Addr, err error) {
 		tlsLog.Warn("refused a peer connection without the cluster key", "remote", addr, "error", err)
 	}
@@ -281,6 +309,7 @@ func (s *Server) Close(ctx context.Context) error {
 	s.stopExtras()
 	s.wg.Wait()
 	s.Node.Shutdown()
+	s.uploads.Close()
 	return err
 }
 
@@ -291,18 +320,56 @@ func (s *Server) Kill() {
 	s.peer.Close()
 	s.stopExtras()
 	s.wg.Wait()
+	// The node first: a completion in flight pushes through it and ends
+	// with it; the store then waits for the requests still writing.
 	s.Node.Shutdown()
+	s.uploads.Close()
 }
 
 // stopExtras stops what only public TLS runs: the plain-HTTP refuser and
 // the certificate watcher.
 func (s *Server) stopExtras() {
+	s.stopUploads()
 	if s.plain != nil {
 		s.plain.Close()
 	}
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
+}
+
+// openUploads opens the node's store of resumable uploads in its data dir.
+// A node whose disk is below its reserve refuses appends as it refuses
+// pushes (507).
+func openUploads(cfg Config, node *cluster.Node, log hclog.Logger) (*uploads.Store, error) {
+	ups, err := uploads.Open(uploads.Config{
+		Dir:     filepath.Join(cfg.Node.DataDir, "uploads"),
+		Node:    cfg.Node.ID,
+		TTL:     cfg.UploadTTL,
+		MaxOpen: cfg.MaxOpenUploads,
+		MaxSize: cfg.API.MaxObjectSize,
+		Space: func() error {
+			if node.DiskFull() {
+				return fmt.Errorf("%w: node %s's data dir is below its free-space reserve (--min-free)", cluster.ErrNoSpace, cfg.Node.ID)
+			}
+			return nil
+		},
+		Logger: log.Named("uploads"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("resumable uploads: %w", err)
+	}
+	return ups, nil
+}
+
+// expireEvery is how often expired uploads are looked for: often enough
+// that an upload outlives its TTL by a tenth of it at most, at most once
+// a second and at least once a minute.
+func expireEvery(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		ttl = uploads.DefaultTTL
+	}
+	return min(max(ttl/10, time.Second), time.Minute)
 }
 
 // pprofHandler serves the profiles of net/http/pprof without registering
