@@ -100,24 +100,24 @@ func (u *uploads) open(id, repo string) (f *os.File, size int64, release func(),
 	}
 	u.mu.Unlock()
 	l.Lock()
-	release = func() { l.Unlock() }
+	unlock := l.Unlock
 	owner, err := os.ReadFile(u.path(id, "repo"))
 	if err != nil || string(owner) != repo {
-		release()
+		unlock()
 		return nil, 0, nil, unknown
 	}
 	f, err = os.OpenFile(u.path(id, "data"), os.O_RDWR, 0)
 	if err != nil {
-		release()
+		unlock()
 		return nil, 0, nil, unknown
 	}
 	size, err = f.Seek(0, io.SeekEnd)
 	if err != nil {
 		f.Close()
-		release()
+		unlock()
 		return nil, 0, nil, fmt.Errorf("upload %s: %w", id, err)
 	}
-	return f, size, func() { f.Close(); release() }, nil
+	return f, size, func() { f.Close(); unlock() }, nil
 }
 
 // remove deletes a session's files. The caller holds its lock.
