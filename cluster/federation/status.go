@@ -72,6 +72,7 @@ func (f *Federation) Status(ctx context.Context) []RemoteStatus {
 // call to another datacenter at scrape time.
 type Lag struct {
 	Datacenter string
+	Checkpoint uint64
 	Reachable  bool
 	Lag        fsm.FeedLag
 	Errors     int64
@@ -84,7 +85,8 @@ func (f *Federation) Lags() []Lag {
 	st := f.cfg.Local.FSM()
 	var out []Lag
 	for _, dc := range f.Datacenters() {
-		l := Lag{Datacenter: dc, Conflicts: len(st.Conflicts(dc))}
+		cp, _ := st.Checkpoint(dc)
+		l := Lag{Datacenter: dc, Checkpoint: cp.Index, Conflicts: len(st.Conflicts(dc))}
 		f.mu.Lock()
 		if s, ok := f.peers[dc]; ok {
 			l.Reachable, l.Lag, l.Errors, l.Copied = s.reachable, s.lag, s.errors, s.copied

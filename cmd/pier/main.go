@@ -166,6 +166,20 @@ func commands() []*command {
 				"A push that would take a prefix over its quota gets 507 with a message naming the quota;\n" +
 				"re-pushing bytes a name holds already takes no room. Needs the admin scope.",
 			setup: (*cli).quotaCmd},
+		{name: "federation", args: "join ADDR[,ADDR...] | status [-o json]",
+			summary: "link this datacenter to others, and see how replication stands",
+			help: "  pier federation join 10.0.2.11:7947   contact a node of another datacenter on its --wan-addr\n" +
+				"  pier federation status                per other datacenter: reachable, lag (artifacts, bytes,\n" +
+				"                                        seconds), checkpoint/head, errors, conflicts\n" +
+				"Needs a node started with --wan-addr, and the admin scope.",
+			setup: (*cli).federationCmd},
+		{name: "replicate", args: "add|ls|rm --from DC --to DC [--prefix P] [--tag T]",
+			summary: "choose what each datacenter copies from the others",
+			help: "  pier replicate add --from dc1 --to dc2 --tag production-ready\n" +
+				"  pier replicate ls | rm --from dc1 --to dc2 [--prefix P] [--tag T]\n" +
+				"With no rule naming a datacenter as target it copies everything from every other one. A rule\n" +
+				"may be added in either datacenter. Needs the admin scope.",
+			setup: (*cli).replicateCmd},
 		{name: "audit", args: "[--since SEQ] [--actor A] [--action X] [--limit N] [-o json]",
 			summary: "show the audit log",
 			help: "Prints who pushed, deleted, tagged, changed tokens, access, retention or quotas, from which\n" +

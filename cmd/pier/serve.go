@@ -44,6 +44,7 @@ type serveFlags struct {
 	tlsCert, tlsKey                         string
 	auth, metricsOpen                       bool
 	retentionInterval                       time.Duration
+	wanAddr, joinWAN                        string
 }
 
 func runServe(args []string) error {
@@ -78,6 +79,8 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
 	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
+	fs.StringVar(&f.wanAddr, "wan-addr", "", "WAN gossip listen address (TCP and UDP) linking this datacenter to others; federation is off without it")
+	fs.StringVar(&f.joinWAN, "join-wan", "", "comma-separated WAN addresses of nodes of other datacenters")
 	fs.DurationVar(&f.retentionInterval, "retention-interval", time.Hour, "how often the leader applies the retention policies (pier retention; negative: only on pier retention run)")
 	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
 	fs.Usage = func() {
@@ -196,6 +199,12 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, fmt.Errorf("--raft-addr: %w", err)
 	}
+	var wanAdv string
+	if f.wanAddr != "" {
+		if wanAdv, err = adv(f.wanAddr); err != nil {
+			return server.Config{}, fmt.Errorf("--wan-addr: %w", err)
+		}
+	}
 	return server.Config{
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
 		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
@@ -211,6 +220,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
 			MinFree: f.minFree, CacheSize: f.cacheSize, InlineSize: f.inlineSize,
 			RetentionInterval: f.retentionInterval,
+			WANBind:           f.wanAddr, WANAdvertise: wanAdv, JoinWAN: splitAddrs(f.joinWAN),
 		},
 	}, nil
 }

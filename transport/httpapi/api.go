@@ -98,6 +98,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.mux.HandleFunc("GET /metrics", a.metrics)
 	a.routeTokens()
 	a.routeRetention()
+	a.routeFederation()
 	webui.Register(a.mux)
 	return a
 }
