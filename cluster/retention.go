@@ -15,7 +15,8 @@ import (
 // (retention.Deletion, for the API).
 type RetentionDeletion = retention.Deletion
 
-// RetentionActor is the actor of the deletions retention runs commit.
+// RetentionActor is the actor of the deletions the leader's scheduled
+// retention runs commit.
 const RetentionActor = "retention"
 
 // RetentionPolicies lists the cluster's retention policies.
@@ -44,9 +45,10 @@ func (n *Node) RemoveRetention(ctx context.Context, prefix, actor string) error 
 // for its prefix's policy (pier retention set --dry-run). Deletions are
 // tombstones: the names stay bound to their digests; the bytes are
 // reclaimed on every node by garbage collection once no artifact
-// references them. It returns what was (or would be) deleted; on an error
-// part of it may have been.
-func (n *Node) RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy) ([]retention.Deletion, error) {
+// references them. actor is who asked (the audit log's actor of the
+// deletions). It returns what was (or would be) deleted; on an error part
+// of it may have been.
+func (n *Node) RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy, actor string) ([]retention.Deletion, error) {
 	if err := n.Barrier(ctx); err != nil {
 		return nil, fmt.Errorf("retention: %w", err)
 	}
@@ -63,7 +65,7 @@ func (n *Node) RunRetention(ctx context.Context, dryRun bool, candidate *fsm.Ret
 		return plan, nil
 	}
 	for i, d := range plan {
-		err := n.Delete(ctx, d.Name, RetentionActor)
+		err := n.Delete(ctx, d.Name, actor)
 		if errors.Is(err, fsm.ErrNotFound) {
 			continue // deleted meanwhile
 		}
@@ -111,7 +113,7 @@ func (n *Node) retentionLoop(ctx context.Context) {
 		if !n.IsLeader() || n.halted() || len(n.fsm.RetentionPolicies()) == 0 {
 			return
 		}
-		if _, err := n.RunRetention(ctx, false, nil); err != nil && ctx.Err() == nil {
+		if _, err := n.RunRetention(ctx, false, nil, RetentionActor); err != nil && ctx.Err() == nil {
 			n.log.Warn("retention run", "error", err)
 		}
 	})

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/pier-registry/pier/fsm"
 )
 
 // shardFiles sums the sizes of the shard files of object id on a node.
@@ -172,4 +174,20 @@ func TestRetentionDeletesAndReclaimsOnline(t *testing.T) {
 	if st := c.Nodes[2].Srv.Node.Stats(); st.RetentionDeleted != 6 {
 		t.Fatalf("stats: %d deleted by retention, want 6", st.RetentionDeleted)
 	}
+	// The audit log has each deletion, by whoever ran retention.
+	Eventually(t, Wait(), func() error {
+		var log struct{ Entries []fsm.AuditEntry }
+		Do(t, "GET", c.Nodes[0].URL+"/api/v1/audit?action=delete", nil, nil).JSON(t, &log)
+		var names []string
+		for _, e := range log.Entries {
+			if strings.HasSuffix(e.Actor, "(retention run)") && e.Outcome == "deleted" {
+				names = append(names, e.Target)
+			}
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, want) {
+			return fmt.Errorf("audit log deletions %v, want %v", names, want)
+		}
+		return nil
+	})
 }

@@ -15,7 +15,7 @@ type Keeper interface {
 	RetentionPolicies() []fsm.RetentionPolicy
 	SetRetention(ctx context.Context, p fsm.RetentionPolicy, actor string) error
 	RemoveRetention(ctx context.Context, prefix, actor string) error
-	RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy) ([]cluster.RetentionDeletion, error)
+	RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy, actor string) ([]cluster.RetentionDeletion, error)
 }
 
 // Retention and quota routes; they need the admin scope (needOf's default).
@@ -147,7 +147,7 @@ func (a *API) runRetention(w http.ResponseWriter, r *http.Request) {
 		}
 		candidate = &p
 	}
-	ds, err := a.reg.RunRetention(writeContext(r), dry, candidate)
+	ds, err := a.reg.RunRetention(writeContext(r), dry, candidate, actor(r)+" (retention run)")
 	if ds == nil {
 		ds = []cluster.RetentionDeletion{}
 	}

@@ -49,7 +49,7 @@ func (k *fakeKeeper) RemoveRetention(ctx context.Context, prefix, actor string) 
 	return nil
 }
 
-func (k *fakeKeeper) RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy) ([]cluster.RetentionDeletion, error) {
+func (k *fakeKeeper) RunRetention(ctx context.Context, dryRun bool, candidate *fsm.RetentionPolicy, actor string) ([]cluster.RetentionDeletion, error) {
 	if !dryRun {
 		k.mu.Lock()
 		k.runs++
