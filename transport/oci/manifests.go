@@ -40,6 +40,15 @@ type descriptor struct {
 	Size         int64             `json:"size"`
 	ArtifactType string            `json:"artifactType,omitempty"`
 	Annotations  map[string]string `json:"annotations,omitempty"`
+	// URLs say where a non-distributable layer lives instead.
+	URLs []string `json:"urls,omitempty"`
+}
+
+// foreign reports whether a layer need not be pushed: a non-distributable
+// (or Docker "foreign") layer, or one fetched from elsewhere (urls).
+func (d descriptor) foreign() bool {
+	return len(d.URLs) > 0 || strings.Contains(d.MediaType, ".nondistributable.") ||
+		strings.Contains(d.MediaType, ".foreign.")
 }
 
 // manifest is what the registry reads of an image manifest or an index.
@@ -189,6 +198,12 @@ func (g *Registry) checkManifest(r *http.Request, repo string, body []byte) (map
 			return nil, errf(http.StatusBadRequest, codeManifestInvalid, "an image manifest needs a config")
 		}
 		for _, desc := range append([]descriptor{*m.Config}, m.Layers...) {
+			if desc.foreign() {
+				if _, err := parseDigest(desc.Digest); err != nil {
+					return nil, errf(http.StatusBadRequest, codeManifestInvalid, "descriptor: %v", err)
+				}
+				continue
+			}
 			if err := check(desc, blob); err != nil {
 				return nil, err
 			}
