@@ -4,7 +4,7 @@ BIN     := bin/pier
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.pierVersion=$(VERSION)
 
-.PHONY: all build run test vet fmt clean
+.PHONY: all build run test vet fmt clean oci-conformance
 
 all: build
 
@@ -23,6 +23,22 @@ vet:
 # they missed heartbeats (2026-12-05: three lost-quorum flakes in one run).
 test: vet
 	$(GO) test -race -count=1 -p 1 -timeout 25m ./...
+
+# The OCI distribution-spec conformance suite (pull, push, content discovery,
+# content management) against an in-process 3-node cluster. The suite is
+# built from its pinned module in a scratch module of its own, so Pier's
+# go.mod does not carry ginkgo and friends; its report goes to bin/oci-conformance/.
+OCI_CONFORMANCE ?= github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111
+oci-conformance:
+	@mkdir -p bin && dir=$$(mktemp -d) && cd $$dir && $(GO) mod init pier-oci-conformance >/dev/null 2>&1 && \
+	  $(GO) get $(OCI_CONFORMANCE) >/dev/null 2>&1 && \
+	  $(GO) test -c -o $(CURDIR)/bin/oci-conformance.test $${OCI_CONFORMANCE_PKG:-$(firstword $(subst @, ,$(OCI_CONFORMANCE)))} && \
+	  rm -rf $$dir
+	@PIER_OCI_CONFORMANCE=$(CURDIR)/bin/oci-conformance.test PIER_OCI_RESULTS=$(CURDIR)/bin/oci-conformance \
+	  $(GO) test -v -count=1 -run '^TestOCIConformance$$' ./testing/clustertest/ > bin/oci-conformance.log 2>&1; st=$$?; \
+	  grep -E '^(--- |ok |FAIL)|: FAIL$$' bin/oci-conformance.log; \
+	  echo "oci-conformance: $$(grep -cE ': Pass$$' bin/oci-conformance.log) passed, $$(grep -cE ': FAIL$$' bin/oci-conformance.log) failed, $$(grep -cE ': Skip$$' bin/oci-conformance.log) skipped (bin/oci-conformance.log)"; \
+	  exit $$st
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
