@@ -58,7 +58,7 @@ func refList(all []Artifact, q Query) ([]string, string) {
 	next := ""
 	if len(matches) > limit {
 		matches = matches[:limit]
-		next = encodeToken(matches[limit-1])
+		next = encodeToken(matches[limit-1], false)
 	}
 	var names []string
 	for _, a := range matches {

@@ -96,6 +96,8 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	})
 	a.mux.HandleFunc("GET /readyz", a.readyz)
 	a.mux.HandleFunc("GET /metrics", a.metrics)
+	a.mux.HandleFunc("GET /api/v1/by-digest/{digest}", a.byDigest)
+	a.mux.HandleFunc("HEAD /api/v1/by-digest/{digest}", a.byDigest)
 	a.routeTokens()
 	a.routeRetention()
 	a.routeFederation()

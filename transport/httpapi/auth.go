@@ -104,6 +104,9 @@ func (a *API) needOf(r *http.Request) need {
 		return a.uploadNeed(r) // push on the upload's name
 	case "GET /api/v1/artifacts", "GET /api/v1/latest":
 		return need{action: fsm.ActionPull, name: r.URL.Query().Get("prefix"), prefix: true}
+	case "GET /api/v1/by-digest/{digest}", "HEAD /api/v1/by-digest/{digest}":
+		// Any name may hold the digest: pull on every name.
+		return need{action: fsm.ActionPull, prefix: true}
 	case "PUT /api/v1/tags/{tag}", "DELETE /api/v1/tags/{tag}":
 		// The mux sets path values only when it serves the request.
 		return need{action: fsm.ActionTag, name: strings.TrimPrefix(r.URL.Path, "/api/v1/tags/")}

@@ -74,6 +74,7 @@ var authRoutes = []route{
 	{"GET", "/api/v1/artifacts?prefix=", nil, []string{"admin", "puller", "basic"}},
 	{"GET", "/api/v1/artifacts?prefix=other-", nil, []string{"admin", "puller", "basic", "narrow"}},
 	{"GET", "/api/v1/latest?prefix=myapp-", nil, []string{"admin", "puller", "basic"}},
+	{"GET", "/api/v1/by-digest/sha256:" + strings.Repeat("a", 64), nil, []string{"admin", "puller", "basic"}},
 	{"PUT", "/api/v1/tags/production-ready?name=myapp-1.jar", nil, []string{"admin", "tagger"}},
 	{"DELETE", "/api/v1/tags/production-ready?name=myapp-1.jar", nil, []string{"admin", "tagger"}},
 	{"PUT", "/api/v1/tags/staging?name=myapp-1.jar", nil, []string{"admin"}},

@@ -12,26 +12,10 @@ import (
 
 // list serves GET /api/v1/artifacts?prefix=&tag=&label=k=v&limit=&page_token=.
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	qv := r.URL.Query()
-	q := fsm.Query{Prefix: qv.Get("prefix"), Tag: qv.Get("tag"), PageToken: qv.Get("page_token")}
-	if s := qv.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > fsm.MaxLimit {
-			a.fail(w, r, fmt.Errorf("%w: limit must be 1 to %d", fsm.ErrInvalid, fsm.MaxLimit))
-			return
-		}
-		q.Limit = n
-	}
-	for _, l := range qv["label"] {
-		k, v, ok := strings.Cut(l, "=")
-		if !ok {
-			a.fail(w, r, fmt.Errorf("%w: label filter %q is not key=value", fsm.ErrInvalid, l))
-			return
-		}
-		if q.Labels == nil {
-			q.Labels = map[string]string{}
-		}
-		q.Labels[k] = v
+	q, err := queryOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
 	}
 	arts, next, err := a.reg.List(r.Context(), q)
 	if err != nil {
@@ -46,6 +30,38 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		out.Artifacts = append(out.Artifacts, view(art, nil))
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// queryOf reads a listing's filters: prefix, tag, label=k=v (repeatable),
+// glob, digest, version, commit, order (version), limit, page_token.
+func queryOf(r *http.Request) (fsm.Query, error) {
+	qv := r.URL.Query()
+	q := fsm.Query{Prefix: qv.Get("prefix"), Tag: qv.Get("tag"), PageToken: qv.Get("page_token"),
+		Glob: qv.Get("glob"), Digest: qv.Get("digest"), Version: qv.Get("version"), Commit: qv.Get("commit"),
+		Order: qv.Get("order")}
+	if q.Tag != "" {
+		if err := fsm.ValidateTag(q.Tag); err != nil {
+			return q, err
+		}
+	}
+	if s := qv.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > fsm.MaxLimit {
+			return q, fmt.Errorf("%w: limit must be 1 to %d", fsm.ErrInvalid, fsm.MaxLimit)
+		}
+		q.Limit = n
+	}
+	for _, l := range qv["label"] {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok {
+			return q, fmt.Errorf("%w: label filter %q is not key=value", fsm.ErrInvalid, l)
+		}
+		if q.Labels == nil {
+			q.Labels = map[string]string{}
+		}
+		q.Labels[k] = v
+	}
+	return q, nil
 }
 
 // tag serves PUT and DELETE /api/v1/tags/{tag}?name=.
@@ -70,20 +86,44 @@ func (a *API) tag(w http.ResponseWriter, r *http.Request) {
 // latest serves GET /api/v1/latest?prefix=&tag= with a redirect, so that
 // `curl -LOJ` fetches the newest matching artifact under its own name.
 func (a *API) latest(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	if t := q.Get("tag"); t != "" {
-		if err := fsm.ValidateTag(t); err != nil {
-			a.fail(w, r, err)
-			return
-		}
-	}
-	art, err := a.reg.Latest(r.Context(), q.Get("prefix"), q.Get("tag"))
+	q, err := queryOf(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	// The first of the listing: the newest, or with order=version the
+	// highest version.
+	q.Limit, q.PageToken = 1, ""
+	arts, _, err := a.reg.List(r.Context(), q)
+	if err == nil && len(arts) == 0 {
+		err = fmt.Errorf("%w: no artifact matches", fsm.ErrNotFound)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	art := arts[0]
 	w.Header().Set("Location", artifactURL(art.Name))
 	writeJSON(w, http.StatusFound, view(art, nil))
+}
+
+// byDigest serves GET|HEAD /api/v1/by-digest/{digest}: the bytes of an
+// artifact with that content, whichever name holds it.
+func (a *API) byDigest(w http.ResponseWriter, r *http.Request) {
+	d := r.PathValue("digest")
+	if err := fsm.ValidateDigest(d); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	arts, _, err := a.reg.List(r.Context(), fsm.Query{Digest: d, Limit: 1})
+	if err == nil && len(arts) == 0 {
+		err = fmt.Errorf("%w: no artifact holds %s", fsm.ErrNotFound, d)
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.download(w, r, arts[0].Name)
 }
 
 // memberView is a member with the usage figures it reported.
