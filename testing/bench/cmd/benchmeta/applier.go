@@ -26,10 +26,11 @@ type latencies struct {
 	P99 time.Duration
 	P50 time.Duration
 	// Preempted counts the calls during which the kernel switched the
-	// applier's thread out for another (an involuntary context switch:
-	// other processes wanted its core), and MaxOwn is the longest of the
-	// others: what the FSM and the Go runtime (locks, GC assists, the
-	// scheduler) cost, without the time other processes took.
+	// applier's thread out, for another process (an involuntary context
+	// switch) or because it blocked (a voluntary one: a lock, a
+	// stop-the-world pause, the Go scheduler parking it), and MaxOwn is
+	// the longest of the others: calls that ran on their core from start
+	// to end, so what the FSM and the collector's assists cost.
 	Preempted int
 	MaxOwn    time.Duration
 }
@@ -63,14 +64,14 @@ func summarise(samples []sample) latencies {
 // rusageThread is RUSAGE_THREAD (Linux): the calling thread's usage.
 const rusageThread = 1
 
-// involuntarySwitches returns how often the kernel switched the calling
-// thread out; the caller is locked to its thread.
-func involuntarySwitches() int64 {
+// contextSwitches returns how often the kernel switched the calling
+// thread out, either way; the caller is locked to its thread.
+func contextSwitches() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
 		return 0
 	}
-	return ru.Nivcsw
+	return ru.Nivcsw + ru.Nvcsw
 }
 
 // apply pushes one artifact and times Apply. Encoding is the proposer's
@@ -81,11 +82,11 @@ func (a *applier) apply() (sample, error) {
 		return sample{}, fmt.Errorf("encode artifact %d: %w", a.next, err)
 	}
 	l := &raft.Log{Index: uint64(a.next + 1), Type: raft.LogCommand, Data: data}
-	switches := involuntarySwitches()
+	switches := contextSwitches()
 	start := time.Now()
 	r := a.f.Apply(l)
 	took := time.Since(start)
-	preempted := involuntarySwitches() != switches
+	preempted := contextSwitches() != switches
 	if res, ok := r.(fsm.Result); !ok || res.Status != fsm.StatusCreated {
 		return sample{}, fmt.Errorf("apply artifact %d: %v", a.next, r)
 	}

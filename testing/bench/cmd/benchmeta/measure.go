@@ -105,7 +105,7 @@ func measureOne(n int, dir string, quietApplies int, prof *profiler) (*result, e
 	if err := persistWhileApplying(r, f, app, path); err != nil {
 		return nil, err
 	}
-	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d, %v of those not preempted (%d were; GC pause %v, run queue wait %v, load %s)",
+	log.Printf("%d: under load: snapshot %v, persist to file %v, worst apply %v over %d, %v of those not switched out (%d were; GC pause %v, run queue wait %v, load %s)",
 		n, r.SnapshotBusy, r.PersistFile.Round(time.Millisecond), r.During.Max, r.During.N, r.During.MaxOwn, r.During.Preempted, r.GCPause, r.RunWait, r.Load)
 
 	r.PeakSnapshot = procStatus("VmHWM")

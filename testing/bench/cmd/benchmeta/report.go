@@ -19,7 +19,7 @@ type report struct {
 
 func (rep *report) write(w io.Writer) {
 	fmt.Fprintf(w, "benchmeta at %s, %s, %d CPUs, %s memory, %s\n\n", rep.Commit, rep.Go, rep.CPUs, fmtBytes(rep.MemTotal), rep.At.Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(w, "| artifacts | Snapshot() | Persist → io.Discard | Persist → file | snapshot file | worst Apply during snapshot | of those the kernel did not preempt (preempted) | Apply p99 during | GC pause / run-queue wait during, at most | load average | worst Apply, no snapshot | restore |")
+	fmt.Fprintln(w, "| artifacts | Snapshot() | Persist → io.Discard | Persist → file | snapshot file | worst Apply during snapshot | of those not switched out (switched out) | Apply p99 during | GC pause / run-queue wait during, at most | load average | worst Apply, no snapshot | restore |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s (of %d) | %s (%d) | %s | %s / %s | %s | %s | %s |\n", count(r.N), dur(r.SnapshotCall), dur(r.PersistDiscard),
