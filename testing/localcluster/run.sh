@@ -17,12 +17,15 @@ stop() {
 trap stop INT TERM EXIT
 
 mkdir -p data
+cmds=()
 for i in $(seq 1 $N); do
   join=()
   [ "$i" -gt 1 ] && join=(--join 127.0.0.1:7941)
-  "$BIN" serve --id "node$i" --data-dir "data/node$i" \
-    --http-addr "127.0.0.1:808$i" --gossip-addr "127.0.0.1:794$i" --raft-addr "127.0.0.1:830$i" \
-    --bootstrap-expect $N --cluster-key "${PIER_CLUSTER_KEY:-local-dev-key}" --auth="${PIER_AUTH:-false}" "${join[@]}" ${PIER_FLAGS:-} > >(sed -u "s/^/[node$i] /") 2>&1 &
+  args=(serve --id "node$i" --data-dir "data/node$i"
+    --http-addr "127.0.0.1:808$i" --gossip-addr "127.0.0.1:794$i" --raft-addr "127.0.0.1:830$i"
+    --bootstrap-expect $N --cluster-key "${PIER_CLUSTER_KEY:-local-dev-key}" --auth="${PIER_AUTH:-false}" "${join[@]}" ${PIER_FLAGS:-})
+  cmds+=("$BIN ${args[*]}")
+  "$BIN" "${args[@]}" > >(sed -u "s/^/[node$i] /") 2>&1 &
   pids+=($!)
 done
 
@@ -53,4 +56,7 @@ data/nodeN/admin.token, and every curl line then takes -H "Authorization: Bearer
 
 Ctrl-C stops all three nodes.
 TOUR
+echo
+echo "Each node's command line (to start one again after killing it, from this directory):"
+for c in "${cmds[@]}"; do echo "  $c"; done
 wait
