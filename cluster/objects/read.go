@@ -392,6 +392,11 @@ func (o *Store) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.
 // what the scrubber and repair act on; the rest are nodes that were down
 // or slow.
 func (o *Store) noteFaults(obj fsm.Object, faults []erasure.Fault) {
+	// A reader that went away (a client that closed its pull early)
+	// cancels the shard reads in flight: that is no fault of the shards.
+	faults = slices.DeleteFunc(slices.Clone(faults), func(f erasure.Fault) bool {
+		return errors.Is(f.Err, context.Canceled)
+	})
 	if len(faults) == 0 {
 		return
 	}

@@ -12,11 +12,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -376,5 +378,21 @@ func TestAPushNeedsAMajorityReachable(t *testing.T) {
 	w.down["n2"], w.down["n3"] = true, true
 	if _, err := w.stores["n1"].StoreBody(context.Background(), bytes.NewReader(body(1000)), ""); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("a push with 1 of 3 nodes: %v, want ErrUnavailable", err)
+	}
+}
+
+// A pull its client closed early cancels the shard reads in flight; that
+// is not a degraded read, and no shard is blamed for it.
+func TestCanceledShardReadsAreNoFault(t *testing.T) {
+	w := newNet(t, "n1")
+	s := w.stores["n1"]
+	obj := fsm.Object{ObjectRef: fsm.ObjectRef{ID: strings.Repeat("a", 64), K: 1, M: 1, Placement: []string{"n1", "n1"}}}
+	s.noteFaults(obj, []erasure.Fault{{Shard: 0, Err: fmt.Errorf("read shard: %w", context.Canceled)}})
+	if c := s.Counters(); c.DegradedReads != 0 || c.CorruptBlocks != 0 {
+		t.Fatalf("a canceled read counted: %+v", c)
+	}
+	s.noteFaults(obj, []erasure.Fault{{Shard: 1, Err: errors.New("connection refused")}})
+	if c := s.Counters(); c.DegradedReads != 1 {
+		t.Fatalf("a failed read not counted: %+v", c)
 	}
 }
