@@ -127,8 +127,8 @@ func patterned(n int, seed byte) []byte {
 // config blob in one request, a layer in chunks, a layer in a session
 // closed by one PUT, a manifest under a tag) is pulled from node 3 with
 // the same digests; the tag then moves to a second manifest and every node
-// follows; a blob mounts into another repository; bad input changes
-// nothing.
+// follows; a blob mounts into another repository; the pull goes on with the
+// pushing node dead; bad input changes nothing.
 func TestOCIPushOnOnePullFromAnother(t *testing.T) {
 	c := New(t, 3, Options{})
 	n1 := ociClient{t: t, base: c.Nodes[0].URL}
@@ -245,6 +245,23 @@ func TestOCIPushOnOnePullFromAnother(t *testing.T) {
 	if b := n3.do("GET", "/v2/other/blobs/"+Digest(layer2), nil, nil); b.Status != http.StatusNotFound || ociErrorCode(t, b) != "BLOB_UNKNOWN" {
 		t.Fatalf("blob never pushed to other: %d %s", b.Status, b.Body)
 	}
+
+	// Kill node 1, which took every push: node 3 still serves the whole
+	// image, the big layer rebuilt from the survivors' shards.
+	c.Kill(0)
+	Eventually(t, Wait(), func() error {
+		r := n3.do("GET", "/v2/"+repo+"/manifests/latest", nil, nil)
+		if r.Status != http.StatusOK || Digest(r.Body) != Digest(m1) {
+			return fmt.Errorf("manifest with node1 dead: %d", r.Status)
+		}
+		for d, b := range want {
+			got := n3.do("GET", "/v2/"+repo+"/blobs/"+d, nil, nil)
+			if got.Status != http.StatusOK || !bytes.Equal(got.Body, b) {
+				return fmt.Errorf("blob %s with node1 dead: %d", d, got.Status)
+			}
+		}
+		return nil
+	})
 
 	// Bad input gets the spec's codes.
 	for _, tc := range []struct {
