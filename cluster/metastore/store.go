@@ -133,7 +133,7 @@ func (s *Store) start() error {
 		rc.TrailingLogs = 1024
 	}
 	rc.LocalID = raft.ServerID(s.cfg.ID)
-	rc.Logger = s.log.Named("raft")
+	rc.Logger = newQuietLog(s.log.Named("raft"), s.cfg.Now)
 	rc.NotifyCh = s.cfg.NotifyCh
 
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(s.cfg.Dir, "raft.db")})
