@@ -62,7 +62,7 @@ type Registry interface {
 type API struct {
 	reg   Registry
 	log   hclog.Logger
-	mux   *http.ServeMux
+	mux   *router
 	m     *metrics
 	opts  Options
 	slots *uploadSlots
@@ -79,7 +79,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 		o = opts[0]
 	}
 	o = o.withDefaults()
-	a := &API{reg: reg, log: logger, mux: http.NewServeMux(), m: newMetrics(reg), opts: o,
+	a := &API{reg: reg, log: logger, mux: newRouter(), m: newMetrics(reg), opts: o,
 		slots: newUploadSlots(o.MaxUploadsPerClient), authFails: newAuthFails()}
 	a.mux.HandleFunc("POST /upload", a.upload)
 	a.mux.HandleFunc("GET /api/v1/artifacts", a.list)
@@ -101,7 +101,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.routeTokens()
 	a.routeRetention()
 	a.routeFederation()
-	webui.Register(a.mux)
+	webui.Register(a.mux.ServeMux)
 	return a
 }
 
