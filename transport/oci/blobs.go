@@ -39,7 +39,7 @@ func (g *Registry) storeBlob(r *http.Request, repo string, d digest, body io.Rea
 		}
 		return nil
 	}
-	if _, _, err := g.node.Upload(r.Context(), m, cr, check); err != nil {
+	if _, _, err := g.node.Upload(writeContext(r), m, cr, check); err != nil {
 		return fmt.Errorf("push blob %s to %s: %w", d, repo, err)
 	}
 	return nil
@@ -155,7 +155,7 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, rt route) 
 		g.fail(w, r, fmt.Errorf("blob %s in %s: %w", d, rt.repo, err), codeBlobUnknown)
 		return
 	}
-	if err := g.node.Delete(r.Context(), name, g.gate.Actor(r)); err != nil {
+	if err := g.node.Delete(writeContext(r), name, g.gate.Actor(r)); err != nil {
 		g.fail(w, r, fmt.Errorf("delete blob %s in %s: %w", d, rt.repo, err), codeBlobUnknown)
 		return
 	}

@@ -174,3 +174,10 @@ func (g fakeGate) Authorize(r *http.Request, action, name string, prefix bool) (
 }
 
 func (fakeGate) Actor(*http.Request) string { return "tester" }
+
+func (g fakeGate) AdmitBody(w http.ResponseWriter, r *http.Request) (func(), func() bool, int, error) {
+	if st := g.refuse["body"]; st != 0 {
+		return nil, nil, st, fmt.Errorf("refused a body")
+	}
+	return func() {}, func() bool { return false }, 0, nil
+}

@@ -113,7 +113,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, rt route)
 	if alg == "sha256" {
 		m.ExpectDigest = d.String()
 	}
-	if _, _, err := g.node.Upload(r.Context(), m, bytes.NewReader(body), nil); err != nil {
+	if _, _, err := g.node.Upload(writeContext(r), m, bytes.NewReader(body), nil); err != nil {
 		g.fail(w, r, fmt.Errorf("push manifest %s to %s: %w", d, rt.repo, err), codeManifestUnknown)
 		return
 	}
@@ -305,13 +305,13 @@ func (g *Registry) moveTag(r *http.Request, repo, tag, name string) error {
 		return nil
 	}
 	if mine >= 0 && g.winner(holders, tag).Name != name {
-		if _, err := g.node.Tag(r.Context(), name, tag, actor, false); err != nil {
+		if _, err := g.node.Tag(writeContext(r), name, tag, actor, false); err != nil {
 			return fmt.Errorf("retag %s: %w", tag, err)
 		}
 		mine = -1
 	}
 	if mine < 0 {
-		if _, err := g.node.Tag(r.Context(), name, tag, actor, true); err != nil {
+		if _, err := g.node.Tag(writeContext(r), name, tag, actor, true); err != nil {
 			return fmt.Errorf("tag %s as %s: %w", name, tag, err)
 		}
 	}
@@ -326,7 +326,7 @@ func (g *Registry) moveTag(r *http.Request, repo, tag, name string) error {
 		if a.Name == win.Name {
 			continue
 		}
-		if _, err := g.node.Tag(r.Context(), a.Name, tag, actor, false); err != nil {
+		if _, err := g.node.Tag(writeContext(r), a.Name, tag, actor, false); err != nil {
 			return fmt.Errorf("move tag %s off %s: %w", tag, a.Name, err)
 		}
 	}
@@ -368,7 +368,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 			if err != nil {
 				break
 			}
-			_, err = g.node.Tag(r.Context(), a.Name, ref.tag, actor, false)
+			_, err = g.node.Tag(writeContext(r), a.Name, ref.tag, actor, false)
 		}
 		if err != nil {
 			g.fail(w, r, fmt.Errorf("delete tag %s in %s: %w", ref.tag, rt.repo, err), codeManifestUnknown)
@@ -382,7 +382,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, rt rou
 		g.fail(w, r, fmt.Errorf("manifest %s in %s: %w", ref.dg, rt.repo, err), codeManifestUnknown)
 		return
 	}
-	if err := g.node.Delete(r.Context(), name, actor); err != nil {
+	if err := g.node.Delete(writeContext(r), name, actor); err != nil {
 		g.fail(w, r, fmt.Errorf("delete manifest %s in %s: %w", ref.dg, rt.repo, err), codeManifestUnknown)
 		return
 	}

@@ -49,6 +49,12 @@ type Gate interface {
 	Authorize(r *http.Request, action, name string, prefix bool) (*http.Request, int, error)
 	// Actor names who makes a change, for tag histories and the audit log.
 	Actor(r *http.Request) string
+	// AdmitBody applies the node's limits on pushes to a request with a
+	// body (an upload slot of the client's address, the maximum object
+	// size, the body idle deadline), or returns the status (429, 413) and
+	// why not. release ends the request's hold; stalled tells whether the
+	// body was cut for coming too slowly.
+	AdmitBody(w http.ResponseWriter, r *http.Request) (release func(), stalled func() bool, status int, err error)
 }
 
 // Config builds a Registry.
@@ -200,7 +206,37 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, status, code, err.Error())
 		return
 	}
+	switch r.Method {
+	case http.MethodDelete:
+		r = r.WithContext(writeContext(r))
+	case http.MethodPost, http.MethodPatch, http.MethodPut:
+		// Every step of a write (a mount's read of its source, a tag
+		// move's listings) outlives a half-close, not only the commit.
+		r = r.WithContext(writeContext(r))
+		release, stalled, status, err := g.gate.AdmitBody(w, r)
+		if err != nil {
+			code := codeSizeInvalid
+			if status == http.StatusTooManyRequests {
+				code = codeTooManyRequests
+			}
+			writeError(w, r, status, code, err.Error())
+			return
+		}
+		defer release()
+		r = r.WithContext(context.WithValue(r.Context(), stalledKey{}, stalled))
+	}
 	h(w, r, rt)
+}
+
+type stalledKey struct{}
+
+// writeContext is the context of a write: the request's, but not ended
+// when the client half-closes its side once its request is sent (net/http
+// cancels the request's context at that EOF), as in httpapi. A client that
+// goes away while its body comes fails the body's reads instead, and a
+// stalled one is cut by the body idle deadline.
+func writeContext(r *http.Request) context.Context {
+	return context.WithoutCancel(r.Context())
 }
 
 type handlerFunc func(http.ResponseWriter, *http.Request, route)
@@ -281,6 +317,11 @@ func allowed(kind string) string {
 // fail answers err, classified; notFound is the code for a missing artifact.
 func (g *Registry) fail(w http.ResponseWriter, r *http.Request, err error, notFound string) {
 	status, code := classify(err, notFound)
+	if stalled, ok := r.Context().Value(stalledKey{}).(func() bool); ok && stalled() {
+		// Whatever the reader of the body made of the cut, the cause is
+		// the body that stopped coming.
+		status, code = http.StatusRequestTimeout, codeBlobUploadInvalid
+	}
 	if status >= 500 {
 		g.log.Error("oci request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}

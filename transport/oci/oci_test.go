@@ -395,6 +395,20 @@ func TestGateRefusals(t *testing.T) {
 	}
 }
 
+func TestBodyLimits(t *testing.T) {
+	for st, code := range map[int]string{429: codeTooManyRequests, 413: codeSizeInvalid} {
+		e := newEnv(t, fakeGate{refuse: map[string]int{"body": st}})
+		blob := []byte("x")
+		a := e.do("POST", "/v2/r/blobs/uploads/?digest="+dg(blob).String(), bytes.NewReader(blob), nil)
+		if a.status != st || a.code(t) != code {
+			t.Errorf("body refused with %d: %d %s", st, a.status, a.body)
+		}
+		if e.node.uploads != 0 {
+			t.Errorf("a refused body was committed")
+		}
+	}
+}
+
 // A monolithic push whose body ends before its Content-Length stores
 // nothing.
 func TestTruncatedBody(t *testing.T) {
