@@ -74,7 +74,7 @@ func (n *Node) checkPlaced(when string) {
 	if !n.waitWired() {
 		return
 	}
-	for _, obj := range n.fsm.Objects() {
+	for obj := range n.fsm.AllObjects() {
 		for i, node := range obj.Placement {
 			if node != n.cfg.ID || slices.Contains(obj.Missing, i) || n.shards.Has(obj.ID, i) {
 				continue

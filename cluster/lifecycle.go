@@ -22,7 +22,7 @@ func (n *Node) Left() <-chan struct{} { return n.left }
 // Draining returns how many shards are still placed on node.
 func (n *Node) Draining(node string) int {
 	count := 0
-	for _, obj := range n.fsm.Objects() {
+	for obj := range n.fsm.AllObjects() {
 		for _, p := range obj.Placement {
 			if p == node {
 				count++

@@ -55,7 +55,7 @@ func (n *Node) Status() Status {
 			st.Draining[m.ID] = 0
 		}
 	}
-	for _, obj := range n.fsm.Objects() {
+	for obj := range n.fsm.AllObjects() {
 		st.Redundancy[n.redundancy(obj)]++
 		for _, p := range obj.Placement {
 			if _, ok := st.Draining[p]; ok {
