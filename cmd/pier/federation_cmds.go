@@ -27,14 +27,7 @@ func (c *cli) federationCmd(fs *flag.FlagSet) func(context.Context, []string) er
 		}
 		switch args[0] {
 		case "join":
-			var addrs []string
-			for _, a := range args[1:] {
-				for _, s := range strings.Split(a, ",") {
-					if s = strings.TrimSpace(s); s != "" {
-						addrs = append(addrs, s)
-					}
-				}
-			}
+			addrs := splitAddrs(strings.Join(args[1:], ","))
 			if len(addrs) == 0 {
 				return usagef("federation join takes the WAN address (host:port) of a node of another datacenter")
 			}
