@@ -211,12 +211,14 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, rt route)
 // and returns true when it did (or when it failed for a reason a new
 // session would not cure); false leaves the answer to the caller.
 func (g *Registry) mount(w http.ResponseWriter, r *http.Request, repo string, d digest, from string) bool {
+	if from == "" {
+		from = g.mountSource(r, d)
+	}
 	if from == "" || validRepo(from) != nil {
 		return false
 	}
-	if _, status, err := g.gate.Authorize(r, fsm.ActionPull, from, false); err != nil {
-		_ = status // a mount the client may not read from is a plain upload
-		return false
+	if _, _, err := g.gate.Authorize(r, fsm.ActionPull, from, false); err != nil {
+		return false // a mount the client may not read from is a plain upload
 	}
 	src, err := g.node.Stat(r.Context(), blobName(from, d))
 	if err != nil {
@@ -370,4 +372,35 @@ func (g *Registry) finishUpload(w http.ResponseWriter, r *http.Request, rt route
 	}
 	g.uploads.remove(rt.arg)
 	created(w, rt.repo, d)
+}
+
+// mountCandidates bounds how many repositories holding a blob an
+// anonymous mount looks at: each one the client may not pull is a refusal
+// in the audit log.
+const mountCandidates = 4
+
+// mountSource finds a repository to mount d from when the client named
+// none (the spec's anonymous mount): a repository holding the blob that
+// the client may pull, or "". It looks blobs up by name, not by the
+// artifact's digest, which is SHA-256 whatever the blob's algorithm.
+func (g *Registry) mountSource(r *http.Request, d digest) string {
+	glob := namePrefix + "*" + blobsSegment + d.alg + "/" + d.hex
+	arts, _, err := g.node.List(r.Context(), fsm.Query{Prefix: namePrefix, Glob: glob, Limit: fsm.MaxLimit})
+	if err != nil {
+		return ""
+	}
+	tried := 0
+	for _, a := range arts {
+		repo := repoOf(a.Name)
+		if repo == "" || a.Name != blobName(repo, d) {
+			continue // a manifest with these bytes, or not ours
+		}
+		if _, _, err := g.gate.Authorize(r, fsm.ActionPull, repo, false); err == nil {
+			return repo
+		}
+		if tried++; tried == mountCandidates {
+			break
+		}
+	}
+	return ""
 }

@@ -100,7 +100,8 @@ func (f *fakeNode) List(ctx context.Context, q fsm.Query) ([]fsm.Artifact, strin
 	defer f.mu.Unlock()
 	var names []string
 	for name, a := range f.arts {
-		if !strings.HasPrefix(name, q.Prefix) || (q.Tag != "" && !slices.Contains(a.Tags, q.Tag)) {
+		if !strings.HasPrefix(name, q.Prefix) || (q.Tag != "" && !slices.Contains(a.Tags, q.Tag)) ||
+			!strings.HasPrefix(a.Digest, q.Digest) || !globMatch(q.Glob, name) {
 			continue
 		}
 		match := true
@@ -180,4 +181,16 @@ func (g fakeGate) AdmitBody(w http.ResponseWriter, r *http.Request) (func(), fun
 		return nil, nil, st, fmt.Errorf("refused a body")
 	}
 	return func() {}, func() bool { return false }, 0, nil
+}
+
+// globMatch is fsm's glob for the one-star patterns the registry uses.
+func globMatch(glob, name string) bool {
+	if glob == "" {
+		return true
+	}
+	before, after, star := strings.Cut(glob, "*")
+	if !star {
+		return glob == name
+	}
+	return len(name) >= len(before)+len(after) && strings.HasPrefix(name, before) && strings.HasSuffix(name, after)
 }

@@ -409,6 +409,28 @@ func TestBodyLimits(t *testing.T) {
 	}
 }
 
+// A mount names its source, or not (the spec's anonymous mount): either
+// way the blob is bound in the new repository; an unknown blob opens a
+// session instead.
+func TestMount(t *testing.T) {
+	e := newEnv(t, fakeGate{})
+	blob := []byte("shared layer")
+	e.pushBlob("src", blob)
+	for _, q := range []string{"&from=src", ""} {
+		repo := "dst" + strings.TrimPrefix(q, "&from=")
+		a := e.do("POST", "/v2/"+repo+"/blobs/uploads/?mount="+dg(blob).String()+q, nil, nil)
+		if a.status != http.StatusCreated || a.header.Get("Location") != "/v2/"+repo+"/blobs/"+dg(blob).String() {
+			t.Fatalf("mount %q: %d %v %s", q, a.status, a.header, a.body)
+		}
+		if a := e.do("GET", "/v2/"+repo+"/blobs/"+dg(blob).String(), nil, nil); !bytes.Equal(a.body, blob) {
+			t.Fatalf("mounted blob in %s: %d", repo, a.status)
+		}
+	}
+	if a := e.do("POST", "/v2/dst/blobs/uploads/?mount="+dg([]byte("unknown")).String()+"&from=src", nil, nil); a.status != http.StatusAccepted {
+		t.Fatalf("mount of an unknown blob: %d, want 202", a.status)
+	}
+}
+
 // A monolithic push whose body ends before its Content-Length stores
 // nothing.
 func TestTruncatedBody(t *testing.T) {
