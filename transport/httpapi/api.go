@@ -17,6 +17,7 @@ import (
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
+	"github.com/pier-registry/pier/transport/httpapi/uploads"
 	"github.com/pier-registry/pier/transport/webui"
 )
 
@@ -100,6 +101,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.mux.HandleFunc("HEAD /api/v1/by-digest/{digest}", a.byDigest)
 	a.routeTokens()
 	a.routeRetention()
+	a.routeUploads()
 	a.routeFederation()
 	webui.Register(a.mux.ServeMux)
 	return a
@@ -177,6 +179,24 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
+	case errors.Is(err, uploads.ErrOffset):
+		return http.StatusRequestedRangeNotSatisfiable
+	case errors.Is(err, uploads.ErrBadRange), errors.Is(err, uploads.ErrDigest), errors.Is(err, errBadContentRange):
+		return http.StatusBadRequest
+	case errors.Is(err, uploads.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, uploads.ErrBusy):
+		return http.StatusConflict
+	case errors.Is(err, uploads.ErrTooMany):
+		return http.StatusTooManyRequests
+	case errors.Is(err, uploads.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, uploads.ErrNoSpace):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, uploads.ErrClosed):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, errUploadsOff):
+		return http.StatusNotImplemented
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, cluster.ErrDigestMismatch), errors.Is(err, cluster.ErrTruncated),
 		errors.Is(err, errBadRequest), errors.Is(err, io.ErrUnexpectedEOF):
 		return http.StatusBadRequest
