@@ -108,8 +108,10 @@ type PushOptions struct {
 	SHA256 string
 	// Progress, if set, is called as the body is sent with the number of
 	// bytes sent so far in the current attempt. It restarts from zero when
-	// the push fails over to another server. It may be called from another
-	// goroutine and, briefly, concurrently with a later attempt.
+	// the push fails over to another server; a resumable push (a body
+	// over the threshold, WithResumable) counts from what the node stored
+	// already. It may be called from another goroutine and, briefly,
+	// concurrently with a later attempt.
 	Progress func(sent int64)
 }
 
@@ -129,7 +131,9 @@ type ObjectInfo struct {
 	Server string
 }
 
-// Push stores the bytes produced by body under name with a PUT. body is
+// Push stores the bytes produced by body under name with a PUT, or, for a
+// body over the resumable threshold with opts.SHA256 set, as a resumable
+// upload that goes on after a dropped connection (resumable.go). body is
 // called once per attempt so the upload can be replayed against another node;
 // size is the exact body length, or -1 if unknown (the body is then sent
 // chunked). created is true when the server stored new bytes (201) and false
@@ -147,6 +151,9 @@ func (c *Client) Push(ctx context.Context, name string, body func() (io.ReadClos
 	if body == nil {
 		body = BytesBody(nil)
 		size = 0
+	}
+	if c.resumable(size, opts) {
+		return c.pushResumable(ctx, name, body, size, opts, h)
 	}
 	resp, srv, err := c.do(ctx, request{
 		method: http.MethodPut, path: p, header: h,

@@ -56,6 +56,10 @@ type Client struct {
 	hc        *http.Client
 	userAgent string
 	token     string
+	// Resumable pushes (resumable.go).
+	resumeThreshold int64
+	resumeRetries   int
+	resumeBackoff   time.Duration
 
 	// preferred is the index of the last server that answered; requests start
 	// there so a dead first node costs a failed dial once, not on every call.
@@ -72,6 +76,10 @@ type config struct {
 	userAgent     string
 	roots         *x509.CertPool
 	token         string
+
+	resumeThreshold int64
+	resumeRetries   int
+	resumeBackoff   time.Duration
 }
 
 // WithHTTPClient makes the Client send requests through hc instead of its own
@@ -122,11 +130,16 @@ func New(servers []string, opts ...Option) (*Client, error) {
 		dialTimeout:   DefaultDialTimeout,
 		headerTimeout: DefaultResponseHeaderTimeout,
 		userAgent:     "pier-apiclient",
+
+		resumeThreshold: DefaultResumableThreshold,
+		resumeRetries:   DefaultResumeRetries,
+		resumeBackoff:   DefaultResumeBackoff,
 	}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	c := &Client{userAgent: cfg.userAgent, token: cfg.token}
+	c := &Client{userAgent: cfg.userAgent, token: cfg.token,
+		resumeThreshold: cfg.resumeThreshold, resumeRetries: cfg.resumeRetries, resumeBackoff: cfg.resumeBackoff}
 	for _, s := range servers {
 		base, err := parseServer(s)
 		if err != nil {
