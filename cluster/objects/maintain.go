@@ -122,18 +122,6 @@ func checkContent(obj fsm.Object, size int64, sum []byte) error {
 	return nil
 }
 
-// abortKeeping stops a repair's streams and removes what they wrote, except
-// on nodes whose shard of the same index is still the object's current one:
-// an in-place rebuild must not delete the copy it failed to replace.
-func (w *stripeWriter) abortKeeping(obj fsm.Object) {
-	for i, node := range w.nodes {
-		if node != "" && obj.Placement[i] == node {
-			w.nodes[i] = ""
-		}
-	}
-	w.abort()
-}
-
 // Rebuild writes shard i of obj to targets[i] for every non-empty target,
 // rebuilt from the shards skip does not name and checked against the
 // object's digest; the caller then points the placement at them.
@@ -148,6 +136,10 @@ func (o *Store) Rebuild(ctx context.Context, obj fsm.Object, targets []string, s
 		}
 	}
 	w := o.newStripeWriter(ctx, obj.ID, l.Scheme, targets, need)
+	// However it fails, an in-place rebuild must not delete the copy it
+	// failed to replace: the node's shard of that index is still the
+	// object's (a stale missing-report can send a rebuild to a good one).
+	w.keep = func(i int, node string) bool { return obj.Placement[i] == node }
 	enc, err := erasure.NewEncoder(l.Scheme, obj.BlockSize)
 	if err != nil {
 		w.abort()
@@ -159,7 +151,7 @@ func (o *Store) Rebuild(ctx context.Context, obj fsm.Object, targets []string, s
 		err = checkContent(obj, size, h.Sum(nil))
 	}
 	if err != nil {
-		w.abortKeeping(obj)
+		w.abort()
 		return err
 	}
 	_, err = w.finish(l)

@@ -29,6 +29,9 @@ type net struct {
 	t      *testing.T
 	stores map[string]*Store
 	down   map[string]bool
+	// refusePuts makes a node refuse shard streams while it answers
+	// everything else.
+	refusePuts map[string]bool
 
 	mu      sync.Mutex
 	objects map[string]fsm.Object // digest -> committed record
@@ -85,6 +88,9 @@ func (p peers) store(addr string) (*Store, error) {
 
 func (p peers) PutShard(ctx context.Context, addr, id string, index int, parity bool, body io.Reader) error {
 	s, err := p.store(addr)
+	if err == nil && p.w.refusePuts[addr] {
+		err = fmt.Errorf("%s refuses shard streams", addr)
+	}
 	if err != nil {
 		io.Copy(io.Discard, body)
 		return err
@@ -394,5 +400,36 @@ func TestCanceledShardReadsAreNoFault(t *testing.T) {
 	s.noteFaults(obj, []erasure.Fault{{Shard: 1, Err: errors.New("connection refused")}})
 	if c := s.Counters(); c.DegradedReads != 1 {
 		t.Fatalf("a failed read not counted: %+v", c)
+	}
+}
+
+// A rebuild in place that fails leaves the node's current shard where it
+// was: it may have been sent there by a stale report about a good shard.
+// Both ways to fail: nothing to decode from, and the stream to the node
+// not durable (the path that deleted it).
+func TestFailedInPlaceRebuildKeepsTheCurrentShard(t *testing.T) {
+	w := newNet(t, "n1", "n2", "n3")
+	st, err := w.stores["n1"].StoreBody(context.Background(), bytes.NewReader(body(1<<20)), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.commit(st)
+	obj, _ := state{w}.Object(st.Digest)
+	i := 1
+	node := obj.Placement[i]
+	targets := make([]string, len(obj.Placement))
+	targets[i] = node
+	if err := w.stores["n1"].Rebuild(context.Background(), obj, targets, func(int) bool { return true }); err == nil {
+		t.Fatal("a rebuild with no sources succeeded")
+	}
+	if !w.stores[node].shards.Has(obj.ID, i) {
+		t.Fatalf("the failed in-place rebuild deleted shard %d on %s", i, node)
+	}
+	w.refusePuts = map[string]bool{node: true}
+	if err := w.stores["n1"].Rebuild(context.Background(), obj, targets, func(j int) bool { return j == i }); err == nil {
+		t.Fatal("a rebuild whose only stream was refused succeeded")
+	}
+	if !w.stores[node].shards.Has(obj.ID, i) {
+		t.Fatalf("the in-place rebuild that was not durable deleted shard %d on %s", i, node)
 	}
 }

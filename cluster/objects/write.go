@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -225,6 +226,22 @@ type stripeWriter struct {
 	need   int
 	timer  *time.Timer
 	closed bool
+	// keep, when set, names the shards a failed write must leave in
+	// place: a rebuild's in-place targets, whose file there is still the
+	// object's current one (Rebuild).
+	keep func(index int, node string) bool
+}
+
+// removable is where the shards a failed write wrote are deleted: every
+// node it wrote to but those keep names.
+func (w *stripeWriter) removable() fsm.ObjectRef {
+	nodes := slices.Clone(w.nodes)
+	for i, n := range nodes {
+		if n != "" && w.keep != nil && w.keep(i, n) {
+			nodes[i] = ""
+		}
+	}
+	return fsm.ObjectRef{ID: w.id, Placement: nodes}
 }
 
 // newStripeWriter starts one shard stream per non-empty entry of nodes; the
@@ -364,7 +381,7 @@ func (w *stripeWriter) finish(l erasure.Layout) ([]int, error) {
 		w.o.log.Warn("lost shard streams", "object", w.id, "error", errors.Join(errs...))
 	}
 	if durable < w.need {
-		w.o.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+		w.o.deleteShards(context.Background(), w.removable())
 		return nil, fmt.Errorf("%w: %d shards durable, %d needed: %w",
 			ErrUnavailable, durable, w.need, errors.Join(errs...))
 	}
@@ -400,7 +417,7 @@ func (w *stripeWriter) abort() {
 			<-s.done
 		}
 	}
-	w.o.deleteShards(context.Background(), fsm.ObjectRef{ID: w.id, Placement: w.nodes})
+	w.o.deleteShards(context.Background(), w.removable())
 }
 
 // checkDigest refuses a body whose digest is not the one the client
