@@ -78,6 +78,14 @@ var authRoutes = []route{
 	{"PUT", "/api/v1/tags/production-ready?name=myapp-1.jar", nil, []string{"admin", "tagger"}},
 	{"DELETE", "/api/v1/tags/production-ready?name=myapp-1.jar", nil, []string{"admin", "tagger"}},
 	{"PUT", "/api/v1/tags/staging?name=myapp-1.jar", nil, []string{"admin"}},
+	// Resumable uploads: push on the name; an id this node does not hold
+	// (404) needs push on something.
+	{"POST", "/api/v1/uploads?name=myapp-4.jar", nil, []string{"admin", "pusher"}},
+	{"POST", "/api/v1/uploads?name=other-4.jar", nil, []string{"admin"}},
+	{"PATCH", "/api/v1/uploads/node1-0123456789abcdef0123456789abcdef", raw("x"), []string{"admin", "pusher"}},
+	{"HEAD", "/api/v1/uploads/node1-0123456789abcdef0123456789abcdef", nil, []string{"admin", "pusher"}},
+	{"PUT", "/api/v1/uploads/node1-0123456789abcdef0123456789abcdef?digest=sha256:" + strings.Repeat("a", 64), nil, []string{"admin", "pusher"}},
+	{"DELETE", "/api/v1/uploads/node1-0123456789abcdef0123456789abcdef", nil, []string{"admin", "pusher"}},
 	{"GET", "/api/v1/cluster/members", nil, []string{"*"}},
 	{"GET", "/api/v1/status", nil, []string{"*"}},
 	{"POST", "/api/v1/cluster/leave", nil, []string{"admin"}},
@@ -140,7 +148,7 @@ func authFixture(t *testing.T) (*fakeRegistry, *httptest.Server, map[string]stri
 	}
 	// Later than the expiry and the rotation's grace.
 	now := f.now.Add(2 * time.Hour)
-	srv := httptest.NewServer(New(f, hclog.NewNullLogger(), Options{Auth: true, Now: func() time.Time { return now }}))
+	srv := httptest.NewServer(New(f, hclog.NewNullLogger(), Options{Auth: true, Now: func() time.Time { return now }, Uploads: testUploads(t)}))
 	t.Cleanup(srv.Close)
 	return f, srv, secrets
 }
