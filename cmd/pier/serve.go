@@ -19,6 +19,7 @@ import (
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/transport/httpapi"
+	"github.com/pier-registry/pier/transport/httpapi/uploads"
 	"github.com/pier-registry/pier/transport/server"
 	"github.com/pier-registry/pier/transport/telemetry"
 )
@@ -40,6 +41,7 @@ type serveFlags struct {
 	minFree, cacheSize                      int64
 	inlineSize, maxUploadsPerClient         int
 	bodyIdleTimeout                         time.Duration
+	uploadTTL                               time.Duration
 	pprof                                   bool
 	tlsCert, tlsKey                         string
 	auth, metricsOpen                       bool
@@ -73,6 +75,7 @@ func runServe(args []string) error {
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "bytes of memory for recently read small objects (negative: no cache)")
 	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in bytes, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
+	fs.DurationVar(&f.uploadTTL, "upload-ttl", uploads.DefaultTTL, "a resumable upload without an append for this long expires and its bytes are removed")
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", httpapi.DefaultBodyIdleTimeout, "cut a push whose body brings no byte for this long, with a 408 (negative: never)")
 	fs.IntVar(&f.maxUploadsPerClient, "max-uploads-per-client", httpapi.DefaultMaxUploadsPerClient, "pushes one client address may have in flight; more get a 429 (negative: no bound)")
 	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
@@ -208,7 +211,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	return server.Config{
 		HTTPBind: f.httpAddr, HTTPAdvertise: httpAdv,
 		RaftBind: f.raftAddr, RaftAdvertise: raftAdv, Pprof: f.pprof,
-		TLSCert: f.tlsCert, TLSKey: f.tlsKey,
+		TLSCert: f.tlsCert, TLSKey: f.tlsKey, UploadTTL: f.uploadTTL,
 		API: httpapi.Options{BodyIdleTimeout: f.bodyIdleTimeout, MaxUploadsPerClient: f.maxUploadsPerClient,
 			Auth: f.auth, MetricsOpen: f.metricsOpen},
 		Node: cluster.Config{
