@@ -44,6 +44,15 @@ func (a *API) routeUploads() {
 	a.mux.HandleFunc("DELETE "+pathUploads+"{id}", a.uploadCancel)
 }
 
+// uploadStore is the node's upload store, or answers 501 without one.
+func (a *API) uploadStore(w http.ResponseWriter, r *http.Request) (*uploads.Store, bool) {
+	if a.opts.Uploads == nil {
+		a.fail(w, r, errUploadsOff)
+		return nil, false
+	}
+	return a.opts.Uploads, true
+}
+
 // uploadNeed is what a request on an existing upload needs: push on the
 // upload's name. An unknown id needs push on something; the handler then
 // answers 404, so a stranger learns no more than a pusher.
@@ -75,9 +84,8 @@ type uploadView struct {
 }
 
 func (a *API) uploadCreate(w http.ResponseWriter, r *http.Request) {
-	st := a.opts.Uploads
-	if st == nil {
-		a.fail(w, r, errUploadsOff)
+	st, ok := a.uploadStore(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -103,9 +111,8 @@ func (a *API) uploadCreate(w http.ResponseWriter, r *http.Request) {
 // uploadAppend handles PATCH: Content-Range "bytes a-b/*" (or the spec's
 // bare "a-b") appends b-a+1 bytes at a.
 func (a *API) uploadAppend(w http.ResponseWriter, r *http.Request) {
-	st := a.opts.Uploads
-	if st == nil {
-		a.fail(w, r, errUploadsOff)
+	st, ok := a.uploadStore(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -164,9 +171,8 @@ func parseContentRange(vs []string) (start, n int64, err error) {
 }
 
 func (a *API) uploadStat(w http.ResponseWriter, r *http.Request) {
-	st := a.opts.Uploads
-	if st == nil {
-		a.fail(w, r, errUploadsOff)
+	st, ok := a.uploadStore(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -183,9 +189,8 @@ func (a *API) uploadStat(w http.ResponseWriter, r *http.Request) {
 // uploadComplete handles PUT ?digest=sha256:<hex>: the upload becomes a
 // push of its bytes, with the metadata headers of PUT /artifacts.
 func (a *API) uploadComplete(w http.ResponseWriter, r *http.Request) {
-	st := a.opts.Uploads
-	if st == nil {
-		a.fail(w, r, errUploadsOff)
+	st, ok := a.uploadStore(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -250,9 +255,8 @@ func (a *API) completeDigest(r *http.Request, m *cluster.PushMeta) error {
 }
 
 func (a *API) uploadCancel(w http.ResponseWriter, r *http.Request) {
-	st := a.opts.Uploads
-	if st == nil {
-		a.fail(w, r, errUploadsOff)
+	st, ok := a.uploadStore(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
