@@ -7,12 +7,14 @@ import (
 	"strings"
 )
 
-// A push of the bytes a name holds already never drops what the pusher
-// said. Version and commit are part of the immutable record: once set they
-// never change, so a push that names another is refused, naming the field;
-// one that sets an empty field fills it in. Labels are added, but one
-// never changes its value. Tags are added, and recorded in the name's tag
-// history as any tag is.
+// A push of the bytes a name holds already is never refused for its
+// metadata but where the record cannot take it. Version and commit are
+// part of the immutable record: once set they never change, so a push that
+// names another is refused, naming the field; one that sets an empty field
+// fills it in. Labels are added; a label the name has already keeps its
+// value (the answer says so), since a re-push of acknowledged bytes must
+// succeed. Tags are added, and recorded in the name's tag history as any
+// tag is.
 
 // amendable refuses a push of a's bytes whose metadata contradicts a's.
 func amendable(a *artifact, p *PutArtifact) (Result, bool) {
@@ -25,14 +27,6 @@ func amendable(a *artifact, p *PutArtifact) (Result, bool) {
 	if p.Commit != "" && a.commit != "" && p.Commit != a.commit {
 		return refuse("%s is from commit %q; the push says commit %q (a commit never changes: push under a new name)", a.name, a.commit, p.Commit)
 	}
-	if len(p.Labels) > 0 {
-		cur := a.export().Labels
-		for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
-			if v, ok := cur[k]; ok && v != p.Labels[k] {
-				return refuse("%s has label %s=%s; the push says %s=%s (a label never changes)", a.name, k, v, k, p.Labels[k])
-			}
-		}
-	}
 	return Result{}, false
 }
 
@@ -43,7 +37,7 @@ func amendable(a *artifact, p *PutArtifact) (Result, bool) {
 func (s *state) amend(c Command, a *artifact) Result {
 	p := c.Put
 	e := a.export()
-	var added []string
+	var added, kept []string
 	if e.Version == "" && p.Version != "" {
 		e.Version = p.Version
 		added = append(added, "version "+p.Version)
@@ -53,9 +47,12 @@ func (s *state) amend(c Command, a *artifact) Result {
 		added = append(added, "commit "+p.Commit)
 	}
 	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
-		if _, ok := e.Labels[k]; !ok {
+		switch v, ok := e.Labels[k]; {
+		case !ok:
 			e.Labels[k] = p.Labels[k]
 			added = append(added, "label "+k+"="+p.Labels[k])
+		case v != p.Labels[k]:
+			kept = append(kept, "label "+k+"="+v+" (the push said "+p.Labels[k]+")")
 		}
 	}
 	var newTags []string
@@ -69,7 +66,11 @@ func (s *state) amend(c Command, a *artifact) Result {
 			Message: fmt.Sprintf("%s would have more than %d labels or %d tags", a.name, MaxLabels, MaxTags)}
 	}
 	if len(added) == 0 && len(newTags) == 0 {
-		return Result{Status: StatusExists, Artifact: exported(a)}
+		r := Result{Status: StatusExists, Artifact: exported(a)}
+		if len(kept) > 0 {
+			r.Message = "kept " + strings.Join(kept, ", ")
+		}
+		return r
 	}
 	e.Tags = append(e.Tags, newTags...)
 	slices.Sort(e.Tags)
@@ -82,5 +83,9 @@ func (s *state) amend(c Command, a *artifact) Result {
 		s.record(a.name, TagEvent{Tag: t, Action: "add", Actor: c.Actor, Time: c.Time.UTC()})
 		added = append(added, "tag "+t)
 	}
-	return Result{Status: StatusUpdated, Artifact: exported(n), Message: "added " + strings.Join(added, ", ")}
+	msg := "added " + strings.Join(added, ", ")
+	if len(kept) > 0 {
+		msg += "; kept " + strings.Join(kept, ", ")
+	}
+	return Result{Status: StatusUpdated, Artifact: exported(n), Message: msg}
 }

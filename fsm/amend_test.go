@@ -48,7 +48,6 @@ func TestRepushAddsMetadataAndNeverChangesIt(t *testing.T) {
 	}{
 		{"version", func(p *PutArtifact) { p.Version = "1.2.4" }},
 		{"commit", func(p *PutArtifact) { p.Commit = "other" }},
-		{"label", func(p *PutArtifact) { p.Labels = map[string]string{"os": "windows"} }},
 	} {
 		c := bare(2)
 		c.Put.Commit = "abc"
@@ -60,6 +59,18 @@ func TestRepushAddsMetadataAndNeverChangesIt(t *testing.T) {
 	}
 	if a2, _ := f.Get("myapp.jar"); a2.Commit != "abc" || a2.Version != "1.2.3" || a2.Labels["os"] != "linux" {
 		t.Fatalf("a refused re-push changed the record: %+v", a2)
+	}
+	// Another value for a label the name has is no reason to refuse a
+	// re-push of its bytes: the label keeps its value, and the answer says
+	// so (the chaos suite re-pushes acknowledged bytes with another label).
+	relabel := bare(4)
+	relabel.Put.Labels = map[string]string{"os": "windows"}
+	r = apply(t, f, 20, relabel)
+	if r[0].Status != StatusExists || !strings.Contains(r[0].Message, "kept label os=linux") {
+		t.Fatalf("a re-push with another label value: %s %q", r[0].Status, r[0].Message)
+	}
+	if a3, _ := f.Get("myapp.jar"); a3.Labels["os"] != "linux" {
+		t.Fatalf("the label changed: %+v", a3.Labels)
 	}
 }
 
