@@ -425,8 +425,14 @@ func TestFailedInPlaceRebuildKeepsTheCurrentShard(t *testing.T) {
 	if !w.stores[node].shards.Has(obj.ID, i) {
 		t.Fatalf("the failed in-place rebuild deleted shard %d on %s", i, node)
 	}
+	// Rebuilt by another node, so that the stream goes through the peer
+	// service, which refuses it.
+	by := "n1"
+	if node == by {
+		by = "n2"
+	}
 	w.refusePuts = map[string]bool{node: true}
-	if err := w.stores["n1"].Rebuild(context.Background(), obj, targets, func(j int) bool { return j == i }); err == nil {
+	if err := w.stores[by].Rebuild(context.Background(), obj, targets, func(j int) bool { return j == i }); err == nil {
 		t.Fatal("a rebuild whose only stream was refused succeeded")
 	}
 	if !w.stores[node].shards.Has(obj.ID, i) {
