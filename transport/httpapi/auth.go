@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -125,7 +124,7 @@ func (a *API) needOf(r *http.Request) need {
 func (a *API) gate(r *http.Request) (*http.Request, error) {
 	// Whatever the request changes carries its client's address into the
 	// audit log.
-	r = r.WithContext(cluster.WithCaller(r.Context(), clientAddr(r)))
+	r = r.WithContext(cluster.WithCaller(r.Context(), clientIP(r)))
 	if !a.opts.Auth {
 		return r, nil
 	}
@@ -201,7 +200,7 @@ func (a *API) authenticate(r *http.Request) (*fsm.Token, error) {
 	}
 	lim := a.failLimiter(r)
 	if lim.Tokens() < 1 {
-		return nil, fmt.Errorf("%w from %s; wait and retry", errTooManyFailures, clientAddr(r))
+		return nil, fmt.Errorf("%w from %s; wait and retry", errTooManyFailures, clientIP(r))
 	}
 	tok, err := a.check(h)
 	if err != nil {
@@ -245,7 +244,7 @@ func (a *API) check(header string) (*fsm.Token, error) {
 }
 
 func (a *API) failLimiter(r *http.Request) *rate.Limiter {
-	addr := clientAddr(r)
+	addr := clientIP(r)
 	if l, ok := a.authFails.Get(addr); ok {
 		return l
 	}
@@ -289,7 +288,7 @@ func (a *API) auditDenial(r *http.Request, status int, err error) {
 	if p := principalOf(r); p.token != nil {
 		who = p.token.Owner
 	}
-	a.reg.AuditDenial(fsm.AuditEntry{Actor: who, Source: clientAddr(r), Action: "denied",
+	a.reg.AuditDenial(fsm.AuditEntry{Actor: who, Source: clientIP(r), Action: "denied",
 		Target: r.Method + " " + r.URL.Path, Outcome: fmt.Sprintf("%d: %v", status, err)})
 }
 
@@ -308,13 +307,5 @@ func actor(r *http.Request) string {
 	if v := r.Header.Get("X-Pier-Actor"); v != "" && len(v) <= 256 {
 		return v
 	}
-	return clientAddr(r)
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return clientIP(r)
 }

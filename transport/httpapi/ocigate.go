@@ -17,7 +17,7 @@ import (
 // and why.
 func (a *API) Authorize(r *http.Request, action, name string, prefix bool) (*http.Request, int, error) {
 	n := need{action: action, name: name, prefix: prefix, anyone: action == ""}
-	r = r.WithContext(cluster.WithCaller(r.Context(), clientAddr(r)))
+	r = r.WithContext(cluster.WithCaller(r.Context(), clientIP(r)))
 	if !a.opts.Auth {
 		return r, 0, nil
 	}
