@@ -183,3 +183,7 @@ func (n *Node) SetReplicationRule(ctx context.Context, r fsm.ReplicationRule, ad
 	}
 	return nil
 }
+
+// Origin is the datacenter name's artifact was pushed to when it came here
+// by replication, pull-through or a bundle; "" for a push to this cluster.
+func (n *Node) Origin(name string) string { return n.fsm.Origin(name) }

@@ -27,13 +27,26 @@ type artifactView struct {
 	Labels     map[string]string `json:"labels"`
 	Tags       []string          `json:"tags"`
 	TagHistory []fsm.TagEvent    `json:"tag_history,omitempty"`
+	// Origin is the datacenter the artifact was pushed to, when it came
+	// here by replication or from a bundle.
+	Origin string `json:"origin,omitempty"`
 }
 
-func view(a fsm.Artifact, history []fsm.TagEvent) artifactView {
-	return artifactView{
-		Name: a.Name, Size: a.Size, Digest: a.Digest, Version: a.Version, Commit: a.Commit,
-		Created: a.Created.UTC().Format(time.RFC3339), Labels: a.Labels, Tags: a.Tags, TagHistory: history,
+// Originer tells the datacenter an artifact came from ("" for one pushed
+// to this cluster). A registry without it shows no origin.
+type Originer interface {
+	Origin(name string) string
+}
+
+func (a *API) view(art fsm.Artifact, history []fsm.TagEvent) artifactView {
+	v := artifactView{
+		Name: art.Name, Size: art.Size, Digest: art.Digest, Version: art.Version, Commit: art.Commit,
+		Created: art.Created.UTC().Format(time.RFC3339), Labels: art.Labels, Tags: art.Tags, TagHistory: history,
 	}
+	if o, ok := a.reg.(Originer); ok {
+		v.Origin = o.Origin(art.Name)
+	}
+	return v
 }
 
 func etag(digest string) string { return `"` + digest + `"` }
@@ -245,7 +258,7 @@ func (a *API) info(w http.ResponseWriter, r *http.Request, name string) {
 		hist = a.reg.History(name)
 	}
 	w.Header().Set("ETag", etag(art.Digest))
-	writeJSON(w, http.StatusOK, view(art, hist))
+	writeJSON(w, http.StatusOK, a.view(art, hist))
 }
 
 // remove serves DELETE of an artifact: the name stays bound to its digest.

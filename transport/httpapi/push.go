@@ -172,5 +172,5 @@ func (a *API) created(w http.ResponseWriter, art fsm.Artifact, created bool) {
 		w.Header().Set("Location", artifactURL(art.Name))
 	}
 	w.Header().Set("ETag", etag(art.Digest))
-	writeJSON(w, status, view(art, nil))
+	writeJSON(w, status, a.view(art, nil))
 }

@@ -27,7 +27,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Next      string         `json:"next_page_token,omitempty"`
 	}{Artifacts: make([]artifactView, 0, len(arts)), Next: next}
 	for _, art := range arts {
-		out.Artifacts = append(out.Artifacts, view(art, nil))
+		out.Artifacts = append(out.Artifacts, a.view(art, nil))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -80,7 +80,7 @@ func (a *API) tag(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("tag %s: %w", name, fsm.ExplainMissing(name, err)))
 		return
 	}
-	writeJSON(w, http.StatusOK, view(art, nil))
+	writeJSON(w, http.StatusOK, a.view(art, nil))
 }
 
 // latest serves GET /api/v1/latest?prefix=&tag= with a redirect, so that
@@ -104,7 +104,7 @@ func (a *API) latest(w http.ResponseWriter, r *http.Request) {
 	}
 	art := arts[0]
 	w.Header().Set("Location", artifactURL(art.Name))
-	writeJSON(w, http.StatusFound, view(art, nil))
+	writeJSON(w, http.StatusFound, a.view(art, nil))
 }
 
 // byDigest serves GET|HEAD /api/v1/by-digest/{digest}: the bytes of an
