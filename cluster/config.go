@@ -153,8 +153,12 @@ type Config struct {
 	// WANAdvertise (default WANBind), and contacts JoinWAN. WANGossip
 	// replaces memberlist's WAN defaults (tests), and FederationInterval
 	// is how often the leader reads the other datacenters' feeds (1 s).
+	// WANHTTPAddr is the API and peer service address told to the other
+	// datacenters (default HTTPAddr): a node whose LAN address they cannot
+	// route to gives its WAN-side address here.
 	WANBind            string
 	WANAdvertise       string
+	WANHTTPAddr        string
 	JoinWAN            []string
 	WANGossip          *memberlist.Config
 	FederationInterval time.Duration

@@ -40,10 +40,14 @@ func (n *Node) startFederation() error {
 	if !ok {
 		return fmt.Errorf("federation: the peer client %T cannot read other datacenters' feeds", n.cfg.Peers)
 	}
+	httpAddr := n.cfg.WANHTTPAddr
+	if httpAddr == "" {
+		httpAddr = n.cfg.HTTPAddr
+	}
 	fed, err := federation.Start(federation.Config{
 		ID: n.cfg.ID, Datacenter: n.cfg.Datacenter, DataDir: n.cfg.DataDir,
 		Bind: n.cfg.WANBind, Advertise: n.cfg.WANAdvertise, Join: n.cfg.JoinWAN,
-		HTTPAddr: n.cfg.HTTPAddr, ClusterKey: n.cfg.ClusterKey, AcceptKeys: n.cfg.AcceptKeys,
+		HTTPAddr: httpAddr, ClusterKey: n.cfg.ClusterKey, AcceptKeys: n.cfg.AcceptKeys,
 		Memberlist: n.cfg.WANGossip, Interval: n.cfg.FederationInterval,
 		Local: fedLocal{n}, Remote: remote, Now: n.cfg.Now, Logger: n.log.Named("federation"),
 	})

@@ -46,7 +46,7 @@ type serveFlags struct {
 	tlsCert, tlsKey                         string
 	auth, metricsOpen                       bool
 	retentionInterval                       time.Duration
-	wanAddr, joinWAN                        string
+	wanAddr, joinWAN, wanAdvertise          string
 }
 
 func runServe(args []string) error {
@@ -83,6 +83,7 @@ func runServe(args []string) error {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
 	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
 	fs.StringVar(&f.wanAddr, "wan-addr", "", "WAN gossip listen address (TCP and UDP) linking this datacenter to others; federation is off without it")
+	fs.StringVar(&f.wanAdvertise, "wan-advertise", "", "IP or host other datacenters reach this node on (WAN gossip and the peer service on the --http-addr port), when it differs from --advertise")
 	fs.StringVar(&f.joinWAN, "join-wan", "", "comma-separated WAN addresses of nodes of other datacenters")
 	fs.DurationVar(&f.retentionInterval, "retention-interval", time.Hour, "how often the leader applies the retention policies (pier retention; negative: only on pier retention run)")
 	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
@@ -202,9 +203,18 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, fmt.Errorf("--raft-addr: %w", err)
 	}
-	var wanAdv string
+	var wanAdv, wanHTTP string
 	if f.wanAddr != "" {
-		if wanAdv, err = adv(f.wanAddr); err != nil {
+		wadv := adv
+		if f.wanAdvertise != "" {
+			// The other datacenters route to another address of this node
+			// than its own datacenter does (a WAN-side interface).
+			wadv = func(bind string) (string, error) { return advertiseAddr(bind, f.wanAdvertise) }
+			if wanHTTP, err = wadv(f.httpAddr); err != nil {
+				return server.Config{}, fmt.Errorf("--wan-advertise: %w", err)
+			}
+		}
+		if wanAdv, err = wadv(f.wanAddr); err != nil {
 			return server.Config{}, fmt.Errorf("--wan-addr: %w", err)
 		}
 	}
@@ -223,7 +233,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
 			MinFree: f.minFree, CacheSize: f.cacheSize, InlineSize: f.inlineSize,
 			RetentionInterval: f.retentionInterval,
-			WANBind:           f.wanAddr, WANAdvertise: wanAdv, JoinWAN: splitAddrs(f.joinWAN),
+			WANBind:           f.wanAddr, WANAdvertise: wanAdv, WANHTTPAddr: wanHTTP, JoinWAN: splitAddrs(f.joinWAN),
 		},
 	}, nil
 }
