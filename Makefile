@@ -87,13 +87,19 @@ intruder-image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o bin/image/intruder ./testing/chaos/intruder
 	docker build -q -f testing/chaos/intruder/Dockerfile -t $(INTRUDER_IMAGE) .
 
-# dc1 (5 nodes) on 127.0.0.1:8081-8085; COMPOSE_PROFILES=dc2 adds dc2 on :8091-8093.
+# dc1 (5 nodes) on 127.0.0.1:8081-8085; COMPOSE_PROFILES=dc2 adds dc2 on
+# :8091-8093, replicating with dc1 (federation is on in docker-compose.yml).
+# PIER_HTTP_PREFIX / PIER_DC2_HTTP_PREFIX move the ports (808 / 809).
+comma      := ,
+HTTP_PREFIX = $(or $(PIER_HTTP_PREFIX),808)
+DC2_PREFIX  = $(or $(PIER_DC2_HTTP_PREFIX),809)
+WAIT_PORTS  = $(foreach n,1 2 3 4 5,$(HTTP_PREFIX)$(n)) $(if $(filter dc2,$(subst $(comma), ,$(COMPOSE_PROFILES))),$(foreach n,1 2 3,$(DC2_PREFIX)$(n)))
 compose-up: image
 	PIER_IMAGE=$(IMAGE) $(COMPOSE) up -d
 	@for i in $$(seq 1 120); do \
-	  ok=0; for n in 1 2 3 4 5; do curl -fsS -m 1 http://127.0.0.1:808$$n/readyz >/dev/null 2>&1 && ok=$$((ok+1)); done; \
-	  if [ $$ok = 5 ]; then echo "dc1 ready on http://127.0.0.1:8081 .. :8085"; exit 0; fi; sleep 0.5; \
-	done; echo "dc1 not ready after 60s" >&2; $(COMPOSE) logs --tail 20 >&2; exit 1
+	  ok=0; for p in $(WAIT_PORTS); do curl -fsS -m 1 http://127.0.0.1:$$p/readyz >/dev/null 2>&1 && ok=$$((ok+1)); done; \
+	  if [ $$ok = $(words $(WAIT_PORTS)) ]; then echo "ready on 127.0.0.1 ports $(WAIT_PORTS)"; exit 0; fi; sleep 0.5; \
+	done; echo "not every node of ports $(WAIT_PORTS) ready after 60s" >&2; $(COMPOSE) logs --tail 20 >&2; exit 1
 
 compose-down:
 	$(COMPOSE) --profile dc2 --profile spare down -v --remove-orphans

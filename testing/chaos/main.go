@@ -40,6 +40,8 @@ func runMain() int {
 		intruder   = flag.String("intruder-image", "pier-intruder:dev", "image of testing/chaos/intruder (make intruder-image)")
 		leakKey    = flag.Bool("intruder-leak-key", false, "planted fault: hand the intruder the cluster key, so that scenario intruder must fail")
 		prefix     = flag.String("http-prefix", "1808", "nodes publish HTTP on 127.0.0.1:<prefix>N")
+		dc2Prefix  = flag.String("dc2-http-prefix", "1809", "dc2's nodes (federation scenarios) publish HTTP on 127.0.0.1:<prefix>N")
+		fedBig     = flag.Int64("fed-big-size", 256<<20, "bytes of the artifact fed-kill-leader copies")
 		fault      = flag.String("fault", "", "PIER_FAULT for every node (builds with -tags faults)")
 		list       = flag.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
 		out        = flag.String("out", "testing/chaos/out", "folder for reports, histories and logs")
@@ -51,7 +53,7 @@ func runMain() int {
 		warmup     = flag.Duration("warmup", 3*time.Second, "workload alone before each fault")
 		expect     = flag.String("expect-violations", "", "planted-fault mode: succeed only if every scenario violates one of these checks (comma-separated)")
 		keep       = flag.Bool("keep", false, "leave the cluster running at the end")
-		timeout    = flag.Duration("timeout", 13*time.Minute, "stop the run (it fails) after this long")
+		timeout    = flag.Duration("timeout", 18*time.Minute, "stop the run (it fails) after this long")
 	)
 	flag.Parse()
 	scenarios, err := selectScenarios(*list)
@@ -81,7 +83,7 @@ func runMain() int {
 	key := make([]byte, 16)
 	_, _ = rand.Read(key)
 	compose := Compose{Bin: *composeBin, File: *file, Project: *project, Env: []string{
-		"PIER_IMAGE=" + *image, "PIER_HTTP_PREFIX=" + *prefix, "PIER_FAULT=" + *fault,
+		"PIER_IMAGE=" + *image, "PIER_HTTP_PREFIX=" + *prefix, "PIER_DC2_HTTP_PREFIX=" + *dc2Prefix, "PIER_FAULT=" + *fault,
 		"PIER_CLUSTER_KEY=" + hex.EncodeToString(key), "PIER_LOG_LEVEL=info",
 	}}
 	logf("seed %d, image %s, PIER_FAULT=%q, output in %s", *seed, *image, *fault, outDir)
@@ -127,7 +129,7 @@ func runMain() int {
 
 	h := invariants.NewHistory()
 	wl := NewWorkload(WorkloadConfig{Workers: *workers, MaxOps: *maxOps, Think: *think, MaxLarge: *maxLarge}, h, cl.Nodes, *seed)
-	suite := &Suite{cl: cl, wl: wl, h: h, outDir: outDir, pier: *pierBin, intruderImage: *intruder, seed: *seed, logf: logf, reported: map[string]bool{},
+	suite := &Suite{cl: cl, wl: wl, h: h, outDir: outDir, pier: *pierBin, intruderImage: *intruder, dc2Prefix: *dc2Prefix, fedBigSize: *fedBig, seed: *seed, logf: logf, reported: map[string]bool{},
 		timing: Timing{Warmup: *warmup, Cooldown: 2 * time.Second, Converge: time.Minute,
 			Checkpoint: 2 * time.Minute, VerifyTries: 4, VerifyBackoff: 500 * time.Millisecond, MaxWorkload: 4 * time.Minute}}
 	if *leakKey {

@@ -36,6 +36,9 @@ var Scenarios = []Scenario{
 	{Name: "rolling-restart", About: "restart every node gracefully, one at a time", Run: rollingRestart},
 	{Name: "disk-full", About: "fill pier5's disk for 12s, then free it", Run: diskFull},
 	{Name: "leave-join", About: "pier leave one node, join a fresh one, under load", Skip: skipWithoutLeave, Run: leaveJoin},
+	// Federation (federation.go): the first of these starts dc2.
+	{Name: "fed-cut", About: "dc2 beside dc1: replication lag; the WAN cut while both sides push 50 and one name with other bytes; heal: all 100 on both, the conflict kept and reported", Run: fedCut},
+	{Name: "fed-kill-leader", About: "SIGKILL dc2's leader while it copies a large artifact from dc1, restart it 10s later: every dc2 node serves it", Run: fedKillLeader},
 }
 
 // m is the number of nodes a 5-node cluster must survive losing.

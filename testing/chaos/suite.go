@@ -46,6 +46,13 @@ type Suite struct {
 
 	intruderImage string // image of testing/chaos/intruder
 	intruderKey   string // the key the intruder attacks with; empty: its own wrong one
+
+	// The federation scenarios' second datacenter (federation.go): its
+	// nodes publish HTTP on 127.0.0.1:<dc2Prefix>N; started by the first
+	// scenario that needs it.
+	dc2Prefix  string
+	dc2        dc2
+	fedBigSize int64 // the artifact fed-kill-leader copies
 }
 
 // Result is one row of the report.
