@@ -292,7 +292,10 @@ func TestOCIAccessControl(t *testing.T) {
 	ci := createToken(t, n1, admin, `{"name":"ci","owner":"build-bot","scopes":["push:myapp*","pull:myapp*"]}`)
 	anon := ociClient{t: t, base: n1}
 	r := anon.do("GET", "/v2/", nil, nil)
-	if r.Status != http.StatusUnauthorized || r.Header.Get("WWW-Authenticate") != `Basic realm="pier"` || ociErrorCode(t, r) != "UNAUTHORIZED" {
+	host := strings.TrimPrefix(n1, "http://")
+	if r.Status != http.StatusUnauthorized || ociErrorCode(t, r) != "UNAUTHORIZED" ||
+		r.Header.Values("WWW-Authenticate")[0] != `Bearer realm="http://`+host+`/v2/token",service="pier"` ||
+		r.Header.Values("WWW-Authenticate")[1] != `Basic realm="pier"` {
 		t.Fatalf("anonymous GET /v2/: %d %v %s", r.Status, r.Header, r.Body)
 	}
 	bad := ociClient{t: t, base: n1, user: "ci:wrong"}
@@ -321,4 +324,38 @@ func TestOCIAccessControl(t *testing.T) {
 	if r := push.do("GET", "/v2/myapp/blobs/"+Digest(blob), nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, blob) {
 		t.Fatalf("pull with the token: %d", r.Status)
 	}
+
+	// docker's token flow: a bearer from node 1's realm, with any user
+	// name and the secret, works on node 3 for the scope asked and the
+	// token has, and ends when the token is revoked on node 1.
+	tokenURL := n1 + "/v2/token?service=pier&scope=repository:myapp:pull,push&scope=repository:other:pull,push"
+	if r := (ociClient{t: t, user: "docker:wrong"}).do("GET", tokenURL, nil, nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("token with a wrong secret: %d %s", r.Status, r.Body)
+	}
+	r = (ociClient{t: t, user: "docker:" + ci}).do("GET", tokenURL, nil, nil)
+	var tok struct {
+		Token     string `json:"token"`
+		ExpiresIn int    `json:"expires_in"`
+	}
+	if err := json.Unmarshal(r.Body, &tok); r.Status != http.StatusOK || err != nil || tok.Token == "" || tok.ExpiresIn <= 0 {
+		t.Fatalf("token: %d %v %s", r.Status, err, r.Body)
+	}
+	n3 := c.Nodes[2].URL
+	bearer := http.Header{"Authorization": {"Bearer " + tok.Token}}
+	if r := anon.do("GET", n3+"/v2/myapp/blobs/"+Digest(blob), nil, bearer.Clone()); r.Status != http.StatusOK || !bytes.Equal(r.Body, blob) {
+		t.Fatalf("pull with the bearer on node 3: %d %s", r.Status, r.Body)
+	}
+	if r := anon.do("POST", n3+"/v2/other/blobs/uploads/?digest="+Digest(blob), blob, bearer.Clone()); r.Status != http.StatusUnauthorized ||
+		ociErrorCode(t, r) != "UNAUTHORIZED" || !strings.Contains(r.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("push with the bearer outside the token's scope: %d %v %s", r.Status, r.Header, r.Body)
+	}
+	if st := authed(t, "DELETE", n1+"/api/v1/tokens/ci", admin, nil); st != http.StatusNoContent {
+		t.Fatalf("revoke: %d", st)
+	}
+	Eventually(t, Wait(), func() error {
+		if r := anon.do("GET", n3+"/v2/myapp/blobs/"+Digest(blob), nil, bearer.Clone()); r.Status != http.StatusUnauthorized {
+			return fmt.Errorf("node 3 answers the bearer of a revoked token with %d", r.Status)
+		}
+		return nil
+	})
 }

@@ -101,7 +101,7 @@ func (a *API) needOf(r *http.Request) need {
 		return need{action: fsm.ActionPush, name: r.URL.Query().Get("name")}
 	case "PATCH /api/v1/uploads/{id}", "HEAD /api/v1/uploads/{id}", "PUT /api/v1/uploads/{id}", "DELETE /api/v1/uploads/{id}":
 		return a.uploadNeed(r) // push on the upload's name
-	case "GET /api/v1/artifacts", "GET /api/v1/latest":
+	case "GET /api/v1/artifacts", "GET /api/v1/latest", "GET /api/v1/export":
 		return need{action: fsm.ActionPull, name: r.URL.Query().Get("prefix"), prefix: true}
 	case "GET /api/v1/by-digest/{digest}", "HEAD /api/v1/by-digest/{digest}":
 		// Any name may hold the digest: pull on every name.
@@ -152,6 +152,11 @@ func (a *API) admit(r *http.Request, n need) (*http.Request, error) {
 	if tok == nil {
 		return r, fmt.Errorf("%w: this needs a token (Authorization: Bearer TOKEN, or basic auth NAME:TOKEN)", errUnauthenticated)
 	}
+	return r, refusal(*tok, n)
+}
+
+// refusal is the errForbidden of a token that lacks what n needs.
+func refusal(tok fsm.Token, n need) error {
 	what := n.action
 	switch {
 	case n.prefix:
@@ -159,7 +164,7 @@ func (a *API) admit(r *http.Request, n need) (*http.Request, error) {
 	case n.name != "":
 		what += " on " + n.name
 	}
-	return r, fmt.Errorf("%w: token %s may not %s", errForbidden, tok.Name, what)
+	return fmt.Errorf("%w: token %s may not %s", errForbidden, tok.Name, what)
 }
 
 func (a *API) allowed(p principal, n need) bool {

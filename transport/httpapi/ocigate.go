@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
 )
 
 // Authorize is the gate of this API offered to other edges of the node
@@ -28,6 +31,55 @@ func (a *API) Authorize(r *http.Request, action, name string, prefix bool) (*htt
 		return r, status, err
 	}
 	return r, 0, nil
+}
+
+// AuthorizeToken is Authorize for a request whose token the other edge
+// has established itself (transport/oci's bearers, which name a token
+// instead of carrying its secret): tok, as this node has applied it, must
+// not have expired and must grant action on name (or on every name under
+// it with prefix); it becomes the request's principal, so Actor and the
+// audit log name its owner. A refusal is audited like Authorize's.
+func (a *API) AuthorizeToken(r *http.Request, tok fsm.Token, action, name string, prefix bool) (*http.Request, int, error) {
+	r = r.WithContext(cluster.WithCaller(r.Context(), clientIP(r)))
+	if !a.opts.Auth {
+		return r, 0, nil
+	}
+	p := principal{token: &tok}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	n := need{action: action, name: name, prefix: prefix, anyone: action == ""}
+	var err error
+	switch {
+	case !tok.Expires.IsZero() && !a.opts.Now().Before(tok.Expires):
+		err = fmt.Errorf("%w: token %s expired at %s", errUnauthenticated, tok.Name, tok.Expires.Format(time.RFC3339))
+	case n.anyone || a.allowed(p, n):
+		return r, 0, nil
+	default:
+		err = refusal(tok, n)
+	}
+	status := statusOf(err)
+	a.auditDenial(r, status, err)
+	return r, status, err
+}
+
+// Token returns the token named name as this node has applied it; false
+// when there is none (never made, or revoked).
+func (a *API) Token(name string) (fsm.Token, bool) {
+	for _, t := range a.reg.Tokens() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return fsm.Token{}, false
+}
+
+// Principal returns the token a request was authenticated with by
+// Authorize or AuthorizeToken; false for an anonymous one, and always
+// with access control off.
+func (a *API) Principal(r *http.Request) (fsm.Token, bool) {
+	if p := principalOf(r); p.token != nil {
+		return *p.token, true
+	}
+	return fsm.Token{}, false
 }
 
 // Actor names who makes a change through another edge, as for this API's

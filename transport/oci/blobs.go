@@ -217,7 +217,7 @@ func (g *Registry) mount(w http.ResponseWriter, r *http.Request, repo string, d 
 	if from == "" || validRepo(from) != nil {
 		return false
 	}
-	if _, _, err := g.gate.Authorize(r, fsm.ActionPull, from, false); err != nil {
+	if _, _, err := g.authorize(r, fsm.ActionPull, from, false); err != nil {
 		return false // a mount the client may not read from is a plain upload
 	}
 	src, err := g.node.Stat(r.Context(), blobName(from, d))
@@ -395,7 +395,7 @@ func (g *Registry) mountSource(r *http.Request, d digest) string {
 		if repo == "" || a.Name != blobName(repo, d) {
 			continue // a manifest with these bytes, or not ours
 		}
-		if _, _, err := g.gate.Authorize(r, fsm.ActionPull, repo, false); err == nil {
+		if _, _, err := g.authorize(r, fsm.ActionPull, repo, false); err == nil {
 			return repo
 		}
 		if tried++; tried == mountCandidates {

@@ -93,12 +93,10 @@ func classify(err error, notFound string) (int, string) {
 	return http.StatusInternalServerError, codeUnavailable
 }
 
-// writeError answers with the spec's error body. A HEAD gets the status
+// writeError answers with the spec's error body (a 401's challenge is the
+// caller's: it knows the scope). A HEAD gets the status
 // and no body, as HTTP wants.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="pier"`)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)

@@ -174,6 +174,14 @@ func (g fakeGate) Authorize(r *http.Request, action, name string, prefix bool) (
 	return r, 0, nil
 }
 
+func (g fakeGate) AuthorizeToken(r *http.Request, tok fsm.Token, action, name string, prefix bool) (*http.Request, int, error) {
+	return g.Authorize(r, action, name, prefix)
+}
+
+func (fakeGate) Token(string) (fsm.Token, bool) { return fsm.Token{}, false }
+
+func (fakeGate) Principal(*http.Request) (fsm.Token, bool) { return fsm.Token{}, false }
+
 func (fakeGate) Actor(*http.Request) string { return "tester" }
 
 func (g fakeGate) AdmitBody(w http.ResponseWriter, r *http.Request) (func(), func() bool, int, error) {

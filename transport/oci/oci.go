@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -47,6 +48,18 @@ type Gate interface {
 	// valid token when access control is on. It returns the request to go
 	// on with, or a status (401, 403, 429) and why.
 	Authorize(r *http.Request, action, name string, prefix bool) (*http.Request, int, error)
+	// AuthorizeToken is Authorize for a request whose token the registry
+	// established itself (a bearer it issued): tok as the node has it now
+	// must not have expired and must grant action on name; it becomes the
+	// request's principal.
+	AuthorizeToken(r *http.Request, tok fsm.Token, action, name string, prefix bool) (*http.Request, int, error)
+	// Token is the token named name as the node has applied it; false
+	// once revoked.
+	Token(name string) (fsm.Token, bool)
+	// Principal is the token a request returned by Authorize was
+	// authenticated with; false for an anonymous one or with access
+	// control off.
+	Principal(r *http.Request) (fsm.Token, bool)
 	// Actor names who makes a change, for tag histories and the audit log.
 	Actor(r *http.Request) string
 	// AdmitBody applies the node's limits on pushes to a request with a
@@ -71,6 +84,15 @@ type Config struct {
 	// the blob as a whole is bounded by the node (--max-object-size).
 	// 0 leaves chunks to that bound alone.
 	MaxChunkSize int64
+	// ClusterKeys sign and verify the bearers of the token flow (auth.go):
+	// the first signs, any verifies, as the node's cluster key and the
+	// keys it accepts during a rotation. Required.
+	ClusterKeys []string
+	// BearerTTL is how long a bearer works; default 5 minutes. A client
+	// fetches a new one when it expires.
+	BearerTTL time.Duration
+	// Now is the clock bearers are issued and checked by; default time.Now.
+	Now func() time.Time
 }
 
 // Registry serves /v2/.
@@ -81,6 +103,10 @@ type Registry struct {
 	uploads  *uploads
 	maxManif int64
 	maxChunk int64
+
+	signer    *signer
+	bearerTTL time.Duration
+	now       func() time.Time
 }
 
 // Prefix is the path the registry answers under.
@@ -97,17 +123,28 @@ func New(cfg Config) (*Registry, error) {
 	if cfg.MaxManifestSize <= 0 {
 		cfg.MaxManifestSize = 4 << 20
 	}
+	if cfg.BearerTTL <= 0 {
+		cfg.BearerTTL = defaultBearerTT
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	sg, err := newSigner(cfg.ClusterKeys)
+	if err != nil {
+		return nil, err
+	}
 	up, err := newUploads(cfg.UploadDir)
 	if err != nil {
 		return nil, err
 	}
 	return &Registry{node: cfg.Node, gate: cfg.Gate, log: cfg.Logger, uploads: up,
-		maxManif: cfg.MaxManifestSize, maxChunk: cfg.MaxChunkSize}, nil
+		maxManif: cfg.MaxManifestSize, maxChunk: cfg.MaxChunkSize,
+		signer: sg, bearerTTL: cfg.BearerTTL, now: cfg.Now}, nil
 }
 
 // route is a parsed /v2/ path.
 type route struct {
-	kind string // "base", "catalog", "blob", "uploads", "upload", "manifest", "tags", "referrers"
+	kind string // "base", "catalog", "token", "blob", "uploads", "upload", "manifest", "tags", "referrers"
 	repo string
 	arg  string // digest, reference or upload session
 }
@@ -134,6 +171,9 @@ func parse(path string) (route, bool) {
 		return route{kind: "base"}, true
 	case "_catalog":
 		return route{kind: "catalog"}, true
+	case "token":
+		// No repository path ends without a marker, so "token" is free.
+		return route{kind: "token"}, true
 	}
 	best, kind, mlen := -1, "", 0
 	for _, m := range markers {
@@ -194,16 +234,16 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.kind == "catalog" {
 		prefix = true
 	}
-	r, status, err := g.gate.Authorize(r, action, name, prefix)
+	if rt.kind == "token" {
+		h(w, r, rt) // the token endpoint checks the credentials it is given itself
+		return
+	}
+	r, status, err := g.authorize(r, action, name, prefix)
 	if err != nil {
-		code := codeDenied
-		switch status {
-		case http.StatusUnauthorized:
-			code = codeUnauthorized
-		case http.StatusTooManyRequests:
-			code = codeTooManyRequests
+		if status == http.StatusUnauthorized {
+			challenge(w, r, rt, action, err)
 		}
-		writeError(w, r, status, code, err.Error())
+		writeError(w, r, status, gateCode(status), err.Error())
 		return
 	}
 	switch r.Method {
@@ -258,6 +298,10 @@ func (g *Registry) handler(rt route, method string) (handlerFunc, string) {
 	case "catalog":
 		if method == http.MethodGet {
 			return g.catalog, fsm.ActionPull
+		}
+	case "token":
+		if get {
+			return func(w http.ResponseWriter, r *http.Request, _ route) { g.issueToken(w, r) }, ""
 		}
 	case "blob":
 		switch {

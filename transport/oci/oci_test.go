@@ -24,11 +24,15 @@ type env struct {
 	dir  string
 }
 
-func newEnv(t *testing.T, gate fakeGate) *env {
+func newEnv(t *testing.T, gate Gate, opts ...func(*Config)) *env {
 	t.Helper()
 	node := newFakeNode()
 	dir := t.TempDir()
-	reg, err := New(Config{Node: node, Gate: gate, UploadDir: dir, MaxManifestSize: 64 << 10})
+	cfg := Config{Node: node, Gate: gate, UploadDir: dir, MaxManifestSize: 64 << 10, ClusterKeys: []string{"test-cluster-key"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	reg, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +382,8 @@ func TestReferrers(t *testing.T) {
 func TestGateRefusals(t *testing.T) {
 	e := newEnv(t, fakeGate{refuse: map[string]int{"": 401, fsm.ActionPush: 403, fsm.ActionDelete: 429}})
 	a := e.do("GET", "/v2/", nil, nil)
-	if a.status != 401 || a.header.Get("WWW-Authenticate") != `Basic realm="pier"` || a.code(t) != codeUnauthorized {
+	if a.status != 401 || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer realm="http://`) ||
+		a.header.Values("WWW-Authenticate")[1] != `Basic realm="pier"` || a.code(t) != codeUnauthorized {
 		t.Fatalf("401: %d %v %s", a.status, a.header, a.body)
 	}
 	if a := e.do("POST", "/v2/r/blobs/uploads/", nil, nil); a.status != 403 || a.code(t) != codeDenied {

@@ -171,8 +171,11 @@ func Start(cfg Config) (*Server, error) {
 	cfg.API.Uploads = ups
 	api := httpapi.New(node, log.Named("http"), cfg.API)
 	// The OCI distribution API (/v2/), behind the API's own gate.
+	// Its bearers are signed with a key derived from the cluster key, so
+	// any node verifies what another issued.
 	registry, err := oci.New(oci.Config{Node: node, Gate: api, Logger: log.Named("oci"),
-		UploadDir: filepath.Join(cfg.Node.DataDir, "oci-uploads")})
+		UploadDir:   filepath.Join(cfg.Node.DataDir, "oci-uploads"),
+		ClusterKeys: append([]string{cfg.Node.ClusterKey}, cfg.Node.AcceptKeys...)})
 	if err != nil {
 		ln.Close()
 		rt.Close()
