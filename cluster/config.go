@@ -111,6 +111,10 @@ type Config struct {
 	// CacheSize is the memory kept for the content of recently read small
 	// objects. 0 means 64 MiB; negative turns the cache off.
 	CacheSize int64
+	// PullCacheSize bounds the disk kept for whole copies of the big
+	// objects this node served (cluster/pullcache). 0 means a tenth of the
+	// data dir's free space at start; negative turns the cache off.
+	PullCacheSize int64
 	// StallTimeout gives up a shard stream of a push that accepts nothing
 	// for this long.
 	StallTimeout time.Duration

@@ -150,9 +150,14 @@ func New(cfg Config) (*Node, error) {
 	if n.shards, err = chunk.OpenShardStore(filepath.Join(cfg.DataDir, "data"), chunk.StoreOptions{PackSize: cfg.PackSize}); err != nil {
 		return nil, err
 	}
+	pulled, err := n.openPullCache()
+	if err != nil {
+		return nil, err
+	}
 	n.objects = objects.New(objects.Config{
 		ID: cfg.ID, EC: cfg.EC, BlockSize: cfg.BlockSize, SmallObjectSize: cfg.SmallObjectSize,
 		InlineSize: cfg.InlineSize, MaxObjectSize: cfg.MaxObjectSize, CacheSize: cfg.CacheSize,
+		PullCache:    pulled,
 		StallTimeout: cfg.StallTimeout, HedgeAfter: cfg.HedgeAfter, RepairRate: cfg.RepairRate,
 		Shards: n.shards, Peers: cfg.Peers, Members: lazyMembers{n}, State: n.fsm,
 		Cluster: objectsFace{n}, Disk: diskSpace{n}, Owner: owner{n}, Fault: n.fault,

@@ -38,7 +38,16 @@ type Stats struct {
 	RetentionBytes   int64 `json:"retention_deleted_bytes"`
 	CacheHits        int64 `json:"cache_hits"`
 	CacheBytes       int64 `json:"cache_bytes"`
-	PackFailures     int64 `json:"pack_failures"`
+	// PullCache* describe the disk cache of whole objects this node
+	// served (cluster/pullcache); PeerReadBytes the shard bytes its reads
+	// streamed from other nodes.
+	PullCacheHits      int64 `json:"pull_cache_hits"`
+	PullCacheBytes     int64 `json:"pull_cache_bytes"`
+	PullCacheEntries   int   `json:"pull_cache_entries"`
+	PullCacheFills     int64 `json:"pull_cache_fills"`
+	PullCacheFillFails int64 `json:"pull_cache_fill_failures"`
+	PeerReadBytes      int64 `json:"peer_read_bytes"`
+	PackFailures       int64 `json:"pack_failures"`
 	// Cleanups counts deletions of a refused or deduplicated push's shards
 	// still running after its answer (Release).
 	Cleanups   int64 `json:"cleanups_running"`
@@ -57,25 +66,31 @@ func (n *Node) Stats() Stats {
 		free = 0
 	}
 	return Stats{
-		CorruptBlocks:    oc.CorruptBlocks,
-		DegradedReads:    oc.DegradedReads,
-		RepairedShards:   mc.RepairedShards,
-		RepairFailures:   mc.RepairFailures,
-		MovedBytes:       mc.MovedBytes,
-		ScrubbedBytes:    mc.ScrubbedBytes,
-		ScrubCorrupt:     mc.ScrubCorrupt,
-		CorruptObjects:   mc.CorruptObjects,
-		GCRemoved:        mc.GCRemoved,
-		GCBytes:          mc.GCBytes,
-		RetentionDeleted: n.stats.retentionDeleted.Load(),
-		RetentionBytes:   n.stats.retentionBytes.Load(),
-		CacheHits:        oc.CacheHits,
-		CacheBytes:       oc.CacheBytes,
-		PackFailures:     oc.PackFailures,
-		Cleanups:         n.bgRunning.Load(),
-		ShardFiles:       files,
-		ShardBytes:       bytes,
-		DiskFree:         free,
+		CorruptBlocks:      oc.CorruptBlocks,
+		DegradedReads:      oc.DegradedReads,
+		RepairedShards:     mc.RepairedShards,
+		RepairFailures:     mc.RepairFailures,
+		MovedBytes:         mc.MovedBytes,
+		ScrubbedBytes:      mc.ScrubbedBytes,
+		ScrubCorrupt:       mc.ScrubCorrupt,
+		CorruptObjects:     mc.CorruptObjects,
+		GCRemoved:          mc.GCRemoved,
+		GCBytes:            mc.GCBytes,
+		RetentionDeleted:   n.stats.retentionDeleted.Load(),
+		RetentionBytes:     n.stats.retentionBytes.Load(),
+		CacheHits:          oc.CacheHits,
+		CacheBytes:         oc.CacheBytes,
+		PullCacheHits:      oc.PullCache.Hits,
+		PullCacheBytes:     oc.PullCache.Bytes,
+		PullCacheEntries:   oc.PullCache.Entries,
+		PullCacheFills:     oc.PullCache.Fills,
+		PullCacheFillFails: oc.PullCache.FillFailures,
+		PeerReadBytes:      oc.PeerReadBytes,
+		PackFailures:       oc.PackFailures,
+		Cleanups:           n.bgRunning.Load(),
+		ShardFiles:         files,
+		ShardBytes:         bytes,
+		DiskFree:           free,
 	}
 }
 

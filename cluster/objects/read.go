@@ -40,6 +40,15 @@ func (o *Store) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io
 }
 
 func (o *Store) open(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	return o.openVia(ctx, a, off, length, true)
+}
+
+// openDirect opens content without the pull cache.
+func (o *Store) openDirect(ctx context.Context, a fsm.Artifact, off, length int64) (io.ReadCloser, error) {
+	return o.openVia(ctx, a, off, length, false)
+}
+
+func (o *Store) openVia(ctx context.Context, a fsm.Artifact, off, length int64, cached bool) (io.ReadCloser, error) {
 	obj, ok := o.fsm.Object(a.Digest)
 	if !ok {
 		return nil, fmt.Errorf("%w: no object record for %s", ErrUnavailable, a.Digest)
@@ -53,6 +62,11 @@ func (o *Store) open(ctx context.Context, a fsm.Artifact, off, length int64) (io
 	}
 	if length == 0 {
 		return io.NopCloser(strings.NewReader("")), nil
+	}
+	if cached {
+		if rc, ok := o.openCached(ctx, a, obj, off, length); ok {
+			return rc, nil
+		}
 	}
 	// Refuse up front, with a clean retryable error, what cannot be read:
 	// once bytes flow the client can only see a short body. Gossip's view
@@ -384,7 +398,7 @@ func (o *Store) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.
 	if err != nil {
 		return nil, nil, err
 	}
-	sr := &stallReader{rc: rc, after: hedge}
+	sr := &stallReader{rc: rc, after: hedge, count: &o.stats.peerReadBytes}
 	return erasure.NewFrameReader(sr, h, first), sr, nil
 }
 
@@ -420,15 +434,17 @@ func (o *Store) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 var errStalled = errors.New("shard stream stalled")
 
 // stallReader fails a read that takes longer than after, by closing the
-// stream under it.
+// stream under it, and counts the bytes it reads.
 type stallReader struct {
 	rc    io.ReadCloser
 	after time.Duration
+	count *atomic.Int64
 }
 
 func (s *stallReader) Read(p []byte) (int, error) {
 	t := time.AfterFunc(s.after, func() { s.rc.Close() })
 	n, err := s.rc.Read(p)
+	s.count.Add(int64(n))
 	if !t.Stop() {
 		return n, errStalled
 	}

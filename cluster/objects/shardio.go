@@ -85,6 +85,7 @@ func (o *Store) putShard(ctx context.Context, node, id string, index int, parity
 // deleteShards removes an object's shards from its nodes, best effort:
 // what a down node keeps is left to garbage collection.
 func (o *Store) deleteShards(ctx context.Context, ref fsm.ObjectRef) {
+	o.dropCached(ref.ID)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -172,6 +173,9 @@ func (o *Store) RemoveShard(id string, index int) error {
 		return err
 	}
 	defer release()
+	// Asked when the object is collected (and when a shard moves away,
+	// where dropping the cached copy costs one decode at most).
+	o.dropCached(id)
 	return o.shards.Remove(id, index)
 }
 

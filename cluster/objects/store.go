@@ -21,6 +21,7 @@ import (
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/cluster/membership"
+	"github.com/pier-registry/pier/cluster/pullcache"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -130,6 +131,9 @@ type Config struct {
 	MaxObjectSize                          int64
 	// CacheSize bounds the cache of small objects' content.
 	CacheSize int64
+	// PullCache, when set, keeps whole copies of the big objects this node
+	// served (pulled.go).
+	PullCache *pullcache.Cache
 	// StallTimeout gives up a shard stream that accepts nothing that long;
 	// HedgeAfter replaces a remote shard slower than that with parity.
 	StallTimeout, HedgeAfter time.Duration
@@ -174,13 +178,18 @@ type counters struct {
 	degradedReads atomic.Int64
 	cacheHits     atomic.Int64
 	packFailed    atomic.Int64
+	peerReadBytes atomic.Int64
 }
 
 // Counters are a store's counts since it started.
 type Counters struct {
 	CorruptBlocks, DegradedReads, CacheHits, PackFailures int64
+	// PeerReadBytes counts shard bytes reads streamed from other nodes.
+	PeerReadBytes int64
 	// CacheBytes is the content the cache holds now.
 	CacheBytes int64
+	// PullCache is the pull cache's figures; zero without one.
+	PullCache pullcache.Stats
 }
 
 // New returns a store over cfg's shard store and peers.
@@ -206,8 +215,17 @@ func (o *Store) Counters() Counters {
 		DegradedReads: o.stats.degradedReads.Load(),
 		CacheHits:     o.stats.cacheHits.Load(),
 		PackFailures:  o.stats.packFailed.Load(),
+		PeerReadBytes: o.stats.peerReadBytes.Load(),
 		CacheBytes:    cached,
+		PullCache:     o.pullStats(),
 	}
+}
+
+func (o *Store) pullStats() pullcache.Stats {
+	if o.cfg.PullCache == nil {
+		return pullcache.Stats{}
+	}
+	return o.cfg.PullCache.Stats()
 }
 
 // CountPackFailure counts a copy carried in a raft entry that could not be

@@ -156,7 +156,10 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 			ScrubRate:         -1,
 			GCInterval:        300 * time.Millisecond,
 			GCDelay:           time.Second,
-			Logger:            log,
+			// Off unless a test turns it on (pullcache_test.go): tests of
+			// reads, repair and scrub expect each pull to read shards.
+			PullCacheSize: -1,
+			Logger:        log,
 		},
 	}
 }

@@ -80,6 +80,11 @@ var (
 	figGCRemoved      = figure{"pier_gc_removed_shards_total", "Unreferenced shard files removed.", prometheus.CounterValue}
 	figCacheHits      = figure{"pier_cache_hits_total", "Small-object reads served from memory.", prometheus.CounterValue}
 	figCacheBytes     = figure{"pier_cache_bytes", "Content held by the small-object cache.", prometheus.GaugeValue}
+	figPullHits       = figure{"pier_pull_cache_hits_total", "Big-object reads served from the pull cache or a fill in progress.", prometheus.CounterValue}
+	figPullBytes      = figure{"pier_pull_cache_bytes", "Content held by the pull cache on disk.", prometheus.GaugeValue}
+	figPullFills      = figure{"pier_pull_cache_fills_total", "Objects written whole into the pull cache and verified.", prometheus.CounterValue}
+	figPullFillFails  = figure{"pier_pull_cache_fill_failures_total", "Pull cache fills dropped (read failed, digest mismatch, disk error).", prometheus.CounterValue}
+	figPeerReadBytes  = figure{"pier_peer_read_bytes_total", "Shard bytes this node's reads streamed from other nodes.", prometheus.CounterValue}
 	figPackFailures   = figure{"pier_pack_failures_total", "Copies carried in raft entries (logs from older builds) this node failed to pack (they are rebuilt by repair).", prometheus.CounterValue}
 	figCleanups       = figure{"pier_cleanups_running", "Deletions of refused or deduplicated pushes' shards still running after their answer.", prometheus.GaugeValue}
 	figRedundancy     = figure{"pier_objects_by_redundancy", "Objects by redundancy state.", prometheus.GaugeValue}
@@ -130,6 +135,11 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(figGCRemoved, float64(st.GCRemoved))
 	emit(figCacheHits, float64(st.CacheHits))
 	emit(figCacheBytes, float64(st.CacheBytes))
+	emit(figPullHits, float64(st.PullCacheHits))
+	emit(figPullBytes, float64(st.PullCacheBytes))
+	emit(figPullFills, float64(st.PullCacheFills))
+	emit(figPullFillFails, float64(st.PullCacheFillFails))
+	emit(figPeerReadBytes, float64(st.PeerReadBytes))
 	emit(figPackFailures, float64(st.PackFailures))
 	emit(figCleanups, float64(st.Cleanups))
 

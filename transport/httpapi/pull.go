@@ -176,6 +176,13 @@ func (h *heldHeader) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
+// ReadFrom sends the held status and hands src to the response's own
+// ReadFrom (sendfile for a file).
+func (h *heldHeader) ReadFrom(src io.Reader) (int64, error) {
+	h.flush()
+	return readFrom(h.w, src)
+}
+
 // flush sends the held status, if any, once.
 func (h *heldHeader) flush() {
 	if h.sent {

@@ -1,0 +1,32 @@
+package cluster
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/pier-registry/pier/cluster/pullcache"
+)
+
+// openPullCache opens the node's cache of whole objects it served, sized
+// by Config.PullCacheSize; nil when it is off.
+func (n *Node) openPullCache() (*pullcache.Cache, error) {
+	size := n.cfg.PullCacheSize
+	if size < 0 {
+		return nil, nil
+	}
+	if size == 0 {
+		free, err := n.cfg.FreeSpace(n.cfg.DataDir)
+		if err != nil || free <= 0 {
+			n.log.Warn("pull cache off: free space unknown", "error", err)
+			return nil, nil
+		}
+		size = free / 10
+	}
+	c, err := pullcache.Open(pullcache.Config{Dir: filepath.Join(n.cfg.DataDir, "pullcache"), Max: size,
+		Logger: n.log.Named("pullcache")})
+	if err != nil {
+		return nil, fmt.Errorf("open pull cache: %w", err)
+	}
+	n.log.Debug("pull cache", "max_bytes", size)
+	return c, nil
+}

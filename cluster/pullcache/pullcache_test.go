@@ -1,0 +1,253 @@
+package pullcache
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func newCache(t *testing.T, max int64) *Cache {
+	t.Helper()
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: max})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func sum(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+func body(n int, seed byte) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = seed + byte(i*7)
+	}
+	return b
+}
+
+// fill writes b into the cache as object id in one go.
+func fill(t *testing.T, c *Cache, id string, b []byte) {
+	t.Helper()
+	f, ok := c.Begin(id, int64(len(b)), sum(b))
+	if !ok {
+		t.Fatalf("Begin(%s) refused", id)
+	}
+	if _, err := f.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	f.Finish(sum(b), nil)
+}
+
+func read(t *testing.T, c *Cache, id string, off, n int64) ([]byte, error) {
+	t.Helper()
+	rc, ok := c.Open(context.Background(), id, off, n)
+	if !ok {
+		t.Fatalf("Open(%s) missed", id)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	_, err := io.Copy(&buf, rc) // through WriteTo
+	return buf.Bytes(), err
+}
+
+func TestCommittedEntryServesWholeAndRanges(t *testing.T) {
+	c := newCache(t, 1<<20)
+	b := body(100_000, 1)
+	fill(t, c, "obj-a", b)
+	got, err := read(t, c, "obj-a", 0, int64(len(b)))
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("whole read: %d bytes, err %v", len(got), err)
+	}
+	got, err = read(t, c, "obj-a", 4096, 10_000)
+	if err != nil || !bytes.Equal(got, b[4096:14_096]) {
+		t.Fatalf("range read: %d bytes, err %v", len(got), err)
+	}
+	// Read, not WriteTo.
+	rc, _ := c.Open(context.Background(), "obj-a", 99_990, 10)
+	got, err = io.ReadAll(struct{ io.Reader }{rc})
+	rc.Close()
+	if err != nil || !bytes.Equal(got, b[99_990:]) {
+		t.Fatalf("tail read: %q, err %v", got, err)
+	}
+	if _, ok := c.Open(context.Background(), "obj-b", 0, 1); ok {
+		t.Fatal("Open of an object never filled hit")
+	}
+	if st := c.Stats(); st.Entries != 1 || st.Bytes != int64(len(b)) || st.Fills != 1 || st.Hits != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A follower reads a fill as it is written: each of its reads returns only
+// after the bytes it returns were written, and it sees the end.
+func TestFollowersReadAFillAsItArrives(t *testing.T) {
+	c := newCache(t, 1<<20)
+	b := body(64<<10, 3)
+	f, ok := c.Begin("obj", int64(len(b)), sum(b))
+	if !ok {
+		t.Fatal("Begin refused")
+	}
+	if _, ok := c.Begin("obj", int64(len(b)), sum(b)); ok {
+		t.Fatal("a second fill of one object started: pulls would decode it twice")
+	}
+	type result struct {
+		got []byte
+		err error
+	}
+	const followers = 4
+	results := make(chan result, followers)
+	for i := range followers {
+		rc, ok := c.Open(context.Background(), "obj", 0, int64(len(b)))
+		if !ok {
+			t.Fatal("no follower on a fill in progress")
+		}
+		go func() {
+			defer rc.Close()
+			var buf bytes.Buffer
+			var err error
+			if i%2 == 0 {
+				_, err = io.Copy(&buf, rc)
+			} else {
+				_, err = io.Copy(&buf, struct{ io.Reader }{rc})
+			}
+			results <- result{buf.Bytes(), err}
+		}()
+	}
+	for off := 0; off < len(b); off += 8 << 10 {
+		if _, err := f.Write(b[off : off+8<<10]); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case r := <-results:
+			t.Fatalf("a follower ended with %d bytes (err %v) before the fill did", len(r.got), r.err)
+		default:
+		}
+	}
+	f.Finish(sum(b), nil)
+	for range followers {
+		r := <-results
+		if r.err != nil || !bytes.Equal(r.got, b) {
+			t.Fatalf("follower read %d bytes, err %v", len(r.got), r.err)
+		}
+	}
+	got, err := read(t, c, "obj", 0, int64(len(b)))
+	if err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("after commit: %d bytes, err %v", len(got), err)
+	}
+}
+
+func TestWrongContentIsNeverCommitted(t *testing.T) {
+	c := newCache(t, 1<<20)
+	b := body(10_000, 5)
+	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	rc, _ := c.Open(context.Background(), "obj", 0, int64(len(b)))
+	defer rc.Close()
+	bad := bytes.Clone(b)
+	bad[5000] ^= 1
+	f.Write(bad)
+	f.Finish(sum(bad), nil)
+	if _, err := io.ReadAll(struct{ io.Reader }{rc}); !errors.Is(err, ErrFillFailed) {
+		t.Fatalf("follower of a mismatching fill read err %v, want ErrFillFailed", err)
+	}
+	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
+		t.Fatal("mismatching content was committed")
+	}
+	// A short fill and a failed decode do not commit either.
+	f, _ = c.Begin("obj", int64(len(b)), sum(b))
+	f.Write(b[:100])
+	f.Finish(sum(b), nil)
+	f, _ = c.Begin("obj", int64(len(b)), sum(b))
+	f.Write(b)
+	f.Finish(sum(b), errors.New("shard unavailable"))
+	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
+		t.Fatal("a failed fill was committed")
+	}
+	if st := c.Stats(); st.FillFailures != 3 || st.Entries != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if left, _ := os.ReadDir(c.dir); len(left) != 0 {
+		t.Fatalf("failed fills left files: %v", left)
+	}
+	// The room they reserved is free again.
+	fill(t, c, "big", body(1<<20, 1))
+}
+
+func TestBoundEvictsLeastRecentlyUsed(t *testing.T) {
+	c := newCache(t, 300_000)
+	a, b2, d := body(100_000, 1), body(100_000, 2), body(100_000, 3)
+	fill(t, c, "a", a)
+	fill(t, c, "b", b2)
+	fill(t, c, "d", d)
+	read(t, c, "a", 0, 1) // a is now more recent than b
+	fill(t, c, "e", body(100_000, 4))
+	if _, ok := c.Open(context.Background(), "b", 0, 1); ok {
+		t.Fatal("the least recently used entry survived")
+	}
+	for _, id := range []string{"a", "d", "e"} {
+		if _, ok := c.Open(context.Background(), id, 0, 1); !ok {
+			t.Fatalf("entry %s was evicted", id)
+		}
+	}
+	if _, ok := c.Begin("huge", 300_001, nil); ok {
+		t.Fatal("an object larger than the cache was taken")
+	}
+	// A reader that had the entry open keeps its bytes after eviction.
+	rc, _ := c.Open(context.Background(), "a", 0, 100_000)
+	defer rc.Close()
+	c.Remove("a")
+	got, err := io.ReadAll(struct{ io.Reader }{rc})
+	if err != nil || !bytes.Equal(got, a) {
+		t.Fatalf("open reader after removal: %d bytes, err %v", len(got), err)
+	}
+	if _, ok := c.Open(context.Background(), "a", 0, 1); ok {
+		t.Fatal("a removed entry still hits")
+	}
+	if st := c.Stats(); st.Bytes != 200_000 || st.Entries != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFollowerStopsWithItsContext(t *testing.T) {
+	c := newCache(t, 1<<20)
+	b := body(1000, 1)
+	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	defer f.Finish(nil, errors.New("test over"))
+	ctx, cancel := context.WithCancel(context.Background())
+	rc, _ := c.Open(ctx, "obj", 0, int64(len(b)))
+	defer rc.Close()
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(struct{ io.Reader }{rc}); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a follower waited on after its context ended")
+	}
+}
+
+func TestOpenEmptiesTheDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pull")
+	c, err := Open(Config{Dir: dir, Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, "obj", body(1000, 1))
+	c, err = Open(Config{Dir: dir, Max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
+		t.Fatal("an entry from before the restart hit without being checked")
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("files from before the restart: %v", left)
+	}
+}

@@ -1,0 +1,91 @@
+package clustertest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/pier-registry/pier/transport/server"
+)
+
+// A deployment wave through one node: concurrent pulls of an object the
+// node never served decode it once between them, a later pull is served
+// from the node's disk without reading a shard from a peer, and ranges
+// come from the cached copy too.
+func TestPullCacheDecodesOnceForAWave(t *testing.T) {
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.PullCacheSize = 64 << 20 }})
+	body := bigBytes(21, 6<<20+12345)
+	put(t, c.Nodes[0].URL, "wave.bin", body)
+	n := c.Nodes[2].Srv.Node
+	url := c.Nodes[2].URL + "/artifacts/wave.bin"
+	before := n.Stats()
+
+	const clients = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := Do(t, "GET", url, nil, nil)
+			if r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+				errs <- fmt.Errorf("wave pull: %d, %d bytes, digest %s", r.Status, len(r.Body), Digest(r.Body))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	wave := n.Stats()
+	// One decode reads at most the object's bytes from peers (less the
+	// node's own shard); eight would read about eight times that.
+	if read := wave.PeerReadBytes - before.PeerReadBytes; read > int64(len(body))*3/2 {
+		t.Fatalf("%d clients made the node read %d bytes from peers for a %d-byte object: more than one decode", clients, read, len(body))
+	}
+	Eventually(t, Wait(), func() error {
+		if st := n.Stats(); st.PullCacheFills != 1 || st.PullCacheBytes != int64(len(body)) {
+			return fmt.Errorf("pull cache: %d fills, %d bytes; want 1 fill of %d bytes", st.PullCacheFills, st.PullCacheBytes, len(body))
+		}
+		return nil
+	})
+
+	hot := n.Stats()
+	if r := Do(t, "GET", url, nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+		t.Fatalf("hot pull: %d, %d bytes", r.Status, len(r.Body))
+	}
+	r := Do(t, "GET", url, nil, http.Header{"Range": {"bytes=5000000-5999999"}})
+	if r.Status != http.StatusPartialContent || !bytes.Equal(r.Body, body[5000000:6000000]) {
+		t.Fatalf("hot range pull: %d, %d bytes", r.Status, len(r.Body))
+	}
+	after := n.Stats()
+	if after.PeerReadBytes != hot.PeerReadBytes {
+		t.Fatalf("hot pulls read %d bytes from peers", after.PeerReadBytes-hot.PeerReadBytes)
+	}
+	if after.PullCacheHits < hot.PullCacheHits+2 {
+		t.Fatalf("pull cache hits %d -> %d, want 2 more", hot.PullCacheHits, after.PullCacheHits)
+	}
+
+	// A deleted name is not served from the cache, and a name bound to
+	// the same bytes is.
+	put(t, c.Nodes[0].URL, "wave-copy.bin", body)
+	if r := Do(t, "DELETE", c.Nodes[0].URL+"/artifacts/wave.bin", nil, nil); r.Status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	// Pulls may answer from a node's state a moment old (cluster.Stat).
+	Eventually(t, Wait(), func() error {
+		if r := Do(t, "GET", url, nil, nil); r.Status != http.StatusNotFound && r.Status != http.StatusGone {
+			return fmt.Errorf("pull of a deleted name: %d", r.Status)
+		}
+		return nil
+	})
+	if r := Do(t, "GET", c.Nodes[2].URL+"/artifacts/wave-copy.bin", nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+		t.Fatalf("pull of the same bytes under another name: %d, %d bytes", r.Status, len(r.Body))
+	}
+	if st := n.Stats(); st.PeerReadBytes != after.PeerReadBytes {
+		t.Fatalf("the same bytes under another name were decoded again (%d bytes from peers)", st.PeerReadBytes-after.PeerReadBytes)
+	}
+}
