@@ -103,6 +103,7 @@ func New(reg Registry, logger hclog.Logger, opts ...Options) *API {
 	a.routeRetention()
 	a.routeUploads()
 	a.routeFederation()
+	a.routeBundle()
 	webui.Register(a.mux.ServeMux)
 	return a
 }

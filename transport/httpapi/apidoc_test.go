@@ -31,11 +31,12 @@ func TestAPIReferenceMatchesTheRouter(t *testing.T) {
 	for _, m := range docRoute.FindAllStringSubmatch(string(doc), -1) {
 		documented = append(documented, m[1])
 	}
-	// A registry that federates, so that the federation routes exist
+	// A registry that federates and bundles, so that those routes exist
 	// (nothing is called on it).
 	a := New(struct {
 		*fakeRegistry
 		Federator
+		Bundler
 	}{fakeRegistry: newFake()}, hclog.NewNullLogger())
 	served := slices.Concat(a.mux.patterns, routedByHand)
 	served = slices.DeleteFunc(served, func(p string) bool { return slices.Contains(webui.Routes, p) })

@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pier-registry/pier/cluster/bundle"
+	"github.com/pier-registry/pier/fsm"
+)
+
+// Bundles (cluster/bundle): export and import of artifacts between
+// clusters with no network link. An import goes through the write path the
+// replicator uses (replicaSteps): the bytes are erasure-coded here, hashed
+// on the way, and bound only when they are the digest the bundle's header
+// names, with the origin datacenter and created time kept.
+
+// ImportConflict is a name the bundle holds with other bytes than this
+// cluster binds it to: kept as it is here, never overwritten.
+type ImportConflict struct {
+	Name         string `json:"name"`
+	LocalDigest  string `json:"local_digest"`
+	BundleDigest string `json:"bundle_digest"`
+}
+
+// ImportError is a bundle entry that could not be imported.
+type ImportError struct {
+	Name  string `json:"name"`
+	Error string `json:"error"`
+}
+
+// ImportResult says what an import did, entry by entry.
+type ImportResult struct {
+	// Datacenter is the bundle's source.
+	Datacenter string `json:"datacenter"`
+	// Imported artifacts are bound here now, Bytes of them; Skipped ones
+	// were bound here to the same bytes already.
+	Imported int   `json:"imported"`
+	Bytes    int64 `json:"bytes"`
+	Skipped  int   `json:"skipped"`
+	// Conflicts and Deleted (names deleted here, whose tombstone keeps
+	// them) were left as they are here.
+	Conflicts []ImportConflict `json:"conflicts"`
+	Deleted   []string         `json:"deleted"`
+	Errors    []ImportError    `json:"errors"`
+	// Complete says the bundle was read to its manifest.
+	Complete bool `json:"complete"`
+}
+
+// Export writes a bundle of the live artifacts under prefix created at or
+// after since (zero: all) to w, newest first, after a read barrier. Each
+// artifact's bytes are read through the read path, verified as any pull's.
+// A failure leaves the bundle without its manifest, which an import
+// reports as truncated.
+func (n *Node) Export(ctx context.Context, w io.Writer, prefix string, since time.Time) (bundle.Manifest, error) {
+	if err := n.Barrier(ctx); err != nil {
+		return bundle.Manifest{}, err
+	}
+	bw, err := bundle.NewWriter(w, bundle.Info{Datacenter: n.cfg.Datacenter, Created: n.cfg.Now().UTC(), Prefix: prefix, Since: since})
+	if err != nil {
+		return bundle.Manifest{}, err
+	}
+	q := fsm.Query{Prefix: prefix, Limit: fsm.MaxLimit}
+	for {
+		arts, next, err := n.fsm.List(q)
+		if err != nil {
+			return bundle.Manifest{}, fmt.Errorf("export: list %q: %w", prefix, err)
+		}
+		for _, a := range arts {
+			if !since.IsZero() && a.Created.Before(since) {
+				// Newest first: the rest is older still.
+				return bw.Close()
+			}
+			if err := n.exportOne(ctx, bw, a); err != nil {
+				return bundle.Manifest{}, err
+			}
+		}
+		if next == "" {
+			return bw.Close()
+		}
+		q.PageToken = next
+	}
+}
+
+func (n *Node) exportOne(ctx context.Context, bw *bundle.Writer, a fsm.Artifact) error {
+	origin := n.fsm.Origin(a.Name)
+	if origin == "" {
+		origin = n.cfg.Datacenter
+	}
+	h := bundle.Header{Name: a.Name, Digest: a.Digest, Size: a.Size, Version: a.Version, Commit: a.Commit,
+		Created: a.Created.UTC(), Labels: a.Labels, Tags: a.Tags, Origin: origin, History: n.fsm.History(a.Name)}
+	var body io.Reader = eofReader{}
+	if a.Size > 0 {
+		rc, err := n.Open(ctx, a, 0, a.Size)
+		if err != nil {
+			return fmt.Errorf("export %s: %w", a.Name, err)
+		}
+		defer rc.Close()
+		body = rc
+	}
+	if err := bw.Add(h, body); err != nil {
+		return fmt.Errorf("export %s: %w", a.Name, err)
+	}
+	return nil
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// Import reads a bundle from r and binds each of its artifacts that this
+// cluster does not know, through the replicator's write path (origin and
+// created time kept, SHA-256 verified before the binding), as actor. A name
+// bound here to the same bytes is skipped, so an import can be run again;
+// one bound to other bytes, or deleted here, is reported and left alone.
+// An entry that fails (bad header, wrong digest) is reported and the import
+// goes on with the next. A bundle that is not one or is cut short stops
+// the import with an error wrapping bundle.ErrCorrupt: what came before is
+// bound (each entry was whole and verified), the entry being read binds
+// nothing, and Complete stays false; running the whole bundle again
+// finishes the job.
+func (n *Node) Import(ctx context.Context, r io.Reader, actor string) (ImportResult, error) {
+	res := ImportResult{Conflicts: []ImportConflict{}, Deleted: []string{}, Errors: []ImportError{}}
+	br, err := bundle.NewReader(r)
+	if err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	info := br.Info()
+	res.Datacenter = info.Datacenter
+	if err := n.Barrier(ctx); err != nil {
+		return res, fmt.Errorf("import: %w", err)
+	}
+	for {
+		h, body, err := br.Next()
+		switch {
+		case errors.Is(err, io.EOF):
+			res.Complete = true
+			return res, nil
+		case errors.Is(err, bundle.ErrCorrupt):
+			return res, fmt.Errorf("import: %w", err)
+		case err != nil:
+			res.Errors = append(res.Errors, ImportError{Name: h.Name, Error: err.Error()})
+			continue
+		}
+		if err := n.importOne(ctx, &res, info, h, body, actor); err != nil {
+			return res, err
+		}
+	}
+}
+
+// importOne imports one entry, recording its outcome in res. It returns
+// an error only when the import cannot go on: the bundle is cut short or
+// the caller gave up.
+func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Info, h bundle.Header, body io.Reader, actor string) error {
+	if d, live, ok := n.fsm.Binding(h.Name); ok {
+		switch {
+		case d != h.Digest:
+			res.Conflicts = append(res.Conflicts, ImportConflict{Name: h.Name, LocalDigest: d, BundleDigest: h.Digest})
+		case !live:
+			res.Deleted = append(res.Deleted, h.Name)
+		default:
+			res.Skipped++
+		}
+		return nil
+	}
+	origin := h.Origin
+	if origin == "" {
+		origin = info.Datacenter
+	}
+	m := PushMeta{Name: h.Name, Version: h.Version, Commit: h.Commit, Labels: h.Labels, Tags: h.Tags,
+		ExpectDigest: h.Digest, Actor: actor}
+	_, created, err := upload(ctx, replicaSteps{Node: n, origin: origin, created: h.Created}, m, body, nil)
+	switch {
+	case err == nil && created:
+		res.Imported++
+		res.Bytes += h.Size
+	case err == nil:
+		res.Skipped++
+	case errors.Is(err, bundle.ErrCorrupt):
+		return fmt.Errorf("import %s: %w", h.Name, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("import %s: %w", h.Name, err)
+	case errors.Is(err, fsm.ErrConflict):
+		// Bound here between the check and the commit.
+		d, _, _ := n.fsm.Binding(h.Name)
+		res.Conflicts = append(res.Conflicts, ImportConflict{Name: h.Name, LocalDigest: d, BundleDigest: h.Digest})
+	default:
+		res.Errors = append(res.Errors, ImportError{Name: h.Name, Error: err.Error()})
+	}
+	return nil
+}
