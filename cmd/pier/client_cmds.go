@@ -5,9 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -16,24 +14,49 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
-// client builds an API client for the --server value.
-func (c *cli) client(servers string) (*apiclient.Client, error) {
+// client builds an API client for --server (else $PIER_SERVER, else the
+// default), with --token and --ca-cert or their environment variables.
+func (c *cli) client() (*apiclient.Client, error) {
+	return c.clientFor(c.servers())
+}
+
+// servers is the --server value, or its default.
+func (c *cli) servers() string {
+	if c.server != "" {
+		return c.server
+	}
+	if s := strings.TrimSpace(c.getenv("PIER_SERVER")); s != "" {
+		return s
+	}
+	return defaultServer
+}
+
+func (c *cli) clientFor(servers string) (*apiclient.Client, error) {
 	list := splitServers(servers)
 	if len(list) == 0 {
 		return nil, usagef("--server is empty")
 	}
 	opts := []apiclient.Option{apiclient.WithUserAgent("pier-cli/" + pierVersion)}
-	if c.token != "" {
-		opts = append(opts, apiclient.WithToken(c.token))
+	token := c.token
+	if token == "" {
+		token = strings.TrimSpace(c.getenv("PIER_TOKEN"))
 	}
-	if c.caCert != "" {
-		pem, err := os.ReadFile(c.caCert)
+	if token != "" {
+		opts = append(opts, apiclient.WithToken(token))
+	}
+	caCert := c.caCert
+	if caCert == "" {
+		caCert = strings.TrimSpace(c.getenv("PIER_CA_CERT"))
+	}
+	if caCert != "" {
+		pem, err := os.ReadFile(caCert)
 		if err != nil {
 			return nil, fmt.Errorf("--ca-cert: %w", err)
 		}
@@ -42,7 +65,7 @@ func (c *cli) client(servers string) (*apiclient.Client, error) {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", c.caCert)
+			return nil, fmt.Errorf("--ca-cert %s: no PEM certificate in it", caCert)
 		}
 		opts = append(opts, apiclient.WithRootCAs(pool))
 	}
@@ -60,15 +83,6 @@ func (c *cli) newBar(label string, total int64) *progressBar {
 		width = c.termWidth()
 	}
 	return newProgressBar(c.progress, label, total, width, c.now)
-}
-
-func (c *cli) printJSON(v any) error {
-	enc := json.NewEncoder(c.stdout)
-	enc.SetIndent("", "  ")
-	// Names and labels may contain &, < and >; escaping them would only
-	// make the output harder to read and to grep.
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
 }
 
 // parseLabels turns repeated key=value flags into a map, refusing duplicates
@@ -91,26 +105,39 @@ func parseLabels(list []string) (map[string]string, error) {
 	return m, nil
 }
 
-func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
+func (c *cli) pushCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "push FILE",
+		Short: "upload a file as an artifact",
+		Long: `Uploads FILE under --name (default: the file's base name). The file is hashed first and
+the node refuses the upload if the bytes it receives do not match. --commit defaults to
+'git rev-parse HEAD' when the current directory is inside a git work tree (--commit= to
+omit it). Pushing the same bytes again is harmless and adds the labels and tags it names;
+pushing other bytes under an existing name fails with exit status 4. A file over 64 MiB
+is sent as a resumable upload: after a dropped connection pier asks the node what it
+stored and sends only the rest.`,
+		Example: `  pier push myapp-v1.2.3.jar --version 1.2.3 --label os=linux --tag staging-validated
+  pier push build/app.jar --name team/myapp/1.2.4/app.jar --commit "$(git rev-parse HEAD)"
+  pier push app.tgz -o json | jq -r .digest`,
+		Args: exactArgs(1, "exactly one FILE"),
+	}
+	c.clientFlags(cmd)
+	fs := cmd.Flags()
 	name := fs.String("name", "", "artifact `name` (default: the file's base name)")
 	version := fs.String("version", "", "`version` recorded with the artifact")
 	commit := fs.String("commit", "", "source `commit` (default: git HEAD of the current directory; --commit= to omit)")
-	var labels, tags stringList
-	fs.Var(&labels, "label", "`key=value` label, repeatable")
-	fs.Var(&tags, "tag", "`tag` to apply, repeatable")
-	asJSON := fs.Bool("json", false, "print the stored artifact as JSON")
+	labels := fs.StringArray("label", nil, "`key=value` label, repeatable")
+	tags := fs.StringArray("tag", nil, "`tag` to apply, repeatable")
+	output := outputFlag(cmd)
 
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("want exactly one FILE, got %d arguments", len(args))
-		}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := ctxOf(cmd)
 		file := args[0]
-		lbls, err := parseLabels(labels)
+		lbls, err := parseLabels(*labels)
 		if err != nil {
 			return err
 		}
-		for _, t := range tags {
+		for _, t := range *tags {
 			if t == "" {
 				return usagef("empty --tag")
 			}
@@ -119,13 +146,11 @@ func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		if artName == "" {
 			artName = filepath.Base(file)
 		}
-		commitSet := false
-		fs.Visit(func(f *flag.Flag) { commitSet = commitSet || f.Name == "commit" })
 		cm := *commit
-		if !commitSet && c.gitCommit != nil {
+		if !flagChanged(fs, "commit") && c.gitCommit != nil {
 			cm = c.gitCommit(ctx)
 		}
-		client, err := c.client(*server)
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
@@ -141,19 +166,19 @@ func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 			Version:  *version,
 			Commit:   cm,
 			Labels:   lbls,
-			Tags:     tags,
+			Tags:     *tags,
 			SHA256:   sum,
 			Progress: bar.Set,
 		})
 		if err != nil {
 			bar.Clear()
 			if apiclient.IsConflict(err) {
-				return fmt.Errorf("%w\n(%s already holds different bytes; artifacts are immutable, push under a new name or version)", err, artName)
+				return fmt.Errorf("%w\n(artifacts are immutable: push under a new name or version)", err)
 			}
 			return err
 		}
 		bar.Finish()
-		if *asJSON {
+		if *output == "json" {
 			return c.printJSON(art)
 		}
 		verb := "created"
@@ -166,6 +191,7 @@ func (c *cli) pushCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		fmt.Fprintf(c.stdout, "%s %s %s (%s)\n", verb, art.Name, art.Digest, humanBytes(art.Size))
 		return nil
 	}
+	return cmd
 }
 
 // hashFile computes the SHA-256 that the server will verify the upload
@@ -193,27 +219,51 @@ func (c *cli) hashFile(file, label string) (sum string, size int64, err error) {
 	return hex.EncodeToString(h.Sum(nil)), st.Size(), nil
 }
 
-func (c *cli) pullCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	var out string
-	fs.StringVar(&out, "o", "", "output `file`, or - for stdout (default: NAME's base name)")
-	fs.StringVar(&out, "output", "", "same as -o")
+func (c *cli) pullCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "pull NAME",
+		Short: "download an artifact",
+		Long: `Downloads NAME to -o FILE (default: NAME's base name in the current directory; '-' for
+stdout). An -o that is an existing directory or ends in '/' receives NAME's base name;
+missing directories are created. The download goes to a temporary file that is renamed
+into place only after its SHA-256 matches the digest the node announced.
 
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("want exactly one NAME, got %d arguments", len(args))
-		}
+An existing file with the same bytes is left as it is; one with other bytes is kept and
+pull exits with status 4, unless --force replaces it.`,
+		Example: `  pier pull myapp-v1.2.3.jar
+  pier pull team/myapp/1.2.4/app.jar -o /opt/myapp/releases/
+  pier pull myapp-v1.2.3.jar -o app.jar --force
+  pier pull "$(pier latest 'myapp-*' --tag production-ready)" -o - | tar -tz`,
+		Args:              exactArgs(1, "exactly one NAME"),
+		ValidArgsFunction: c.completeNames,
+	}
+	c.clientFlags(cmd)
+	out := cmd.Flags().StringP("output", "o", "", "output `file` or directory, or - for stdout (default: NAME's base name)")
+	force := cmd.Flags().BoolP("force", "f", false, "replace an existing file that holds other bytes")
+
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := ctxOf(cmd)
 		name := args[0]
-		client, err := c.client(*server)
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		dest := out
-		if dest == "" {
+		dest := *out
+		switch {
+		case dest == "":
 			dest = path.Base(name)
-		} else if dest != "-" {
+		case dest == "-":
+		case strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, string(filepath.Separator)):
+			dest = filepath.Join(dest, path.Base(name))
+		default:
 			if st, err := os.Stat(dest); err == nil && st.IsDir() {
 				dest = filepath.Join(dest, path.Base(name))
+			}
+		}
+		if dest != "-" {
+			done, err := c.checkExisting(ctx, client, name, dest, *force)
+			if done || err != nil {
+				return err
 			}
 		}
 
@@ -240,14 +290,59 @@ func (c *cli) pullCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 			bar.Finish()
 			return nil
 		}
+		if dir := filepath.Dir(dest); dir != "." {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				bar.Clear()
+				return fmt.Errorf("pull %s: %w", name, err)
+			}
+		}
 		if err := writeVerified(dest, src, want, info.Size); err != nil {
 			bar.Clear()
-			return fmt.Errorf("pull %s: %w", name, err)
+			return fmt.Errorf("pull %s to %s: %w", name, dest, err)
 		}
 		bar.Finish()
 		fmt.Fprintf(c.stdout, "saved %s %s (%s)\n", dest, info.Digest, humanBytes(src.n))
 		return nil
 	}
+	return cmd
+}
+
+// checkExisting looks at a file already at dest: the same bytes as name
+// make the pull a no-op (done), other bytes refuse it unless force.
+func (c *cli) checkExisting(ctx context.Context, client *apiclient.Client, name, dest string, force bool) (done bool, err error) {
+	st, err := os.Stat(dest)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("pull %s: %w", name, err)
+	}
+	if !st.Mode().IsRegular() {
+		return false, fmt.Errorf("pull %s: %s exists and is not a regular file", name, dest)
+	}
+	if force {
+		return false, nil
+	}
+	info, err := client.Head(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.Open(dest)
+	if err != nil {
+		return false, fmt.Errorf("pull %s: %w", name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false, fmt.Errorf("pull %s: hash the existing %s: %w", name, dest, err)
+	}
+	have := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if strings.EqualFold(have, info.Digest) {
+		fmt.Fprintf(c.stdout, "unchanged %s %s (%s)\n", dest, info.Digest, humanBytes(st.Size()))
+		return true, nil
+	}
+	return false, &localConflictError{msg: fmt.Sprintf("%s exists and holds other bytes (%s) than %s (%s); --force replaces it",
+		dest, shortDigest(have), name, shortDigest(info.Digest))}
 }
 
 // copyVerified copies src to w and fails if the bytes do not hash to
@@ -277,7 +372,13 @@ func writeVerified(dest string, src io.Reader, wantHex string, size int64) (err 
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".pier-*.tmp")
 	if err != nil {
-		return err
+		// CreateTemp's error names the random temporary file, which means
+		// nothing to the user: name the directory instead.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("cannot write into %s: %w", dir, err)
 	}
 	defer func() {
 		if err != nil {
@@ -308,47 +409,108 @@ func writeVerified(dest string, src io.Reader, wantHex string, size int64) (err 
 	return os.Rename(tmp.Name(), dest)
 }
 
-func (c *cli) lsCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	prefix := fs.String("prefix", "", "only names starting with `prefix`")
-	tag := fs.String("tag", "", "only artifacts carrying `tag`")
-	label := fs.String("label", "", "only artifacts with label `key=value`")
-	asJSON := fs.Bool("json", false, "print a JSON array instead of a table")
+// listFilters are the listing filters ls and latest share: every query
+// parameter of GET /api/v1/artifacts (docs/api.md).
+type listFilters struct {
+	prefix, tag, digest, version, commit, order string
+	labels                                      []string
+}
 
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 0 {
-			return usagef("unexpected argument %q (use --prefix to filter by name)", args[0])
+func (f *listFilters) declare(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.prefix, "prefix", "", "only names starting with `prefix`")
+	fs.StringVar(&f.tag, "tag", "", "only artifacts carrying `tag`")
+	fs.StringArrayVar(&f.labels, "label", nil, "only artifacts with label `key=value` (repeatable: all must match)")
+	fs.StringVar(&f.digest, "digest", "", "only artifacts whose digest is or starts with `sha256:hex` (or hex)")
+	fs.StringVar(&f.version, "version", "", "only artifacts of this `version`")
+	fs.StringVar(&f.commit, "commit", "", "only artifacts whose commit is or starts with `commit`")
+	fs.StringVar(&f.order, "order", "", "'version' lists the highest version first (semver-aware) instead of the newest")
+	_ = cmd.RegisterFlagCompletionFunc("order", cobra.FixedCompletions([]string{"version"}, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// options checks the filters and turns them, with the optional glob
+// argument, into the API's.
+func (f *listFilters) options(args []string) (apiclient.ListOptions, error) {
+	opts := apiclient.ListOptions{Prefix: f.prefix, Tag: f.tag, Labels: f.labels, Version: f.version, Commit: f.commit, Order: f.order}
+	if len(args) == 1 {
+		opts.Glob = args[0]
+	}
+	for _, l := range f.labels {
+		if k, _, ok := strings.Cut(l, "="); !ok || k == "" {
+			return opts, usagef("--label %q: want key=value", l)
 		}
-		if *label != "" {
-			if k, _, ok := strings.Cut(*label, "="); !ok || k == "" {
-				return usagef("--label %q: want key=value", *label)
-			}
+	}
+	if f.order != "" && f.order != "version" {
+		return opts, usagef("--order %q: the only order besides newest first is version", f.order)
+	}
+	opts.Digest = f.digest
+	if f.digest != "" && !strings.HasPrefix(f.digest, "sha256:") {
+		opts.Digest = "sha256:" + f.digest
+	}
+	return opts, nil
+}
+
+func listOptionsPrefix(prefix string) apiclient.ListOptions {
+	return apiclient.ListOptions{Prefix: prefix, Limit: 100}
+}
+
+func (c *cli) lsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "ls [GLOB]",
+		Short: "list artifacts, newest first",
+		Long: `Lists the artifacts matching the filters, newest first (--order version: highest
+version first). GLOB matches whole names, '*' standing for any run of characters (quote
+it from the shell); a GLOB without '*' is one name. --limit bounds how many are listed
+(0: all of them, fetched page by page).`,
+		Example: `  pier ls
+  pier ls 'myapp-*' --order version --limit 5
+  pier ls --prefix team/myapp/ --label os=linux --tag production-ready
+  pier ls --digest 3a7bd3e2360a -o json
+  pier ls --commit 9f1c2ab --version 1.2.3`,
+		Args:              maxArgs(1, "one GLOB"),
+		ValidArgsFunction: c.completeNames,
+	}
+	c.clientFlags(cmd)
+	var f listFilters
+	f.declare(cmd)
+	limit := cmd.Flags().Int("limit", 0, "list at most `N` artifacts (0: all)")
+	output := outputFlag(cmd)
+
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := f.options(args)
+		if err != nil {
+			return err
 		}
-		client, err := c.client(*server)
+		if *limit < 0 {
+			return usagef("--limit %d: want 0 (all) or more", *limit)
+		}
+		if *limit > 0 {
+			opts.Limit = min(*limit, 1000) // the API's largest page
+		}
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
 		arts := []apiclient.Artifact{}
-		for a, err := range client.ListAll(ctx, apiclient.ListOptions{Prefix: *prefix, Tag: *tag, Label: *label}) {
+		for a, err := range client.ListAll(ctxOf(cmd), opts) {
 			if err != nil {
 				return err
 			}
 			arts = append(arts, a)
+			if *limit > 0 && len(arts) == *limit {
+				break
+			}
 		}
-		if *asJSON {
+		if *output == "json" {
 			return c.printJSON(arts)
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tSIZE\tDIGEST\tCREATED\tTAGS")
+		t := newTable("NAME", "VERSION", "SIZE", "DIGEST", "CREATED", "TAGS")
 		for _, a := range arts {
-			tags := strings.Join(a.Tags, ",")
-			if tags == "" {
-				tags = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Name, humanBytes(a.Size), shortDigest(a.Digest), formatTime(a.Created), tags)
+			t.row(a.Name, dash(a.Version), humanBytes(a.Size), shortDigest(a.Digest), formatTime(a.Created), dash(strings.Join(a.Tags, ",")))
 		}
-		return tw.Flush()
+		return t.write(c.stdout)
 	}
+	return cmd
 }
 
 // shortDigest keeps the first 12 hex digits, like short git hashes: enough
@@ -368,73 +530,127 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func (c *cli) infoCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	history := fs.Bool("history", false, "include the tag history")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("want exactly one NAME, got %d arguments", len(args))
-		}
-		client, err := c.client(*server)
+func (c *cli) infoCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "info NAME",
+		Short: "show an artifact's metadata",
+		Long: `Prints NAME's metadata: digest, size, version, commit, created, labels and tags;
+--history adds the tag history (who added or removed which tag, when).`,
+		Example: `  pier info myapp-v1.2.3.jar
+  pier info myapp-v1.2.3.jar --history
+  pier info myapp-v1.2.3.jar -o json | jq -r .digest`,
+		Args:              exactArgs(1, "exactly one NAME"),
+		ValidArgsFunction: c.completeNames,
+	}
+	c.clientFlags(cmd)
+	history := cmd.Flags().Bool("history", false, "include the tag history")
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		art, err := client.Info(ctx, args[0], *history)
+		art, err := client.Info(ctxOf(cmd), args[0], *history)
 		if err != nil {
 			return err
 		}
-		return c.printJSON(art)
+		if *output == "json" {
+			return c.printJSON(art)
+		}
+		t := newTable("name:", art.Name)
+		t.row("digest:", art.Digest)
+		t.row("size:", fmt.Sprintf("%s (%d bytes)", humanBytes(art.Size), art.Size))
+		t.row("version:", dash(art.Version))
+		t.row("commit:", dash(art.Commit))
+		t.row("created:", formatTime(art.Created))
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(art.Labels)) {
+			labels = append(labels, k+"="+art.Labels[k])
+		}
+		t.row("labels:", dash(strings.Join(labels, ", ")))
+		t.row("tags:", dash(strings.Join(art.Tags, ", ")))
+		if err := t.write(c.stdout); err != nil {
+			return err
+		}
+		if *history {
+			fmt.Fprintln(c.stdout, "tag history:")
+			h := newTable("  TIME", "ACTION", "TAG", "ACTOR")
+			for _, e := range art.TagHistory {
+				h.row("  "+formatTime(e.Time), e.Action, e.Tag, dash(e.Actor))
+			}
+			return h.write(c.stdout)
+		}
+		return nil
 	}
+	return cmd
 }
 
-// tagSetup builds the tag (add) or untag command.
-func tagSetup(add bool) func(c *cli, fs *flag.FlagSet) func(context.Context, []string) error {
-	return func(c *cli, fs *flag.FlagSet) func(context.Context, []string) error {
-		server := c.serverFlag(fs)
-		asJSON := fs.Bool("json", false, "print the updated artifact as JSON")
-		return func(ctx context.Context, args []string) error {
-			if len(args) != 2 {
-				return usagef("want NAME and TAG, got %d arguments", len(args))
-			}
-			name, tag := args[0], args[1]
-			if tag == "" {
-				return usagef("empty TAG")
-			}
-			client, err := c.client(*server)
-			if err != nil {
-				return err
-			}
-			var art apiclient.Artifact
-			verb := "tagged"
-			if add {
-				art, err = client.Tag(ctx, name, tag)
-			} else {
-				verb = "untagged"
-				art, err = client.Untag(ctx, name, tag)
-			}
-			if err != nil {
-				return err
-			}
-			if *asJSON {
-				return c.printJSON(art)
-			}
-			tags := strings.Join(art.Tags, ", ")
-			if tags == "" {
-				tags = "none"
-			}
-			fmt.Fprintf(c.stdout, "%s %s %s (tags: %s)\n", verb, art.Name, tag, tags)
-			return nil
-		}
+// tagCmd builds the tag (add) or untag command.
+func (c *cli) tagCmd(add bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tag NAME TAG",
+		Short: "add a tag to an artifact",
+		Long: `Adds TAG to NAME (recorded in the tag history with the token's owner). Tags are the
+only mutable part of an artifact: promote a build by tagging it.`,
+		Example: `  pier tag myapp-v1.2.3.jar production-ready
+  pier tag team/myapp/1.2.4/app.jar staging-validated -o json`,
+		Args:              exactArgs(2, "NAME and TAG"),
+		ValidArgsFunction: c.completeNames,
 	}
+	verb := "tagged"
+	if !add {
+		cmd.Use, cmd.Short, verb = "untag NAME TAG", "remove a tag from an artifact", "untagged"
+		cmd.Long = "Removes TAG from NAME (recorded in the tag history)."
+		cmd.Example = "  pier untag myapp-v1.2.3.jar production-ready"
+	}
+	c.clientFlags(cmd)
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		name, tag := args[0], args[1]
+		if tag == "" {
+			return usagef("empty TAG")
+		}
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		var art apiclient.Artifact
+		if add {
+			art, err = client.Tag(ctxOf(cmd), name, tag)
+		} else {
+			art, err = client.Untag(ctxOf(cmd), name, tag)
+		}
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return c.printJSON(art)
+		}
+		tags := strings.Join(art.Tags, ", ")
+		if tags == "" {
+			tags = "none"
+		}
+		fmt.Fprintf(c.stdout, "%s %s %s (tags: %s)\n", verb, art.Name, tag, tags)
+		return nil
+	}
+	return cmd
 }
 
-func (c *cli) rmCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if len(args) == 0 {
-			return usagef("want at least one NAME")
-		}
-		client, err := c.client(*server)
+func (c *cli) rmCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "delete artifacts",
+		Long: `Deletes each NAME. A deleted name stays bound to its digest (a tombstone), so it can
+never hold other bytes. Every NAME is tried; the exit status is 3 when one was not found.`,
+		Example: `  pier rm myapp-v1.2.2.jar
+  pier rm team/myapp/1.0/app.jar team/myapp/1.1/app.jar`,
+		Args:              minArgs(1, "at least one NAME"),
+		ValidArgsFunction: c.completeNames,
+	}
+	c.clientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := ctxOf(cmd)
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
@@ -453,56 +669,84 @@ func (c *cli) rmCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		}
 		return errors.Join(errs...)
 	}
+	return cmd
 }
 
-func (c *cli) latestCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	prefix := fs.String("prefix", "", "only names starting with `prefix`")
-	tag := fs.String("tag", "", "only artifacts carrying `tag`")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 0 {
-			return usagef("unexpected argument %q (use --prefix)", args[0])
-		}
-		client, err := c.client(*server)
+func (c *cli) latestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "latest [GLOB]",
+		Short: "print the name of the newest matching artifact",
+		Long: `Prints the name of the first artifact 'pier ls' would list with the same filters: the
+newest, or with --order version the highest version. -o json prints its metadata. Exit
+status 3 when nothing matches.`,
+		Example: `  pier latest --prefix myapp- --tag production-ready
+  pier latest 'myapp-*.jar' --order version --label os=linux
+  pier pull "$(pier latest --prefix myapp- --tag production-ready)"`,
+		Args: maxArgs(1, "one GLOB"),
+	}
+	c.clientFlags(cmd)
+	var f listFilters
+	f.declare(cmd)
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts, err := f.options(args)
 		if err != nil {
 			return err
 		}
-		name, err := client.Latest(ctx, *prefix, *tag)
+		client, err := c.client()
 		if err != nil {
 			return err
+		}
+		name, err := client.LatestMatching(ctxOf(cmd), opts)
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			art, err := client.Info(ctxOf(cmd), name, false)
+			if err != nil {
+				return err
+			}
+			return c.printJSON(art)
 		}
 		fmt.Fprintln(c.stdout, name)
 		return nil
 	}
+	return cmd
 }
 
-func (c *cli) membersCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 0 {
-			return usagef("members takes no arguments")
-		}
-		client, err := c.client(*server)
+func (c *cli) membersCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "members",
+		Short: "show cluster membership",
+		Long: `Lists the nodes of the cluster as the answering node sees them: id, datacenter, HTTP
+address, gossip state, raft role, membership status (active, draining, left), shard files,
+bytes held and free disk.`,
+		Example: `  pier members
+  pier members --server 127.0.0.1:8082 -o json`,
+		Args: noArgs,
+	}
+	c.clientFlags(cmd)
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		m, err := client.Members(ctx)
+		m, err := client.Members(ctxOf(cmd))
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if *output == "json" {
 			return c.printJSON(m)
 		}
-		tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tDC\tHTTP\tSTATE\tROLE\tSTATUS\tSHARDS\tUSED\tFREE")
+		t := newTable("ID", "DATACENTER", "HTTP", "STATE", "ROLE", "STATUS", "SHARDS", "USED", "FREE")
 		for _, mem := range m.Members {
 			shards, used, free := usageCells(mem)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mem.ID, dash(mem.Datacenter), dash(mem.HTTPAddr),
-				dash(mem.State), dash(mem.Role), dash(mem.Status), shards, used, free)
+			t.row(mem.ID, dash(mem.Datacenter), dash(mem.HTTPAddr), dash(mem.State), dash(mem.Role), dash(mem.Status), shards, used, free)
 		}
-		return tw.Flush()
+		return t.write(c.stdout)
 	}
+	return cmd
 }
 
 func dash(s string) string {

@@ -1,34 +1,42 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // statusCmd prints the cluster's health as one node sees it.
-func (c *cli) statusCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 0 {
-			return usagef("status takes no arguments")
-		}
-		client, err := c.client(*server)
+func (c *cli) statusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "show cluster health and redundancy",
+		Long: `Prints the leader, term, commit index, node and object counts, and how many objects
+are fully redundant, degraded (shards missing but readable), at risk (one more loss makes
+them unreadable) or unavailable; the answering node's GC and retention counters; the nodes
+draining and what they still hold; HALTED when the state machine stopped at an entry.`,
+		Example: `  pier status
+  pier status --server 127.0.0.1:8083 -o json | jq .redundancy`,
+		Args: noArgs,
+	}
+	c.clientFlags(cmd)
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		s, err := client.Status(ctx)
+		s, err := client.Status(ctxOf(cmd))
 		if err != nil {
 			return err
 		}
-		if *asJSON {
+		if *output == "json" {
 			return c.printJSON(s)
 		}
 		r := s.Redundancy
@@ -52,20 +60,28 @@ func (c *cli) statusCmd(fs *flag.FlagSet) func(context.Context, []string) error 
 		}
 		return nil
 	}
+	return cmd
 }
 
 // leaveCmd drains one node and waits until it is gone.
-func (c *cli) leaveCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 0 {
-			return usagef("leave takes no arguments: --server names the node that leaves")
-		}
-		servers := splitServers(*server)
+func (c *cli) leaveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "leave --server NODE",
+		Short: "drain a node and take it out of the cluster",
+		Long: `Marks NODE draining, waits while every shard it holds moves to other nodes (pulls keep
+working), then NODE leaves raft and gossip and its process exits. Ctrl-C stops the waiting,
+not the drain.`,
+		Example: `  pier leave --server 127.0.0.1:8083`,
+		Args:    noArgs,
+	}
+	c.clientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := ctxOf(cmd)
+		servers := splitServers(c.servers())
 		if len(servers) != 1 {
 			return usagef("leave needs exactly one --server: the node that leaves")
 		}
-		node, err := c.client(servers[0])
+		node, err := c.clientFor(servers[0])
 		if err != nil {
 			return err
 		}
@@ -101,41 +117,56 @@ func (c *cli) leaveCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 			}
 		}
 	}
+	return cmd
 }
 
 // removeCmd evicts dead nodes.
-func (c *cli) removeCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if len(args) == 0 {
-			return usagef("remove needs the id of a node")
-		}
-		client, err := c.client(*server)
+func (c *cli) removeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "remove ID...",
+		Short: "evict dead nodes",
+		Long: `Marks each node ID as gone for good: it leaves raft, and the leader rebuilds its shards
+from the survivors. For a node that is alive, use 'pier leave'.`,
+		Example: `  pier remove node3`,
+		Args:    minArgs(1, "the id of a node"),
+	}
+	c.clientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
 		for _, id := range args {
-			if err := client.Remove(ctx, id); err != nil {
+			if err := client.Remove(ctxOf(cmd), id); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "removed %s: its shards are being rebuilt on the other nodes\n", id)
 		}
 		return nil
 	}
+	return cmd
 }
 
 // joinCmd makes a node join another cluster.
-func (c *cli) joinCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	return func(ctx context.Context, args []string) error {
-		if len(args) == 0 {
-			return usagef("join needs the gossip address of a member of the cluster to join")
-		}
-		servers := splitServers(*server)
+func (c *cli) joinCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "join GOSSIP-ADDR... --server NODE",
+		Short: "make a node join a cluster",
+		Long: `Makes NODE join the cluster that has a member at GOSSIP-ADDR (host:port of its
+--gossip-addr). NODE must not have formed a cluster of its own: start it with
+--bootstrap-expect 0 and an empty data dir.`,
+		Example: `  pier join 127.0.0.1:7941 --server 127.0.0.1:8084
+  pier join 10.0.0.5:7946,10.0.0.6:7946 --server 10.0.0.9:8081`,
+		Args: minArgs(1, "the gossip address of a member of the cluster to join"),
+	}
+	c.clientFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx := ctxOf(cmd)
+		servers := splitServers(c.servers())
 		if len(servers) != 1 {
 			return usagef("join needs exactly one --server: the node that joins")
 		}
-		client, err := c.client(servers[0])
+		client, err := c.clientFor(servers[0])
 		if err != nil {
 			return err
 		}
@@ -149,6 +180,7 @@ func (c *cli) joinCmd(fs *flag.FlagSet) func(context.Context, []string) error {
 		fmt.Fprintf(c.stdout, "%s joined through %s; the leader adds it to raft\n", servers[0], strings.Join(addrs, ","))
 		return nil
 	}
+	return cmd
 }
 
 // usageCells formats a member's reported usage for the members table.

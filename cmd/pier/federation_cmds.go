@@ -1,66 +1,82 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // federationCmd is `pier federation join|status`.
-func (c *cli) federationCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	output := fs.String("o", "table", "status: table or json")
-	return func(ctx context.Context, args []string) error {
-		if len(args) == 0 {
-			return usagef("federation takes a subcommand: join ADDR[,ADDR...] or status")
-		}
-		if *output != "table" && *output != "json" {
-			return usagef("-o takes table or json")
-		}
-		client, err := c.client(*server)
-		if err != nil {
-			return err
-		}
-		switch args[0] {
-		case "join":
-			addrs := splitAddrs(strings.Join(args[1:], ","))
+func (c *cli) federationCmd() *cobra.Command {
+	join := &cobra.Command{
+		Use:   "join ADDR[,ADDR...]",
+		Short: "link this datacenter to another one",
+		Long: `Makes the answering node contact a node of another datacenter on its --wan-addr; the
+two datacenters then copy each other's artifacts. Needs a node started with --wan-addr.`,
+		Example: `  pier federation join 10.0.2.11:7947
+  pier federation join 10.0.2.11:7947,10.0.2.12:7947 --server 10.0.1.5:8081`,
+		Args: minArgs(1, "the WAN address (host:port) of a node of another datacenter"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			addrs := splitAddrs(strings.Join(args, ","))
 			if len(addrs) == 0 {
 				return usagef("federation join takes the WAN address (host:port) of a node of another datacenter")
 			}
-			if err := client.FederationJoin(ctx, addrs); err != nil {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := client.FederationJoin(ctxOf(cmd), addrs); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "joined the WAN pool through %s\n", strings.Join(addrs, ", "))
 			return nil
-		case "status":
-			if len(args) != 1 {
-				return usagef("federation status takes no arguments")
-			}
-			st, err := client.FederationStatus(ctx)
-			if err != nil {
-				return err
-			}
-			if *output == "json" {
-				return c.printJSON(st)
-			}
-			return c.printFederation(st)
-		}
-		return usagef("unknown federation subcommand %q: join or status", args[0])
+		},
 	}
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "show how replication from each other datacenter stands",
+		Long: `Per other datacenter: reachable, lag (artifacts, bytes, seconds), checkpoint/head,
+errors, and conflicts (a name bound to different bytes on each side, never overwritten).`,
+		Example: `  pier federation status
+  pier federation status --server 127.0.0.1:18091 -o json`,
+		Args: noArgs,
+	}
+	output := outputFlag(status)
+	status.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		st, err := client.FederationStatus(ctxOf(cmd))
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return c.printJSON(st)
+		}
+		return c.printFederation(st)
+	}
+	cmd := &cobra.Command{
+		Use:   "federation",
+		Short: "link this datacenter to others, and see how replication stands",
+		Long: `Links datacenters (each its own cluster) over WAN gossip, and reports replication.
+Needs a node started with --wan-addr, and the admin scope.`,
+		Example: `  pier federation join 10.0.2.11:7947
+  pier federation status`,
+	}
+	return c.clientFlags(groupCmd(cmd, join, status))
 }
 
 func (c *cli) printFederation(st apiclient.FederationStatus) error {
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "DATACENTER\tREACHABLE\tLAG ARTIFACTS\tLAG BYTES\tLAG SECONDS\tCHECKPOINT\tERRORS\tCONFLICTS\n")
+	t := newTable("DATACENTER", "REACHABLE", "LAG ARTIFACTS", "LAG BYTES", "LAG SECONDS", "CHECKPOINT", "ERRORS", "CONFLICTS")
 	for _, r := range st.Remotes {
-		fmt.Fprintf(tw, "%s\t%v\t%d\t%s\t%.1f\t%d/%d\t%d\t%d\n", r.Datacenter, r.Reachable, r.LagArtifacts,
-			humanBytes(r.LagBytes), r.LagSeconds, r.Checkpoint, r.Head, r.Errors, len(r.Conflicts))
+		t.row(r.Datacenter, fmt.Sprint(r.Reachable), fmt.Sprint(r.LagArtifacts), humanBytes(r.LagBytes),
+			fmt.Sprintf("%.1f", r.LagSeconds), fmt.Sprintf("%d/%d", r.Checkpoint, r.Head), fmt.Sprint(r.Errors), fmt.Sprint(len(r.Conflicts)))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.write(c.stdout); err != nil {
 		return err
 	}
 	for _, r := range st.Remotes {
@@ -78,59 +94,92 @@ func (c *cli) printFederation(st apiclient.FederationStatus) error {
 }
 
 // replicateCmd is `pier replicate add|ls|rm`.
-func (c *cli) replicateCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	from := fs.String("from", "", "add, rm: the source `datacenter`")
-	to := fs.String("to", "", "add, rm: the target `datacenter`")
-	prefix := fs.String("prefix", "", "add, rm: only names starting with `prefix`")
-	tag := fs.String("tag", "", "add, rm: only artifacts carrying `tag` (copied as soon as they get it)")
-	output := fs.String("o", "table", "ls: table or json")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("replicate takes one subcommand: add, ls or rm")
-		}
-		client, err := c.client(*server)
-		if err != nil {
-			return err
-		}
-		rule := apiclient.ReplicationRule{From: *from, To: *to, Prefix: *prefix, Tag: *tag}
-		switch args[0] {
-		case "add", "rm":
+func (c *cli) replicateCmd() *cobra.Command {
+	var rule apiclient.ReplicationRule
+	ruleFlags := func(cmd *cobra.Command) {
+		fs := cmd.Flags()
+		fs.StringVar(&rule.From, "from", "", "the source `datacenter`")
+		fs.StringVar(&rule.To, "to", "", "the target `datacenter`")
+		fs.StringVar(&rule.Prefix, "prefix", "", "only names starting with `prefix`")
+		fs.StringVar(&rule.Tag, "tag", "", "only artifacts carrying `tag` (copied as soon as they get it)")
+	}
+	change := func(add bool) func(cmd *cobra.Command, args []string) error {
+		return func(cmd *cobra.Command, args []string) error {
 			if rule.From == "" || rule.To == "" {
-				return usagef("replicate %s needs --from and --to", args[0])
+				return usagef("needs --from and --to")
 			}
-			if err := client.SetReplicationRule(ctx, rule, args[0] == "add"); err != nil {
+			client, err := c.client()
+			if err != nil {
+				return err
+			}
+			if err := client.SetReplicationRule(ctxOf(cmd), rule, add); err != nil {
 				return err
 			}
 			verb := "added"
-			if args[0] == "rm" {
+			if !add {
 				verb = "removed"
 			}
 			fmt.Fprintf(c.stdout, "rule %s: %s -> %s, prefix %q, tag %q\n", verb, rule.From, rule.To, rule.Prefix, rule.Tag)
 			return nil
-		case "ls":
-			rules, err := client.ReplicationRules(ctx)
-			if err != nil {
-				return err
-			}
-			if *output == "json" {
-				return c.printJSON(rules)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "FROM\tTO\tPREFIX\tTAG")
-			for _, r := range rules {
-				fmt.Fprintf(tw, "%s\t%s\t%q\t%s\n", r.From, r.To, r.Prefix, dash(r.Tag))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			if len(rules) == 0 {
-				fmt.Fprintln(c.stderr, "no rules here: every datacenter copies everything from every other (rules stored in another datacenter apply too)")
-			}
-			return nil
 		}
-		return usagef("unknown replicate subcommand %q: add, ls or rm", args[0])
 	}
+	add := &cobra.Command{
+		Use:     "add --from DC --to DC [--prefix P] [--tag T]",
+		Short:   "add a replication rule",
+		Example: "  pier replicate add --from dc1 --to dc2 --tag production-ready\n  pier replicate add --from dc1 --to dc2 --prefix team/",
+		Args:    noArgs,
+		RunE:    change(true),
+	}
+	ruleFlags(add)
+	rm := &cobra.Command{
+		Use:     "rm --from DC --to DC [--prefix P] [--tag T]",
+		Short:   "remove a replication rule",
+		Example: "  pier replicate rm --from dc1 --to dc2 --tag production-ready",
+		Args:    noArgs,
+		RunE:    change(false),
+	}
+	ruleFlags(rm)
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "list the replication rules",
+		Example: "  pier replicate ls\n  pier replicate ls -o json",
+		Args:    noArgs,
+	}
+	output := outputFlag(ls)
+	ls.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		rules, err := client.ReplicationRules(ctxOf(cmd))
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return c.printJSON(rules)
+		}
+		t := newTable("FROM", "TO", "PREFIX", "TAG")
+		for _, r := range rules {
+			t.row(r.From, r.To, fmt.Sprintf("%q", r.Prefix), dash(r.Tag))
+		}
+		if err := t.write(c.stdout); err != nil {
+			return err
+		}
+		if len(rules) == 0 {
+			fmt.Fprintln(c.stderr, "no rules here: every datacenter copies everything from every other (rules stored in another datacenter apply too)")
+		}
+		return nil
+	}
+	cmd := &cobra.Command{
+		Use:   "replicate",
+		Short: "choose what each datacenter copies from the others",
+		Long: `With no rule naming a datacenter as target it copies everything from every other one;
+with rules, only what they name (a tag rule copies an artifact as soon as it gets the tag).
+A rule may be added in either datacenter. Needs the admin scope.`,
+		Example: `  pier replicate add --from dc1 --to dc2 --tag production-ready
+  pier replicate ls`,
+	}
+	return c.clientFlags(groupCmd(cmd, add, ls, rm))
 }
 
 // splitAddrs splits a comma-separated list of addresses.

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,44 +39,6 @@ func newTestCLI(env map[string]string) *testCLI {
 		},
 		out:    out,
 		errOut: errOut,
-	}
-}
-
-func TestParseInterspersed(t *testing.T) {
-	for _, tc := range []struct {
-		args     []string
-		wantPos  []string
-		wantTags []string
-		wantName string
-		wantJSON bool
-	}{
-		{[]string{"app.jar", "--tag", "x", "--tag=y", "--name", "n", "--json"}, []string{"app.jar"}, []string{"x", "y"}, "n", true},
-		{[]string{"--tag", "x", "app.jar"}, []string{"app.jar"}, []string{"x"}, "", false},
-		{[]string{"a", "--json", "b", "-tag", "t", "c"}, []string{"a", "b", "c"}, []string{"t"}, "", true},
-		{[]string{"a", "--", "--tag", "x"}, []string{"a", "--tag", "x"}, nil, "", false},
-		{[]string{"--name", "--", "a", "--json"}, []string{"a"}, nil, "--", true},
-		{[]string{"-", "--json"}, []string{"-"}, nil, "", true},
-		{nil, nil, nil, "", false},
-	} {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		var tags stringList
-		fs.Var(&tags, "tag", "")
-		name := fs.String("name", "", "")
-		js := fs.Bool("json", false, "")
-		pos, err := parseInterspersed(fs, tc.args)
-		if err != nil {
-			t.Errorf("%q: %v", tc.args, err)
-			continue
-		}
-		if !slices.Equal(pos, tc.wantPos) || !slices.Equal(tags, tc.wantTags) || *name != tc.wantName || *js != tc.wantJSON {
-			t.Errorf("%q: pos=%q tags=%q name=%q json=%v", tc.args, pos, tags, *name, *js)
-		}
-	}
-
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	if _, err := parseInterspersed(fs, []string{"a", "--nope"}); err == nil {
-		t.Error("unknown flag after a positional was accepted")
 	}
 }
 
@@ -133,7 +94,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Version: r.Header.Get("X-Pier-Version"), Commit: r.Header.Get("X-Pier-Commit"),
 			Tags: r.Header.Values("X-Pier-Tag"),
 		})
-	case isObject && r.Method == http.MethodGet:
+	case isObject && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		body, ok := f.objects[name]
 		if !ok {
 			jsonErr(404, "no such artifact")
@@ -215,19 +176,67 @@ func TestPullVerifiesDigest(t *testing.T) {
 		}
 	}
 
-	// A failed pull must not clobber an existing file of the same name.
+	// A failed pull must not clobber an existing file of the same name,
+	// not even with --force.
 	dest := filepath.Join(dir, "app.jar")
-	if code := newTestCLI(nil).run(context.Background(), []string{"pull", "--server", srv.URL, "-o", dest, "team/bad.jar"}); code != 1 {
+	if code := newTestCLI(nil).run(context.Background(), []string{"pull", "--server", srv.URL, "-o", dest, "--force", "team/bad.jar"}); code != 1 {
 		t.Fatalf("exit %d", code)
 	}
 	if got, _ := os.ReadFile(dest); string(got) != "the real bytes" {
 		t.Fatalf("existing file overwritten with %q", got)
 	}
 
-	// Missing artifact.
+	// Missing artifact: exit 3.
 	c = newTestCLI(nil)
-	if code := c.run(context.Background(), []string{"pull", "--server", srv.URL, "nope"}); code != 1 || !strings.Contains(c.errOut.String(), "404") {
+	if code := c.run(context.Background(), []string{"pull", "--server", srv.URL, "nope"}); code != 3 || !strings.Contains(c.errOut.String(), "404") {
 		t.Fatalf("exit %d stderr %q", code, c.errOut)
+	}
+}
+
+// pull never replaces a file holding other bytes unless told --force,
+// leaves one holding the same bytes alone, and creates the directories -o
+// names.
+func TestPullExistingFilesAndDirectories(t *testing.T) {
+	f, srv := newFakeServer(t)
+	f.objects["team/app.jar"] = []byte("release bytes")
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "app.jar")
+	if err := os.WriteFile(dest, []byte("my local edit"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pull := func(args ...string) (*testCLI, int) {
+		c := newTestCLI(map[string]string{"PIER_SERVER": srv.URL})
+		return c, c.run(context.Background(), append([]string{"pull", "team/app.jar"}, args...))
+	}
+
+	c, code := pull("-o", dest)
+	if code != 4 || !strings.Contains(c.errOut.String(), "--force") {
+		t.Fatalf("a different file: exit %d, stderr %q; want 4 naming --force", code, c.errOut)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != "my local edit" {
+		t.Fatalf("the local file was replaced without --force: %q", got)
+	}
+	if c, code = pull("-o", dest, "--force"); code != 0 {
+		t.Fatalf("--force: exit %d: %s", code, c.errOut)
+	}
+	if got, _ := os.ReadFile(dest); string(got) != "release bytes" {
+		t.Fatalf("--force did not replace the file: %q", got)
+	}
+	if c, code = pull("-o", dest); code != 0 || !strings.HasPrefix(c.out.String(), "unchanged "+dest) {
+		t.Fatalf("the same bytes again: exit %d, stdout %q, stderr %q", code, c.out, c.errOut)
+	}
+
+	for _, o := range []string{filepath.Join(dir, "new", "deep") + "/", filepath.Join(dir, "other", "dir", "x.jar")} {
+		if c, code = pull("-o", o); code != 0 {
+			t.Fatalf("-o %s: exit %d: %s", o, code, c.errOut)
+		}
+		want := o
+		if strings.HasSuffix(o, "/") {
+			want = filepath.Join(o, "app.jar")
+		}
+		if got, err := os.ReadFile(want); err != nil || string(got) != "release bytes" {
+			t.Fatalf("-o %s: %s holds %q, %v", o, want, got, err)
+		}
 	}
 }
 
@@ -278,13 +287,13 @@ func TestPushSendsChecksumAndMetadata(t *testing.T) {
 		t.Fatalf("json output %q (%v)", c.out, err)
 	}
 
-	// Different bytes under the same name: conflict, exit 1, explained.
+	// Different bytes under the same name: conflict, exit 4, explained.
 	if err := os.WriteFile(file, []byte("other bytes"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c = newTestCLI(map[string]string{"PIER_SERVER": srv.URL})
-	if code := c.run(context.Background(), []string{"push", file, "--name", "team/app.jar"}); code != 1 {
-		t.Fatalf("exit %d", code)
+	if code := c.run(context.Background(), []string{"push", file, "--name", "team/app.jar"}); code != 4 {
+		t.Fatalf("exit %d, want 4", code)
 	}
 	if !strings.Contains(c.errOut.String(), "409") || !strings.Contains(c.errOut.String(), "immutable") {
 		t.Fatalf("stderr %q", c.errOut)
@@ -297,7 +306,13 @@ func TestUsageErrors(t *testing.T) {
 		{"push", "a", "b"},
 		{"push", "a", "--label", "novalue"},
 		{"tag", "only-name"},
-		{"ls", "stray"},
+		{"ls", "a*", "b*"},
+		{"ls", "-o", "yaml"},
+		{"ls", "--order", "size"},
+		{"ls", "--nope"},
+		{"ls", "-json"},
+		{"token"},
+		{"token", "frob"},
 		{"frobnicate"},
 		{},
 	} {
@@ -307,11 +322,11 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	c := newTestCLI(nil)
-	if code := c.run(context.Background(), []string{"push", "-h"}); code != 0 || !strings.Contains(c.errOut.String(), "usage: pier push FILE") {
-		t.Errorf("push -h: exit %d, %q", code, c.errOut)
+	if code := c.run(context.Background(), []string{"push", "-h"}); code != 0 || !strings.Contains(c.out.String(), "pier push FILE") {
+		t.Errorf("push -h: exit %d, %q", code, c.out)
 	}
 	c = newTestCLI(nil)
-	if code := c.run(context.Background(), []string{"help", "pull"}); code != 0 || !strings.Contains(c.out.String(), "-o file") {
+	if code := c.run(context.Background(), []string{"help", "pull"}); code != 0 || !strings.Contains(c.out.String(), "-o, --output file") {
 		t.Errorf("help pull: exit %d, %q", code, c.out)
 	}
 }
@@ -322,9 +337,9 @@ func TestListAndMembersTables(t *testing.T) {
 	if code := c.run(context.Background(), []string{"ls", "--server", srv.URL, "--prefix", "team/"}); code != 0 {
 		t.Fatalf("exit %d: %s", code, c.errOut)
 	}
-	want := "NAME          SIZE    DIGEST        CREATED               TAGS\n" +
-		"team/app.jar  1.5 MB  abababababab  2026-11-25T19:00:00Z  prod,qa\n" +
-		"team/app.jar  1.5 MB  abababababab  2026-11-25T19:00:00Z  prod,qa\n"
+	want := "NAME          VERSION  SIZE    DIGEST        CREATED               TAGS\n" +
+		"team/app.jar  -        1.5 MB  abababababab  2026-11-25T19:00:00Z  prod,qa\n" +
+		"team/app.jar  -        1.5 MB  abababababab  2026-11-25T19:00:00Z  prod,qa\n"
 	if c.out.String() != want {
 		t.Fatalf("ls output\n%s\nwant\n%s", c.out, want)
 	}
@@ -333,9 +348,9 @@ func TestListAndMembersTables(t *testing.T) {
 	if code := c.run(context.Background(), []string{"members", "--server", srv.URL}); code != 0 {
 		t.Fatalf("exit %d: %s", code, c.errOut)
 	}
-	want = "ID     DC   HTTP            STATE    ROLE    STATUS  SHARDS  USED  FREE\n" +
-		"node1  dc1  127.0.0.1:8081  alive    leader  -       -       -     -\n" +
-		"node2  dc2  127.0.0.1:8082  suspect  voter   -       -       -     -\n"
+	want = "ID     DATACENTER  HTTP            STATE    ROLE    STATUS  SHARDS  USED  FREE\n" +
+		"node1  dc1         127.0.0.1:8081  alive    leader  -       -       -     -\n" +
+		"node2  dc2         127.0.0.1:8082  suspect  voter   -       -       -     -\n"
 	if c.out.String() != want {
 		t.Fatalf("members output\n%s\nwant\n%s", c.out, want)
 	}
@@ -398,18 +413,5 @@ func TestCACertTrustsHTTPSNodes(t *testing.T) {
 	c = newTestCLI(nil)
 	if code := c.run(context.Background(), append(args, "--ca-cert", filepath.Join(t.TempDir(), "none.pem"))); code == 0 {
 		t.Fatal("a missing --ca-cert file was accepted")
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"": 0, "512": 512, "10K": 10 << 10, "64m": 64 << 20, "50G": 50 << 30, "2TiB": 2 << 40, "1gb": 1 << 30} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"G", "-1", "1.5G", "10X", "99999999999T"} {
-		if _, err := parseBytes(bad); err == nil {
-			t.Errorf("parseBytes(%q) accepted", bad)
-		}
 	}
 }

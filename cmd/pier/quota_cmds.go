@@ -1,66 +1,100 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
+	"github.com/pier-registry/pier/cmd/pier/bytesize"
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // quotaCmd is `pier quota set|ls|rm`.
-func (c *cli) quotaCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	prefix := fs.String("prefix", "", "set, rm: the quota's name `prefix`")
-	maxBytes := fs.String("max-bytes", "", "set: most bytes under the prefix, e.g. 50G (K, M, G, T: powers of 1024)")
-	maxCount := fs.Int64("max-count", 0, "set: most artifacts under the prefix")
-	output := fs.String("o", "table", "output: table or json")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("quota takes one subcommand: set, ls or rm")
+func (c *cli) quotaCmd() *cobra.Command {
+	set := &cobra.Command{
+		Use:   "set --prefix P [--max-bytes SIZE] [--max-count N]",
+		Short: "add or replace the quota of a prefix",
+		Example: `  pier quota set --prefix team-a/ --max-bytes 50G --max-count 10000
+  pier quota set --prefix _oci/team/ --max-bytes 200G`,
+		Args: noArgs,
+	}
+	prefix := set.Flags().String("prefix", "", "the quota's name `prefix`")
+	maxBytes := set.Flags().String("max-bytes", "", "most bytes under the prefix, e.g. 50G (K, M, G, T: powers of 1024)")
+	maxCount := set.Flags().Int64("max-count", 0, "most artifacts under the prefix")
+	set.RunE = func(cmd *cobra.Command, args []string) error {
+		var b int64
+		if *maxBytes != "" {
+			var err error
+			if b, err = bytesize.Parse(*maxBytes); err != nil {
+				return usagef("--max-bytes: %v", err)
+			}
 		}
-		client, err := c.client(*server)
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		switch args[0] {
-		case "set":
-			b, err := parseBytes(*maxBytes)
-			if err != nil {
-				return usagef("--max-bytes: %v", err)
-			}
-			if err := client.SetQuota(ctx, apiclient.Quota{Prefix: *prefix, MaxBytes: b, MaxCount: *maxCount}); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "quota for %q set\n", *prefix)
-			return nil
-		case "rm":
-			if err := client.RemoveQuota(ctx, *prefix); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "quota for %q removed\n", *prefix)
-			return nil
-		case "ls":
-			qs, err := client.Quotas(ctx)
-			if err != nil {
-				return err
-			}
-			if *output == "json" {
-				return c.printJSON(qs)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PREFIX\tBYTES\tMAX BYTES\tCOUNT\tMAX COUNT")
-			for _, q := range qs {
-				fmt.Fprintf(tw, "%q\t%s\t%s\t%d\t%s\n", q.Prefix, humanBytes(q.UsedBytes), limit(q.MaxBytes, humanBytes), q.UsedCount,
-					limit(q.MaxCount, func(n int64) string { return fmt.Sprint(n) }))
-			}
-			return tw.Flush()
+		if err := client.SetQuota(ctxOf(cmd), apiclient.Quota{Prefix: *prefix, MaxBytes: b, MaxCount: *maxCount}); err != nil {
+			return err
 		}
-		return usagef("unknown quota subcommand %q: set, ls or rm", args[0])
+		fmt.Fprintf(c.stdout, "quota for %q set\n", *prefix)
+		return nil
 	}
+
+	rm := &cobra.Command{
+		Use:     "rm --prefix P",
+		Short:   "drop the quota of a prefix",
+		Example: "  pier quota rm --prefix team-a/",
+		Args:    noArgs,
+	}
+	rmPrefix := rm.Flags().String("prefix", "", "the quota's name `prefix`")
+	rm.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		if err := client.RemoveQuota(ctxOf(cmd), *rmPrefix); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "quota for %q removed\n", *rmPrefix)
+		return nil
+	}
+
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "list the quotas with their usage",
+		Example: "  pier quota ls\n  pier quota ls -o json",
+		Args:    noArgs,
+	}
+	output := outputFlag(ls)
+	ls.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		qs, err := client.Quotas(ctxOf(cmd))
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return c.printJSON(qs)
+		}
+		t := newTable("PREFIX", "BYTES", "MAX BYTES", "COUNT", "MAX COUNT")
+		for _, q := range qs {
+			t.row(fmt.Sprintf("%q", q.Prefix), humanBytes(q.UsedBytes), limit(q.MaxBytes, humanBytes), fmt.Sprint(q.UsedCount),
+				limit(q.MaxCount, func(n int64) string { return fmt.Sprint(n) }))
+		}
+		return t.write(c.stdout)
+	}
+
+	cmd := &cobra.Command{
+		Use:   "quota",
+		Short: "bound the bytes and artifacts under a prefix",
+		Long: `A push that would take a prefix over its quota gets 507 with a message naming the
+quota; re-pushing bytes a name holds already takes no room. Needs the admin scope.`,
+		Example: `  pier quota set --prefix team-a/ --max-bytes 50G --max-count 10000
+  pier quota ls`,
+	}
+	return c.clientFlags(groupCmd(cmd, set, ls, rm))
 }
 
 func limit(n int64, f func(int64) string) string {
@@ -68,33 +102,4 @@ func limit(n int64, f func(int64) string) string {
 		return "-"
 	}
 	return f(n)
-}
-
-// parseBytes reads 512, 10K, 64M, 50G, 2T (powers of 1024); "" is 0.
-func parseBytes(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	mult := int64(1)
-	u := strings.ToUpper(strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(s), "B"), "I"))
-	if u != "" {
-		switch u[len(u)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		case 'T':
-			mult = 1 << 40
-		}
-		if mult > 1 {
-			u = u[:len(u)-1]
-		}
-	}
-	n, err := strconv.ParseInt(u, 10, 64)
-	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%q: want a size such as 50G", s)
-	}
-	return n * mult, nil
 }

@@ -1,84 +1,137 @@
 package main
 
 import (
-	"context"
-	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // retentionCmd is `pier retention set|ls|rm|run`.
-func (c *cli) retentionCmd(fs *flag.FlagSet) func(context.Context, []string) error {
-	server := c.serverFlag(fs)
-	prefix := fs.String("prefix", "", "set, rm: the policy's name `prefix` (empty: every artifact)")
-	keepLast := fs.Int("keep-last", 0, "set: keep the `N` newest artifacts under the prefix")
-	maxAge := fs.String("max-age", "", "set: delete artifacts older than this, e.g. 90d (with --keep-last: only beyond the N newest)")
-	var protect stringList
-	fs.Var(&protect, "protect-tag", "set: never delete artifacts with this `tag` (repeatable)")
-	dryRun := fs.Bool("dry-run", false, "set, run: print what would be deleted, and change nothing")
-	output := fs.String("o", "table", "output: table or json")
-	return func(ctx context.Context, args []string) error {
-		if len(args) != 1 {
-			return usagef("retention takes one subcommand: set, ls, rm or run")
-		}
-		if *output != "table" && *output != "json" {
-			return usagef("-o takes table or json")
-		}
-		client, err := c.client(*server)
+func (c *cli) retentionCmd() *cobra.Command {
+	set := &cobra.Command{
+		Use:   "set --prefix P [--keep-last N] [--max-age D] [--protect-tag T...]",
+		Short: "add or replace the policy of a prefix",
+		Long: `Sets the policy of a prefix (the longest matching prefix governs a name): it keeps the
+--keep-last newest, and with --max-age deletes only those beyond them that are older;
+artifacts with a --protect-tag are never deleted. --dry-run prints what it would delete now
+and saves nothing.`,
+		Example: `  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready --dry-run
+  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready`,
+		Args: noArgs,
+	}
+	var p apiclient.RetentionPolicy
+	set.Flags().StringVar(&p.Prefix, "prefix", "", "the policy's name `prefix` (empty: every artifact)")
+	set.Flags().IntVar(&p.KeepLast, "keep-last", 0, "keep the `N` newest artifacts under the prefix")
+	set.Flags().StringVar(&p.MaxAge, "max-age", "", "delete artifacts older than this, e.g. 90d (with --keep-last: only beyond the N newest)")
+	set.Flags().StringArrayVar(&p.ProtectTags, "protect-tag", nil, "never delete artifacts with this `tag` (repeatable)")
+	setDry := set.Flags().Bool("dry-run", false, "print what would be deleted, and change nothing")
+	setOut := outputFlag(set)
+	set.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
 		if err != nil {
 			return err
 		}
-		switch args[0] {
-		case "set":
-			p := apiclient.RetentionPolicy{Prefix: *prefix, KeepLast: *keepLast, MaxAge: *maxAge, ProtectTags: protect}
-			if *dryRun {
-				ds, err := client.RunRetention(ctx, true, &p)
-				if err != nil {
-					return err
-				}
-				return c.printDeletions(ds, *output, true)
-			}
-			if err := client.SetRetention(ctx, p); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "retention policy for %q set; the leader applies it every --retention-interval (pier retention run applies it now)\n", *prefix)
-			return nil
-		case "ls":
-			ps, err := client.RetentionPolicies(ctx)
+		if *setDry {
+			ds, err := client.RunRetention(ctxOf(cmd), true, &p)
 			if err != nil {
 				return err
 			}
-			if *output == "json" {
-				return c.printJSON(ps)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "PREFIX\tKEEP LAST\tMAX AGE\tPROTECTED TAGS")
-			for _, p := range ps {
-				fmt.Fprintf(tw, "%q\t%s\t%s\t%s\n", p.Prefix, dashInt(p.KeepLast), dash(p.MaxAge), dash(strings.Join(p.ProtectTags, ",")))
-			}
-			return tw.Flush()
-		case "rm":
-			if err := client.RemoveRetention(ctx, *prefix); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "retention policy for %q removed\n", *prefix)
-			return nil
-		case "run":
-			ds, err := client.RunRetention(ctx, *dryRun, nil)
-			if err != nil {
-				return err
-			}
-			return c.printDeletions(ds, *output, *dryRun)
+			return c.printDeletions(ds, *setOut, true)
 		}
-		return usagef("unknown retention subcommand %q: set, ls, rm or run", args[0])
+		if err := client.SetRetention(ctxOf(cmd), p); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "retention policy for %q set; the leader applies it every --retention-interval (pier retention run applies it now)\n", p.Prefix)
+		return nil
 	}
+
+	ls := &cobra.Command{
+		Use:     "ls",
+		Short:   "list the policies",
+		Example: "  pier retention ls\n  pier retention ls -o json",
+		Args:    noArgs,
+	}
+	lsOut := outputFlag(ls)
+	ls.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		ps, err := client.RetentionPolicies(ctxOf(cmd))
+		if err != nil {
+			return err
+		}
+		if *lsOut == "json" {
+			return c.printJSON(ps)
+		}
+		t := newTable("PREFIX", "KEEP LAST", "MAX AGE", "PROTECTED TAGS")
+		for _, p := range ps {
+			t.row(fmt.Sprintf("%q", p.Prefix), dashInt(p.KeepLast), dash(p.MaxAge), dash(strings.Join(p.ProtectTags, ",")))
+		}
+		return t.write(c.stdout)
+	}
+
+	rm := &cobra.Command{
+		Use:     "rm --prefix P",
+		Short:   "drop the policy of a prefix",
+		Example: "  pier retention rm --prefix myapp-",
+		Args:    noArgs,
+	}
+	rmPrefix := rm.Flags().String("prefix", "", "the policy's name `prefix`")
+	rm.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		if err := client.RemoveRetention(ctxOf(cmd), *rmPrefix); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "retention policy for %q removed\n", *rmPrefix)
+		return nil
+	}
+
+	run := &cobra.Command{
+		Use:   "run [--dry-run]",
+		Short: "apply the policies now",
+		Long:  `Applies every policy now (the leader also does it every --retention-interval, 1h).`,
+		Example: `  pier retention run --dry-run      # what the policies delete now, and why
+  pier retention run`,
+		Args: noArgs,
+	}
+	runDry := run.Flags().Bool("dry-run", false, "print what would be deleted, and change nothing")
+	runOut := outputFlag(run)
+	run.RunE = func(cmd *cobra.Command, args []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		ds, err := client.RunRetention(ctxOf(cmd), *runDry, nil)
+		if err != nil {
+			return err
+		}
+		return c.printDeletions(ds, *runOut, *runDry)
+	}
+
+	cmd := &cobra.Command{
+		Use:   "retention",
+		Short: "keep the newest artifacts, delete the rest",
+		Long: `Retention policies, one per name prefix. Deletions are tombstones: a deleted name stays
+bound to its bytes' digest forever; the bytes are reclaimed on every node once no artifact
+references them. Needs the admin scope.`,
+		Example: `  pier retention set --prefix myapp- --keep-last 10 --protect-tag production-ready
+  pier retention run --dry-run`,
+	}
+	return c.clientFlags(groupCmd(cmd, set, ls, rm, run))
 }
 
 func (c *cli) printDeletions(ds []apiclient.RetentionDeletion, output string, dry bool) error {
 	if output == "json" {
+		if ds == nil {
+			ds = []apiclient.RetentionDeletion{}
+		}
 		return c.printJSON(ds)
 	}
 	verb := "deleted"
@@ -86,13 +139,12 @@ func (c *cli) printDeletions(ds []apiclient.RetentionDeletion, output string, dr
 		verb = "would delete"
 	}
 	var total int64
-	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSIZE\tPOLICY\tWHY")
+	t := newTable("NAME", "SIZE", "POLICY", "WHY")
 	for _, d := range ds {
 		total += d.Size
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s\n", d.Name, humanBytes(d.Size), d.Policy, d.Reason)
+		t.row(d.Name, humanBytes(d.Size), fmt.Sprintf("%q", d.Policy), d.Reason)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := t.write(c.stdout); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "%s %d artifacts, %s\n", verb, len(ds), humanBytes(total))

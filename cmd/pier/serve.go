@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster"
@@ -49,58 +50,102 @@ type serveFlags struct {
 	wanAddr, joinWAN, wanAdvertise          string
 }
 
-func runServe(args []string) error {
+// serveCmd is `pier serve`: it runs a node until SIGINT or SIGTERM, or
+// until the node has left the cluster.
+func serveCmd() *cobra.Command {
 	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run a node",
+		Long: `Starts a Pier node. Every flag may also be set in the environment as PIER_<FLAG>, dashes
+as underscores (PIER_BOOTSTRAP_EXPECT=3); a flag on the command line wins over the
+environment. docs/operations.md shows 3 nodes on 3 machines, systemd, compose and
+Kubernetes.`,
+		Example: `  SECRET=$(pier keygen)     # once per cluster; every node gets the same
+  pier serve --id node1 --data-dir /var/lib/pier --http-addr 0.0.0.0:8081 \
+    --gossip-addr 0.0.0.0:7946 --raft-addr 0.0.0.0:8300 --advertise 10.0.0.5 \
+    --bootstrap-expect 3 --join 10.0.0.6:7946,10.0.0.7:7946 --cluster-key "$SECRET"
+  pier serve --id trial --insecure --auth=false      # one node on 127.0.0.1, for a trial`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := fromEnv(cmd.Flags(), os.LookupEnv); err != nil {
+				return usagef("%v", err)
+			}
+			return runServe(f)
+		},
+	}
+	f.declare(cmd.Flags())
+	return cmd
+}
+
+// declare defines serve's flags on fs with their defaults.
+func (f *serveFlags) declare(fs *pflag.FlagSet) {
 	host, _ := os.Hostname()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&f.id, "id", host, "unique node id")
-	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ./data/<id>)")
-	fs.StringVar(&f.datacenter, "datacenter", "dc1", "datacenter (cluster) name")
-	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8081", "public API and peer service listen address")
-	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen address (TCP and UDP)")
-	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8300", "raft listen address")
-	fs.StringVar(&f.adverts, "advertise", "", "IP or host other nodes use to reach this one, when binding 0.0.0.0")
-	fs.StringVar(&f.join, "join", "", "comma-separated gossip addresses of existing members")
-	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", -1, "bootstrap raft once this many nodes are seen; 0 never bootstraps and waits to be joined (default: 1 without --join, else 0)")
-	fs.StringVar(&f.clusterKey, "cluster-key", "", "the cluster's shared secret (`pier keygen` makes one): encrypts and authenticates gossip, raft and peer calls; required unless --insecure")
-	fs.StringVar(&f.acceptKeys, "cluster-key-accept", "", "comma-separated further keys accepted from peers but not sent with, for rotating the key (README: Running nodes)")
+	fs.SortFlags = false
+	fs.StringVar(&f.id, "id", host, "unique node `id` (default: the host name)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "data `directory` (default ./data/<id>)")
+	fs.StringVar(&f.datacenter, "datacenter", "dc1", "datacenter (cluster) `name`")
+	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8081", "public API and peer service listen `address`")
+	fs.StringVar(&f.gossipAddr, "gossip-addr", "127.0.0.1:7946", "gossip listen `address` (TCP and UDP)")
+	fs.StringVar(&f.raftAddr, "raft-addr", "127.0.0.1:8300", "raft listen `address`")
+	fs.StringVar(&f.adverts, "advertise", "", "IP or `host` other nodes use to reach this one, when binding 0.0.0.0")
+	fs.StringVar(&f.join, "join", "", "comma-separated gossip `addresses` of existing members")
+	fs.Var(&optionalInt{p: &f.bootstrapExpect, unset: -1}, "bootstrap-expect", "bootstrap raft once `N` nodes are seen; 0 never bootstraps and waits to be joined (default: 1 without --join, else 0)")
+	fs.StringVar(&f.clusterKey, "cluster-key", "", "the cluster's shared `secret` ('pier keygen' makes one): encrypts and authenticates gossip, raft and peer calls; required unless --insecure")
+	fs.StringVar(&f.acceptKeys, "cluster-key-accept", "", "comma-separated further `keys` accepted from peers but not sent with, for rotating the key (README: Running nodes)")
 	fs.BoolVar(&f.insecure, "insecure", false, "run without a cluster key: ANYONE who can reach the node's ports can join, read and write; for local trials only")
-	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
-	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
-	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in bytes (0: no limit)")
-	fs.StringVar(&f.ec, "ec", "", "erasure scheme k+m for pushes while k+m nodes are alive (default: by live node count)")
+	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
+	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
+	fs.StringVar(&f.wanAddr, "wan-addr", "", "WAN gossip listen `address` (TCP and UDP) linking this datacenter to others; federation is off without it")
+	fs.StringVar(&f.wanAdvertise, "wan-advertise", "", "IP or `host` other datacenters reach this node on (WAN gossip and the peer service on the --http-addr port), when it differs from --advertise")
+	fs.StringVar(&f.joinWAN, "join-wan", "", "comma-separated WAN `addresses` of nodes of other datacenters")
+	fs.StringVar(&f.ec, "ec", "", "erasure scheme `k+m` for pushes while k+m nodes are alive (default: by live node count)")
+	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in `bytes` (0: no limit)")
 	fs.DurationVar(&f.repairAfter, "repair-after", 5*time.Minute, "rebuild the shards of a node dead for this long")
-	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "bytes per second repair may read (0: no limit)")
+	fs.Int64Var(&f.repairRate, "repair-rate", 64<<20, "`bytes` per second repair may read (0: no limit)")
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
-	fs.Int64Var(&f.minFree, "min-free", 64<<20, "bytes kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
-	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "bytes of memory for recently read small objects (negative: no cache)")
-	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in bytes, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
+	fs.Int64Var(&f.minFree, "min-free", 64<<20, "`bytes` kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
+	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "`bytes` of memory for recently read small objects (negative: no cache)")
+	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in `bytes`, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
 	fs.DurationVar(&f.uploadTTL, "upload-ttl", uploads.DefaultTTL, "a resumable upload without an append for this long expires and its bytes are removed")
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", httpapi.DefaultBodyIdleTimeout, "cut a push whose body brings no byte for this long, with a 408 (negative: never)")
 	fs.IntVar(&f.maxUploadsPerClient, "max-uploads-per-client", httpapi.DefaultMaxUploadsPerClient, "pushes one client address may have in flight; more get a 429 (negative: no bound)")
-	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
-	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM `file` of the certificate (chain) the public API serves over HTTPS; plain HTTP is then refused. Reloaded on SIGHUP and when the file changes")
-	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
-	fs.BoolVar(&f.auth, "auth", true, "require an access token on every route but /healthz and /readyz (README: Access control); --auth=false opens the node to anyone who reaches it")
-	fs.StringVar(&f.wanAddr, "wan-addr", "", "WAN gossip listen address (TCP and UDP) linking this datacenter to others; federation is off without it")
-	fs.StringVar(&f.wanAdvertise, "wan-advertise", "", "IP or host other datacenters reach this node on (WAN gossip and the peer service on the --http-addr port), when it differs from --advertise")
-	fs.StringVar(&f.joinWAN, "join-wan", "", "comma-separated WAN addresses of nodes of other datacenters")
 	fs.DurationVar(&f.retentionInterval, "retention-interval", time.Hour, "how often the leader applies the retention policies (pier retention; negative: only on pier retention run)")
-	fs.BoolVar(&f.metricsOpen, "metrics-open", false, "with --auth, serve /metrics without a token")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: pier serve [flags]\n\nStarts a node. Every flag may also be set as PIER_<FLAG>, e.g. PIER_BOOTSTRAP_EXPECT=3.")
-		fs.PrintDefaults()
-	}
-	if err := fromEnv(fs); err != nil {
-		return err
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve takes no arguments, got %q", fs.Args())
-	}
+	fs.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
+	fs.BoolVar(&f.logJSON, "log-json", false, "log JSON lines")
+	fs.BoolVar(&f.pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the HTTP address")
+}
 
+// optionalInt is an int flag whose default is "not set" (unset), told in
+// the flag's usage text rather than printed as a number: the default of
+// --bootstrap-expect depends on --join.
+type optionalInt struct {
+	p     *int
+	unset int
+}
+
+func (o *optionalInt) String() string {
+	if o.p == nil || *o.p == o.unset {
+		return ""
+	}
+	return strconv.Itoa(*o.p)
+}
+
+func (o *optionalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*o.p = n
+	return nil
+}
+
+func (o *optionalInt) Type() string { return "int" }
+
+// runServe runs a node with the parsed flags.
+func runServe(f serveFlags) error {
 	log := hclog.New(&hclog.LoggerOptions{
 		Name: "pier", Level: hclog.LevelFromString(f.logLevel), JSONFormat: f.logJSON, Output: os.Stderr,
 	})
@@ -149,12 +194,16 @@ wait:
 	return nil
 }
 
-// fromEnv applies PIER_* variables as flag defaults, so flags still win.
-func fromEnv(fs *flag.FlagSet) error {
+// fromEnv sets every flag not given on the command line from its PIER_*
+// variable, if there is one: the command line wins over the environment.
+func fromEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
 	var err error
-	fs.VisitAll(func(fl *flag.Flag) {
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed || err != nil {
+			return
+		}
 		key := "PIER_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok && err == nil {
+		if v, ok := lookup(key); ok {
 			if e := fl.Value.Set(v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", key, v, e)
 			}

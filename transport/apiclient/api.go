@@ -89,11 +89,38 @@ type ListPage struct {
 // ListOptions filters a listing. Zero values mean "no filter" and, for
 // Limit, the server's default page size.
 type ListOptions struct {
-	Prefix    string
-	Tag       string
-	Label     string // "key=value"
+	Prefix string
+	Tag    string
+	Label  string // "key=value"
+	// Labels are further "key=value" filters; every one must match.
+	Labels []string
+	// Glob matches whole names, * standing for any run of characters.
+	Glob string
+	// Digest and Commit match a value or its start; Version matches exactly.
+	Digest, Version, Commit string
+	// Order is "" (newest first) or "version" (highest version first).
+	Order     string
 	Limit     int
 	PageToken string
+}
+
+// query is the listing's URL query: the parameters of GET
+// /api/v1/artifacts and /api/v1/latest.
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"prefix": o.Prefix, "tag": o.Tag, "label": o.Label, "page_token": o.PageToken,
+		"glob": o.Glob, "digest": o.Digest, "version": o.Version, "commit": o.Commit, "order": o.Order} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	for _, l := range o.Labels {
+		q.Add("label", l)
+	}
+	if o.Limit > 0 {
+		q.Set("limit", strconv.Itoa(o.Limit))
+	}
+	return q
 }
 
 // PushOptions is the metadata sent along with an artifact's bytes.
@@ -321,17 +348,8 @@ func (c *Client) Info(ctx context.Context, name string, history bool) (Artifact,
 
 // List returns one page of artifacts matching opts, newest first.
 func (c *Client) List(ctx context.Context, opts ListOptions) (ListPage, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"prefix": opts.Prefix, "tag": opts.Tag, "label": opts.Label, "page_token": opts.PageToken} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if opts.Limit > 0 {
-		q.Set("limit", strconv.Itoa(opts.Limit))
-	}
 	var page ListPage
-	if err := c.getJSON(ctx, "/api/v1/artifacts", q, &page); err != nil {
+	if err := c.getJSON(ctx, "/api/v1/artifacts", opts.query(), &page); err != nil {
 		return ListPage{}, fmt.Errorf("list artifacts: %w", err)
 	}
 	return page, nil
@@ -432,14 +450,15 @@ func (c *Client) Delete(ctx context.Context, name string) error {
 // The server answers with a redirect to the bytes; the redirect is not
 // followed, only its Location is read, so no bytes are transferred.
 func (c *Client) Latest(ctx context.Context, prefix, tag string) (string, error) {
-	q := url.Values{}
-	if prefix != "" {
-		q.Set("prefix", prefix)
-	}
-	if tag != "" {
-		q.Set("tag", tag)
-	}
-	resp, srv, err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/latest", query: q})
+	return c.LatestMatching(ctx, ListOptions{Prefix: prefix, Tag: tag})
+}
+
+// LatestMatching returns the name of the first artifact a listing with
+// opts would return (newest, or highest version with Order "version");
+// Limit and PageToken are ignored.
+func (c *Client) LatestMatching(ctx context.Context, opts ListOptions) (string, error) {
+	opts.Limit, opts.PageToken = 0, ""
+	resp, srv, err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/latest", query: opts.query()})
 	if err != nil {
 		return "", fmt.Errorf("latest: %w", err)
 	}
