@@ -17,7 +17,7 @@ import (
 // its own, and follows it. Small objects have the memory cache instead.
 func (o *Store) openCached(ctx context.Context, a fsm.Artifact, obj fsm.Object, off, length int64) (io.ReadCloser, bool) {
 	pc := o.cfg.PullCache
-	if pc == nil || obj.Size <= int64(o.cfg.SmallObjectSize) {
+	if pc == nil || obj.Size <= int64(o.cfg.SmallObjectSize) || ctx.Value(bypassKey{}) != nil {
 		return nil, false
 	}
 	if rc, ok := pc.Open(ctx, obj.ID, off, length); ok {
@@ -43,7 +43,7 @@ func (o *Store) openCached(ctx context.Context, a fsm.Artifact, obj fsm.Object, 
 		// The fill outlives the pull that started it: later pulls follow
 		// it, and a wave's first client may be its slowest.
 		h := newPipedHash()
-		err := o.decodeTo(ctx, obj, l, 0, obj.Size, io.MultiWriter(fill, h))
+		err := o.decodeTo(countPeerReads(ctx), obj, l, 0, obj.Size, io.MultiWriter(fill, h))
 		if err != nil {
 			h.Close()
 			fill.Finish(nil, err)
@@ -60,6 +60,15 @@ func (o *Store) openCached(ctx context.Context, a fsm.Artifact, obj fsm.Object, 
 		return nil, false
 	}
 	return &fallback{o: o, ctx: ctx, a: a, off: off, length: length, rc: rc}, true
+}
+
+type bypassKey struct{}
+
+// BypassPullCache marks ctx's reads as reading shards, neither served from
+// nor filling the pull cache: a client's Cache-Control: no-cache, and the
+// benchmark's cold pulls.
+func BypassPullCache(ctx context.Context) context.Context {
+	return context.WithValue(ctx, bypassKey{}, true)
 }
 
 // fallback reads through the pull cache and, when the fill it follows

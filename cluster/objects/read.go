@@ -30,7 +30,7 @@ func (o *Store) Open(ctx context.Context, a fsm.Artifact, off, length int64) (io
 		return nil, err
 	}
 	ctx, cancel := o.bound(ctx)
-	r, err := o.open(ctx, a, off, length)
+	r, err := o.open(countPeerReads(ctx), a, off, length)
 	if err != nil {
 		cancel()
 		release()
@@ -398,7 +398,10 @@ func (o *Store) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.
 	if err != nil {
 		return nil, nil, err
 	}
-	sr := &stallReader{rc: rc, after: hedge, count: &o.stats.peerReadBytes}
+	sr := &stallReader{rc: rc, after: hedge, count: &discarded}
+	if ctx.Value(pullKey{}) != nil {
+		sr.count = &o.stats.peerReadBytes
+	}
 	return erasure.NewFrameReader(sr, h, first), sr, nil
 }
 
@@ -428,6 +431,17 @@ func (o *Store) noteFaults(obj fsm.Object, faults []erasure.Fault) {
 			"node", obj.Placement[f.Shard], "error", f.Err)
 	}
 }
+
+// pullKey marks the context of a client's read, whose shard bytes from
+// peers count in PeerReadBytes; maintenance's reads do not.
+type pullKey struct{}
+
+func countPeerReads(ctx context.Context) context.Context {
+	return context.WithValue(ctx, pullKey{}, true)
+}
+
+// discarded counts the peer bytes of reads that are not pulls.
+var discarded atomic.Int64
 
 // errStalled marks a remote shard that stopped sending; the read hedges to
 // parity instead of waiting on it.

@@ -184,7 +184,8 @@ type counters struct {
 // Counters are a store's counts since it started.
 type Counters struct {
 	CorruptBlocks, DegradedReads, CacheHits, PackFailures int64
-	// PeerReadBytes counts shard bytes reads streamed from other nodes.
+	// PeerReadBytes counts shard bytes that pulls (not maintenance)
+	// streamed from other nodes.
 	PeerReadBytes int64
 	// CacheBytes is the content the cache holds now.
 	CacheBytes int64

@@ -65,9 +65,19 @@ func TestPullCacheDecodesOnceForAWave(t *testing.T) {
 	if after.PeerReadBytes != hot.PeerReadBytes {
 		t.Fatalf("hot pulls read %d bytes from peers", after.PeerReadBytes-hot.PeerReadBytes)
 	}
+	// Cache-Control: no-cache reads the shards.
+	if r := Do(t, "GET", url, nil, http.Header{"Cache-Control": {"no-cache"}}); r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+		t.Fatalf("no-cache pull: %d, %d bytes", r.Status, len(r.Body))
+	}
+	if st := n.Stats(); st.PeerReadBytes == after.PeerReadBytes || st.PullCacheHits != after.PullCacheHits {
+		t.Fatalf("a no-cache pull was served from the pull cache (%d hits, %d bytes from peers)",
+			st.PullCacheHits-after.PullCacheHits, st.PeerReadBytes-after.PeerReadBytes)
+	}
 	if after.PullCacheHits < hot.PullCacheHits+2 {
 		t.Fatalf("pull cache hits %d -> %d, want 2 more", hot.PullCacheHits, after.PullCacheHits)
 	}
+
+	after = n.Stats()
 
 	// A deleted name is not served from the cache, and a name bound to
 	// the same bytes is.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pier-registry/pier/cluster/objects"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -79,6 +80,9 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	h.Set("Content-Type", ct)
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Name)}))
 	h.Set("X-Pier-Version", art.Version)
+	if noCache(r) {
+		r = r.WithContext(objects.BypassPullCache(r.Context()))
+	}
 	if r.Method == http.MethodGet && plainGet(r) {
 		a.sendWhole(w, r, art)
 		return
@@ -88,6 +92,19 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	hw := &heldHeader{w: w}
 	http.ServeContent(hw, r, "", art.Created, c)
 	a.finishPull(hw, r, art, c.err)
+}
+
+// noCache reports a request that asks for the bytes read from the shards,
+// not from the node's pull cache.
+func noCache(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for _, d := range strings.Split(v, ",") {
+			if d = strings.ToLower(strings.TrimSpace(d)); d == "no-cache" || d == "no-store" {
+				return true
+			}
+		}
+	}
+	return r.Header.Get("Pragma") == "no-cache"
 }
 
 // plainGet reports a request for the whole body with no conditions, the
