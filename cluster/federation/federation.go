@@ -91,10 +91,13 @@ type Config struct {
 	Interval time.Duration
 	// PageSize is how many records one feed read asks for (default 256).
 	PageSize int
-	Local    Local
-	Remote   Remote
-	Now      func() time.Time
-	Logger   hclog.Logger
+	// AntiEntropyInterval is how often the leader compares its state with
+	// each datacenter's (antientropy.go; default 10 min, negative: never).
+	AntiEntropyInterval time.Duration
+	Local               Local
+	Remote              Remote
+	Now                 func() time.Time
+	Logger              hclog.Logger
 }
 
 // Federation is a node's membership of the WAN pool and, while it leads,
@@ -107,6 +110,8 @@ type Federation struct {
 
 	mu    sync.Mutex
 	peers map[string]*remoteState
+
+	pt pullThrough // pullthrough.go
 }
 
 // remoteState is what the replicator knows of one datacenter.
@@ -120,6 +125,10 @@ type remoteState struct {
 	conflicts int64
 	// failing is set from a failed pass to the next good one.
 	failing bool
+	// ae is the last anti-entropy run's account; aeNext when the next is
+	// due (zero: at the next pass).
+	ae     AntiEntropyStatus
+	aeNext time.Time
 }
 
 // Start joins the WAN pool. The replicator runs in Run.
@@ -129,6 +138,9 @@ func Start(cfg Config) (*Federation, error) {
 	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = 256
+	}
+	if cfg.AntiEntropyInterval == 0 {
+		cfg.AntiEntropyInterval = DefaultAntiEntropyInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -239,7 +251,11 @@ func (f *Federation) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if err := f.follow(ctx, dc); err != nil && ctx.Err() == nil {
+			err := f.follow(ctx, dc)
+			if err == nil && f.antiEntropyDue(dc) {
+				err = f.antiEntropy(ctx, dc)
+			}
+			if err != nil && ctx.Err() == nil {
 				f.noteError(dc, err)
 			}
 		}

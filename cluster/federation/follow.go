@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pier-registry/pier/fsm"
 )
@@ -32,6 +33,9 @@ func (f *Federation) follow(ctx context.Context, dc string) error {
 		s.reachable, s.lag, s.lagKnown = true, page.Lag, true
 		if s.failing {
 			s.failing = false
+			// What the feed missed while cut off is compared now, not at
+			// the next interval.
+			s.aeNext = time.Time{}
 			f.log.Info("replication from datacenter resumed", "datacenter", dc, "checkpoint", cp.Index)
 		}
 		f.mu.Unlock()

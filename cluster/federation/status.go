@@ -33,6 +33,9 @@ type RemoteStatus struct {
 	LastError string         `json:"last_error,omitempty"`
 	Copied    int64          `json:"copied"`
 	Conflicts []ConflictView `json:"conflicts"`
+	// AntiEntropy is what the last comparison of the two states did (the
+	// leader's; absent before its first run and on other nodes).
+	AntiEntropy *AntiEntropyStatus `json:"anti_entropy,omitempty"`
 }
 
 // Status asks a node of every other datacenter for the lag after this
@@ -61,6 +64,10 @@ func (f *Federation) Status(ctx context.Context) []RemoteStatus {
 		f.mu.Lock()
 		if s, ok := f.peers[dc]; ok {
 			rs.Errors, rs.LastError, rs.Copied = s.errors, s.lastError, s.copied
+			if !s.ae.LastRun.IsZero() {
+				ae := s.ae
+				rs.AntiEntropy = &ae
+			}
 		}
 		f.mu.Unlock()
 		out = append(out, rs)
@@ -78,6 +85,8 @@ type Lag struct {
 	Errors     int64
 	Copied     int64
 	Conflicts  int
+	// Repaired counts names anti-entropy brought into line.
+	Repaired int64
 }
 
 // Lags returns the replicator's last view of every datacenter.
@@ -90,6 +99,7 @@ func (f *Federation) Lags() []Lag {
 		f.mu.Lock()
 		if s, ok := f.peers[dc]; ok {
 			l.Reachable, l.Lag, l.Errors, l.Copied = s.reachable, s.lag, s.errors, s.copied
+			l.Repaired = s.ae.RepairedTotal
 		}
 		f.mu.Unlock()
 		out = append(out, l)
