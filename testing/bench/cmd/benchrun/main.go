@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pier-registry/pier/cmd/pier/bytesize"
 )
 
 //go:embed lua/*.lua
@@ -402,27 +404,15 @@ func envDur(k string, def time.Duration) time.Duration {
 	return def
 }
 
-// parseSize reads 1G, 64M, 10K, 512 (binary multiples).
+// parseSize reads 1G, 64M, 10K, 512 (binary multiples, as pier's flags
+// read them); a benchmark size must be positive.
 func parseSize(s string) (int64, error) {
-	s = strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "B")
-	s = strings.TrimSuffix(s, "I")
-	mult := int64(1)
-	if s != "" {
-		switch s[len(s)-1] {
-		case 'K':
-			mult = 1 << 10
-		case 'M':
-			mult = 1 << 20
-		case 'G':
-			mult = 1 << 30
-		}
-		if mult > 1 {
-			s = s[:len(s)-1]
-		}
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, err
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional K, M or G", s)
+	if n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive size", s)
 	}
-	return n * mult, nil
+	return n, nil
 }
