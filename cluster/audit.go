@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/cluster/caller"
+	"github.com/pier-registry/pier/cluster/pace"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -50,7 +51,7 @@ func (n *Node) Audit(q fsm.AuditQuery) []fsm.AuditEntry { return n.fsm.Audit(q) 
 // flushDenials commits the queued refusals every denialFlush until the
 // node stops.
 func (n *Node) flushDenials(ctx context.Context) {
-	every(ctx, denialFlush, n.flushDenialsOnce)
+	pace.Every(ctx, denialFlush, n.flushDenialsOnce)
 }
 
 // flushDenialsOnce commits the queued refusals; what cannot be committed

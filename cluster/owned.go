@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sync"
-	"time"
 )
 
 // Every goroutine and every request's work on a node is owned: Shutdown
@@ -70,20 +69,5 @@ func (n *Node) waitWired() bool {
 		return true
 	case <-n.stop:
 		return false
-	}
-}
-
-// every calls fn every interval until ctx ends: the shape of a node's
-// periodic loops, run through spawn.
-func every(ctx context.Context, interval time.Duration, fn func(ctx context.Context)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn(ctx)
 	}
 }

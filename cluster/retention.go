@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 
+	"github.com/pier-registry/pier/cluster/pace"
 	"github.com/pier-registry/pier/cluster/retention"
 	"github.com/pier-registry/pier/fsm"
 )
@@ -109,7 +110,7 @@ func (n *Node) retentionLoop(ctx context.Context) {
 	if n.cfg.RetentionInterval < 0 {
 		return
 	}
-	every(ctx, n.cfg.RetentionInterval, func(ctx context.Context) {
+	pace.Every(ctx, n.cfg.RetentionInterval, func(ctx context.Context) {
 		if !n.IsLeader() || n.halted() || len(n.fsm.RetentionPolicies()) == 0 {
 			return
 		}

@@ -213,7 +213,7 @@ func (m *Maintainer) Counters() Counters {
 // RunRepair repairs every RepairInterval while this node leads, until ctx
 // ends.
 func (m *Maintainer) RunRepair(ctx context.Context) {
-	every(ctx, m.cfg.RepairInterval, func(ctx context.Context) {
+	pace.Every(ctx, m.cfg.RepairInterval, func(ctx context.Context) {
 		if m.cfg.Log.IsLeader() && !m.halted() {
 			m.repairPass(ctx)
 		}
@@ -221,25 +221,10 @@ func (m *Maintainer) RunRepair(ctx context.Context) {
 }
 
 // RunScrub runs a scrub pass every ScrubInterval until ctx ends.
-func (m *Maintainer) RunScrub(ctx context.Context) { every(ctx, m.cfg.ScrubInterval, m.scrub) }
+func (m *Maintainer) RunScrub(ctx context.Context) { pace.Every(ctx, m.cfg.ScrubInterval, m.scrub) }
 
 // RunGC collects garbage every GCInterval until ctx ends.
-func (m *Maintainer) RunGC(ctx context.Context) { every(ctx, m.cfg.GCInterval, m.gc) }
-
-// every calls fn every interval until ctx ends. A pass that outlasts the
-// interval delays the next tick rather than queueing passes.
-func every(ctx context.Context, interval time.Duration, fn func(ctx context.Context)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		fn(ctx)
-	}
-}
+func (m *Maintainer) RunGC(ctx context.Context) { pace.Every(ctx, m.cfg.GCInterval, m.gc) }
 
 // halted reports whether the state machine has halted: then repair and
 // the scrubber's reports could not commit, and GC must not delete shards
