@@ -94,6 +94,7 @@ func (n *Node) watchDisk() {
 	if full != n.diskFull.Swap(full) {
 		if full {
 			n.log.Warn("data dir below its free-space reserve: refusing pushes and shards", "reserve_mib", n.cfg.MinFree>>20)
+			n.objects.DropPullCache()
 		} else {
 			n.log.Info("data dir has free space again")
 		}

@@ -141,3 +141,11 @@ func (o *Store) dropCached(id string) {
 		o.cfg.PullCache.Remove(id)
 	}
 }
+
+// DropPullCache empties the pull cache: the data dir fell below its
+// free-space reserve, and shards and the raft log come first.
+func (o *Store) DropPullCache() {
+	if o.cfg.PullCache != nil {
+		o.cfg.PullCache.Clear()
+	}
+}

@@ -180,6 +180,13 @@ func (c *Cache) Remove(id string) {
 	c.lru.Remove(id)
 }
 
+// Clear drops every committed entry: the disk is needed for shards.
+func (c *Cache) Clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lru.Purge()
+}
+
 // Fill is an object being written into the cache.
 type Fill struct {
 	c    *Cache

@@ -210,6 +210,10 @@ func TestBoundEvictsLeastRecentlyUsed(t *testing.T) {
 	if st := c.Stats(); st.Bytes != 200_000 || st.Entries != 2 {
 		t.Fatalf("stats %+v", st)
 	}
+	c.Clear()
+	if left, _ := os.ReadDir(c.dir); len(left) != 0 || c.Stats().Bytes != 0 {
+		t.Fatalf("Clear left %v, %d bytes", left, c.Stats().Bytes)
+	}
 }
 
 func TestFollowerStopsWithItsContext(t *testing.T) {
