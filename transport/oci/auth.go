@@ -318,7 +318,9 @@ func (g *Registry) authorize(r *http.Request, action, name string, prefix bool) 
 
 // challenge sets the WWW-Authenticate of a 401 on rt: the bearer realm of
 // this node with the scope the route needs (what docker fetches a bearer
-// for), then basic, for clients that only speak that.
+// for). Bearer alone: docker applies every scheme it is offered in turn,
+// so with a Basic challenge too its basic header replaces the bearer.
+// Basic credentials sent unasked still work, as on every route.
 func challenge(w http.ResponseWriter, r *http.Request, rt route, action string, err error) {
 	scheme := "http"
 	if r.TLS != nil {
@@ -341,8 +343,7 @@ func challenge(w http.ResponseWriter, r *http.Request, rt route, action string, 
 	case errors.Is(err, errBearerExpired):
 		v += `,error="invalid_token"`
 	}
-	w.Header().Add("WWW-Authenticate", v)
-	w.Header().Add("WWW-Authenticate", `Basic realm="pier"`)
+	w.Header().Set("WWW-Authenticate", v)
 }
 
 // gateCode is the spec code of a refusal's status.

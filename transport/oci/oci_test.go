@@ -383,7 +383,7 @@ func TestGateRefusals(t *testing.T) {
 	e := newEnv(t, fakeGate{refuse: map[string]int{"": 401, fsm.ActionPush: 403, fsm.ActionDelete: 429}})
 	a := e.do("GET", "/v2/", nil, nil)
 	if a.status != 401 || !strings.HasPrefix(a.header.Get("WWW-Authenticate"), `Bearer realm="http://`) ||
-		a.header.Values("WWW-Authenticate")[1] != `Basic realm="pier"` || a.code(t) != codeUnauthorized {
+		len(a.header.Values("WWW-Authenticate")) != 1 || a.code(t) != codeUnauthorized {
 		t.Fatalf("401: %d %v %s", a.status, a.header, a.body)
 	}
 	if a := e.do("POST", "/v2/r/blobs/uploads/", nil, nil); a.status != 403 || a.code(t) != codeDenied {
