@@ -104,6 +104,16 @@ compose-up: image
 compose-down:
 	$(COMPOSE) --profile dc2 --profile spare down -v --remove-orphans
 
+# Issue 19's acceptance with the docker client (testing/ocidocker/run.sh): a
+# compose cluster of its own (project pier-ocidocker, 127.0.0.1:28081-28085,
+# access control on), docker login with a token, docker push to node 1, pull
+# from node 3 with the same digest, the leader killed, pull again; torn down
+# with its volumes at the end. About half a minute.
+.PHONY: oci-docker
+oci-docker:
+	$(MAKE) image IMAGE=pier:ocidocker GO_TAGS=
+	COMPOSE='$(COMPOSE)' PIER_IMAGE=pier:ocidocker ./testing/ocidocker/run.sh
+
 # The scenarios enter the nodes' network namespaces with the host's iptables.
 chaos-tools:
 	@command -v iptables >/dev/null && command -v nsenter >/dev/null || \
