@@ -662,6 +662,11 @@ never hold other bytes. Every NAME is tried; the exit status is 3 when one was n
 				if ctx.Err() != nil {
 					return err
 				}
+				if apiclient.IsNotFound(err) {
+					// The client's and the node's wording each name it
+					// again: say it once.
+					err = &notFoundError{name: name, err: err}
+				}
 				errs = append(errs, err)
 				continue
 			}
@@ -671,6 +676,16 @@ never hold other bytes. Every NAME is tried; the exit status is 3 when one was n
 	}
 	return cmd
 }
+
+// notFoundError says that name was not found, naming it once; it keeps the
+// API's 404 for the exit status.
+type notFoundError struct {
+	name string
+	err  error
+}
+
+func (e *notFoundError) Error() string { return e.name + ": not found" }
+func (e *notFoundError) Unwrap() error { return e.err }
 
 func (c *cli) latestCmd() *cobra.Command {
 	cmd := &cobra.Command{

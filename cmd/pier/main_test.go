@@ -108,6 +108,14 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", etag)
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		w.Write(body)
+	case r.Method == http.MethodDelete && strings.HasPrefix(r.URL.Path, "/api/v1/artifacts/"):
+		name := strings.TrimPrefix(r.URL.Path, "/api/v1/artifacts/")
+		if _, ok := f.objects[name]; !ok {
+			jsonErr(404, "delete "+name+": not found: "+name)
+			return
+		}
+		delete(f.objects, name)
+		w.WriteHeader(http.StatusNoContent)
 	case r.URL.Path == "/api/v1/artifacts":
 		writeTestJSON(w, apiclient.ListPage{Artifacts: []apiclient.Artifact{{
 			Name: "team/app.jar", Size: 1_500_000, Digest: "sha256:" + strings.Repeat("ab", 32),
@@ -358,6 +366,19 @@ func TestListAndMembersTables(t *testing.T) {
 	c = newTestCLI(nil)
 	if code := c.run(context.Background(), []string{"latest", "--server", srv.URL, "--tag", "prod"}); code != 0 || c.out.String() != "team/app 1.jar\n" {
 		t.Fatalf("latest: exit %d out %q err %q", code, c.out, c.errOut)
+	}
+}
+
+// rm tries every name, says once which were not found, and exits 3.
+func TestRmNamesAMissingNameOnce(t *testing.T) {
+	f, srv := newFakeServer(t)
+	f.objects["a.jar"] = []byte("a")
+	c := newTestCLI(map[string]string{"PIER_SERVER": srv.URL})
+	if code := c.run(context.Background(), []string{"rm", "nope.jar", "a.jar"}); code != 3 {
+		t.Fatalf("exit %d, want 3: %s", code, c.errOut)
+	}
+	if c.out.String() != "deleted a.jar\n" || strings.Count(c.errOut.String(), "nope.jar") != 1 {
+		t.Fatalf("stdout %q stderr %q", c.out, c.errOut)
 	}
 }
 
