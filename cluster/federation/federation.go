@@ -110,6 +110,8 @@ type Federation struct {
 
 	mu    sync.Mutex
 	peers map[string]*remoteState
+
+	pt pullThrough // pullthrough.go
 }
 
 // remoteState is what the replicator knows of one datacenter.

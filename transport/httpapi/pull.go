@@ -50,6 +50,18 @@ func (a *API) view(art fsm.Artifact, history []fsm.TagEvent) artifactView {
 	return v
 }
 
+// PullThrougher serves pulls of names this cluster has never bound and
+// another datacenter holds (cluster/pullthrough.go): the metadata, then
+// the bytes, streamed while the node stores them. A registry without it
+// answers 404.
+type PullThrougher interface {
+	PullThroughStat(ctx context.Context, name string) (fsm.Artifact, error)
+	PullThroughOpen(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error)
+}
+
+// opener opens n bytes of an artifact's content from off.
+type opener func(ctx context.Context, a fsm.Artifact, off, n int64) (io.ReadCloser, error)
+
 func etag(digest string) string { return `"` + digest + `"` }
 
 // artifactURL escapes each segment of name but keeps its slashes.
@@ -67,6 +79,14 @@ func artifactURL(name string) string {
 // a HEAD or a 304 reads nothing.
 func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	art, err := a.reg.Stat(r.Context(), name)
+	open := opener(a.reg.Open)
+	if errors.Is(err, fsm.ErrNotFound) {
+		if pt, ok := a.reg.(PullThrougher); ok {
+			if rart, perr := pt.PullThroughStat(r.Context(), name); perr == nil {
+				art, err, open = rart, nil, pt.PullThroughOpen
+			}
+		}
+	}
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -84,10 +104,10 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 		r = r.WithContext(objects.BypassPullCache(r.Context()))
 	}
 	if r.Method == http.MethodGet && plainGet(r) {
-		a.sendWhole(w, r, art)
+		a.sendWhole(w, r, art, open)
 		return
 	}
-	c := &lazyContent{ctx: r.Context(), reg: a.reg, art: art}
+	c := &lazyContent{ctx: r.Context(), open: open, art: art}
 	defer c.Close()
 	hw := &heldHeader{w: w}
 	http.ServeContent(hw, r, "", art.Created, c)
@@ -122,7 +142,7 @@ func plainGet(r *http.Request) bool {
 // is sent, so what cannot be read gets a clean error; then it is written
 // straight into the response (the reader's WriteTo, when it has one, sends
 // whole blocks), without http.ServeContent's 32 KiB copy.
-func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact) {
+func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact, open opener) {
 	h := w.Header()
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Last-Modified", art.Created.UTC().Format(http.TimeFormat))
@@ -130,7 +150,7 @@ func (a *API) sendWhole(w http.ResponseWriter, r *http.Request, art fsm.Artifact
 	var rc io.ReadCloser = io.NopCloser(strings.NewReader(""))
 	if art.Size > 0 {
 		var err error
-		if rc, err = a.reg.Open(r.Context(), art, 0, art.Size); err != nil {
+		if rc, err = open(r.Context(), art, 0, art.Size); err != nil {
 			dropContentHeaders(h)
 			a.fail(w, r, err)
 			return
@@ -214,12 +234,12 @@ func (h *heldHeader) flush() {
 // lazyContent is the io.ReadSeeker http.ServeContent wants, over content
 // that may live on another node.
 type lazyContent struct {
-	ctx context.Context
-	reg Registry
-	art fsm.Artifact
-	off int64
-	rc  io.ReadCloser
-	err error
+	ctx  context.Context
+	open opener
+	art  fsm.Artifact
+	off  int64
+	rc   io.ReadCloser
+	err  error
 }
 
 func (c *lazyContent) Seek(offset int64, whence int) (int64, error) {
@@ -247,7 +267,7 @@ func (c *lazyContent) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	if c.rc == nil {
-		rc, err := c.reg.Open(c.ctx, c.art, c.off, c.art.Size-c.off)
+		rc, err := c.open(c.ctx, c.art, c.off, c.art.Size-c.off)
 		if err != nil {
 			c.err = err
 			return 0, err

@@ -32,6 +32,7 @@ func routeFederation(mux *http.ServeMux, n Node) {
 	if !ok {
 		return
 	}
+	routeRecord(mux, n)
 	mux.HandleFunc("GET "+Prefix+"feed", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		after, err1 := strconv.ParseUint(q.Get("after"), 10, 64)
