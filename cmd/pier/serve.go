@@ -82,7 +82,7 @@ Kubernetes.`,
 func (f *serveFlags) declare(fs *pflag.FlagSet) {
 	host, _ := os.Hostname()
 	fs.SortFlags = false
-	fs.StringVar(&f.id, "id", host, "unique node `id` (default: the host name)")
+	fs.StringVar(&f.id, "id", host, "unique node `id`; the default is the host name")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data `directory` (default ./data/<id>)")
 	fs.StringVar(&f.datacenter, "datacenter", "dc1", "datacenter (cluster) `name`")
 	fs.StringVar(&f.httpAddr, "http-addr", "127.0.0.1:8081", "public API and peer service listen `address`")
