@@ -65,6 +65,17 @@ bench-meta:
 	$(GO) build -o bin/benchmeta ./testing/bench/cmd/benchmeta
 	./bin/benchmeta $(if $(SIZES),-sizes '$(SIZES)') -md bin/bench-meta.md
 
+# Issue 18: in-process clusters of 5, 10, 20 and 50 real nodes (raft, gossip,
+# peer service, erasure-coded shards on 127.0.0.1): membership convergence,
+# leader reconcile time, placement balance of 20 x 1 MiB objects per node,
+# repair after losing 5 nodes (1 of 5); each size in a process of its own.
+# SCALE_SIZES=5,10 for a shorter run. Not part of `make test` (no nginx,
+# MinIO or SeaweedFS either); see BENCHMARKS.md, "Scale".
+.PHONY: bench-scale
+bench-scale:
+	$(GO) build -o bin/benchscale ./testing/bench/cmd/benchscale
+	./bin/benchscale $(if $(SCALE_SIZES),-sizes '$(SCALE_SIZES)') -md bin/bench-scale.md
+
 # ---- Docker image, compose cluster and chaos suite (testing/chaos) ----
 # The image packs the host-built static binary (see Dockerfile); GO_TAGS picks
 # the build, e.g. `make image GO_TAGS=faults IMAGE=pier:faults`.

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+
+	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/transport/server"
+)
+
+// The harness is testing/clustertest's, less what a benchmark does not
+// need (testing.TB, the netsplit network every connection of clustertest
+// crosses) and with maintenance that would only add noise slowed down:
+// scrub and GC. Its raft and gossip timings are clustertest's.
+
+// raftConfig is clustertest.RaftConfig, with snapshots less frequent: at a
+// snapshot every 64 entries, 1,000 pushes to 50 nodes would install
+// snapshots on non-voters over and over.
+func raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.HeartbeatTimeout = 250 * time.Millisecond
+	c.ElectionTimeout = 250 * time.Millisecond
+	c.LeaderLeaseTimeout = 250 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.SnapshotThreshold = 1024
+	c.TrailingLogs = 1024
+	c.SnapshotInterval = 5 * time.Second
+	return c
+}
+
+// gossipConfig is clustertest.GossipConfig.
+func gossipConfig() *memberlist.Config {
+	c := memberlist.DefaultLocalConfig()
+	c.ProbeInterval = 400 * time.Millisecond
+	c.ProbeTimeout = 300 * time.Millisecond
+	c.GossipInterval = 50 * time.Millisecond
+	c.PushPullInterval = 2 * time.Second
+	c.SuspicionMult = 3
+	return c
+}
+
+// timings describes the configs above for the report.
+const timings = "raft heartbeat/election/lease 250 ms, commit 5 ms; gossip probe 400 ms (timeout 300 ms), " +
+	"gossip 50 ms, push-pull 2 s, suspicion mult 3; leader reconcile every 100 ms; " +
+	"repair after 1 s dead, repair pass every 500 ms; scrub every hour, GC every 5 s"
+
+type node struct {
+	id  string
+	cfg server.Config
+	srv *server.Server
+	url string
+}
+
+type harness struct {
+	dir   string
+	log   io.Writer
+	nodes []*node
+}
+
+func (h *harness) newNode(bootstrapExpect int, join []string) (*node, error) {
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	id := fmt.Sprintf("node%02d", len(h.nodes)+1)
+	logger := hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: h.log})
+	cfg := server.Config{
+		HTTPBind: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		RaftBind: fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		Node: cluster.Config{
+			ID: id, Datacenter: "dc1", DataDir: filepath.Join(h.dir, id),
+			GossipBind:        fmt.Sprintf("127.0.0.1:%d", ports[2]),
+			Join:              join,
+			BootstrapExpect:   bootstrapExpect,
+			ClusterKey:        "benchscale-key",
+			Raft:              raftConfig(),
+			Gossip:            gossipConfig(),
+			ReconcileInterval: 100 * time.Millisecond,
+			StallTimeout:      5 * time.Second,
+			HedgeAfter:        2 * time.Second,
+			RepairAfter:       time.Second,
+			RepairInterval:    500 * time.Millisecond,
+			ScrubInterval:     time.Hour,
+			GCInterval:        5 * time.Second,
+			GCDelay:           time.Minute,
+			PullCacheSize:     -1,
+			Logger:            logger,
+		},
+	}
+	n := &node{id: id, cfg: cfg, url: "http://" + cfg.HTTPBind}
+	// A port picked free can be taken by the time it is bound; pick again.
+	for try := 0; ; try++ {
+		n.srv, err = server.Start(n.cfg)
+		if err == nil {
+			break
+		}
+		if try == 5 {
+			return nil, fmt.Errorf("start %s: %w", id, err)
+		}
+		if ports, err = freePorts(3); err != nil {
+			return nil, err
+		}
+		n.cfg.HTTPBind = fmt.Sprintf("127.0.0.1:%d", ports[0])
+		n.cfg.RaftBind = fmt.Sprintf("127.0.0.1:%d", ports[1])
+		n.cfg.Node.GossipBind = fmt.Sprintf("127.0.0.1:%d", ports[2])
+		n.url = "http://" + n.cfg.HTTPBind
+	}
+	h.nodes = append(h.nodes, n)
+	return n, nil
+}
+
+// running returns the nodes not killed or stopped.
+func (h *harness) running() []*node {
+	var out []*node
+	for _, n := range h.nodes {
+		if n.srv != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// leader returns the running node that leads, or nil.
+func (h *harness) leader() *node {
+	for _, n := range h.running() {
+		if n.srv.Node.IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+func (n *node) kill() {
+	n.srv.Kill()
+	n.srv = nil
+}
+
+// stopAll stops every running node gracefully, in parallel, each within
+// 10 s.
+func (h *harness) stopAll() {
+	var wg sync.WaitGroup
+	for _, n := range h.running() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = n.srv.Close(ctx)
+			n.srv = nil
+		}()
+	}
+	wg.Wait()
+}
+
+// freePorts returns ports free for both TCP and UDP on 127.0.0.1 (gossip
+// uses one port for both), as clustertest's freePorts does.
+func freePorts(n int) ([]int, error) {
+	var out []int
+	var hold []io.Closer
+	defer func() {
+		for _, c := range hold {
+			c.Close()
+		}
+	}()
+	for len(out) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			l.Close()
+			continue
+		}
+		hold = append(hold, l, u)
+		out = append(out, port)
+	}
+	return out, nil
+}
+
+// poll calls f every 25 ms until it returns true or ctx ends; it returns
+// how long that took.
+func poll(ctx context.Context, start time.Time, f func() bool) (time.Duration, error) {
+	for {
+		if f() {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(start), ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
