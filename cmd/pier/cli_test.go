@@ -62,6 +62,7 @@ var writeCommands = []string{
 	"pier join", "pier health", "pier keygen", "pier completion", "pier help",
 	"pier federation join", "pier replicate add", "pier replicate rm",
 	"pier token revoke", "pier retention rm", "pier retention set", "pier quota set", "pier quota rm",
+	"pier export", "pier import",
 }
 
 // Every read command prints JSON that parses with -o json, against a real

@@ -73,7 +73,7 @@ func (c *cli) rootCmd() *cobra.Command {
 		}
 	}
 	add("artifacts", c.pushCmd(), c.pullCmd(), c.lsCmd(), c.infoCmd(), c.tagCmd(true), c.tagCmd(false),
-		c.rmCmd(), c.latestCmd())
+		c.rmCmd(), c.latestCmd(), c.exportCmd(), c.importCmd())
 	add("cluster", serveCmd(), c.membersCmd(), c.statusCmd(), c.leaveCmd(), c.removeCmd(), c.joinCmd(),
 		c.healthCmd(), c.federationCmd(), c.replicateCmd(), c.keygenCmd())
 	add("admin", c.tokenCmd(), c.accessCmd(), c.retentionCmd(), c.quotaCmd(), c.auditCmd())
