@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -43,23 +44,63 @@ func (b *bench) waitCleanups() time.Duration {
 // cleanupsRunning reads pier_cleanups_running from a node's /metrics; 0
 // when it cannot (an older build, a node that does not answer).
 func cleanupsRunning(ctx context.Context, base string) int {
+	return int(readMetrics(ctx, base)["pier_cleanups_running"])
+}
+
+// metricSet is a node's /metrics: a figure's value by its name as printed,
+// labels included.
+type metricSet map[string]float64
+
+// delta is m's figure less before's.
+func (m metricSet) delta(before metricSet, name string) float64 { return m[name] - before[name] }
+
+// readMetrics reads a node's /metrics (empty when it cannot).
+func readMetrics(ctx context.Context, base string) metricSet {
+	m := metricSet{}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
-		return 0
+		return m
 	}
 	resp, err := quickClient.Do(req)
 	if err != nil {
-		return 0
+		return m
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "pier_cleanups_running "); ok {
-			// client_golang prints large values in exponent form
-			// (1.048576e+06), which Atoi refuses.
-			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(f)
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		// client_golang prints large values in exponent form
+		// (1.048576e+06), which Atoi refuses.
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
 		}
 	}
-	return 0
+	return m
+}
+
+func (nd *pierNode) metrics(ctx context.Context) metricSet { return readMetrics(ctx, nd.base) }
+
+// waitMetric waits (bounded) until the node's figure name reaches want.
+func (nd *pierNode) waitMetric(ctx context.Context, name string, want float64, deadline time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+	var last float64
+	for {
+		if last = nd.metrics(ctx)[name]; last >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s %s stayed at %g within %s, want %g", nd.id, name, last, deadline, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -14,8 +14,8 @@ type cpuUse struct {
 	wall time.Duration
 }
 
-// cpuSnap reads the CPU time of every live pier node and of nginx (master
-// and workers).
+// cpuSnap reads the CPU time of every live pier node, of each peer and of
+// nginx (master and workers).
 func (b *bench) cpuSnap() map[string]float64 {
 	m := map[string]float64{}
 	for _, nd := range b.cl.nodes {
@@ -24,6 +24,11 @@ func (b *bench) cpuSnap() map[string]float64 {
 		}
 		if v, err := cpuSeconds(nd.p.pid()); err == nil {
 			m[nd.id] = v
+		}
+	}
+	for _, p := range b.peers {
+		if v, err := cpuSeconds(p.p.pid()); err == nil {
+			m[p.name] = v
 		}
 	}
 	pids := append([]int{b.ng.p.pid()}, childPIDs(b.ng.p.pid())...)

@@ -47,6 +47,10 @@ type config struct {
 	mdPath, workParent string
 	keep               bool
 	readyTimeout       time.Duration
+	// The peers (empty: not run) and the wave.
+	minioBin, seaweedBin string
+	waveSize             int64
+	waveClients          []int
 }
 
 func main() {
@@ -68,6 +72,10 @@ func main() {
 	fs.StringVar(&cfg.workParent, "workdir", env("BENCH_WORKDIR", os.TempDir()), "parent of the temporary work dir [BENCH_WORKDIR]")
 	fs.BoolVar(&cfg.keep, "keep", os.Getenv("BENCH_KEEP") == "1", "keep the work dir (data, logs) at the end [BENCH_KEEP=1]")
 	fs.DurationVar(&cfg.readyTimeout, "ready-timeout", 60*time.Second, "wait at most this long for each node's /readyz")
+	fs.StringVar(&cfg.minioBin, "minio", os.Getenv("BENCH_MINIO"), "a minio binary: run every row against MinIO too (4 drives, EC:2); never downloaded [BENCH_MINIO]")
+	fs.StringVar(&cfg.seaweedBin, "seaweedfs", os.Getenv("BENCH_SEAWEEDFS"), "a weed binary: run every row against SeaweedFS too (weed server with filer); never downloaded [BENCH_SEAWEEDFS]")
+	waveSize := fs.String("wave-size", env("BENCH_WAVE_SIZE", "256M"), "size of the wave's artifact [BENCH_WAVE_SIZE]")
+	waveClients := fs.String("wave-clients", env("BENCH_WAVE_CLIENTS", "32,128"), "clients of each wave, comma-separated; none for no wave [BENCH_WAVE_CLIENTS]")
 	_ = fs.Parse(os.Args[1:])
 
 	var err error
@@ -77,6 +85,12 @@ func main() {
 			n, err = parseSize(*objSize)
 			cfg.objSize = int(n)
 		}
+	}
+	if err == nil {
+		cfg.waveSize, err = parseSize(*waveSize)
+	}
+	if err == nil {
+		cfg.waveClients, err = parseClients(*waveClients)
 	}
 	switch {
 	case err != nil:
@@ -90,6 +104,8 @@ func main() {
 		err = errors.New("-big and -medium must differ")
 	case cfg.big > 64<<30:
 		err = errors.New("-big over 64G is not a benchmark this driver should run")
+	case cfg.waveSize > 4<<30:
+		err = errors.New("-wave-size over 4G is not a benchmark this driver should run")
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
@@ -119,9 +135,28 @@ func run(ctx context.Context, cfg config) (err error) {
 			return fmt.Errorf("%s not found (testing/bench/bench.sh installs it): %w", tool, err)
 		}
 	}
+	for _, bin := range []string{cfg.minioBin, cfg.seaweedBin} {
+		if bin == "" {
+			continue
+		}
+		if _, err := exec.LookPath(bin); err != nil {
+			return fmt.Errorf("peer binary %s (the bench runs what it is given and downloads nothing): %w", bin, err)
+		}
+	}
 	// The files, nginx's copies (one per run), Pier's shards (1.5x per run
-	// with 2+1 erasure coding) and the 10 KiB loads.
-	need := cfg.big*(1+int64(cfg.bigReps)*5/2) + cfg.medium*(1+int64(cfg.reps)*5/2) + 2<<30
+	// with 2+1 erasure coding), MinIO's (2x, EC:2 on 4 drives), SeaweedFS's
+	// (one copy), the waves' files and the 10 KiB loads; and each node's
+	// pull cache (a copy of the big and medium files, one of each wave's).
+	perRun := int64(5)
+	if cfg.minioBin != "" {
+		perRun += 4
+	}
+	if cfg.seaweedBin != "" {
+		perRun += 2
+	}
+	waves := int64(len(cfg.waveClients)) * cfg.waveSize
+	need := cfg.big*(1+int64(cfg.bigReps)*perRun/2) + cfg.medium*(1+int64(cfg.reps)*perRun/2) +
+		waves*(2+perRun/2+3) + 3*(cfg.big+cfg.medium) + 2<<30
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(cfg.workParent, &st); err == nil && int64(st.Bavail)*st.Bsize < need {
 		return fmt.Errorf("%s has %s free, the run needs about %s (set BENCH_WORKDIR or a smaller BENCH_BIG)",
@@ -204,11 +239,37 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 		cl.stop()
 	}()
+	var peers []*peerServer
+	defer func() {
+		for _, p := range peers {
+			p.stop()
+		}
+	}()
+	if cfg.minioBin != "" {
+		step("starting minio (4 drives, EC:2)")
+		p, err := startMinio(ctx, cfg.minioBin, work, used)
+		if err != nil {
+			return err
+		}
+		peers = append(peers, p)
+	}
+	if cfg.seaweedBin != "" {
+		step("starting seaweedfs (weed server with filer)")
+		p, err := startSeaweed(ctx, cfg.seaweedBin, work, used)
+		if err != nil {
+			return err
+		}
+		peers = append(peers, p)
+	}
+	for _, p := range peers {
+		rep.peers = append(rep.peers, p.name)
+		rep.addMeta(p.name, p.version+"; "+p.setup)
+	}
 	leader := cl.leader(ctx)
 	pushNode, pullNode := cl.nodes[0], cl.nodes[1]
 	rep.addMeta("cluster", fmt.Sprintf("3 nodes on 127.0.0.1, leader at start %s; pushes and the wrk PUT load go to %s, pulls and the wrk GET load to %s", leader, pushNode.id, pullNode.id))
 
-	b := &bench{ctx: ctx, cfg: cfg, rep: rep, ng: ng, cl: cl, push: pushNode, pull: pullNode, work: work, step: step}
+	b := &bench{ctx: ctx, cfg: cfg, rep: rep, ng: ng, cl: cl, peers: peers, push: pushNode, pull: pullNode, work: work, step: step}
 
 	// Big transfers, healthy cluster.
 	for _, f := range files {
@@ -217,6 +278,15 @@ func run(ctx context.Context, cfg config) (err error) {
 				return ctx.Err()
 			}
 			rep.fail(fmt.Sprintf("push/pull %s", fmtBytes(f.size)), err)
+		}
+	}
+	// Deployment waves, healthy cluster.
+	for i, n := range cfg.waveClients {
+		if err := b.wave(n, uint64(100+i)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.fail(fmt.Sprintf("wave of %d clients", n), err)
 		}
 	}
 	// Small objects with wrk, healthy cluster.
@@ -261,12 +331,19 @@ func run(ctx context.Context, cfg config) (err error) {
 	for i, w := range ws {
 		rep.rss = append(rep.rss, rssRow{fmt.Sprintf("nginx worker %d", i+1), "reference", fmtBytes1(w)})
 	}
+	for _, p := range peers {
+		v, _ := vmHWM(p.p.pid())
+		rep.rss = append(rep.rss, rssRow{p.name, "peer", fmtBytes1(v)})
+	}
 
 	// Stop everything now (the deferred stops are then no-ops), so that
 	// every child is reaped and its CPU time counted as ours.
-	step("stopping pier and nginx")
+	step("stopping pier, nginx and the peers")
 	cl.stop()
 	ng.stop()
+	for _, p := range peers {
+		p.stop()
+	}
 	desc, frac := ledger.other()
 	quiet := "yes"
 	if busy > 0.1 || frac > 0.1 {
@@ -402,6 +479,22 @@ func envDur(k string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// parseClients reads the waves' client counts: "32,128", or "none".
+func parseClients(s string) ([]int, error) {
+	if s = strings.TrimSpace(s); s == "" || s == "none" || s == "0" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1024 {
+			return nil, fmt.Errorf("wave clients %q: want counts of 1..1024, comma-separated", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // parseSize reads 1G, 64M, 10K, 512 (binary multiples, as pier's flags

@@ -29,12 +29,18 @@ type proc struct {
 // reaches the driver, which then stops the children in order) with SIGKILL
 // as its parent-death signal (so a driver killed outright leaves nothing).
 func startProc(name, dir, logPath string, argv ...string) (*proc, error) {
+	return startProcWith(name, dir, logPath, nil, argv...)
+}
+
+// startProcWith is startProc with an environment (nil: the driver's).
+func startProcWith(name, dir, logPath string, env []string, argv ...string) (*proc, error) {
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -8,28 +8,52 @@ import (
 )
 
 // row is one line of the results table.
-type row struct{ test, nginx, pier, ratio, target, met string }
+type row struct {
+	test, nginx, pier, ratio, target, met string
+	// peer holds one cell per report.peers: the peer's figure and Pier's
+	// advantage over it; vs is the verdict over all peers.
+	peer []peerCell
+	vs   string
+}
+
+// peerCell is one peer's figure in a row and how Pier compares: adv is
+// Pier's advantage, pier/peer for rates and peer/pier for times and CPU, so
+// that above 1 always means Pier did better.
+type peerCell struct {
+	val   string
+	adv   float64
+	has   bool
+	noAdv bool // a count, not a comparison (failed requests)
+}
 
 // rssRow is one line of the peak-RSS table.
 type rssRow struct{ proc, role, peak string }
 
 type report struct {
 	meta  [][2]string
+	peers []string // names of the peer systems, in column order
 	rows  []row
 	rss   []rssRow
 	notes []string
 	fails []string
 }
 
+// peerWant is the direction the issue sets against each peer: Pier at
+// least this many times better on every row.
+const peerWant = 1.5
+
 func (r *report) addMeta(k, v string)     { r.meta = append(r.meta, [2]string{k, v}) }
 func (r *report) note(f string, a ...any) { r.notes = append(r.notes, fmt.Sprintf(f, a...)) }
 func (r *report) fail(test string, err error) {
 	r.fails = append(r.fails, fmt.Sprintf("%s: %v", test, err))
-	r.rows = append(r.rows, row{test, "", "FAILED", "", "", "error"})
+	r.rows = append(r.rows, row{test: test, pier: "FAILED", met: "error"})
 }
 
+// peerVals maps a peer's name to its figure in one row.
+type peerVals map[string]float64
+
 // ratioRow compares a higher-is-better number; min 0 means no target.
-func (r *report) ratioRow(test string, ng, pr float64, unit string, min float64, targetNote string) {
+func (r *report) ratioRow(test string, ng, pr float64, unit string, min float64, targetNote string, pv peerVals) {
 	ratio := 0.0
 	if ng > 0 {
 		ratio = pr / ng
@@ -42,11 +66,40 @@ func (r *report) ratioRow(test string, ng, pr float64, unit string, min float64,
 	if targetNote != "" {
 		target = targetNote
 	}
-	r.rows = append(r.rows, row{test, fmtNum(ng) + " " + unit, fmtNum(pr) + " " + unit, fmt.Sprintf("%.2f", ratio), target, met})
+	x := row{test: test, nginx: fmtNum(ng) + " " + unit, pier: fmtNum(pr) + " " + unit, ratio: fmt.Sprintf("%.2f", ratio), target: target, met: met}
+	r.addPeers(&x, pv, func(v float64) (string, float64) {
+		if v <= 0 {
+			return fmtNum(v) + " " + unit, 0
+		}
+		return fmtNum(v) + " " + unit, pr / v
+	})
+	r.rows = append(r.rows, x)
+}
+
+// costRow compares a lower-is-better number (CPU per GiB); max 0 means no
+// target, else Pier/nginx must stay at or under it.
+func (r *report) costRow(test string, ng, pr float64, unit string, max float64, pv peerVals) {
+	ratio := "-"
+	if ng > 0 {
+		ratio = fmt.Sprintf("%.2f", pr/ng)
+	}
+	target, met := "none", "-"
+	if max > 0 {
+		target = fmt.Sprintf("<= %.2fx", max)
+		met = yesNo(ng > 0 && pr/ng <= max)
+	}
+	x := row{test: test, nginx: fmtNum(ng) + " " + unit, pier: fmtNum(pr) + " " + unit, ratio: ratio, target: target, met: met}
+	r.addPeers(&x, pv, func(v float64) (string, float64) {
+		if pr <= 0 {
+			return fmtNum(v) + " " + unit, 0
+		}
+		return fmtNum(v) + " " + unit, v / pr
+	})
+	r.rows = append(r.rows, x)
 }
 
 // latencyRow compares latencies; maxPier 0 means no target.
-func (r *report) latencyRow(test string, ng, pr, maxPier time.Duration) {
+func (r *report) latencyRow(test string, ng, pr, maxPier time.Duration, pv map[string]time.Duration) {
 	ratio := "-"
 	if ng > 0 {
 		ratio = fmt.Sprintf("%.2f", float64(pr)/float64(ng))
@@ -56,7 +109,92 @@ func (r *report) latencyRow(test string, ng, pr, maxPier time.Duration) {
 		target = "pier < " + fmtDur(maxPier)
 		met = yesNo(pr < maxPier)
 	}
-	r.rows = append(r.rows, row{test, fmtDur(ng), fmtDur(pr), ratio, target, met})
+	x := row{test: test, nginx: fmtDur(ng), pier: fmtDur(pr), ratio: ratio, target: target, met: met}
+	vals := peerVals{}
+	for k, v := range pv {
+		vals[k] = float64(v)
+	}
+	r.addPeers(&x, vals, func(v float64) (string, float64) {
+		if pr <= 0 {
+			return fmtDur(time.Duration(v)), 0
+		}
+		return fmtDur(time.Duration(v)), v / float64(pr)
+	})
+	r.rows = append(r.rows, x)
+}
+
+// pierRow is a row only Pier has (a check of the cluster itself).
+func (r *report) pierRow(test, pier, target string, met bool) {
+	r.rows = append(r.rows, row{test: test, nginx: "-", pier: pier, ratio: "-", target: target, met: yesNo(met)})
+}
+
+// addPeers fills x's peer cells from pv with cell (figure, Pier's
+// advantage), and the verdict against peerWant.
+func (r *report) addPeers(x *row, pv peerVals, cell func(v float64) (string, float64)) {
+	if len(r.peers) == 0 {
+		return
+	}
+	x.peer = make([]peerCell, len(r.peers))
+	worst, any := 0.0, false
+	for i, name := range r.peers {
+		v, ok := pv[name]
+		if !ok {
+			continue
+		}
+		val, adv := cell(v)
+		x.peer[i] = peerCell{val: val, adv: adv, has: true}
+		if !any || adv < worst {
+			worst, any = adv, true
+		}
+	}
+	switch {
+	case !any:
+	case worst >= peerWant:
+		x.vs = "yes"
+	case worst >= 1:
+		x.vs = fmt.Sprintf("1.0-%.1fx", peerWant)
+	default:
+		x.vs = "BELOW 1.0x"
+	}
+}
+
+// header is the table's column titles.
+func (r *report) header() []string {
+	h := []string{"test", "nginx", "pier", "ratio (pier/nginx)", "target", "met?"}
+	for _, p := range r.peers {
+		h = append(h, p, "pier vs "+p)
+	}
+	if len(r.peers) > 0 {
+		h = append(h, fmt.Sprintf("pier >= %.1fx every peer?", peerWant))
+	}
+	return h
+}
+
+// cells is x's columns in header order.
+func (r *report) cells(x row) []string {
+	c := []string{x.test, x.nginx, x.pier, x.ratio, x.target, x.met}
+	for i := range r.peers {
+		if i < len(x.peer) && x.peer[i].has {
+			adv := fmt.Sprintf("%.2fx", x.peer[i].adv)
+			if x.peer[i].noAdv {
+				adv = "-"
+			}
+			c = append(c, x.peer[i].val, adv)
+		} else {
+			c = append(c, "-", "-")
+		}
+	}
+	if len(r.peers) > 0 {
+		c = append(c, orDash(x.vs))
+	}
+	return c
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func yesNo(b bool) string {
@@ -120,9 +258,9 @@ func (r *report) text(w io.Writer) {
 		fmt.Fprintf(w, "%-14s %s\n", m[0]+":", m[1])
 	}
 	fmt.Fprintln(w)
-	tab := [][]string{{"test", "nginx", "pier", "ratio (pier/nginx)", "target", "met?"}}
+	tab := [][]string{r.header()}
 	for _, x := range r.rows {
-		tab = append(tab, []string{x.test, x.nginx, x.pier, x.ratio, x.target, x.met})
+		tab = append(tab, r.cells(x))
 	}
 	writeAligned(w, tab)
 	fmt.Fprintln(w)
@@ -181,11 +319,22 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "- **%s**: %s\n", m[0], mdEscape(m[1]))
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| test | nginx | pier | ratio (pier/nginx) | target | met? |")
-	fmt.Fprintln(w, "|---|--:|--:|--:|---|---|")
+	h := r.header()
+	fmt.Fprintln(w, "| "+strings.Join(h, " | ")+" |")
+	align := []string{"---", "--:", "--:", "--:", "---", "---"}
+	for range r.peers {
+		align = append(align, "--:", "--:")
+	}
+	if len(r.peers) > 0 {
+		align = append(align, "---")
+	}
+	fmt.Fprintln(w, "|"+strings.Join(align, "|")+"|")
 	for _, x := range r.rows {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n",
-			mdEscape(x.test), mdEscape(x.nginx), mdEscape(x.pier), x.ratio, mdEscape(x.target), x.met)
+		c := r.cells(x)
+		for i := range c {
+			c[i] = mdEscape(c[i])
+		}
+		fmt.Fprintln(w, "| "+strings.Join(c, " | ")+" |")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| process | role | peak RSS (VmHWM) |")

@@ -97,15 +97,23 @@ func putFile(ctx context.Context, url, path string, size int64, limit time.Durat
 // getURL fetches url. Without a hash the body is read into a reused buffer
 // and dropped; with one it is hashed (not timed: the hashing would slow the
 // client down, so digests are checked on separate untimed GETs).
-func getURL(ctx context.Context, url string, want int64, h hash.Hash, limit time.Duration) (time.Duration, error) {
+func getURL(ctx context.Context, url string, hdr http.Header, want int64, h hash.Hash, limit time.Duration) (time.Duration, error) {
+	return getWith(ctx, bulkClient, url, hdr, want, h, limit, make([]byte, 1<<20))
+}
+
+// getWith is getURL with a client and a read buffer of the caller's.
+func getWith(ctx context.Context, hc *http.Client, url string, hdr http.Header, want int64, h hash.Hash, limit time.Duration, buf []byte) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
 	start := time.Now()
-	resp, err := bulkClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("GET %s: %w", url, err)
 	}
@@ -116,9 +124,8 @@ func getURL(ctx context.Context, url string, want int64, h hash.Hash, limit time
 	}
 	var n int64
 	if h != nil {
-		n, err = io.CopyBuffer(h, resp.Body, make([]byte, 1<<20))
+		n, err = io.CopyBuffer(h, resp.Body, buf)
 	} else {
-		buf := make([]byte, 1<<20)
 		for {
 			k, rerr := resp.Body.Read(buf)
 			n += int64(k)
@@ -142,9 +149,9 @@ func getURL(ctx context.Context, url string, want int64, h hash.Hash, limit time
 }
 
 // verifyGet fetches url and checks the SHA-256 of its body.
-func verifyGet(ctx context.Context, url string, size int64, digest string, limit time.Duration) error {
+func verifyGet(ctx context.Context, url string, hdr http.Header, size int64, digest string, limit time.Duration) error {
 	h := sha256.New()
-	if _, err := getURL(ctx, url, size, h, limit); err != nil {
+	if _, err := getURL(ctx, url, hdr, size, h, limit); err != nil {
 		return err
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != digest {
