@@ -166,6 +166,9 @@ type Config struct {
 	JoinWAN            []string
 	WANGossip          *memberlist.Config
 	FederationInterval time.Duration
+	// AntiEntropyInterval is how often the leader compares the whole state
+	// with each other datacenter's (default 10 min; negative: never).
+	AntiEntropyInterval time.Duration
 
 	Logger hclog.Logger
 	// Now is the node's clock: it stamps commands, and repair (how long a

@@ -48,7 +48,7 @@ func (n *Node) startFederation() error {
 		ID: n.cfg.ID, Datacenter: n.cfg.Datacenter, DataDir: n.cfg.DataDir,
 		Bind: n.cfg.WANBind, Advertise: n.cfg.WANAdvertise, Join: n.cfg.JoinWAN,
 		HTTPAddr: httpAddr, ClusterKey: n.cfg.ClusterKey, AcceptKeys: n.cfg.AcceptKeys,
-		Memberlist: n.cfg.WANGossip, Interval: n.cfg.FederationInterval,
+		Memberlist: n.cfg.WANGossip, Interval: n.cfg.FederationInterval, AntiEntropyInterval: n.cfg.AntiEntropyInterval,
 		Local: fedLocal{n}, Remote: remote, Now: n.cfg.Now, Logger: n.log.Named("federation"),
 	})
 	if err != nil {
@@ -117,6 +117,14 @@ func (n *Node) FederationFeed(after uint64, limit int) FeedPage {
 	recs, more := n.fsm.Feed(after, limit)
 	return FeedPage{Datacenter: n.cfg.Datacenter, Records: recs, More: more,
 		Lag: n.fsm.FeedLag(after), Rules: n.fsm.ReplicationRules()}
+}
+
+// FederationSummary answers another datacenter's anti-entropy read of a
+// bucket of this cluster's state (peer service), from what this node has
+// applied: a node behind the leader answers an older state, which the
+// reader's next run compares again.
+func (n *Node) FederationSummary(req federation.SummaryRequest) (federation.Summary, error) {
+	return federation.Summarize(n.fsm, n.cfg.Datacenter, req)
 }
 
 // OpenContent opens the content of a live artifact for another

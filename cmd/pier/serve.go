@@ -19,6 +19,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/cluster/federation"
 	"github.com/pier-registry/pier/transport/httpapi"
 	"github.com/pier-registry/pier/transport/httpapi/uploads"
 	"github.com/pier-registry/pier/transport/server"
@@ -46,7 +47,7 @@ type serveFlags struct {
 	pprof                                   bool
 	tlsCert, tlsKey                         string
 	auth, metricsOpen                       bool
-	retentionInterval                       time.Duration
+	retentionInterval, antiEntropyInterval  time.Duration
 	wanAddr, joinWAN, wanAdvertise          string
 }
 
@@ -100,6 +101,7 @@ func (f *serveFlags) declare(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM `file` of --tls-cert's private key")
 	fs.StringVar(&f.wanAddr, "wan-addr", "", "WAN gossip listen `address` (TCP and UDP) linking this datacenter to others; federation is off without it")
 	fs.StringVar(&f.wanAdvertise, "wan-advertise", "", "IP or `host` other datacenters reach this node on (WAN gossip and the peer service on the --http-addr port), when it differs from --advertise")
+	fs.DurationVar(&f.antiEntropyInterval, "anti-entropy-interval", federation.DefaultAntiEntropyInterval, "how often the leader compares the whole state with each other datacenter's and repairs what the feed missed (negative: never)")
 	fs.StringVar(&f.joinWAN, "join-wan", "", "comma-separated WAN `addresses` of nodes of other datacenters")
 	fs.StringVar(&f.ec, "ec", "", "erasure scheme `k+m` for pushes while k+m nodes are alive (default: by live node count)")
 	fs.Int64Var(&f.maxObjectSize, "max-object-size", 0, "refuse larger artifacts, in `bytes` (0: no limit)")
@@ -283,6 +285,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			MinFree: f.minFree, CacheSize: f.cacheSize, InlineSize: f.inlineSize,
 			RetentionInterval: f.retentionInterval,
 			WANBind:           f.wanAddr, WANAdvertise: wanAdv, WANHTTPAddr: wanHTTP, JoinWAN: splitAddrs(f.joinWAN),
+			AntiEntropyInterval: f.antiEntropyInterval,
 		},
 	}, nil
 }

@@ -99,7 +99,7 @@ type fedCollector struct{ f Federator }
 
 var (
 	fedDescs = struct {
-		reachable, lagArtifacts, lagBytes, checkpoint, head, errors, copied, conflicts *prometheus.Desc
+		reachable, lagArtifacts, lagBytes, checkpoint, head, errors, copied, conflicts, repaired *prometheus.Desc
 	}{
 		reachable:    fedDesc("pier_federation_reachable", "1 when the replicator's last feed read from the datacenter succeeded."),
 		lagArtifacts: fedDesc("pier_federation_lag_artifacts", "Names the datacenter's feed holds after this cluster's checkpoint, as last read."),
@@ -109,6 +109,7 @@ var (
 		errors:       fedDesc("pier_federation_errors_total", "Failed replication passes on this node."),
 		copied:       fedDesc("pier_federation_copied_total", "Artifacts copied from the datacenter by this node."),
 		conflicts:    fedDesc("pier_federation_conflicts", "Names bound here to other bytes than in the datacenter."),
+		repaired:     fedDesc("pier_federation_antientropy_repaired_total", "Names anti-entropy brought into line with the datacenter (copied, deleted or retagged) that the feed had missed."),
 	}
 )
 
@@ -135,5 +136,6 @@ func (c fedCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(fedDescs.conflicts, float64(l.Conflicts))
 		ch <- prometheus.MustNewConstMetric(fedDescs.errors, prometheus.CounterValue, float64(l.Errors), l.Datacenter)
 		ch <- prometheus.MustNewConstMetric(fedDescs.copied, prometheus.CounterValue, float64(l.Copied), l.Datacenter)
+		ch <- prometheus.MustNewConstMetric(fedDescs.repaired, prometheus.CounterValue, float64(l.Repaired), l.Datacenter)
 	}
 }

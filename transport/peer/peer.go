@@ -147,6 +147,7 @@ func Handler(node Node) http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	routeFederation(mux, node)
+	routeAntiEntropy(mux, node)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			httpError(w, http.StatusForbidden, "the peer service answers only nodes holding the cluster key, over TLS")
