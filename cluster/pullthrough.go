@@ -51,11 +51,12 @@ func (n *Node) PullThroughOpen(ctx context.Context, a fsm.Artifact, off, length 
 	if rc != nil {
 		return rc, nil
 	}
-	if err := wait(ctx); err != nil {
-		return nil, fmt.Errorf("pull-through %s: %w", a.Name, err)
-	}
+	werr := wait(ctx)
 	local, err := n.Stat(ctx, a.Name)
 	if err != nil {
+		if werr != nil {
+			return nil, fmt.Errorf("pull-through %s: %w", a.Name, werr)
+		}
 		return nil, err
 	}
 	return n.openSame(ctx, local, a, off, length)

@@ -235,6 +235,7 @@ func (f *Federation) addrs(dc string) []string {
 // on a goroutine its Shutdown waits for.
 func (f *Federation) Run(ctx context.Context) {
 	defer f.pool.Shutdown()
+	defer f.pt.stop() // pullthrough.go: before the pool goes
 	t := time.NewTicker(f.cfg.Interval)
 	defer t.Stop()
 	for {

@@ -59,6 +59,36 @@ type pullThrough struct {
 	found map[string]found
 	// fills are the fetches in progress by name.
 	fills map[string]*fill
+	// ctx bounds the fetches: they outlive the requests that start them
+	// (they store for everyone) but not the federation (stop).
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// begin registers a fetch; false once the federation has stopped.
+func (p *pullThrough) begin() (context.Context, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx == nil {
+		p.ctx, p.cancel = context.WithCancel(context.Background())
+	}
+	if p.ctx.Err() != nil {
+		return nil, false
+	}
+	p.wg.Add(1)
+	return p.ctx, true
+}
+
+// stop cancels the fetches in progress and waits for them to end.
+func (p *pullThrough) stop() {
+	p.mu.Lock()
+	if p.ctx == nil {
+		p.ctx, p.cancel = context.WithCancel(context.Background())
+	}
+	p.cancel()
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 type found struct {
@@ -73,6 +103,9 @@ type fill struct {
 	done chan struct{}
 	err  error // set before done closes
 }
+
+// ErrStopped marks a pull-through asked of a stopping node.
+var ErrStopped = errors.New("federation stopped")
 
 // ErrNotHere marks a pull-through that found the artifact in no other
 // datacenter.
@@ -230,8 +263,13 @@ func (f *Federation) PullOpen(ctx context.Context, name, digest string, off, n i
 		return nil, nil, fmt.Errorf("%w: %s is now %s in %s, not %s", fsm.ErrConflict, name, fd.rec.Digest, fd.dc, digest)
 	}
 	p := &f.pt
+	fctx, ok := p.begin()
+	if !ok {
+		return nil, nil, fmt.Errorf("pull-through %s: %w", name, ErrStopped)
+	}
 	p.mu.Lock()
 	if fl, ok := p.fills[name]; ok {
+		p.wg.Done()
 		p.mu.Unlock()
 		return nil, fl.wait, nil
 	}
@@ -242,16 +280,17 @@ func (f *Federation) PullOpen(ctx context.Context, name, digest string, off, n i
 	p.fills[name] = fl
 	p.mu.Unlock()
 
-	body, err := f.cfg.Remote.Fetch(ctx, fd.addr, name)
+	body, err := f.cfg.Remote.Fetch(fctx, fd.addr, name)
 	if err != nil {
 		f.endFill(name, fl, err)
+		p.wg.Done()
 		return nil, nil, fmt.Errorf("pull-through %s from %s: %w", name, fd.dc, err)
 	}
 	pr, pw := io.Pipe()
-	// The fetch outlives the request that started it (it stores for
-	// everyone), but not the node: the local write path fails once the
-	// node stops.
-	go f.runFill(context.WithoutCancel(ctx), name, fd, body, pw, fl)
+	go func() {
+		defer p.wg.Done()
+		f.runFill(fctx, name, fd, body, pw, fl)
+	}()
 	return &window{r: pr, skip: off, left: n}, nil, nil
 }
 
@@ -284,6 +323,12 @@ func (f *Federation) runFill(ctx context.Context, name string, fd found, body io
 	defer body.Close()
 	rec, size := fd.rec, fd.rec.Size
 	store, storeW := io.Pipe()
+	// A stopping node unblocks a write to a client that reads no more.
+	unhook := context.AfterFunc(ctx, func() {
+		client.CloseWithError(ctx.Err())
+		storeW.CloseWithError(ctx.Err())
+	})
+	defer unhook()
 	stored := make(chan error, 1)
 	go func() {
 		_, err := f.cfg.Local.Replicate(ctx, rec, fd.origin(), store)
