@@ -339,6 +339,15 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// The old single-dash spelling of a long flag is a usage error that names
+// the flag meant.
+func TestSingleDashLongFlagHint(t *testing.T) {
+	c := newTestCLI(nil)
+	if code := c.run(context.Background(), []string{"ls", "-commit", "abc"}); code != 2 || !strings.Contains(c.errOut.String(), "two dashes: --commit") {
+		t.Fatalf("exit %d, stderr %q", code, c.errOut)
+	}
+}
+
 func TestListAndMembersTables(t *testing.T) {
 	_, srv := newFakeServer(t)
 	c := newTestCLI(nil)

@@ -59,8 +59,8 @@ func (c *cli) rootCmd() *cobra.Command {
 	root.SetOut(c.stdout)
 	root.SetErr(c.stderr)
 	root.SetVersionTemplate("pier {{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return &usageError{msg: err.Error()}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{msg: err.Error() + singleDashHint(cmd, err)}
 	})
 	root.AddGroup(&cobra.Group{ID: "artifacts", Title: "Artifacts:"},
 		&cobra.Group{ID: "cluster", Title: "Cluster:"},
@@ -86,6 +86,21 @@ func (c *cli) rootCmd() *cobra.Command {
 		}
 	}
 	return root
+}
+
+// singleDashHint points a user of the old single-dash spelling (-commit,
+// which pflag reads as -c -o -m ...) at the long flag it meant.
+func singleDashHint(cmd *cobra.Command, err error) string {
+	_, arg, ok := strings.Cut(err.Error(), "unknown shorthand flag: ")
+	if !ok {
+		return ""
+	}
+	_, word, ok := strings.Cut(arg, " in -")
+	name, _, _ := strings.Cut(word, "=")
+	if !ok || len(name) < 2 || cmd.Flags().Lookup(name) == nil {
+		return ""
+	}
+	return fmt.Sprintf(" (long flags take two dashes: --%s)", name)
 }
 
 // noSubcommand refuses a word that names no command: cobra would otherwise
