@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -12,12 +13,27 @@ import (
 // everything but the KeepLast newest, and of those only the ones older
 // than MaxAge when MaxAge is set; artifacts carrying one of ProtectTags
 // never. With both KeepLast and MaxAge zero it deletes nothing.
+//
+// An Images policy governs OCI images (its prefix is under OCIPrefix) and
+// applies per repository: KeepLast and MaxAge to the repository's tagged
+// manifests (newest first), UntaggedMaxAge to its manifests without a tag
+// (since they last lost one), BlobGrace to its blobs that no manifest it
+// keeps references (a push uploads blobs before their manifest, so a young
+// blob is left alone); a manifest a kept one references (an index's
+// children) or whose subject is kept (a signature) is kept with it.
 type RetentionPolicy struct {
-	Prefix      string        `json:"prefix"`
-	KeepLast    int           `json:"keep_last,omitempty"`
-	MaxAge      time.Duration `json:"max_age,omitempty"`
-	ProtectTags []string      `json:"protect_tags,omitempty"`
+	Prefix         string        `json:"prefix"`
+	KeepLast       int           `json:"keep_last,omitempty"`
+	MaxAge         time.Duration `json:"max_age,omitempty"`
+	ProtectTags    []string      `json:"protect_tags,omitempty"`
+	Images         bool          `json:"images,omitempty"`
+	UntaggedMaxAge time.Duration `json:"untagged_max_age,omitempty"`
+	BlobGrace      time.Duration `json:"blob_grace,omitempty"`
 }
+
+// OCIPrefix starts the names of the OCI registry's blobs and manifests
+// (transport/oci): an Images retention policy's prefix starts with it.
+const OCIPrefix = "_oci/"
 
 // RemoveRetention drops the policy of a prefix.
 type RemoveRetention struct {
@@ -68,10 +84,17 @@ func ValidateRetention(p *RetentionPolicy) error {
 			return fmt.Errorf("%w: control character in retention prefix %q", ErrInvalid, p.Prefix)
 		}
 	}
-	if p.KeepLast < 0 || p.MaxAge < 0 {
-		return fmt.Errorf("%w: keep-last and max-age must not be negative", ErrInvalid)
+	if p.KeepLast < 0 || p.MaxAge < 0 || p.UntaggedMaxAge < 0 || p.BlobGrace < 0 {
+		return fmt.Errorf("%w: keep-last, max-age, untagged-max-age and blob-grace must not be negative", ErrInvalid)
 	}
-	if p.KeepLast == 0 && p.MaxAge == 0 {
+	switch {
+	case !p.Images && (p.UntaggedMaxAge > 0 || p.BlobGrace > 0):
+		return fmt.Errorf("%w: untagged-max-age and blob-grace are rules of an images policy", ErrInvalid)
+	case p.Images && !strings.HasPrefix(p.Prefix, OCIPrefix):
+		return fmt.Errorf("%w: an images policy's prefix starts with %s (the registry's names), not %q", ErrInvalid, OCIPrefix, p.Prefix)
+	case p.Images && p.KeepLast == 0 && p.MaxAge == 0 && p.UntaggedMaxAge == 0 && p.BlobGrace == 0:
+		return fmt.Errorf("%w: an images policy needs keep-last, max-age, untagged-max-age or blob-grace", ErrInvalid)
+	case !p.Images && p.KeepLast == 0 && p.MaxAge == 0:
 		return fmt.Errorf("%w: a retention policy needs keep-last or max-age", ErrInvalid)
 	}
 	for _, t := range p.ProtectTags {

@@ -45,6 +45,12 @@ func TestRetentionValidation(t *testing.T) {
 		{Prefix: "a", MaxAge: -time.Hour},
 		{Prefix: "a\x00", KeepLast: 1},
 		{Prefix: "a", KeepLast: 1, ProtectTags: []string{"bad tag"}},
+		{Prefix: "a", KeepLast: 1, UntaggedMaxAge: time.Hour},            // image rules without images
+		{Prefix: "a", KeepLast: 1, BlobGrace: time.Hour},                 // likewise
+		{Prefix: "team/", Images: true, KeepLast: 1},                     // images outside _oci/
+		{Prefix: "_oci/team/", Images: true},                             // no rule
+		{Prefix: "_oci/team/", Images: true, BlobGrace: -time.Hour},      // negative
+		{Prefix: "_oci/team/", Images: true, UntaggedMaxAge: -time.Hour}, // negative
 	} {
 		if err := retentionCmd(p).Validate(); err == nil {
 			t.Errorf("%+v passed validation", p)
@@ -52,5 +58,13 @@ func TestRetentionValidation(t *testing.T) {
 	}
 	if err := retentionCmd(RetentionPolicy{KeepLast: 5}).Validate(); err != nil {
 		t.Fatalf("a policy over every artifact: %v", err)
+	}
+	for _, p := range []RetentionPolicy{
+		{Prefix: "_oci/", Images: true, BlobGrace: time.Hour},
+		{Prefix: "_oci/team/", Images: true, KeepLast: 3, UntaggedMaxAge: time.Hour},
+	} {
+		if err := retentionCmd(p).Validate(); err != nil {
+			t.Errorf("%+v: %v", p, err)
+		}
 	}
 }

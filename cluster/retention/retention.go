@@ -27,10 +27,13 @@ type Deletion struct {
 // artifacts under a prefix newest first. An artifact is governed by the
 // policy with the longest prefix it starts with, so a narrower policy
 // overrides a broader one for its names: the broader one neither deletes
-// them nor counts them among its newest.
+// them nor counts them among its newest. Images policies are PlanImages'.
 func Plan(policies []fsm.RetentionPolicy, artifacts func(prefix string) iter.Seq[fsm.Artifact], now time.Time) []Deletion {
 	var out []Deletion
 	for _, p := range policies {
+		if p.Images {
+			continue // PlanImages
+		}
 		rank := 0
 		for a := range artifacts(p.Prefix) {
 			if governing(policies, a.Name).Prefix != p.Prefix {

@@ -5,8 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/pier-registry/pier/transport/server"
 )
 
 // ociClient speaks /v2/ to one node as a registry client does: every step
@@ -357,4 +362,73 @@ func TestOCIAccessControl(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// An images retention policy on a repository: of three tagged manifests
+// the oldest goes (keep-last 2), and with it the blobs only it named; a
+// blob no manifest names goes once past the grace; a layer a kept manifest
+// shares with nothing else stays; the kept image still pulls from another
+// node. The nodes' clocks move two hours forward so the ages count.
+func TestOCIRetention(t *testing.T) {
+	var offset atomic.Int64
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.Node.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	}})
+	push := ociClient{t: t, base: c.Nodes[0].URL}
+	cfg := func(i int) []byte { return []byte(fmt.Sprintf(`{"architecture":"amd64","os":"linux","n":%d}`, i)) }
+	l1, shared, orphan := patterned(70<<10, 1), patterned(90<<10, 2), patterned(1<<10, 3)
+	for _, b := range [][]byte{cfg(1), cfg(2), cfg(3), l1, shared, orphan} {
+		push.pushMonolithic("app", b)
+	}
+	manifests := [][]byte{ociManifest(cfg(1), l1), ociManifest(cfg(2), shared), ociManifest(cfg(3), shared)}
+	for i, m := range manifests {
+		if r := push.putManifest("app", fmt.Sprintf("v%d", i+1), m); r.Status != http.StatusCreated {
+			t.Fatalf("manifest v%d: %d %s", i+1, r.Status, r.Body)
+		}
+	}
+	policy := `{"prefix":"_oci/app/","images":true,"keep_last":2,"untagged_max_age":"1h","blob_grace":"1h"}`
+	if r := Do(t, "PUT", c.Nodes[1].URL+"/api/v1/retention", strings.NewReader(policy), nil); r.Status != http.StatusOK {
+		t.Fatalf("set policy: %d %s", r.Status, r.Body)
+	}
+	var run struct {
+		Deleted []struct{ Name, Reason string }
+	}
+	// Now: the oldest manifest goes, but its blobs wait (they are new, and
+	// so is a manifest of the repository).
+	Do(t, "POST", c.Nodes[2].URL+"/api/v1/retention/run", nil, nil).JSON(t, &run)
+	if len(run.Deleted) != 1 || run.Deleted[0].Name != "_oci/app/_manifests/sha256/"+strings.TrimPrefix(Digest(manifests[0]), "sha256:") {
+		t.Fatalf("first run deleted %+v, want the manifest v1 alone", run.Deleted)
+	}
+	offset.Store(int64(2 * time.Hour))
+	Do(t, "POST", c.Nodes[2].URL+"/api/v1/retention/run", nil, nil).JSON(t, &run)
+	var got []string
+	for _, d := range run.Deleted {
+		got = append(got, strings.TrimPrefix(d.Name, "_oci/app/_blobs/sha256/"))
+	}
+	slices.Sort(got)
+	want := []string{strings.TrimPrefix(Digest(cfg(1)), "sha256:"), strings.TrimPrefix(Digest(l1), "sha256:"), strings.TrimPrefix(Digest(orphan), "sha256:")}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("second run deleted %v, want the blobs of v1 and the orphan %v", got, want)
+	}
+	pull := ociClient{t: t, base: c.Nodes[2].URL}
+	for _, b := range [][]byte{cfg(1), l1, orphan} {
+		if r := pull.do("GET", "/v2/app/blobs/"+Digest(b), nil, nil); r.Status != http.StatusNotFound {
+			t.Fatalf("a deleted blob answers %d", r.Status)
+		}
+	}
+	if r := pull.do("GET", "/v2/app/manifests/v1", nil, nil); r.Status != http.StatusNotFound {
+		t.Fatalf("the deleted manifest's tag answers %d", r.Status)
+	}
+	for i := 2; i <= 3; i++ {
+		r := pull.do("GET", fmt.Sprintf("/v2/app/manifests/v%d", i), nil, http.Header{"Accept": {"application/vnd.oci.image.manifest.v1+json"}})
+		if r.Status != http.StatusOK || !bytes.Equal(r.Body, manifests[i-1]) {
+			t.Fatalf("kept manifest v%d: %d", i, r.Status)
+		}
+		for _, b := range [][]byte{cfg(i), shared} {
+			if r := pull.do("GET", "/v2/app/blobs/"+Digest(b), nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, b) {
+				t.Fatalf("a blob of v%d: %d", i, r.Status)
+			}
+		}
+	}
 }

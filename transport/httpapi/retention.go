@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
@@ -58,28 +59,44 @@ func (a *API) removeQuota(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// RetentionView is a policy as the API reads and writes it; MaxAge is a Go
-// duration or days ("90d").
+// RetentionView is a policy as the API reads and writes it; the ages are
+// Go durations or days ("90d"). Images makes it an images policy (under
+// _oci/, per repository: fsm.RetentionPolicy).
 type RetentionView struct {
-	Prefix      string   `json:"prefix"`
-	KeepLast    int      `json:"keep_last,omitempty"`
-	MaxAge      string   `json:"max_age,omitempty"`
-	ProtectTags []string `json:"protect_tags,omitempty"`
+	Prefix         string   `json:"prefix"`
+	KeepLast       int      `json:"keep_last,omitempty"`
+	MaxAge         string   `json:"max_age,omitempty"`
+	ProtectTags    []string `json:"protect_tags,omitempty"`
+	Images         bool     `json:"images,omitempty"`
+	UntaggedMaxAge string   `json:"untagged_max_age,omitempty"`
+	BlobGrace      string   `json:"blob_grace,omitempty"`
 }
 
 func (v RetentionView) policy() (fsm.RetentionPolicy, error) {
-	age, err := ParseDays(v.MaxAge)
-	if err != nil {
-		return fsm.RetentionPolicy{}, fmt.Errorf("%w: max_age: %v", errBadRequest, err)
+	p := fsm.RetentionPolicy{Prefix: v.Prefix, KeepLast: v.KeepLast, ProtectTags: v.ProtectTags, Images: v.Images}
+	for _, f := range []struct {
+		name string
+		v    string
+		to   *time.Duration
+	}{{"max_age", v.MaxAge, &p.MaxAge}, {"untagged_max_age", v.UntaggedMaxAge, &p.UntaggedMaxAge}, {"blob_grace", v.BlobGrace, &p.BlobGrace}} {
+		d, err := ParseDays(f.v)
+		if err != nil {
+			return fsm.RetentionPolicy{}, fmt.Errorf("%w: %s: %v", errBadRequest, f.name, err)
+		}
+		*f.to = d
 	}
-	p := fsm.RetentionPolicy{Prefix: v.Prefix, KeepLast: v.KeepLast, MaxAge: age, ProtectTags: v.ProtectTags}
 	return p, fsm.ValidateRetention(&p)
 }
 
 func retentionView(p fsm.RetentionPolicy) RetentionView {
-	v := RetentionView{Prefix: p.Prefix, KeepLast: p.KeepLast, ProtectTags: p.ProtectTags}
-	if p.MaxAge > 0 {
-		v.MaxAge = p.MaxAge.String()
+	v := RetentionView{Prefix: p.Prefix, KeepLast: p.KeepLast, ProtectTags: p.ProtectTags, Images: p.Images}
+	for _, f := range []struct {
+		d  time.Duration
+		to *string
+	}{{p.MaxAge, &v.MaxAge}, {p.UntaggedMaxAge, &v.UntaggedMaxAge}, {p.BlobGrace, &v.BlobGrace}} {
+		if f.d > 0 {
+			*f.to = f.d.String()
+		}
 	}
 	return v
 }
