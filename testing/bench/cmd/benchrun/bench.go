@@ -97,6 +97,7 @@ func (b *bench) transfers(f *testFile) error {
 	var ngPutCPU, prPutCPU, ngColdCPU, prColdCPU, ngHotCPU, prHotCPU cpuUse
 	pPut, pCold, pHot := newPeerSamples(b.peers), newPeerSamples(b.peers), newPeerSamples(b.peers)
 	waitedBefore := b.cleanupWait
+	prof := b.profile("push-"+f.label, b.cfg.profileSecs)
 	for i := 1; i <= f.reps; i++ {
 		name := fmt.Sprintf("bench/%s-%d.bin", f.label, i)
 		b.step("PUT %s (%d/%d) to nginx, pier %s%s", size, i, f.reps, b.push.id, b.peerList())
@@ -118,6 +119,7 @@ func (b *bench) transfers(f *testFile) error {
 			}
 		}
 	}
+	prof()
 	f.ngPath = fmt.Sprintf("/bench/%s-1.bin", f.label)
 	f.pierPath = fmt.Sprintf("/artifacts/bench/%s-1.bin", f.label)
 	f.key = fmt.Sprintf("bench/%s-1.bin", f.label)
@@ -126,6 +128,7 @@ func (b *bench) transfers(f *testFile) error {
 	// pulls runs one round of GETs from every system; pierHdr is noCache
 	// for the cold pulls.
 	pulls := func(what string, ng, pr *sample, ngCPU, prCPU *cpuUse, ps peerSamples, pierHdr http.Header) error {
+		defer b.profile("pull-"+what+"-"+f.label, b.cfg.profileSecs)()
 		for i := 1; i <= f.reps; i++ {
 			b.step("GET %s %s (%d/%d) from nginx, pier %s%s", size, what, i, f.reps, b.pull.id, b.peerList())
 			if err := b.timed(ngCPU, ng, func() (time.Duration, error) {
@@ -175,28 +178,37 @@ func (b *bench) transfers(f *testFile) error {
 	}
 
 	// The first plain pull fills pier's cache (checked here: its bytes
-	// are the file's); the hot pulls come after the fill is committed.
-	b.step("filling pier %s's pull cache with %s (untimed, SHA-256 checked)", b.pull.id, size)
-	fills0 := b.pull.metrics(b.ctx)["pier_pull_cache_fills_total"]
-	if err := verifyGet(b.ctx, b.pull.base+f.pierPath, nil, f.size, f.digest, limit(f.size)); err != nil {
-		return fmt.Errorf("pier (filling the pull cache): %w", err)
-	}
-	if err := b.pull.waitMetric(b.ctx, "pier_pull_cache_fills_total", fills0+1, 30*time.Second); err != nil {
-		return fmt.Errorf("pier %s: the pull cache was not filled: %w", b.pull.id, err)
-	}
-	hot0 := b.pull.metrics(b.ctx)
-	if err := pulls("hot", &ngHot, &prHot, &ngHotCPU, &prHotCPU, pHot, nil); err != nil {
-		return err
-	}
-	hot1 := b.pull.metrics(b.ctx)
-	b.rep.ratioRow("pull "+size+" hot (MB/s)", mbps(f.size, ngHot.median()), mbps(f.size, prHot.median()), "MB/s", 0.9, "", pHot.rates(f.size))
-	if err := verifyGet(b.ctx, b.pull.base+f.pierPath, nil, f.size, f.digest, limit(f.size)); err != nil {
-		return fmt.Errorf("pier (hot): %w", err)
+	// are the file's); the hot pulls come after the fill is committed. A
+	// build without the pull cache (no pier_pull_cache_fills_total) has no
+	// hot row.
+	fills0, hasCache := b.pull.metrics(b.ctx)["pier_pull_cache_fills_total"]
+	var hot0, hot1 metricSet
+	if hasCache {
+		b.step("filling pier %s's pull cache with %s (untimed, SHA-256 checked)", b.pull.id, size)
+		if err := verifyGet(b.ctx, b.pull.base+f.pierPath, nil, f.size, f.digest, limit(f.size)); err != nil {
+			return fmt.Errorf("pier (filling the pull cache): %w", err)
+		}
+		if err := b.pull.waitMetric(b.ctx, "pier_pull_cache_fills_total", fills0+1, 30*time.Second); err != nil {
+			return fmt.Errorf("pier %s: the pull cache was not filled: %w", b.pull.id, err)
+		}
+		hot0 = b.pull.metrics(b.ctx)
+		if err := pulls("hot", &ngHot, &prHot, &ngHotCPU, &prHotCPU, pHot, nil); err != nil {
+			return err
+		}
+		hot1 = b.pull.metrics(b.ctx)
+		b.rep.ratioRow("pull "+size+" hot (MB/s)", mbps(f.size, ngHot.median()), mbps(f.size, prHot.median()), "MB/s", 0.9, "", pHot.rates(f.size))
+		if err := verifyGet(b.ctx, b.pull.base+f.pierPath, nil, f.size, f.digest, limit(f.size)); err != nil {
+			return fmt.Errorf("pier (hot): %w", err)
+		}
+	} else {
+		b.rep.note("%s: this pier build exports no pier_pull_cache_fills_total (no pull cache): no hot pull row", size)
 	}
 
 	b.rep.note("%s runs, MB/s: push nginx %s, pier %s%s", size, ngPut.rates(f.size), prPut.rates(f.size), prefixed("; ", pPut.notes(f.size, b.peers)))
 	b.rep.note("%s cold pulls, MB/s: nginx %s, pier %s (no-cache)%s", size, ngCold.rates(f.size), prCold.rates(f.size), prefixed("; ", pCold.notes(f.size, b.peers)))
-	b.rep.note("%s hot pulls, MB/s: nginx %s, pier %s (pull cache)%s", size, ngHot.rates(f.size), prHot.rates(f.size), prefixed("; ", pHot.notes(f.size, b.peers)))
+	if hasCache {
+		b.rep.note("%s hot pulls, MB/s: nginx %s, pier %s (pull cache)%s", size, ngHot.rates(f.size), prHot.rates(f.size), prefixed("; ", pHot.notes(f.size, b.peers)))
+	}
 	b.rep.note("%s server CPU: push: %s; pier %s. Cold pull: %s; pier %s. Hot pull: %s; pier %s",
 		size, ngPutCPU.String("nginx"), prPutCPU.String("node"), ngColdCPU.String("nginx"), prColdCPU.String("node"),
 		ngHotCPU.String("nginx"), prHotCPU.String("node"))
@@ -359,10 +371,15 @@ func (b *bench) smallObjects() error {
 		var res wrkResult
 		var use cpuUse
 		b.settle()
+		prof := func() {}
+		if r.cpuKey == "node" {
+			prof = b.profile("wrk-"+strings.ToLower(strings.Fields(r.what)[0]), int(dur.Seconds())-1)
+		}
 		err := b.measure(&use, func() (err error) {
 			res, err = runWrk(b.ctx, b.work, r.script, t, r.conns, dur, r.url, r.prefix, r.arg)
 			return err
 		})
+		prof()
 		_ = os.WriteFile(filepath.Join(b.work, "wrk-"+strings.ReplaceAll(r.what, " ", "-")+".txt"), []byte(res.Raw), 0o644)
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.what, err)

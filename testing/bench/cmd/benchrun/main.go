@@ -51,6 +51,10 @@ type config struct {
 	minioBin, seaweedBin string
 	waveSize             int64
 	waveClients          []int
+	// profileDir, when set, gets CPU profiles of the nodes (--pprof) for
+	// each of Pier's phases, profileSecs long at most.
+	profileDir  string
+	profileSecs int
 }
 
 func main() {
@@ -76,6 +80,8 @@ func main() {
 	fs.StringVar(&cfg.seaweedBin, "seaweedfs", os.Getenv("BENCH_SEAWEEDFS"), "a weed binary: run every row against SeaweedFS too (weed server with filer); never downloaded [BENCH_SEAWEEDFS]")
 	waveSize := fs.String("wave-size", env("BENCH_WAVE_SIZE", "256M"), "size of the wave's artifact [BENCH_WAVE_SIZE]")
 	waveClients := fs.String("wave-clients", env("BENCH_WAVE_CLIENTS", "32,128"), "clients of each wave, comma-separated; none for no wave [BENCH_WAVE_CLIENTS]")
+	fs.StringVar(&cfg.profileDir, "profile", os.Getenv("BENCH_PROFILE"), "write CPU profiles of the nodes (run with --pprof) for each of Pier's phases to this directory [BENCH_PROFILE]")
+	fs.IntVar(&cfg.profileSecs, "profile-seconds", envInt("BENCH_PROFILE_SECONDS", 8), "length of each phase's profile, at most [BENCH_PROFILE_SECONDS]")
 	_ = fs.Parse(os.Args[1:])
 
 	var err error
@@ -104,6 +110,8 @@ func main() {
 		err = errors.New("-big and -medium must differ")
 	case cfg.big > 64<<30:
 		err = errors.New("-big over 64G is not a benchmark this driver should run")
+	case cfg.profileSecs < 1 || cfg.profileSecs > 120:
+		err = errors.New("-profile-seconds must be 1..120")
 	case cfg.waveSize > 4<<30:
 		err = errors.New("-wave-size over 4G is not a benchmark this driver should run")
 	}
@@ -223,7 +231,12 @@ func run(ctx context.Context, cfg config) (err error) {
 		ng.stop()
 	}()
 	step("starting 3 pier nodes")
-	cl, err := startPier(ctx, pierBin, work, 3, used, cfg.readyTimeout)
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			return fmt.Errorf("profile dir: %w", err)
+		}
+	}
+	cl, err := startPier(ctx, pierBin, work, 3, used, cfg.readyTimeout, cfg.profileDir != "")
 	if err != nil {
 		return err
 	}

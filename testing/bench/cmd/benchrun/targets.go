@@ -119,7 +119,7 @@ type pierCluster struct {
 
 // startPier starts n nodes, all with --bootstrap-expect n, joined to the
 // first one's gossip port, and waits until each answers /readyz with 200.
-func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, readyTimeout time.Duration) (*pierCluster, error) {
+func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, readyTimeout time.Duration, pprof bool) (*pierCluster, error) {
 	c := &pierCluster{}
 	var firstGossip int
 	for i := 1; i <= n; i++ {
@@ -150,6 +150,9 @@ func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, 
 			"--log-level", "warn"}
 		if i > 1 {
 			argv = append(argv, "--join", fmt.Sprintf("127.0.0.1:%d", firstGossip))
+		}
+		if pprof {
+			argv = append(argv, "--pprof")
 		}
 		p, err := startProc(id, work, filepath.Join(work, "pier", id+".log"), argv...)
 		if err != nil {
