@@ -214,3 +214,22 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		t.Fatalf("serve --help:\n%s", help)
 	}
 }
+
+// pier completion prints a script for bash, zsh and fish, and refuses
+// another shell as a usage error.
+func TestCompletionScripts(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "__start_pier", "zsh": "#compdef pier", "fish": "complete -c pier"} {
+		c := newTestCLI(nil)
+		if code := c.run(context.Background(), []string{"completion", shell}); code != 0 || !strings.Contains(c.out.String(), want) {
+			t.Errorf("completion %s: exit %d, %d bytes, no %q", shell, code, c.out.Len(), want)
+		}
+	}
+	if code := newTestCLI(nil).run(context.Background(), []string{"completion", "tcsh"}); code != 2 {
+		t.Errorf("completion tcsh: exit %d, want 2", code)
+	}
+	// The values of -o complete.
+	c := newTestCLI(nil)
+	if code := c.run(context.Background(), []string{"__complete", "ls", "-o", ""}); code != 0 || !strings.Contains(c.out.String(), "json") {
+		t.Errorf("__complete ls -o: exit %d, %q", code, c.out)
+	}
+}
