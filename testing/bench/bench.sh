@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # make bench: Pier (3 local `pier serve` nodes) against nginx (one node, PUT
-# via its dav module) on this machine, in one run. Installs nginx and wrk
-# with apt-get when they are missing, builds the driver and runs it.
+# via its dav module) on this machine, in one run, and against MinIO and
+# SeaweedFS when their binaries are given. Installs nginx and wrk with
+# apt-get when they are missing (never MinIO or SeaweedFS: those are the
+# user's own builds), builds the driver and runs it.
 # See BENCHMARKS.md. Not part of `make test`.
 #
 # Knobs (environment): BENCH_BIG=1G BENCH_MEDIUM=64M BENCH_REPS=5
 # BENCH_BIG_REPS=3 BENCH_OBJECTS=1000 BENCH_WRK_DURATION=10s BENCH_KEEP=1
-# BENCH_WORKDIR=/tmp BENCH_MD=bin/bench-results.md; extra arguments go to
+# BENCH_WORKDIR=/tmp BENCH_MD=bin/bench-results.md BENCH_WAVE_SIZE=256M
+# BENCH_WAVE_CLIENTS=32,128 BENCH_MINIO=/path/to/minio
+# BENCH_SEAWEEDFS=/path/to/weed BENCH_PROFILE=dir; extra arguments go to
 # the driver (bin/benchrun -h lists them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
