@@ -89,7 +89,7 @@ func startMinio(ctx context.Context, bin, work string, used map[int]bool) (*peer
 		return nil, err
 	}
 	s := &peerServer{name: "minio", p: p, base: fmt.Sprintf("http://127.0.0.1:%d", port), prefix: "/" + minioBucket,
-		version: firstLine(cmdOut(ctx, bin, "--version")),
+		version: bin + ": " + firstLine(cmdOut(ctx, bin, "--version")),
 		setup: "one process, 4 drives in the work dir, EC:2 (2 data + 2 parity shards per object, 2x the bytes; " +
 			"objects under 128 KiB inlined in xl.meta on all 4); part files written O_DIRECT and fdatasync'd, " +
 			"xl.meta synced, before the answer"}
@@ -189,7 +189,7 @@ func startSeaweed(ctx context.Context, bin, work string, used map[int]bool) (*pe
 		return nil, err
 	}
 	s := &peerServer{name: "seaweedfs", p: p, base: fmt.Sprintf("http://127.0.0.1:%d", ports[4]), prefix: "/bench",
-		version: firstLine(cmdOut(ctx, bin, "version")),
+		version: bin + ": " + firstLine(cmdOut(ctx, bin, "version")),
 		setup: "weed server: master, volume server and filer in one process; filer HTTP API (files over 4 MiB cut into 4 MiB chunks " +
 			"on the volume server), replication 000 (one copy), no erasure coding, no fsync before the answer (its default)"}
 	// The filer answers a directory listing once it is up; a write needs
