@@ -91,7 +91,7 @@ esac
 st=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -u "ci:$secret" "http://127.0.0.1:$(port 1)/v2/")
 [ "$st" = 401 ] || fail "basic auth as ci on /v2/: $st, want 401"
 login() {
-  echo "$secret" | docker login "127.0.0.1:$(port "$1")" -u ci --password-stdin >"$work/login.log" 2>&1 ||
+  echo "$secret" | timeout 60 docker login "127.0.0.1:$(port "$1")" -u ci --password-stdin >"$work/login.log" 2>&1 ||
     { cat "$work/login.log" >&2; fail "docker login on node $1"; }
 }
 
@@ -107,7 +107,7 @@ log "built $ref1 (FROM scratch, 2 layers, one of 6 MiB)"
 # --- push to node 1 ------------------------------------------------------------
 login 1
 s=$(ms)
-out=$(docker push "$ref1") || fail "docker push: $out"
+out=$(timeout 180 docker push "$ref1") || fail "docker push: $out"
 pushed=$(echo "$out" | sed -n 's/.*digest: \(sha256:[0-9a-f]\{64\}\).*/\1/p')
 [ -n "$pushed" ] || fail "no digest in docker push's output: $out"
 log "pushed to node 1: $pushed in $(secs "$s")s"
@@ -117,7 +117,7 @@ docker rmi -f "$ref1" >/dev/null
 pull() {
   local n=$1 ref="127.0.0.1:$(port "$1")/$REPO:$TAG" got s
   s=$(ms)
-  docker pull -q "$ref" >/dev/null || return 1
+  timeout 180 docker pull -q "$ref" >/dev/null || return 1
   got=$(docker inspect --format '{{index .RepoDigests 0}}' "$ref")
   docker rmi -f "$ref" >/dev/null
   [ "${got#*@}" = "$pushed" ] || fail "pull from node $n gave $got, pushed $pushed"
@@ -132,6 +132,7 @@ pull 3 || fail "docker pull from node 3"
 # outside pier-test/.
 tok=$(curl -fsS -m 5 -u "ci:$secret" "http://127.0.0.1:$(port 3)/v2/token?service=pier&scope=repository:$REPO:pull&scope=repository:other/x:pull" |
   sed -n 's/.*"token": *"\([^"]*\)".*/\1/p')
+[ -n "$tok" ] || fail "no bearer from /v2/token"
 st=$(curl -sS -m 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "http://127.0.0.1:$(port 3)/v2/other/x/tags/list")
 [ "$st" = 401 ] || fail "a bearer of $REPO on other/x: $st, want 401"
 
