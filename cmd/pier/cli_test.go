@@ -233,3 +233,72 @@ func TestCompletionScripts(t *testing.T) {
 		t.Errorf("__complete ls -o: exit %d, %q", code, c.out)
 	}
 }
+
+// ls and latest pass every filter the API has: a glob, --order version,
+// --digest (hex, without sha256:), --version, --commit, --label, --limit.
+func TestListFiltersReachTheAPI(t *testing.T) {
+	cl := clustertest.New(t, 1, clustertest.Options{})
+	env := map[string]string{"PIER_SERVER": cl.Nodes[0].URL}
+	dir := t.TempDir()
+	digests := map[string]string{}
+	for _, a := range []struct{ name, version, commit, os string }{
+		{"app-1.2.0.jar", "1.2.0", "aaaa1111", "linux"},
+		{"app-1.10.0.jar", "1.10.0", "bbbb2222", "linux"},
+		{"app-1.9.0.jar", "1.9.0", "cccc3333", "darwin"},
+		{"other-2.0.jar", "2.0", "dddd4444", "linux"},
+	} {
+		file := filepath.Join(dir, a.name)
+		if err := os.WriteFile(file, []byte("bytes of "+a.name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := newTestCLI(env)
+		if code := c.run(context.Background(), []string{"push", file, "--version", a.version, "--commit", a.commit, "--label", "os=" + a.os, "-o", "json"}); code != 0 {
+			t.Fatalf("push %s: %s", a.name, c.errOut)
+		}
+		var art struct{ Digest string }
+		if err := json.Unmarshal(c.out.Bytes(), &art); err != nil {
+			t.Fatal(err)
+		}
+		digests[a.name] = art.Digest
+	}
+	names := func(args ...string) []string {
+		t.Helper()
+		c := newTestCLI(env)
+		if code := c.run(context.Background(), append(append([]string{"ls"}, args...), "-o", "json")); code != 0 {
+			t.Fatalf("ls %q: exit %d: %s", args, code, c.errOut)
+		}
+		var arts []struct{ Name string }
+		if err := json.Unmarshal(c.out.Bytes(), &arts); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range arts {
+			out = append(out, a.Name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"app-*", "--order", "version"}, []string{"app-1.10.0.jar", "app-1.9.0.jar", "app-1.2.0.jar"}},
+		{[]string{"app-*", "--order", "version", "--limit", "2"}, []string{"app-1.10.0.jar", "app-1.9.0.jar"}},
+		{[]string{"--prefix", "app-", "--label", "os=linux", "--order", "version"}, []string{"app-1.10.0.jar", "app-1.2.0.jar"}},
+		{[]string{"--digest", strings.TrimPrefix(digests["app-1.9.0.jar"], "sha256:")[:12]}, []string{"app-1.9.0.jar"}},
+		{[]string{"--commit", "bbbb"}, []string{"app-1.10.0.jar"}},
+		{[]string{"--version", "2.0"}, []string{"other-2.0.jar"}},
+		{[]string{"other-2.0.jar"}, []string{"other-2.0.jar"}},
+	} {
+		if got := names(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("ls %q = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	c := newTestCLI(env)
+	if code := c.run(context.Background(), []string{"latest", "app-*", "--order", "version", "--label", "os=linux"}); code != 0 || c.out.String() != "app-1.10.0.jar\n" {
+		t.Fatalf("latest: exit %d, %q %s", code, c.out, c.errOut)
+	}
+	c = newTestCLI(env)
+	if code := c.run(context.Background(), []string{"latest", "--prefix", "none-"}); code != 3 {
+		t.Fatalf("latest of nothing: exit %d, want 3 (%s)", code, c.errOut)
+	}
+}
