@@ -20,7 +20,8 @@ import (
 // (since they last lost one), BlobGrace to its blobs that no manifest it
 // keeps references (a push uploads blobs before their manifest, so a young
 // blob is left alone); a manifest a kept one references (an index's
-// children) or whose subject is kept (a signature) is kept with it.
+// children) or whose subject is kept (a signature) is kept with it. A
+// plain policy never deletes the registry's names.
 type RetentionPolicy struct {
 	Prefix         string        `json:"prefix"`
 	KeepLast       int           `json:"keep_last,omitempty"`

@@ -27,7 +27,9 @@ type Deletion struct {
 // artifacts under a prefix newest first. An artifact is governed by the
 // policy with the longest prefix it starts with, so a narrower policy
 // overrides a broader one for its names: the broader one neither deletes
-// them nor counts them among its newest. Images policies are PlanImages'.
+// them nor counts them among its newest. The registry's names (under
+// fsm.OCIPrefix) are left to images policies (PlanImages): a plain rule
+// would delete a blob an image still needs.
 func Plan(policies []fsm.RetentionPolicy, artifacts func(prefix string) iter.Seq[fsm.Artifact], now time.Time) []Deletion {
 	var out []Deletion
 	for _, p := range policies {
@@ -36,7 +38,7 @@ func Plan(policies []fsm.RetentionPolicy, artifacts func(prefix string) iter.Seq
 		}
 		rank := 0
 		for a := range artifacts(p.Prefix) {
-			if governing(policies, a.Name).Prefix != p.Prefix {
+			if governing(policies, a.Name).Prefix != p.Prefix || strings.HasPrefix(a.Name, fsm.OCIPrefix) {
 				continue
 			}
 			rank++

@@ -75,6 +75,10 @@ func TestPlan(t *testing.T) {
 			[]fsm.RetentionPolicy{{Prefix: "none", KeepLast: 1}},
 			versions("x", 3, nil), nil},
 		{"no policy deletes nothing", nil, versions("x", 3, nil), nil},
+		{"a plain policy leaves the registry's names alone",
+			[]fsm.RetentionPolicy{{Prefix: "", KeepLast: 1}},
+			append(versions("_oci/app/_blobs/sha256/b", 3, nil), versions("x", 3, nil)...),
+			[]string{"x-1", "x-2"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
