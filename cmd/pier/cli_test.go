@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/pier-registry/pier/testing/clustertest"
+	"github.com/pier-registry/pier/transport/apiclient"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -300,5 +301,29 @@ func TestListFiltersReachTheAPI(t *testing.T) {
 	c = newTestCLI(env)
 	if code := c.run(context.Background(), []string{"latest", "--prefix", "none-"}); code != 3 {
 		t.Fatalf("latest of nothing: exit %d, want 3 (%s)", code, c.errOut)
+	}
+}
+
+// pier retention set --images sets an images policy as the API takes it,
+// and retention ls shows it.
+func TestRetentionImagesPolicy(t *testing.T) {
+	cl := clustertest.New(t, 1, clustertest.Options{})
+	env := map[string]string{"PIER_SERVER": cl.Nodes[0].URL}
+	c := newTestCLI(env)
+	if code := c.run(context.Background(), []string{"retention", "set", "--prefix", "_oci/team/", "--images", "--keep-last", "2",
+		"--untagged-max-age", "7d", "--blob-grace", "1h"}); code != 0 {
+		t.Fatalf("retention set: exit %d: %s", code, c.errOut)
+	}
+	c = newTestCLI(env)
+	if code := c.run(context.Background(), []string{"retention", "ls", "-o", "json"}); code != 0 {
+		t.Fatalf("retention ls: exit %d: %s", code, c.errOut)
+	}
+	var ps []apiclient.RetentionPolicy
+	if err := json.Unmarshal(c.out.Bytes(), &ps); err != nil {
+		t.Fatal(err)
+	}
+	want := apiclient.RetentionPolicy{Prefix: "_oci/team/", KeepLast: 2, Images: true, UntaggedMaxAge: "7d", BlobGrace: "1h"}
+	if len(ps) != 1 || ps[0].Prefix != want.Prefix || !ps[0].Images || ps[0].KeepLast != 2 || ps[0].UntaggedMaxAge == "" || ps[0].BlobGrace == "" {
+		t.Fatalf("policies %+v, want %+v", ps, want)
 	}
 }

@@ -19,7 +19,8 @@ func (c *cli) retentionCmd() *cobra.Command {
 artifacts with a --protect-tag are never deleted. --dry-run prints what it would delete now
 and saves nothing.`,
 		Example: `  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready --dry-run
-  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready`,
+  pier retention set --prefix myapp- --keep-last 10 --max-age 90d --protect-tag production-ready
+  pier retention set --prefix _oci/team/ --images --keep-last 10 --protect-tag stable --untagged-max-age 7d --blob-grace 1h`,
 		Args: noArgs,
 	}
 	var p apiclient.RetentionPolicy
@@ -27,6 +28,9 @@ and saves nothing.`,
 	set.Flags().IntVar(&p.KeepLast, "keep-last", 0, "keep the `N` newest artifacts under the prefix")
 	set.Flags().StringVar(&p.MaxAge, "max-age", "", "delete artifacts older than this, e.g. 90d (with --keep-last: only beyond the N newest)")
 	set.Flags().StringArrayVar(&p.ProtectTags, "protect-tag", nil, "never delete artifacts with this `tag` (repeatable)")
+	set.Flags().BoolVar(&p.Images, "images", false, "a policy of OCI images on a prefix under _oci/: per repository, over its tagged manifests")
+	set.Flags().StringVar(&p.UntaggedMaxAge, "untagged-max-age", "", "--images: delete manifests that have had no tag for this long, e.g. 7d")
+	set.Flags().StringVar(&p.BlobGrace, "blob-grace", "", "--images: delete blobs no kept manifest references once this old, e.g. 1h")
 	setDry := set.Flags().Bool("dry-run", false, "print what would be deleted, and change nothing")
 	setOut := outputFlag(set)
 	set.RunE = func(cmd *cobra.Command, args []string) error {
@@ -67,9 +71,14 @@ and saves nothing.`,
 		if *lsOut == "json" {
 			return c.printJSON(ps)
 		}
-		t := newTable("PREFIX", "KEEP LAST", "MAX AGE", "PROTECTED TAGS")
+		t := newTable("PREFIX", "KIND", "KEEP LAST", "MAX AGE", "PROTECTED TAGS", "UNTAGGED MAX AGE", "BLOB GRACE")
 		for _, p := range ps {
-			t.row(fmt.Sprintf("%q", p.Prefix), dashInt(p.KeepLast), dash(p.MaxAge), dash(strings.Join(p.ProtectTags, ",")))
+			kind := "artifacts"
+			if p.Images {
+				kind = "images"
+			}
+			t.row(fmt.Sprintf("%q", p.Prefix), kind, dashInt(p.KeepLast), dash(p.MaxAge), dash(strings.Join(p.ProtectTags, ",")),
+				dash(p.UntaggedMaxAge), dash(p.BlobGrace))
 		}
 		return t.write(c.stdout)
 	}

@@ -133,6 +133,11 @@ type RetentionPolicy struct {
 	KeepLast    int      `json:"keep_last,omitempty"`
 	MaxAge      string   `json:"max_age,omitempty"`
 	ProtectTags []string `json:"protect_tags,omitempty"`
+	// Images makes the policy one of OCI images, per repository, on a
+	// prefix under _oci/; UntaggedMaxAge and BlobGrace apply only to it.
+	Images         bool   `json:"images,omitempty"`
+	UntaggedMaxAge string `json:"untagged_max_age,omitempty"`
+	BlobGrace      string `json:"blob_grace,omitempty"`
 }
 
 // RetentionDeletion is an artifact a retention run deleted (or would).
