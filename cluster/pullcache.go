@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
+	"github.com/pier-registry/pier/cluster/objects"
 	"github.com/pier-registry/pier/cluster/pullcache"
 )
 
@@ -30,3 +32,7 @@ func (n *Node) openPullCache() (*pullcache.Cache, error) {
 	n.log.Debug("pull cache", "max_bytes", size)
 	return c, nil
 }
+
+// BypassPullCache marks ctx's reads as reading the shards, neither served
+// from nor filling the pull cache (a client's Cache-Control: no-cache).
+func BypassPullCache(ctx context.Context) context.Context { return objects.BypassPullCache(ctx) }

@@ -8,12 +8,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/pier-registry/pier/cluster/objects"
+	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -101,7 +102,7 @@ func (a *API) download(w http.ResponseWriter, r *http.Request, name string) {
 	h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(art.Name)}))
 	h.Set("X-Pier-Version", art.Version)
 	if noCache(r) {
-		r = r.WithContext(objects.BypassPullCache(r.Context()))
+		r = r.WithContext(cluster.BypassPullCache(r.Context()))
 	}
 	if r.Method == http.MethodGet && plainGet(r) {
 		a.sendWhole(w, r, art, open)
@@ -213,11 +214,18 @@ func (h *heldHeader) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
-// ReadFrom sends the held status and hands src to the response's own
-// ReadFrom (sendfile for a file).
+// ReadFrom hands a section of a file (the pull cache's copy) to the
+// response's own ReadFrom, which is sendfile, once the status is sent.
+// Any other source is copied through Write, which holds the status until
+// a first byte was read: a read that fails at once still gets its error.
 func (h *heldHeader) ReadFrom(src io.Reader) (int64, error) {
-	h.flush()
-	return readFrom(h.w, src)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*os.File); ok {
+			h.flush()
+			return readFrom(h.w, src)
+		}
+	}
+	return io.Copy(struct{ io.Writer }{h}, src)
 }
 
 // flush sends the held status, if any, once.
