@@ -20,7 +20,12 @@ import (
 // it: while cut, every feed read and content fetch fails, both ways, as
 // when the link between the sites is down (gossip inside each site goes
 // on).
-type wanLink struct{ cut atomic.Bool }
+type wanLink struct {
+	cut atomic.Bool
+	// onFetch, when set, wraps each content fetch's body (a test stalls a
+	// copy with it).
+	onFetch atomic.Pointer[func(ctx context.Context, name string, body io.ReadCloser) io.ReadCloser]
+}
 
 // cuttablePeers is a node's peer client whose calls to other datacenters
 // (feed and content) fail while the link is cut.
@@ -40,7 +45,11 @@ func (p cuttablePeers) Fetch(ctx context.Context, addr, name string) (io.ReadClo
 	if p.link.cut.Load() {
 		return nil, fmt.Errorf("%w: WAN cut", cluster.ErrPeerUnreachable)
 	}
-	return p.PeerClient.(federation.Remote).Fetch(ctx, addr, name)
+	rc, err := p.PeerClient.(federation.Remote).Fetch(ctx, addr, name)
+	if h := p.link.onFetch.Load(); h != nil && err == nil {
+		return (*h)(ctx, name, rc), nil
+	}
+	return rc, err
 }
 
 // federated starts two 3-node clusters, dc1 and dc2, linked over WAN
