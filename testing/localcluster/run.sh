@@ -46,7 +46,7 @@ Pier is up: node1 http://127.0.0.1:8081, node2 :8082, node3 :8083. Try:
   curl -X POST -F "file=@myapp-v1.2.3.jar" http://127.0.0.1:8081/upload
   curl -fO http://127.0.0.1:8083/artifacts/myapp-v1.2.3.jar
   curl -X PUT "http://127.0.0.1:8082/api/v1/tags/production-ready?name=myapp-v1.2.3.jar"
-  curl -fLOJ "http://127.0.0.1:8083/api/v1/latest?prefix=myapp-&tag=production-ready"
+  curl -fLOJ --output-dir "$(mktemp -d)" "http://127.0.0.1:8083/api/v1/latest?prefix=myapp-&tag=production-ready"
   curl http://127.0.0.1:8082/api/v1/cluster/members
   ./bin/pier members --server 127.0.0.1:8081,127.0.0.1:8082,127.0.0.1:8083
 
