@@ -20,7 +20,44 @@ import (
 // The harness is testing/clustertest's, less what a benchmark does not
 // need (testing.TB, the netsplit network every connection of clustertest
 // crosses) and with maintenance that would only add noise slowed down:
-// scrub and GC. Its raft and gossip timings are clustertest's.
+// scrub and GC. Its raft and gossip timings are either those of `pier
+// serve` (the libraries' defaults: -timings lan, the default) or
+// clustertest's short ones (-timings test). With the short ones, 50 nodes
+// in one process on two busy cores missed heartbeats: 694 elections and
+// 4 MB/s of pushes in the run of 2026-12-05 20:02 UTC (BENCHMARKS.md,
+// "Scale").
+
+// timingSet is one choice of raft and gossip timings.
+type timingSet struct {
+	raft      func() *raft.Config
+	gossip    func() *memberlist.Config
+	reconcile time.Duration
+	text      string
+}
+
+var timingSets = map[string]timingSet{
+	"lan": {
+		raft: func() *raft.Config {
+			c := raft.DefaultConfig()
+			return c
+		},
+		gossip:    memberlist.DefaultLANConfig,
+		reconcile: time.Second,
+		text: "those of pier serve: raft's defaults (heartbeat and election 1 s, lease 500 ms, commit 50 ms), " +
+			"memberlist's LAN defaults (probe 1 s, timeout 500 ms, gossip 200 ms, push-pull 30 s, suspicion mult 4), " +
+			"leader reconcile every 1 s and on every gossip event",
+	},
+	"test": {
+		raft:      raftConfig,
+		gossip:    gossipConfig,
+		reconcile: 100 * time.Millisecond,
+		text: "testing/clustertest's: raft heartbeat/election/lease 250 ms, commit 5 ms; gossip probe 400 ms " +
+			"(timeout 300 ms), gossip 50 ms, push-pull 2 s, suspicion mult 3; leader reconcile every 100 ms",
+	},
+}
+
+// maintenanceText describes the maintenance intervals of every node.
+const maintenanceText = "repair of a node dead for 1 s (production: 5 min), a repair pass every 500 ms, scrub hourly, GC every 5 s"
 
 // raftConfig is clustertest.RaftConfig, with snapshots less frequent: at a
 // snapshot every 64 entries, 1,000 pushes to 50 nodes would install
@@ -48,11 +85,6 @@ func gossipConfig() *memberlist.Config {
 	return c
 }
 
-// timings describes the configs above for the report.
-const timings = "raft heartbeat/election/lease 250 ms, commit 5 ms; gossip probe 400 ms (timeout 300 ms), " +
-	"gossip 50 ms, push-pull 2 s, suspicion mult 3; leader reconcile every 100 ms; " +
-	"repair after 1 s dead, repair pass every 500 ms; scrub every hour, GC every 5 s"
-
 type node struct {
 	id  string
 	cfg server.Config
@@ -61,6 +93,7 @@ type node struct {
 }
 
 type harness struct {
+	t     timingSet
 	dir   string
 	log   io.Writer
 	nodes []*node
@@ -82,9 +115,9 @@ func (h *harness) newNode(bootstrapExpect int, join []string) (*node, error) {
 			Join:              join,
 			BootstrapExpect:   bootstrapExpect,
 			ClusterKey:        "benchscale-key",
-			Raft:              raftConfig(),
-			Gossip:            gossipConfig(),
-			ReconcileInterval: 100 * time.Millisecond,
+			Raft:              h.t.raft(),
+			Gossip:            h.t.gossip(),
+			ReconcileInterval: h.t.reconcile,
 			StallTimeout:      5 * time.Second,
 			HedgeAfter:        2 * time.Second,
 			RepairAfter:       time.Second,

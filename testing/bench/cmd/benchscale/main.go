@@ -58,13 +58,18 @@ func main() {
 	timeout := flag.Duration("timeout", 30*time.Minute, "kill a size's child process after this long")
 	dir := flag.String("dir", os.TempDir(), "where the nodes' data dirs are made (and removed)")
 	logDir := flag.String("logdir", "bin/bench-scale-logs", "node logs (warnings and errors), one file per size")
+	tm := flag.String("timings", "lan", "raft and gossip timings: lan (those of pier serve) or test (testing/clustertest's)")
 	one := flag.Int("one", 0, "measure this size in this process and print JSON (the parent runs children so)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("benchscale ")
 
+	ts, ok := timingSets[*tm]
+	if !ok {
+		log.Fatalf("-timings %q: want lan or test", *tm)
+	}
 	if *one > 0 {
-		p := params{n: *one, seeds: *seeds, perNode: *perNode, maxObjects: *maxObjects, objectSize: *objectSize,
+		p := params{timings: ts, n: *one, seeds: *seeds, perNode: *perNode, maxObjects: *maxObjects, objectSize: *objectSize,
 			concurrency: *conc, lose: *lose, wait: *wait, pushTimeout: *pushTimeout}
 		if p.n <= 5 {
 			p.lose = min(p.lose, 1)
@@ -81,7 +86,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep := report{Commit: commit(), Go: runtime.Version(), CPUs: runtime.NumCPU(), CPU: cpuModel(),
-		MemTotal: memTotal(), At: time.Now().UTC(), Timings: timings, ObjectSize: *objectSize, PerNode: *perNode, MaxObjects: *maxObjects}
+		MemTotal: memTotal(), At: time.Now().UTC(), Timings: *tm + ", " + ts.text + "; " + maintenanceText, ObjectSize: *objectSize, PerNode: *perNode, MaxObjects: *maxObjects}
 	for _, n := range ns {
 		load0 := loadavg()
 		r, err := runChild(ctx, n, *timeout)

@@ -31,6 +31,7 @@ type params struct {
 	pushTimeout time.Duration
 	dir         string
 	log         io.Writer
+	timings     timingSet
 }
 
 // result is one size's measurements; durations are in seconds.
@@ -38,27 +39,30 @@ type result struct {
 	N       int `json:"n"`
 	Seeds   int `json:"seeds"`
 	Joiners int `json:"joiners"`
-	// StartSpan is how long starting the joiners one after another took;
-	// the convergence times below count from the last one's start.
-	StartSpan float64 `json:"start_span_s"`
-	// Gossip is until every node's gossip view holds N alive members,
-	// GossipFirst the same counted from the first joiner's start.
-	Gossip      float64 `json:"gossip_converge_s"`
-	GossipFirst float64 `json:"gossip_converge_from_first_s"`
-	// Reconcile is until the leader's raft configuration holds all N
-	// (voters and non-voters), ReconcileFirst from the first joiner.
-	Reconcile      float64 `json:"leader_reconcile_s"`
-	ReconcileFirst float64 `json:"leader_reconcile_from_first_s"`
-	Voters         int     `json:"voters"`
-	Nonvoters      int     `json:"nonvoters"`
-	// Ready is until every node knows the leader (Node.Ready).
-	Ready float64 `json:"all_ready_s"`
+	// StartSpan is how long starting all joiners but the last, one after
+	// another, took; BurstGossip and BurstReconcile are from the first
+	// one's start until every gossip view holds them all alive and the
+	// leader's raft configuration holds them all.
+	StartSpan      float64 `json:"start_span_s"`
+	BurstGossip    float64 `json:"burst_gossip_s"`
+	BurstReconcile float64 `json:"burst_reconcile_s"`
+	// Then the last node joins alone: Gossip is until every node's view
+	// holds it alive, Reconcile until the leader's raft configuration
+	// holds it, Ready until it (and every node) knows the leader.
+	Gossip    float64 `json:"gossip_converge_s"`
+	Reconcile float64 `json:"leader_reconcile_s"`
+	Voters    int     `json:"voters"`
+	Nonvoters int     `json:"nonvoters"`
+	Ready     float64 `json:"all_ready_s"`
 
 	Objects      int     `json:"objects"`
 	ObjectSize   int     `json:"object_size"`
 	PushFailures int     `json:"push_failures"`
 	PushSeconds  float64 `json:"push_s"`
 	Scheme       string  `json:"scheme"`
+	// Width is the most shards an object has (K+M): with fewer survivors
+	// than that, repair must re-encode objects for fewer nodes.
+	Width int `json:"width"`
 	// Shards* count object shards per node from the leader's placements;
 	// Bytes* the shard bytes in each node's store.
 	ShardsMin  int     `json:"shards_min"`
@@ -75,10 +79,14 @@ type result struct {
 	WaveTimes []float64  `json:"wave_repair_s"`
 	// Detect is, per wave, until the leader's gossip view no longer holds
 	// a lost node alive.
-	Detect     []float64 `json:"wave_detect_s"`
-	LostBytes  int64     `json:"lost_shard_bytes"`
-	MovedBytes int64     `json:"moved_bytes"`
-	RepairTime float64   `json:"repair_s"`
+	Detect []float64 `json:"wave_detect_s"`
+	// WaveLost and WaveMoved are each wave's lost shard bytes and the
+	// bytes its repair wrote.
+	WaveLost   []int64 `json:"wave_lost_bytes"`
+	WaveMoved  []int64 `json:"wave_moved_bytes"`
+	LostBytes  int64   `json:"lost_shard_bytes"`
+	MovedBytes int64   `json:"moved_bytes"`
+	RepairTime float64 `json:"repair_s"`
 	// RepairedShards sums Stats().RepairedShards over survivors.
 	RepairedShards int64  `json:"repaired_shards"`
 	Unavailable    int    `json:"unavailable_after"`
@@ -108,7 +116,7 @@ func (r *result) fail(format string, args ...any) {
 func measure(ctx context.Context, p params) (r result) {
 	r = result{N: p.n, Seeds: min(p.seeds, p.n), ObjectSize: p.objectSize}
 	r.Joiners = p.n - r.Seeds
-	h := &harness{dir: p.dir, log: p.log}
+	h := &harness{t: p.timings, dir: p.dir, log: p.log}
 	res := startSampler()
 	defer func() {
 		t := time.Now()
@@ -159,23 +167,50 @@ func converge(ctx context.Context, p params, h *harness, r *result) error {
 	if _, err := poll(ctx, time.Now(), func() bool { return h.leader() != nil }); err != nil {
 		return fmt.Errorf("no leader among the %d seeds: %w", r.Seeds, err)
 	}
+	// The joiners but the last, one after another: the burst.
 	t0 := time.Now()
-	for range r.Joiners {
+	for range r.Joiners - 1 {
 		if _, err := h.newNode(0, []string{first}); err != nil {
 			return err
 		}
 	}
-	tLast := time.Now()
-	r.StartSpan = tLast.Sub(t0).Seconds()
-	log.Printf("n=%d: %d nodes started, joiners in %.2fs", p.n, len(h.nodes), r.StartSpan)
+	r.StartSpan = time.Since(t0).Seconds()
+	g, rc, rd, err := settle(ctx, h, t0, r)
+	r.BurstGossip, r.BurstReconcile = g.Seconds(), rc.Seconds()
+	log.Printf("n=%d: %d joiners started in %.2fs; from the first start: gossip %.2fs, leader reconcile %.2fs, all ready %.2fs",
+		p.n, r.Joiners-1, r.StartSpan, g.Seconds(), rc.Seconds(), rd.Seconds())
+	if err != nil {
+		return fmt.Errorf("%d nodes not settled within %s: %w", len(h.nodes), p.wait, err)
+	}
+	// Then the last one, alone: how long one join takes to reach every
+	// node's gossip view and the leader's raft configuration.
+	if r.Joiners > 0 {
+		tLast := time.Now()
+		if _, err := h.newNode(0, []string{first}); err != nil {
+			return err
+		}
+		g, rc, rd, err = settle(ctx, h, tLast, r)
+		r.Gossip, r.Reconcile, r.Ready = g.Seconds(), rc.Seconds(), rd.Seconds()
+		log.Printf("n=%d: the last join: gossip %.2fs, leader reconcile %.2fs (%d voters, %d non-voters), all ready %.2fs",
+			p.n, r.Gossip, r.Reconcile, r.Voters, r.Nonvoters, r.Ready)
+		if err != nil {
+			return fmt.Errorf("%d nodes not settled within %s: %w", len(h.nodes), p.wait, err)
+		}
+	}
+	return nil
+}
 
+// settle waits until every node's gossip view holds every node alive, the
+// leader's raft configuration holds every node, and every node is ready
+// (knows the leader); it returns how long each took from start.
+func settle(ctx context.Context, h *harness, start time.Time, r *result) (gossip, reconcile, ready time.Duration, err error) {
+	want := len(h.nodes)
 	var wg sync.WaitGroup
 	var gossipErr, raftErr, readyErr error
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		var d time.Duration
-		d, gossipErr = poll(ctx, tLast, func() bool {
+		gossip, gossipErr = poll(ctx, start, func() bool {
 			for _, n := range h.nodes {
 				_, ms := n.srv.Node.Members()
 				alive := 0
@@ -184,18 +219,16 @@ func converge(ctx context.Context, p params, h *harness, r *result) error {
 						alive++
 					}
 				}
-				if alive < p.n {
+				if alive < want {
 					return false
 				}
 			}
 			return true
 		})
-		r.Gossip, r.GossipFirst = d.Seconds(), d.Seconds()+r.StartSpan
 	}()
 	go func() {
 		defer wg.Done()
-		var d time.Duration
-		d, raftErr = poll(ctx, tLast, func() bool {
+		reconcile, raftErr = poll(ctx, start, func() bool {
 			l := h.leader()
 			if l == nil {
 				return false
@@ -211,25 +244,17 @@ func converge(ctx context.Context, p params, h *harness, r *result) error {
 				}
 			}
 			r.Voters, r.Nonvoters = voters, nonvoters
-			return voters+nonvoters == p.n
+			return voters+nonvoters == want
 		})
-		r.Reconcile, r.ReconcileFirst = d.Seconds(), d.Seconds()+r.StartSpan
 	}()
 	go func() {
 		defer wg.Done()
-		var d time.Duration
-		d, readyErr = poll(ctx, tLast, func() bool {
+		ready, readyErr = poll(ctx, start, func() bool {
 			return !slices.ContainsFunc(h.nodes, func(n *node) bool { return !n.srv.Node.Ready() })
 		})
-		r.Ready = d.Seconds()
 	}()
 	wg.Wait()
-	log.Printf("n=%d: gossip %.2fs, leader reconcile %.2fs (%d voters, %d non-voters), all ready %.2fs",
-		p.n, r.Gossip, r.Reconcile, r.Voters, r.Nonvoters, r.Ready)
-	if err := errors.Join(gossipErr, raftErr, readyErr); err != nil {
-		return fmt.Errorf("not converged within %s: %w", p.wait, err)
-	}
-	return nil
+	return gossip, reconcile, ready, errors.Join(gossipErr, raftErr, readyErr)
 }
 
 // push PUTs distinct random objects through the HTTP API of every node in
@@ -321,6 +346,7 @@ func balance(h *harness, r *result) error {
 	for obj := range l.srv.Node.FSM().AllObjects() {
 		objects++
 		schemes[fmt.Sprintf("%d+%d", obj.K, obj.M)]++
+		r.Width = max(r.Width, obj.K+obj.M)
 		for _, id := range obj.Placement {
 			per[id]++
 		}
@@ -399,11 +425,14 @@ func repair(ctx context.Context, p params, h *harness, r *result) error {
 		wave := victims[:min(m, len(victims))]
 		victims = victims[len(wave):]
 		var ids []string
+		var lostBytes int64
 		for _, v := range wave {
 			ids = append(ids, v.id)
 			lostIDs[v.id] = true
-			r.LostBytes += v.srv.Node.Stats().ShardBytes
+			lostBytes += v.srv.Node.Stats().ShardBytes
 		}
+		r.LostBytes += lostBytes
+		r.WaveLost = append(r.WaveLost, lostBytes)
 		r.Waves = append(r.Waves, ids)
 		var survivors []*node
 		for _, n := range h.running() {
@@ -452,6 +481,7 @@ func repair(ctx context.Context, p params, h *harness, r *result) error {
 		cancel()
 		movedAfter, shardsAfter := counters(survivors)
 		r.MovedBytes += movedAfter - movedBefore
+		r.WaveMoved = append(r.WaveMoved, movedAfter-movedBefore)
 		r.RepairedShards += shardsAfter - shardsBefore
 		r.WaveTimes = append(r.WaveTimes, d.Seconds())
 		r.RepairTime += d.Seconds()
