@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -103,19 +104,38 @@ type AntiEntropyStatus struct {
 	Error         string `json:"error,omitempty"`
 }
 
-// entry is a name as the tree hashes it.
+// entry is a name as the tree hashes it: 64 bytes, whatever the record's
+// size, so a tree over a million names is tens of MB, not the records.
 type entry struct {
-	key  string // hex SHA-256 of the name
+	key  [32]byte // SHA-256 of the name; its hex is the bucket path
 	hash [32]byte
 }
 
 func entryOf(r fsm.FeedRecord) entry {
-	k := sha256.Sum256([]byte(r.Name))
 	del := "0"
 	if r.Deleted {
 		del = "1"
 	}
-	return entry{key: hex.EncodeToString(k[:]), hash: sha256.Sum256([]byte(r.Name + "\x00" + r.Digest + "\x00" + del))}
+	return entry{key: sha256.Sum256([]byte(r.Name)), hash: sha256.Sum256([]byte(r.Name + "\x00" + r.Digest + "\x00" + del))}
+}
+
+// nibble returns hex digit i of key.
+func nibble(key *[32]byte, i int) int {
+	b := key[i/2]
+	if i%2 == 0 {
+		return int(b >> 4)
+	}
+	return int(b & 0xf)
+}
+
+// inBucket reports whether key's hex starts with prefix (lower-case hex).
+func inBucket(key *[32]byte, prefix string) bool {
+	for i := 0; i < len(prefix); i++ {
+		if nibble(key, i) != hexVal(prefix[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // compared reports whether the tree holds r: the rules copy it, and it
@@ -144,30 +164,40 @@ func walkFeed(st *fsm.FSM, fn func(fsm.FeedRecord)) {
 // tree is one side's entries, sorted by key, for bucket sums.
 type tree []entry
 
-func buildTree(recs map[string]fsm.FeedRecord) tree {
-	t := make(tree, 0, len(recs))
-	for _, r := range recs {
-		t = append(t, entryOf(r))
+// buildTree sorts the entries of a name -> entry map.
+func buildTree(entries map[string]entry) tree {
+	t := make(tree, 0, len(entries))
+	for _, e := range entries {
+		t = append(t, e)
 	}
-	sort.Slice(t, func(i, j int) bool { return t[i].key < t[j].key })
+	slices.SortFunc(t, func(a, b entry) int { return bytes.Compare(a.key[:], b.key[:]) })
 	return t
 }
 
-// span returns the entries in bucket prefix.
+// span returns the entries in bucket prefix: sorted keys keep a bucket
+// together.
 func (t tree) span(prefix string) tree {
-	lo := sort.Search(len(t), func(i int) bool { return t[i].key >= prefix })
-	hi := lo + sort.Search(len(t)-lo, func(i int) bool { return !hasPrefix(t[lo+i].key, prefix) })
+	lo := sort.Search(len(t), func(i int) bool { return inBucket(&t[i].key, prefix) || bucketAfter(&t[i].key, prefix) })
+	hi := lo + sort.Search(len(t)-lo, func(i int) bool { return !inBucket(&t[lo+i].key, prefix) })
 	return t[lo:hi]
 }
 
-func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+// bucketAfter reports whether key sorts after every key of bucket prefix.
+func bucketAfter(key *[32]byte, prefix string) bool {
+	for i := 0; i < len(prefix); i++ {
+		if n, p := nibble(key, i), hexVal(prefix[i]); n != p {
+			return n > p
+		}
+	}
+	return false
+}
 
 // children sums the 16 child buckets of prefix.
 func (t tree) children(prefix string) []Bucket {
 	var sums [16][32]byte
 	var counts [16]int
 	for _, e := range t.span(prefix) {
-		i := hexVal(e.key[len(prefix)])
+		i := nibble(&e.key, len(prefix))
 		counts[i]++
 		for j := range sums[i] {
 			sums[i][j] ^= e.hash[j]
@@ -201,29 +231,37 @@ func Summarize(st *fsm.FSM, dc string, req SummaryRequest) (Summary, error) {
 	} else if rules == nil {
 		rules = []fsm.ReplicationRule{}
 	}
-	recs := map[string]fsm.FeedRecord{}
+	// One walk for the hashes, and a second for the records only when the
+	// bucket is a leaf: a large bucket's records are never all in memory.
+	entries := map[string]entry{}
 	walkFeed(st, func(r fsm.FeedRecord) {
-		k := sha256.Sum256([]byte(r.Name))
-		if !hasPrefix(hex.EncodeToString(k[:]), req.Prefix) {
+		e := entryOf(r)
+		if !inBucket(&e.key, req.Prefix) {
 			return
 		}
 		if compared(r, rules, req.Reader) {
-			recs[r.Name] = r
+			entries[r.Name] = e
 		} else {
 			// A newer record of a name may leave the set.
-			delete(recs, r.Name)
+			delete(entries, r.Name)
 		}
 	})
-	out := Summary{Datacenter: dc, Count: len(recs)}
-	if len(recs) <= leafRecords || len(req.Prefix) == 64 {
-		out.Records = make([]fsm.FeedRecord, 0, len(recs))
-		for _, r := range recs {
-			out.Records = append(out.Records, r)
-		}
-		slices.SortFunc(out.Records, func(a, b fsm.FeedRecord) int { return cmpString(a.Name, b.Name) })
+	out := Summary{Datacenter: dc, Count: len(entries)}
+	if len(entries) > leafRecords && len(req.Prefix) < 64 {
+		out.Children = buildTree(entries).children(req.Prefix)
 		return out, nil
 	}
-	out.Children = buildTree(recs).children(req.Prefix)
+	recs := map[string]fsm.FeedRecord{}
+	walkFeed(st, func(r fsm.FeedRecord) {
+		if _, ok := entries[r.Name]; ok && compared(r, rules, req.Reader) {
+			recs[r.Name] = r
+		}
+	})
+	out.Records = make([]fsm.FeedRecord, 0, len(recs))
+	for _, r := range recs {
+		out.Records = append(out.Records, r)
+	}
+	slices.SortFunc(out.Records, func(a, b fsm.FeedRecord) int { return cmpString(a.Name, b.Name) })
 	return out, nil
 }
 
@@ -303,8 +341,6 @@ type aeRun struct {
 	addr  string // the node that answered last
 	rules []fsm.ReplicationRule
 	local tree
-	// here is the local state of the names compared, by name.
-	here map[string]fsm.FeedRecord
 
 	buckets, repaired, conflicts int
 }
@@ -320,16 +356,16 @@ func (r *aeRun) do(ctx context.Context) error {
 	}
 	r.addr = addr
 	r.rules = r.f.rules(r.dc, page.Rules)
-	r.here = map[string]fsm.FeedRecord{}
+	here := map[string]entry{}
 	walkFeed(r.f.cfg.Local.FSM(), func(rec fsm.FeedRecord) {
 		// Here the set is what came from another datacenter.
 		if rec.Origin != "" && wanted(r.rules, rec) {
-			r.here[rec.Name] = rec
+			here[rec.Name] = entryOf(rec)
 		} else {
-			delete(r.here, rec.Name)
+			delete(here, rec.Name)
 		}
 	})
-	r.local = buildTree(r.here)
+	r.local = buildTree(here)
 	return r.compare(ctx, "")
 }
 

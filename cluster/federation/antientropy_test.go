@@ -144,9 +144,31 @@ func TestSummaryTreeSeesEveryDifference(t *testing.T) {
 		n := fmt.Sprintf("n/%d", i)
 		base[n] = fsm.FeedRecord{Name: n, Digest: fmt.Sprintf("sha256:%064d", i)}
 	}
-	ref := buildTree(base).children("")
-	if got := buildTree(base).children(""); fmt.Sprint(got) != fmt.Sprint(ref) {
+	treeOf := func(recs map[string]fsm.FeedRecord) tree {
+		es := map[string]entry{}
+		for n, r := range recs {
+			es[n] = entryOf(r)
+		}
+		return buildTree(es)
+	}
+	ref := treeOf(base).children("")
+	if got := treeOf(base).children(""); fmt.Sprint(got) != fmt.Sprint(ref) {
 		t.Fatal("the same records summed differently")
+	}
+	// Every bucket's span is exactly its children's count, two levels down.
+	whole := treeOf(base)
+	for i, b := range ref {
+		p := string(hexDigits[i])
+		if n := len(whole.span(p)); n != b.Count {
+			t.Fatalf("bucket %s: span holds %d, children count %d", p, n, b.Count)
+		}
+		sum := 0
+		for _, c := range whole.children(p) {
+			sum += c.Count
+		}
+		if sum != b.Count {
+			t.Fatalf("bucket %s: its children hold %d of its %d", p, sum, b.Count)
+		}
 	}
 	clone := func() map[string]fsm.FeedRecord {
 		m := make(map[string]fsm.FeedRecord, len(base))
@@ -164,7 +186,7 @@ func TestSummaryTreeSeesEveryDifference(t *testing.T) {
 	} {
 		m := clone()
 		edit(m)
-		got := buildTree(m).children("")
+		got := treeOf(m).children("")
 		diff := 0
 		for i := range got {
 			if got[i] != ref[i] {

@@ -253,11 +253,15 @@ func (f *Federation) Run(ctx context.Context) {
 				return
 			}
 			err := f.follow(ctx, dc)
-			if err == nil && f.antiEntropyDue(dc) {
-				err = f.antiEntropy(ctx, dc)
-			}
 			if err != nil && ctx.Err() == nil {
 				f.noteError(dc, err)
+			}
+			if err == nil && f.antiEntropyDue(dc) {
+				// Its failure waits for the next interval (status says
+				// why), unless the link fails and comes back first.
+				if err := f.antiEntropy(ctx, dc); err != nil && ctx.Err() == nil {
+					f.log.Warn("anti-entropy failed", "datacenter", dc, "error", err)
+				}
 			}
 		}
 	}
