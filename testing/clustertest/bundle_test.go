@@ -3,6 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -136,5 +137,47 @@ func TestBundleExportImportWithNoLink(t *testing.T) {
 	}
 	if r := Do(t, http.MethodGet, dc1.Nodes[0].URL+"/api/v1/export?since=yesterday", nil, nil); r.Status != http.StatusBadRequest {
 		t.Fatalf("bad since: %d %s", r.Status, r.Body)
+	}
+}
+
+// Export needs pull on every name under its prefix, import needs admin.
+func TestBundleAuth(t *testing.T) {
+	c, admin := authCluster(t, 1)
+	n := c.Nodes[0].URL
+	if st := authed(t, "PUT", n+"/artifacts/team/a.bin", admin, []byte("team bytes")); st != http.StatusCreated {
+		t.Fatalf("push: %d", st)
+	}
+	reader := createToken(t, n, admin, `{"name":"mirror","owner":"mirror-bot","scopes":["pull:team/*"]}`)
+	get := func(secret, q string) Response {
+		req, _ := http.NewRequest("GET", n+"/api/v1/export"+q, nil)
+		req.Header.Set("Authorization", "Bearer "+secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return Response{Status: resp.StatusCode, Body: b}
+	}
+	var bundle []byte
+	Eventually(t, Wait(), func() error {
+		r := get(reader, "?prefix=team/")
+		if r.Status != http.StatusOK {
+			return fmt.Errorf("export of team/ with pull:team/*: %d %s", r.Status, r.Body)
+		}
+		bundle = r.Body
+		return nil
+	})
+	if r := get(reader, ""); r.Status != http.StatusForbidden {
+		t.Fatalf("export of everything with pull:team/*: %d %s", r.Status, r.Body)
+	}
+	if st := authed(t, "POST", n+"/api/v1/import", reader, bundle); st != http.StatusForbidden {
+		t.Fatalf("import with a pull token: %d", st)
+	}
+	if st := authed(t, "POST", n+"/api/v1/import", "", bundle); st != http.StatusUnauthorized {
+		t.Fatalf("import without a token: %d", st)
+	}
+	if st := authed(t, "POST", n+"/api/v1/import", admin, bundle); st != http.StatusOK {
+		t.Fatalf("import with admin: %d", st)
 	}
 }
