@@ -43,6 +43,15 @@ type Looker interface {
 // datacenter that does not answer must not hold a pull for long.
 const lookupTimeout = 5 * time.Second
 
+// A node whose lookup failed (not a 404) is skipped for downFor, so that
+// while a datacenter is cut off, before gossip declares its nodes dead,
+// a pull of a name held nowhere does not wait on them every time; one
+// node's attempt gets at most lookupAttempt.
+const (
+	downFor       = 10 * time.Second
+	lookupAttempt = 2 * time.Second
+)
+
 // lookupTTL is how long a found artifact is remembered between the
 // metadata answer (HEAD, or the start of a GET) and the fetch.
 const lookupTTL = 30 * time.Second
@@ -55,6 +64,8 @@ type pullThrough struct {
 	// average), for "nearest first"; memberlist's WAN pool has no network
 	// coordinates.
 	rtt map[string]time.Duration
+	// down holds nodes whose last lookup failed, until when to skip them.
+	down map[string]time.Time
 	// found remembers recent lookups by name.
 	found map[string]found
 	// fills are the fetches in progress by name.
@@ -152,9 +163,13 @@ candidates:
 			continue
 		}
 		start := time.Now()
-		rec, err := looker.Lookup(ctx, c.addr, name)
+		actx, acancel := context.WithTimeout(ctx, lookupAttempt)
+		rec, err := looker.Lookup(actx, c.addr, name)
+		acancel()
 		if err == nil || errors.Is(err, fsm.ErrNotFound) {
 			f.noteRTT(c.addr, time.Since(start))
+		} else if ctx.Err() == nil {
+			f.noteDown(c.addr)
 		}
 		switch {
 		case errors.Is(err, fsm.ErrNotFound):
@@ -203,10 +218,14 @@ type candidate struct {
 // order (so that they get measured, and load spreads).
 func (f *Federation) nearest() []candidate {
 	var out []candidate
+	now := time.Now()
 	f.pt.mu.Lock()
 	for _, m := range f.pool.List() {
 		dc := m.Meta.Datacenter
 		if dc == "" || dc == f.cfg.Datacenter || m.Meta.HTTP == "" || m.State != membership.StateAlive {
+			continue
+		}
+		if now.Before(f.pt.down[m.Meta.HTTP]) {
 			continue
 		}
 		out = append(out, candidate{addr: m.Meta.HTTP, dc: dc, rtt: f.pt.rtt[m.Meta.HTTP]})
@@ -227,6 +246,15 @@ func (f *Federation) nearest() []candidate {
 	return out
 }
 
+func (f *Federation) noteDown(addr string) {
+	f.pt.mu.Lock()
+	defer f.pt.mu.Unlock()
+	if f.pt.down == nil {
+		f.pt.down = map[string]time.Time{}
+	}
+	f.pt.down[addr] = time.Now().Add(downFor)
+}
+
 func (f *Federation) noteRTT(addr string, d time.Duration) {
 	if d <= 0 {
 		d = time.Microsecond
@@ -236,6 +264,7 @@ func (f *Federation) noteRTT(addr string, d time.Duration) {
 	if f.pt.rtt == nil {
 		f.pt.rtt = map[string]time.Duration{}
 	}
+	delete(f.pt.down, addr)
 	if old, ok := f.pt.rtt[addr]; ok {
 		d = (3*old + d) / 4
 	}
