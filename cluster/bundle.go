@@ -162,6 +162,11 @@ func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Inf
 			res.Deleted = append(res.Deleted, h.Name)
 		default:
 			res.Skipped++
+			// A tag change made at the source since the last import, or
+			// an import cut between the put and its tags.
+			if err := n.importTags(ctx, h); err != nil {
+				res.Errors = append(res.Errors, ImportError{Name: h.Name, Error: err.Error()})
+			}
 		}
 		return nil
 	}
@@ -169,7 +174,13 @@ func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Inf
 	if origin == "" {
 		origin = info.Datacenter
 	}
-	m := PushMeta{Name: h.Name, Version: h.Version, Commit: h.Commit, Labels: h.Labels, Tags: h.Tags,
+	tags := h.Tags
+	if len(h.History) > 0 {
+		// The tags come from the history instead, each with the time
+		// and actor of its last change at the source (importTags).
+		tags = nil
+	}
+	m := PushMeta{Name: h.Name, Version: h.Version, Commit: h.Commit, Labels: h.Labels, Tags: tags,
 		ExpectDigest: h.Digest, Actor: actor}
 	_, created, err := upload(ctx, replicaSteps{Node: n, origin: origin, created: h.Created}, m, body, nil)
 	switch {
@@ -180,6 +191,9 @@ func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Inf
 		_ = created
 		res.Imported++
 		res.Bytes += h.Size
+		if err := n.importTags(ctx, h); err != nil {
+			res.Errors = append(res.Errors, ImportError{Name: h.Name, Error: err.Error()})
+		}
 	case errors.Is(err, bundle.ErrCorrupt):
 		return fmt.Errorf("import %s: %w", h.Name, err)
 	case ctx.Err() != nil:
@@ -192,4 +206,56 @@ func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Inf
 		res.Errors = append(res.Errors, ImportError{Name: h.Name, Error: err.Error()})
 	}
 	return nil
+}
+
+// importTags brings name's tags to what the bundle's history says, as the
+// replicator merges tags: a tag whose last change at the source is newer
+// than any change of it here, and on which the two disagree, is added or
+// removed with that change's time and actor, so the history here shows
+// when and by whom it was made.
+func (n *Node) importTags(ctx context.Context, h bundle.Header) error {
+	if len(h.History) == 0 {
+		return nil
+	}
+	a, ok := n.fsm.Get(h.Name)
+	if !ok {
+		return nil
+	}
+	local := lastTagEvents(n.fsm.History(h.Name))
+	for tag, ev := range lastTagEvents(h.History) {
+		want := ev.Action == "add"
+		if a.HasTag(tag) == want {
+			continue
+		}
+		if l, ok := local[tag]; ok && !ev.Time.After(l.Time) {
+			continue
+		}
+		op := fsm.OpUntag
+		if want {
+			op = fsm.OpTag
+		}
+		actor := ev.Actor
+		if actor == "" {
+			actor = "import"
+		}
+		res, err := n.apply(ctx, fsm.Command{Op: op, Actor: actor, Tag: &fsm.TagChange{Name: h.Name, Tag: tag, At: ev.Time}})
+		if err != nil {
+			return fmt.Errorf("tag %s %s: %w", h.Name, tag, err)
+		}
+		if res.Status == fsm.StatusInvalid {
+			return fmt.Errorf("tag %s %s: %w", h.Name, tag, res.Err())
+		}
+	}
+	return nil
+}
+
+// lastTagEvents returns the newest event of each tag in a history.
+func lastTagEvents(hist []fsm.TagEvent) map[string]fsm.TagEvent {
+	out := map[string]fsm.TagEvent{}
+	for _, e := range hist {
+		if l, ok := out[e.Tag]; !ok || !e.Time.Before(l.Time) {
+			out[e.Tag] = e
+		}
+	}
+	return out
 }

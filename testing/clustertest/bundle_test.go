@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/fsm"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -45,6 +47,10 @@ func TestBundleExportImportWithNoLink(t *testing.T) {
 	fedPut(t, dc1.Nodes[2].URL, "team/clash.bin", clash1, nil)
 	fedPut(t, dc1.Nodes[0].URL, "other/skip.bin", []byte("not under the prefix"), nil)
 	fedPut(t, dc3.Nodes[0].URL, "team/clash.bin", clash3, nil)
+	// A tag added after the push: the import keeps when it was added.
+	if r := Do(t, http.MethodPut, dc1.Nodes[1].URL+"/api/v1/tags/verified?name=team/notes.txt", nil, nil); r.Status != http.StatusOK {
+		t.Fatalf("tag: %d %s", r.Status, r.Body)
+	}
 
 	r := Do(t, http.MethodGet, dc1.Nodes[1].URL+"/api/v1/export?prefix=team/", nil, nil)
 	if r.Status != http.StatusOK {
@@ -88,7 +94,7 @@ func TestBundleExportImportWithNoLink(t *testing.T) {
 
 	// The whole bundle: the big one now, notes skipped, the clash kept.
 	st, a = importBundle(t, dc3.Nodes[1].URL, bundle)
-	if st != http.StatusOK || !a.Complete || a.Imported != 1 || a.Skipped != 1 || a.Datacenter != "dc1" ||
+	if st != http.StatusOK || !a.Complete || a.Imported != 1 || a.Skipped != 1 || a.Datacenter != "dc1" || len(a.Errors) != 0 ||
 		len(a.Conflicts) != 1 || a.Conflicts[0].LocalDigest != Digest(clash3) || a.Conflicts[0].BundleDigest != Digest(clash1) {
 		t.Fatalf("import: %d %+v", st, a)
 	}
@@ -107,12 +113,15 @@ func TestBundleExportImportWithNoLink(t *testing.T) {
 	for _, name := range []string{"team/app-2.0.jar", "team/notes.txt"} {
 		src, _ := dc1.Nodes[0].Srv.Node.FSM().Get(name)
 		for _, n := range dc3.Nodes {
-			got, ok := n.Srv.Node.FSM().Get(name)
-			if !ok || got.Digest != src.Digest || got.Version != src.Version || got.Commit != src.Commit ||
+			got, err := n.Srv.Node.StatFresh(context.Background(), name) // tags: after a barrier
+			if err != nil || got.Digest != src.Digest || got.Version != src.Version || got.Commit != src.Commit ||
 				!got.Created.Equal(src.Created) || fmt.Sprint(got.Labels) != fmt.Sprint(src.Labels) ||
 				fmt.Sprint(got.Tags) != fmt.Sprint(src.Tags) {
 				t.Fatalf("%s: %s imported as %+v, source %+v", n.ID, name, got, src)
 			}
+		}
+		if src, got := dc1.Nodes[0].Srv.Node.History(name), dc3.Nodes[0].Srv.Node.History(name); fmt.Sprint(lastTimes(src)) != fmt.Sprint(lastTimes(got)) {
+			t.Fatalf("%s: tag history %+v, source %+v", name, got, src)
 		}
 		var info struct {
 			Origin  string `json:"origin"`
@@ -180,4 +189,13 @@ func TestBundleAuth(t *testing.T) {
 	if st := authed(t, "POST", n+"/api/v1/import", admin, bundle); st != http.StatusOK {
 		t.Fatalf("import with admin: %d", st)
 	}
+}
+
+// lastTimes is when each tag was last changed, and how.
+func lastTimes(h []fsm.TagEvent) map[string]string {
+	out := map[string]string{}
+	for _, e := range h {
+		out[e.Tag] = e.Action + "@" + e.Time.UTC().Format(time.RFC3339Nano)
+	}
+	return out
 }
