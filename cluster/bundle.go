@@ -182,13 +182,12 @@ func (n *Node) importOne(ctx context.Context, res *ImportResult, info bundle.Inf
 	}
 	m := PushMeta{Name: h.Name, Version: h.Version, Commit: h.Commit, Labels: h.Labels, Tags: tags,
 		ExpectDigest: h.Digest, Actor: actor}
-	_, created, err := upload(ctx, replicaSteps{Node: n, origin: origin, created: h.Created}, m, body, nil)
+	_, _, err := upload(ctx, replicaSteps{Node: n, origin: origin, created: h.Created}, m, body, nil)
 	switch {
 	case err == nil:
 		// Not bound before (checked above), so bound by this import even
-		// when created is false: a commit retried after a leader change
-		// finds its own first attempt.
-		_ = created
+		// when the put answered "exists": a commit retried after a leader
+		// change finds its own first attempt.
 		res.Imported++
 		res.Bytes += h.Size
 		if err := n.importTags(ctx, h); err != nil {
