@@ -216,9 +216,11 @@ func (n *Node) importTags(ctx context.Context, h bundle.Header) error {
 	if len(h.History) == 0 {
 		return nil
 	}
-	a, ok := n.fsm.Get(h.Name)
-	if !ok {
-		return nil
+	// After a barrier when missing: on a follower the put just committed
+	// through the leader may not be applied here yet.
+	a, err := n.Stat(ctx, h.Name)
+	if err != nil {
+		return fmt.Errorf("tags of %s: %w", h.Name, err)
 	}
 	local := lastTagEvents(n.fsm.History(h.Name))
 	for tag, ev := range lastTagEvents(h.History) {
