@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pier-registry/pier/cluster"
@@ -51,6 +52,9 @@ type result struct {
 	// holds it, Ready until it (and every node) knows the leader.
 	Gossip    float64 `json:"gossip_converge_s"`
 	Reconcile float64 `json:"leader_reconcile_s"`
+	// IdleCPU is the cores the process used over 5 s with the cluster
+	// settled and no client: gossip, raft heartbeats, maintenance.
+	IdleCPU   float64 `json:"idle_cpu_cores"`
 	Voters    int     `json:"voters"`
 	Nonvoters int     `json:"nonvoters"`
 	Ready     float64 `json:"all_ready_s"`
@@ -129,6 +133,8 @@ func measure(ctx context.Context, p params) (r result) {
 		r.fail("n=%d: membership: %v", p.n, err)
 		return r
 	}
+	r.IdleCPU = idleCPU(ctx, 5*time.Second)
+	log.Printf("n=%d: idle, the nodes use %.2f cores", p.n, r.IdleCPU)
 	if err := push(ctx, p, h, &r); err != nil {
 		r.fail("n=%d: push: %v", p.n, err)
 		return r
@@ -542,4 +548,21 @@ func counters(nodes []*node) (moved, repaired int64) {
 		repaired += s.RepairedShards
 	}
 	return moved, repaired
+}
+
+// idleCPU returns the cores this process used over d.
+func idleCPU(ctx context.Context, d time.Duration) float64 {
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			return 0
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	c0, t0 := cpu(), time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+	return float64(cpu()-c0) / float64(time.Since(t0))
 }

@@ -58,6 +58,7 @@ func (rep *report) rows() []row {
 		{name: "leader reconcile: the last node in raft", value: all(func(r result) float64 { return r.Reconcile }), format: secs},
 		{name: "the last node's join: every node ready", value: all(func(r result) float64 { return r.Ready }), format: secs},
 		{name: "raft voters / non-voters", value: all(func(r result) float64 { return float64(r.Voters) }), format: nil, noGrowth: true},
+		{name: "CPU of the idle cluster (cores, all nodes)", value: all(func(r result) float64 { return r.IdleCPU }), format: func(v float64) string { return fmt.Sprintf("%.2f", v) }},
 		{name: "objects pushed", value: all(func(r result) float64 { return float64(r.Objects) }), format: count},
 		{name: "push throughput (MB/s, whole cluster)", value: placed(func(r result) float64 {
 			return float64(r.Objects) * float64(r.ObjectSize) / r.PushSeconds / 1e6
