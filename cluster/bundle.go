@@ -17,6 +17,14 @@ import (
 // on the way, and bound only when they are the digest the bundle's header
 // names, with the origin datacenter and created time kept.
 
+// BundleManifest is what a bundle's last entry counts (cluster/bundle), for
+// the API, which speaks to the node's face only.
+type BundleManifest = bundle.Manifest
+
+// ErrBundleCorrupt marks a bundle that is cut, malformed or lies about its
+// content (bundle.ErrCorrupt).
+var ErrBundleCorrupt = bundle.ErrCorrupt
+
 // ImportConflict is a name the bundle holds with other bytes than this
 // cluster binds it to: kept as it is here, never overwritten.
 type ImportConflict struct {

@@ -10,13 +10,12 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/cluster"
-	"github.com/pier-registry/pier/cluster/bundle"
 )
 
 // Bundler is what the export and import routes need of the node
 // (cluster/bundle.go). A registry without it has no such routes.
 type Bundler interface {
-	Export(ctx context.Context, w io.Writer, prefix string, since time.Time) (bundle.Manifest, error)
+	Export(ctx context.Context, w io.Writer, prefix string, since time.Time) (cluster.BundleManifest, error)
 	Import(ctx context.Context, r io.Reader, actor string) (cluster.ImportResult, error)
 }
 
@@ -89,7 +88,7 @@ type importAnswer struct {
 func (a *API) importBundle(w http.ResponseWriter, r *http.Request, b Bundler) {
 	res, err := b.Import(writeContext(r), r.Body, actor(r))
 	if err != nil {
-		if errors.Is(err, bundle.ErrCorrupt) {
+		if errors.Is(err, cluster.ErrBundleCorrupt) {
 			err = fmt.Errorf("%w: %w", errBadRequest, err)
 		}
 		status := statusOf(err)
