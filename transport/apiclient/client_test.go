@@ -672,7 +672,9 @@ func TestResponseHeaderTimeoutFailsOver(t *testing.T) {
 	}))
 	defer second.Close()
 
-	c, err := New([]string{first.URL, second.URL}, WithResponseHeaderTimeout(50*time.Millisecond))
+	// Long enough for the second server to answer on a loaded machine (50
+	// ms was not); the first never answers, so it times out regardless.
+	c, err := New([]string{first.URL, second.URL}, WithResponseHeaderTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
