@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -339,18 +340,39 @@ type fedArtifact struct {
 	from string // dc1 or dc2
 }
 
-// fedPush pushes a to a random node of its datacenter: through the
-// workload's history for dc1, directly for dc2.
+// fedPush pushes a to a node of its datacenter, trying the others in
+// random order while a node refuses it (a full disk's 507, a node down),
+// as a client would: through the workload's history for dc1, directly for
+// dc2. A conflict (409) is final.
 func (e *Env) fedPush(ctx context.Context, dc2Nodes []*Node, a fedArtifact) error {
+	nodes := dc2Nodes
 	if a.from == "dc1" {
-		ns := e.Cluster.Live()
-		op := e.Push(ctx, ns[e.Rand.IntN(len(ns))], a.name, a.c)
-		if op.Outcome != invariants.OK {
-			return fmt.Errorf("push %s to %s: %s", a.name, op.Node, op.Err)
-		}
-		return nil
+		nodes = e.Cluster.Live()
 	}
-	return pushDirect(ctx, dc2Nodes[e.Rand.IntN(len(dc2Nodes))], a.name, a.c)
+	nodes = slices.Clone(nodes)
+	e.Rand.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+	var errs []error
+	for _, n := range nodes {
+		var err error
+		if a.from == "dc1" {
+			if op := e.Push(ctx, n, a.name, a.c); op.Outcome != invariants.OK {
+				err = fmt.Errorf("push %s to %s: %d %s", a.name, op.Node, op.Status, op.Err)
+				if op.Status == http.StatusConflict {
+					return err
+				}
+			}
+		} else {
+			err = pushDirect(ctx, n, a.name, a.c)
+		}
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // awaitEverywhere waits until every node of nodes serves each artifact
