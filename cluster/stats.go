@@ -46,6 +46,7 @@ type Stats struct {
 	PullCacheEntries   int   `json:"pull_cache_entries"`
 	PullCacheFills     int64 `json:"pull_cache_fills"`
 	PullCacheFillFails int64 `json:"pull_cache_fill_failures"`
+	PullCacheCorrupt   int64 `json:"pull_cache_corrupt"`
 	PeerReadBytes      int64 `json:"peer_read_bytes"`
 	PackFailures       int64 `json:"pack_failures"`
 	// Cleanups counts deletions of a refused or deduplicated push's shards
@@ -85,6 +86,7 @@ func (n *Node) Stats() Stats {
 		PullCacheEntries:   oc.PullCache.Entries,
 		PullCacheFills:     oc.PullCache.Fills,
 		PullCacheFillFails: oc.PullCache.FillFailures,
+		PullCacheCorrupt:   oc.PullCache.Corrupt,
 		PeerReadBytes:      oc.PeerReadBytes,
 		PackFailures:       oc.PackFailures,
 		Cleanups:           n.bgRunning.Load(),

@@ -72,9 +72,10 @@ func BypassPullCache(ctx context.Context) context.Context {
 }
 
 // fallback reads through the pull cache and, when the fill it follows
-// fails, goes on with a decode of its own from where it was: a cache that
-// could not be filled (a full disk, a read the fill gave up) must not fail
-// a pull that the shards can still serve.
+// fails or the entry's file turns out corrupt, goes on with a decode of its
+// own from where it was: a cache that could not be filled (a full disk, a
+// read the fill gave up) or rotted on disk must not fail a pull that the
+// shards can still serve.
 type fallback struct {
 	o           *Store
 	ctx         context.Context
@@ -85,9 +86,10 @@ type fallback struct {
 	switched    bool
 }
 
-// reopen replaces the cache reader after err, when err is a failed fill.
+// reopen replaces the cache reader after err, when err is a failed fill or
+// a corrupt entry.
 func (f *fallback) reopen(err error) bool {
-	if f.switched || !errors.Is(err, pullcache.ErrFillFailed) || f.ctx.Err() != nil {
+	if f.switched || f.ctx.Err() != nil || !(errors.Is(err, pullcache.ErrFillFailed) || errors.Is(err, pullcache.ErrCorrupt)) {
 		return false
 	}
 	f.switched = true

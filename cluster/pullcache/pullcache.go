@@ -1,16 +1,19 @@
 // Package pullcache keeps whole copies of objects a node has served, on its
-// local disk, so that later pulls of them are one file sent with sendfile
-// instead of a decode of shards fetched from peers. It exists for the
-// deployment wave: the same artifact pulled by many targets through
-// whichever node they reach.
+// local disk, so that later pulls of them read one local file instead of
+// decoding shards fetched from peers. It exists for the deployment wave:
+// the same artifact pulled by many targets through whichever node they
+// reach.
 //
 // Objects never change under their ID, so an entry needs no invalidation.
 // An entry is committed only after the bytes written to it hashed to the
 // object's digest; a fill in progress is readable already, by any number of
 // followers, so concurrent pulls of one object on one node decode it once.
+// Every read checks each block it serves against the CRC-32C taken when
+// the block was written, as shard reads do: a cache file that rotted on
+// disk is dropped and reads go on from the shards (ErrCorrupt), never a
+// wrong byte. That costs sendfile: the bytes pass through memory once.
 // The cache is never redundancy: repair, rebalance and scrub do not know
-// it, and it is emptied when the node starts, since nothing checks its files
-// against bit rot between runs.
+// it, and it is emptied when the node starts.
 package pullcache
 
 import (
@@ -19,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"os"
@@ -34,6 +38,18 @@ import (
 // Its bytes so far were good (the decoder checks every block), but the
 // caller must read the rest some other way.
 var ErrFillFailed = errors.New("pull cache fill failed")
+
+// ErrCorrupt is what a read of an entry whose file no longer matches its
+// checksums gets; the entry is gone, and the caller reads the rest some
+// other way.
+var ErrCorrupt = errors.New("pull cache entry corrupt")
+
+// blockSize is the unit of the checksums and of each read.
+const blockSize = 1 << 20
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }}
 
 // Config builds a Cache.
 type Config struct {
@@ -56,12 +72,13 @@ type Cache struct {
 	fills map[string]*Fill
 	seq   uint64
 
-	hits, committed, failed, evicted atomic.Int64
+	hits, committed, failed, evicted, corrupt atomic.Int64
 }
 
 type entry struct {
 	path string
 	size int64
+	sums []uint32 // CRC-32C of each block
 }
 
 // Open empties dir and returns a cache of at most max bytes in it.
@@ -95,8 +112,9 @@ type Stats struct {
 	Bytes   int64
 	// Hits counts reads served from an entry or a fill in progress; Fills
 	// the fills committed, FillFailures the others, Evictions the entries
-	// dropped for room or removed.
-	Hits, Fills, FillFailures, Evictions int64
+	// dropped for room or removed, Corrupt the entries dropped because a
+	// block no longer matched its checksum.
+	Hits, Fills, FillFailures, Evictions, Corrupt int64
 }
 
 // Stats returns the cache's figures.
@@ -108,7 +126,7 @@ func (c *Cache) Stats() Stats {
 		b += e.size
 	}
 	return Stats{Entries: c.lru.Len(), Bytes: b, Hits: c.hits.Load(), Fills: c.committed.Load(),
-		FillFailures: c.failed.Load(), Evictions: c.evicted.Load()}
+		FillFailures: c.failed.Load(), Evictions: c.evicted.Load(), Corrupt: c.corrupt.Load()}
 }
 
 func (c *Cache) path(id string) string { return filepath.Join(c.dir, hex.EncodeToString([]byte(id))) }
@@ -125,7 +143,7 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 			return nil, false
 		}
 		c.hits.Add(1)
-		return &follower{ctx: ctx, fill: f, f: fd, pos: off, end: off + n}, true
+		return &reader{c: c, id: id, f: fd, src: f, ctx: ctx, pos: off, end: off + n}, true
 	}
 	e, ok := c.lru.Get(id)
 	c.mu.Unlock()
@@ -136,12 +154,20 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 	if err != nil {
 		return nil, false
 	}
-	if _, err := fd.Seek(off, io.SeekStart); err != nil {
-		fd.Close()
-		return nil, false
-	}
 	c.hits.Add(1)
-	return &fileReader{f: fd, r: io.LimitedReader{R: fd, N: n}}, true
+	return &reader{c: c, id: id, f: fd, src: e, ctx: ctx, pos: off, end: off + n}, true
+}
+
+// dropCorrupt removes id's entry after a read found a block that does not
+// match its checksum.
+func (c *Cache) dropCorrupt(id string, block int64) {
+	c.mu.Lock()
+	removed := c.lru.Remove(id)
+	c.mu.Unlock()
+	if removed {
+		c.corrupt.Add(1)
+		c.log.Warn("pull cache entry corrupt on disk, dropped; reading from the shards", "object", id, "block", block)
+	}
 }
 
 // Begin starts a fill of object id, size bytes whose SHA-256 is sum, and
@@ -196,18 +222,33 @@ type Fill struct {
 	tmp  string
 	f    *os.File // written only by the filler
 
+	crc uint32 // of the block being written, filler only
+
 	mu      sync.Mutex
 	written int64
+	sums    []uint32 // of the blocks written whole, then of the last one
 	done    bool
 	err     error
 	wake    chan struct{} // closed and replaced at each change
 }
 
-// Write appends p to the fill and wakes its followers.
+// Write appends p to the fill, checksums it per block, and wakes its
+// followers.
 func (f *Fill) Write(p []byte) (int, error) {
 	n, err := f.f.Write(p)
+	var done []uint32
+	for rest, at := p[:n], f.written; len(rest) > 0; {
+		k := min(int64(len(rest)), blockSize-at%blockSize)
+		f.crc = crc32.Update(f.crc, castagnoli, rest[:k])
+		rest, at = rest[k:], at+k
+		if at%blockSize == 0 {
+			done = append(done, f.crc)
+			f.crc = 0
+		}
+	}
 	f.mu.Lock()
 	f.written += int64(n)
+	f.sums = append(f.sums, done...)
 	close(f.wake)
 	f.wake = make(chan struct{})
 	f.mu.Unlock()
@@ -227,6 +268,12 @@ func (f *Fill) Finish(sum []byte, err error) {
 	if err == nil && !bytes.Equal(sum, f.sum) {
 		err = fmt.Errorf("content hashes to %x, not %x", sum, f.sum)
 	}
+	f.mu.Lock()
+	if f.written%blockSize != 0 {
+		f.sums = append(f.sums, f.crc)
+	}
+	sums := f.sums
+	f.mu.Unlock()
 	if cerr := f.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close pull cache fill: %w", cerr)
 	}
@@ -242,7 +289,7 @@ func (f *Fill) Finish(sum []byte, err error) {
 	}
 	delete(c.fills, f.id)
 	if err == nil {
-		c.lru.Add(f.id, &entry{path: final, size: f.size})
+		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums})
 		c.committed.Add(1)
 	} else {
 		c.used -= f.size
@@ -262,18 +309,21 @@ func (f *Fill) Finish(sum []byte, err error) {
 	f.mu.Unlock()
 }
 
-// wait returns how many bytes the fill holds once it holds more than pos
-// or is done, the fill's error if it failed, or ctx's.
-func (f *Fill) wait(ctx context.Context, pos int64) (int64, error) {
+// sumOf waits until block b is written whole (or the fill is done) and
+// returns its checksum; the fill's error if it failed, or ctx's.
+func (f *Fill) sumOf(ctx context.Context, b int64) (uint32, error) {
 	for {
 		f.mu.Lock()
-		written, done, err, wake := f.written, f.done, f.err, f.wake
+		sums, done, err, wake := f.sums, f.done, f.err, f.wake
 		f.mu.Unlock()
 		if err != nil {
 			return 0, err
 		}
-		if written > pos || done {
-			return written, nil
+		if b < int64(len(sums)) {
+			return sums[b], nil
+		}
+		if done {
+			return 0, fmt.Errorf("%w: no block %d", ErrFillFailed, b)
 		}
 		select {
 		case <-ctx.Done():
@@ -283,81 +333,94 @@ func (f *Fill) wait(ctx context.Context, pos int64) (int64, error) {
 	}
 }
 
-// fileReader reads a committed entry. WriteTo hands the file to the
-// destination's ReadFrom, which for an HTTP response is sendfile.
-type fileReader struct {
-	f *os.File
-	r io.LimitedReader
+func (e *entry) sumOf(_ context.Context, b int64) (uint32, error) {
+	if b >= int64(len(e.sums)) {
+		return 0, fmt.Errorf("%w: no block %d", ErrCorrupt, b)
+	}
+	return e.sums[b], nil
 }
 
-func (r *fileReader) Read(p []byte) (int, error) { return r.r.Read(p) }
-
-func (r *fileReader) WriteTo(w io.Writer) (int64, error) { return io.Copy(w, &r.r) }
-
-func (r *fileReader) Close() error { return r.f.Close() }
-
-// follower reads [pos, end) of a fill as it is written.
-type follower struct {
+// reader serves [pos, end) of an entry or of a fill in progress, a
+// checked block at a time.
+type reader struct {
+	c   *Cache
+	id  string
+	f   *os.File
+	src interface {
+		sumOf(ctx context.Context, b int64) (uint32, error)
+	}
 	ctx      context.Context
-	fill     *Fill
-	f        *os.File
 	pos, end int64
+	buf      *[]byte
+	have     []byte // the checked bytes of buf not served yet
 }
 
-func (r *follower) avail() (int64, error) {
+// load reads and checks the block holding pos.
+func (r *reader) load() error {
+	b := r.pos / blockSize
+	sum, err := r.src.sumOf(r.ctx, b)
+	if err != nil {
+		return err
+	}
+	if r.buf == nil {
+		r.buf = blockPool.Get().(*[]byte)
+	}
+	n, err := r.f.ReadAt((*r.buf)[:blockSize], b*blockSize)
+	if err != nil && err != io.EOF {
+		return fmt.Errorf("read pull cache block %d: %w", b, err)
+	}
+	blk := (*r.buf)[:n]
+	if crc32.Checksum(blk, castagnoli) != sum {
+		r.c.dropCorrupt(r.id, b)
+		return fmt.Errorf("%w: block %d of %s", ErrCorrupt, b, r.id)
+	}
+	lo := r.pos - b*blockSize
+	if lo >= int64(len(blk)) {
+		return fmt.Errorf("%w: block %d of %s ends at %d", ErrCorrupt, b, r.id, b*blockSize+int64(len(blk)))
+	}
+	r.have = blk[lo:min(int64(len(blk)), r.end-b*blockSize)]
+	return nil
+}
+
+func (r *reader) Read(p []byte) (int, error) {
 	if r.pos >= r.end {
 		return 0, io.EOF
 	}
-	written, err := r.fill.wait(r.ctx, r.pos)
-	if err != nil {
-		return 0, err
+	if len(r.have) == 0 {
+		if err := r.load(); err != nil {
+			return 0, err
+		}
 	}
-	if written <= r.pos {
-		// Done with fewer bytes than the range: Finish failed it, or the
-		// range is past the object's end.
-		return 0, fmt.Errorf("%w: ended at %d, before %d", ErrFillFailed, written, r.end)
-	}
-	return min(written, r.end) - r.pos, nil
-}
-
-func (r *follower) Read(p []byte) (int, error) {
-	n, err := r.avail()
-	if err != nil {
-		return 0, err
-	}
-	k, err := r.f.ReadAt(p[:min(int64(len(p)), n)], r.pos)
+	k := copy(p, r.have)
+	r.have = r.have[k:]
 	r.pos += int64(k)
-	if err == io.EOF && k > 0 {
-		err = nil
-	}
-	return k, err
+	return k, nil
 }
 
-// WriteTo sends what the fill holds, as it arrives, through the
-// destination's ReadFrom (sendfile for an HTTP response).
-func (r *follower) WriteTo(w io.Writer) (int64, error) {
+// WriteTo writes checked blocks straight from the reader's buffer.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
-	for {
-		n, err := r.avail()
-		if err == io.EOF {
-			return total, nil
+	for r.pos < r.end {
+		if len(r.have) == 0 {
+			if err := r.load(); err != nil {
+				return total, err
+			}
 		}
+		k, err := w.Write(r.have)
+		r.have = r.have[k:]
+		r.pos += int64(k)
+		total += int64(k)
 		if err != nil {
 			return total, err
-		}
-		if _, err := r.f.Seek(r.pos, io.SeekStart); err != nil {
-			return total, fmt.Errorf("seek pull cache fill: %w", err)
-		}
-		k, err := io.Copy(w, &io.LimitedReader{R: r.f, N: n})
-		r.pos += k
-		total += k
-		if err != nil {
-			return total, err
-		}
-		if k < n {
-			return total, fmt.Errorf("%w: short read of the fill at %d", ErrFillFailed, r.pos)
 		}
 	}
+	return total, nil
 }
 
-func (r *follower) Close() error { return r.f.Close() }
+func (r *reader) Close() error {
+	if r.buf != nil {
+		blockPool.Put(r.buf)
+		r.buf, r.have = nil, nil
+	}
+	return r.f.Close()
+}

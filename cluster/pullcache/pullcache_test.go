@@ -255,3 +255,48 @@ func TestOpenEmptiesTheDirectory(t *testing.T) {
 		t.Fatalf("files from before the restart: %v", left)
 	}
 }
+
+// A cache file that rots on disk is never served: the read that meets the
+// bad block fails with ErrCorrupt (its caller reads the shards), and the
+// entry is gone. Blocks before it, checked, were served.
+func TestCorruptEntryIsDroppedNotServed(t *testing.T) {
+	c := newCache(t, 16<<20)
+	b := body(3*blockSize+4321, 7)
+	fill(t, c, "obj", b)
+	// Multi-block ranges read right while the file is whole.
+	got, err := read(t, c, "obj", blockSize-10, blockSize+20)
+	if err != nil || !bytes.Equal(got, b[blockSize-10:2*blockSize+10]) {
+		t.Fatalf("range across blocks: %d bytes, err %v", len(got), err)
+	}
+	f, err := os.OpenFile(c.path("obj"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := int64(2*blockSize + 77)
+	one := []byte{b[flip] ^ 0x20}
+	if _, err := f.WriteAt(one, flip); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	got, err = read(t, c, "obj", 0, int64(len(b)))
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read of a rotted entry: err %v, want ErrCorrupt", err)
+	}
+	if int64(len(got)) != 2*blockSize || !bytes.Equal(got, b[:2*blockSize]) {
+		t.Fatalf("served %d bytes before the bad block, want the %d checked ones", len(got), 2*blockSize)
+	}
+	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
+		t.Fatal("a corrupt entry still hits")
+	}
+	if st := c.Stats(); st.Corrupt != 1 || st.Entries != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A range inside the bad block alone fails the same way on a new fill.
+	fill(t, c, "obj2", b)
+	f, _ = os.OpenFile(c.path("obj2"), os.O_RDWR, 0)
+	f.WriteAt(one, flip)
+	f.Close()
+	if _, err := read(t, c, "obj2", flip-5, 10); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("range over a rotted byte: err %v", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 
@@ -77,6 +79,29 @@ func TestPullCacheDecodesOnceForAWave(t *testing.T) {
 		t.Fatalf("pull cache hits %d -> %d, want 2 more", hot.PullCacheHits, after.PullCacheHits)
 	}
 
+	// A cache file that rots on disk is dropped, and the pull goes on
+	// from the shards with the right bytes.
+	files, err := filepath.Glob(filepath.Join(c.Nodes[2].cfg.Node.DataDir, "pullcache", "[0-9a-f]*"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("pull cache files: %v %v", files, err)
+	}
+	rot(t, files[0], 3<<20+5)
+	if r := Do(t, "GET", url, nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+		t.Fatalf("pull over a rotted cache file: %d, %d bytes, digest %s", r.Status, len(r.Body), Digest(r.Body))
+	}
+	if st := n.Stats(); st.PullCacheCorrupt != 1 {
+		t.Fatalf("%d corrupt pull cache entries counted, want 1", st.PullCacheCorrupt)
+	}
+	// The next pull fills the cache again.
+	if r := Do(t, "GET", url, nil, nil); r.Status != http.StatusOK || !bytes.Equal(r.Body, body) {
+		t.Fatalf("pull after the rot: %d, %d bytes", r.Status, len(r.Body))
+	}
+	Eventually(t, Wait(), func() error {
+		if st := n.Stats(); st.PullCacheFills != 2 {
+			return fmt.Errorf("%d pull cache fills, want 2", st.PullCacheFills)
+		}
+		return nil
+	})
 	after = n.Stats()
 
 	// A deleted name is not served from the cache, and a name bound to
@@ -97,5 +122,23 @@ func TestPullCacheDecodesOnceForAWave(t *testing.T) {
 	}
 	if st := n.Stats(); st.PeerReadBytes != after.PeerReadBytes {
 		t.Fatalf("the same bytes under another name were decoded again (%d bytes from peers)", st.PeerReadBytes-after.PeerReadBytes)
+	}
+}
+
+// rot flips one byte of the file at path.
+func rot(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x10
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
 	}
 }

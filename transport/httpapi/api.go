@@ -276,20 +276,3 @@ func (s *statusRecorder) WriteHeader(code int) {
 
 // Unwrap lets http.ResponseController reach the real writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// ReadFrom keeps the server's own ReadFrom reachable, which sends a file
-// with sendfile (a pull from the pull cache).
-func (s *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return readFrom(s.ResponseWriter, src)
-}
-
-// readFrom copies src into w through w's ReadFrom when it has one.
-func readFrom(w io.Writer, src io.Reader) (int64, error) {
-	if rf, ok := w.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(struct{ io.Writer }{w}, src)
-}

@@ -84,6 +84,7 @@ var (
 	figPullBytes      = figure{"pier_pull_cache_bytes", "Content held by the pull cache on disk.", prometheus.GaugeValue}
 	figPullFills      = figure{"pier_pull_cache_fills_total", "Objects written whole into the pull cache and verified.", prometheus.CounterValue}
 	figPullFillFails  = figure{"pier_pull_cache_fill_failures_total", "Pull cache fills dropped (read failed, digest mismatch, disk error).", prometheus.CounterValue}
+	figPullCorrupt    = figure{"pier_pull_cache_corrupt_total", "Pull cache entries dropped because a block no longer matched its checksum (the pull went on from the shards).", prometheus.CounterValue}
 	figPeerReadBytes  = figure{"pier_peer_read_bytes_total", "Shard bytes this node's reads streamed from other nodes.", prometheus.CounterValue}
 	figPackFailures   = figure{"pier_pack_failures_total", "Copies carried in raft entries (logs from older builds) this node failed to pack (they are rebuilt by repair).", prometheus.CounterValue}
 	figCleanups       = figure{"pier_cleanups_running", "Deletions of refused or deduplicated pushes' shards still running after their answer.", prometheus.GaugeValue}
@@ -139,6 +140,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	emit(figPullBytes, float64(st.PullCacheBytes))
 	emit(figPullFills, float64(st.PullCacheFills))
 	emit(figPullFillFails, float64(st.PullCacheFillFails))
+	emit(figPullCorrupt, float64(st.PullCacheCorrupt))
 	emit(figPeerReadBytes, float64(st.PeerReadBytes))
 	emit(figPackFailures, float64(st.PackFailures))
 	emit(figCleanups, float64(st.Cleanups))

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -212,20 +211,6 @@ func (h *heldHeader) WriteHeader(code int) {
 func (h *heldHeader) Write(p []byte) (int, error) {
 	h.flush()
 	return h.w.Write(p)
-}
-
-// ReadFrom hands a section of a file (the pull cache's copy) to the
-// response's own ReadFrom, which is sendfile, once the status is sent.
-// Any other source is copied through Write, which holds the status until
-// a first byte was read: a read that fails at once still gets its error.
-func (h *heldHeader) ReadFrom(src io.Reader) (int64, error) {
-	if lr, ok := src.(*io.LimitedReader); ok {
-		if _, ok := lr.R.(*os.File); ok {
-			h.flush()
-			return readFrom(h.w, src)
-		}
-	}
-	return io.Copy(struct{ io.Writer }{h}, src)
 }
 
 // flush sends the held status, if any, once.
