@@ -230,8 +230,8 @@ func (n *Node) importTags(ctx context.Context, h bundle.Header) error {
 	if err != nil {
 		return fmt.Errorf("tags of %s: %w", h.Name, err)
 	}
-	local := lastTagEvents(n.fsm.History(h.Name))
-	for tag, ev := range lastTagEvents(h.History) {
+	local := fsm.LastTagEvents(n.fsm.History(h.Name))
+	for tag, ev := range fsm.LastTagEvents(h.History) {
 		want := ev.Action == "add"
 		if a.HasTag(tag) == want {
 			continue
@@ -256,15 +256,4 @@ func (n *Node) importTags(ctx context.Context, h bundle.Header) error {
 		}
 	}
 	return nil
-}
-
-// lastTagEvents returns the newest event of each tag in a history.
-func lastTagEvents(hist []fsm.TagEvent) map[string]fsm.TagEvent {
-	out := map[string]fsm.TagEvent{}
-	for _, e := range hist {
-		if l, ok := out[e.Tag]; !ok || !e.Time.Before(l.Time) {
-			out[e.Tag] = e
-		}
-	}
-	return out
 }

@@ -268,6 +268,18 @@ func (f *FSM) NodeState(id string) NodeState {
 	return NodeActive
 }
 
+// LastTagEvents returns the newest event of each tag in a history: what
+// replication and imports merge by (a tag's state is its last change).
+func LastTagEvents(h []TagEvent) map[string]TagEvent {
+	out := map[string]TagEvent{}
+	for _, e := range h {
+		if l, ok := out[e.Tag]; !ok || !e.Time.Before(l.Time) {
+			out[e.Tag] = e
+		}
+	}
+	return out
+}
+
 // History returns the tag history of name, oldest first.
 func (f *FSM) History(name string) []TagEvent {
 	f.mu.RLock()

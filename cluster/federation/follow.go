@@ -226,8 +226,8 @@ func (f *Federation) mergeTags(ctx context.Context, rec fsm.FeedRecord) error {
 	if !ok {
 		return nil
 	}
-	localLast := lastEvents(st.History(rec.Name))
-	for tag, ev := range lastEvents(rec.History) {
+	localLast := fsm.LastTagEvents(st.History(rec.Name))
+	for tag, ev := range fsm.LastTagEvents(rec.History) {
 		want := ev.Action == "add"
 		if a.HasTag(tag) == want {
 			continue
@@ -253,17 +253,6 @@ func (f *Federation) mergeTags(ctx context.Context, rec fsm.FeedRecord) error {
 		}
 	}
 	return nil
-}
-
-// lastEvents returns the newest event of each tag in a history.
-func lastEvents(h []fsm.TagEvent) map[string]fsm.TagEvent {
-	out := map[string]fsm.TagEvent{}
-	for _, e := range h {
-		if l, ok := out[e.Tag]; !ok || !e.Time.Before(l.Time) {
-			out[e.Tag] = e
-		}
-	}
-	return out
 }
 
 // conflict records that name is bound here to local and in dc to remote.
