@@ -230,29 +230,13 @@ func (n *Node) importTags(ctx context.Context, h bundle.Header) error {
 	if err != nil {
 		return fmt.Errorf("tags of %s: %w", h.Name, err)
 	}
-	local := fsm.LastTagEvents(n.fsm.History(h.Name))
-	for tag, ev := range fsm.LastTagEvents(h.History) {
-		want := ev.Action == "add"
-		if a.HasTag(tag) == want {
-			continue
-		}
-		if l, ok := local[tag]; ok && !ev.Time.After(l.Time) {
-			continue
-		}
-		op := fsm.OpUntag
-		if want {
-			op = fsm.OpTag
-		}
-		actor := ev.Actor
-		if actor == "" {
-			actor = "import"
-		}
-		res, err := n.apply(ctx, fsm.Command{Op: op, Actor: actor, Tag: &fsm.TagChange{Name: h.Name, Tag: tag, At: ev.Time}})
+	for _, c := range fsm.TagMerge(a, n.fsm.History(h.Name), h.History, "import") {
+		res, err := n.apply(ctx, c)
 		if err != nil {
-			return fmt.Errorf("tag %s %s: %w", h.Name, tag, err)
+			return fmt.Errorf("tag %s %s: %w", h.Name, c.Tag.Tag, err)
 		}
 		if res.Status == fsm.StatusInvalid {
-			return fmt.Errorf("tag %s %s: %w", h.Name, tag, res.Err())
+			return fmt.Errorf("tag %s %s: %w", h.Name, c.Tag.Tag, res.Err())
 		}
 	}
 	return nil

@@ -268,9 +268,38 @@ func (f *FSM) NodeState(id string) NodeState {
 	return NodeActive
 }
 
-// LastTagEvents returns the newest event of each tag in a history: what
-// replication and imports merge by (a tag's state is its last change).
-func LastTagEvents(h []TagEvent) map[string]TagEvent {
+// TagMerge returns the tag commands that carry a remote history's last
+// change of each of a's tags here (replication, an import): a tag the
+// remote's last event sets otherwise than a has it, and that changed here
+// no later, is added or removed with the remote event's time, and its
+// actor (actor when it names none). Both sides doing so converge on the
+// last change of each tag.
+func TagMerge(a Artifact, local, remote []TagEvent, actor string) []Command {
+	localLast := lastTagEvents(local)
+	var out []Command
+	for tag, ev := range lastTagEvents(remote) {
+		want := ev.Action == "add"
+		if a.HasTag(tag) == want {
+			continue
+		}
+		if l, ok := localLast[tag]; ok && !ev.Time.After(l.Time) {
+			continue
+		}
+		op := OpUntag
+		if want {
+			op = OpTag
+		}
+		who := ev.Actor
+		if who == "" {
+			who = actor
+		}
+		out = append(out, Command{Op: op, Actor: who, Tag: &TagChange{Name: a.Name, Tag: tag, At: ev.Time}})
+	}
+	return out
+}
+
+// lastTagEvents returns the newest event of each tag in a history.
+func lastTagEvents(h []TagEvent) map[string]TagEvent {
 	out := map[string]TagEvent{}
 	for _, e := range h {
 		if l, ok := out[e.Tag]; !ok || !e.Time.Before(l.Time) {

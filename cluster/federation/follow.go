@@ -226,30 +226,13 @@ func (f *Federation) mergeTags(ctx context.Context, rec fsm.FeedRecord) error {
 	if !ok {
 		return nil
 	}
-	localLast := fsm.LastTagEvents(st.History(rec.Name))
-	for tag, ev := range fsm.LastTagEvents(rec.History) {
-		want := ev.Action == "add"
-		if a.HasTag(tag) == want {
-			continue
-		}
-		if l, ok := localLast[tag]; ok && !ev.Time.After(l.Time) {
-			continue
-		}
-		op := fsm.OpUntag
-		if want {
-			op = fsm.OpTag
-		}
-		actor := ev.Actor
-		if actor == "" {
-			actor = "replication"
-		}
-		res, err := f.cfg.Local.Apply(ctx, fsm.Command{Op: op, Actor: actor,
-			Tag: &fsm.TagChange{Name: rec.Name, Tag: tag, At: ev.Time}})
+	for _, c := range fsm.TagMerge(a, st.History(rec.Name), rec.History, "replication") {
+		res, err := f.cfg.Local.Apply(ctx, c)
 		if err != nil {
-			return fmt.Errorf("tag %s %s: %w", rec.Name, tag, err)
+			return fmt.Errorf("tag %s %s: %w", rec.Name, c.Tag.Tag, err)
 		}
 		if res.Status == fsm.StatusInvalid {
-			return fmt.Errorf("tag %s %s: %w", rec.Name, tag, res.Err())
+			return fmt.Errorf("tag %s %s: %w", rec.Name, c.Tag.Tag, res.Err())
 		}
 	}
 	return nil
