@@ -25,37 +25,13 @@ type BundleManifest = bundle.Manifest
 // content (bundle.ErrCorrupt).
 var ErrBundleCorrupt = bundle.ErrCorrupt
 
-// ImportConflict is a name the bundle holds with other bytes than this
-// cluster binds it to: kept as it is here, never overwritten.
-type ImportConflict struct {
-	Name         string `json:"name"`
-	LocalDigest  string `json:"local_digest"`
-	BundleDigest string `json:"bundle_digest"`
-}
-
-// ImportError is a bundle entry that could not be imported.
-type ImportError struct {
-	Name  string `json:"name"`
-	Error string `json:"error"`
-}
-
-// ImportResult says what an import did, entry by entry.
-type ImportResult struct {
-	// Datacenter is the bundle's source.
-	Datacenter string `json:"datacenter"`
-	// Imported artifacts are bound here now, Bytes of them; Skipped ones
-	// were bound here to the same bytes already.
-	Imported int   `json:"imported"`
-	Bytes    int64 `json:"bytes"`
-	Skipped  int   `json:"skipped"`
-	// Conflicts and Deleted (names deleted here, whose tombstone keeps
-	// them) were left as they are here.
-	Conflicts []ImportConflict `json:"conflicts"`
-	Deleted   []string         `json:"deleted"`
-	Errors    []ImportError    `json:"errors"`
-	// Complete says the bundle was read to its manifest.
-	Complete bool `json:"complete"`
-}
+// ImportResult, ImportConflict and ImportError say what an import did
+// (bundle.Result).
+type (
+	ImportResult   = bundle.Result
+	ImportConflict = bundle.Conflict
+	ImportError    = bundle.EntryError
+)
 
 // Export writes a bundle of the live artifacts under prefix created at or
 // after since (zero: all) to w, newest first, after a read barrier. Each

@@ -12,39 +12,8 @@ import (
 	"github.com/pier-registry/pier/cluster/bundle"
 )
 
-// ImportConflict is a name the bundle holds with other bytes than the
-// cluster binds it to; the cluster's are kept.
-type ImportConflict struct {
-	Name         string `json:"name"`
-	LocalDigest  string `json:"local_digest"`
-	BundleDigest string `json:"bundle_digest"`
-}
-
-// ImportError is a bundle entry that could not be imported.
-type ImportError struct {
-	Name  string `json:"name"`
-	Error string `json:"error"`
-}
-
-// ImportResult is the answer of POST /api/v1/import.
-type ImportResult struct {
-	Datacenter string           `json:"datacenter"`
-	Imported   int              `json:"imported"`
-	Bytes      int64            `json:"bytes"`
-	Skipped    int              `json:"skipped"`
-	Conflicts  []ImportConflict `json:"conflicts"`
-	Deleted    []string         `json:"deleted"`
-	Errors     []ImportError    `json:"errors"`
-	Complete   bool             `json:"complete"`
-	// Error is what stopped an import before the bundle's end.
-	Error string `json:"error,omitempty"`
-}
-
-// Clean reports an import that read the whole bundle and left nothing
-// out: no conflict, no deleted name, no failed entry.
-func (r ImportResult) Clean() bool {
-	return r.Complete && r.Error == "" && len(r.Conflicts) == 0 && len(r.Deleted) == 0 && len(r.Errors) == 0
-}
+// ImportResult is the answer of POST /api/v1/import (bundle.Result).
+type ImportResult = bundle.Result
 
 // Export streams a bundle of the artifacts under prefix created at or
 // after since (zero: all) into w, and checks it on the way as an import

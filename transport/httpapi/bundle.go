@@ -74,12 +74,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// importAnswer is ImportResult with the error that stopped the import.
-type importAnswer struct {
-	cluster.ImportResult
-	Error string `json:"error,omitempty"`
-}
-
 // importBundle reads a bundle from the request body. It answers 200 with
 // what was done when the bundle was read to its end (conflicts and failed
 // entries are listed in the answer), and the error's status, with the
@@ -93,10 +87,11 @@ func (a *API) importBundle(w http.ResponseWriter, r *http.Request, b Bundler) {
 		}
 		status := statusOf(err)
 		a.log.Warn("import stopped", "status", status, "imported", res.Imported, "error", err)
-		writeJSON(w, status, importAnswer{ImportResult: res, Error: err.Error()})
+		res.Error = err.Error()
+		writeJSON(w, status, res)
 		return
 	}
 	a.log.Info("import done", "source", res.Datacenter, "imported", res.Imported, "skipped", res.Skipped,
 		"conflicts", len(res.Conflicts), "deleted", len(res.Deleted), "errors", len(res.Errors))
-	writeJSON(w, http.StatusOK, importAnswer{ImportResult: res})
+	writeJSON(w, http.StatusOK, res)
 }
