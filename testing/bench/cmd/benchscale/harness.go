@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/testing/clustertest"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -49,7 +50,7 @@ var timingSets = map[string]timingSet{
 	},
 	"test": {
 		raft:      raftConfig,
-		gossip:    gossipConfig,
+		gossip:    clustertest.GossipConfig,
 		reconcile: 100 * time.Millisecond,
 		text: "testing/clustertest's: raft heartbeat/election/lease 250 ms, commit 5 ms; gossip probe 400 ms " +
 			"(timeout 300 ms), gossip 50 ms, push-pull 2 s, suspicion mult 3; leader reconcile every 100 ms",
@@ -63,25 +64,10 @@ const maintenanceText = "repair of a node dead for 1 s (production: 5 min), a re
 // snapshot every 64 entries, 1,000 pushes to 50 nodes would install
 // snapshots on non-voters over and over.
 func raftConfig() *raft.Config {
-	c := raft.DefaultConfig()
-	c.HeartbeatTimeout = 250 * time.Millisecond
-	c.ElectionTimeout = 250 * time.Millisecond
-	c.LeaderLeaseTimeout = 250 * time.Millisecond
-	c.CommitTimeout = 5 * time.Millisecond
+	c := clustertest.RaftConfig()
 	c.SnapshotThreshold = 1024
 	c.TrailingLogs = 1024
 	c.SnapshotInterval = 5 * time.Second
-	return c
-}
-
-// gossipConfig is clustertest.GossipConfig.
-func gossipConfig() *memberlist.Config {
-	c := memberlist.DefaultLocalConfig()
-	c.ProbeInterval = 400 * time.Millisecond
-	c.ProbeTimeout = 300 * time.Millisecond
-	c.GossipInterval = 50 * time.Millisecond
-	c.PushPullInterval = 2 * time.Second
-	c.SuspicionMult = 3
 	return c
 }
 
