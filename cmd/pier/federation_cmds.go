@@ -145,19 +145,7 @@ func (c *cli) replicateCmd() *cobra.Command {
 		Example: "  pier replicate ls\n  pier replicate ls -o json",
 		Args:    noArgs,
 	}
-	output := outputFlag(ls)
-	ls.RunE = func(cmd *cobra.Command, args []string) error {
-		client, err := c.client()
-		if err != nil {
-			return err
-		}
-		rules, err := client.ReplicationRules(ctxOf(cmd))
-		if err != nil {
-			return err
-		}
-		if *output == "json" {
-			return c.printJSON(rules)
-		}
+	readRunE(c, ls, (*apiclient.Client).ReplicationRules, func(rules []apiclient.ReplicationRule) error {
 		t := newTable("FROM", "TO", "PREFIX", "TAG")
 		for _, r := range rules {
 			t.row(r.From, r.To, fmt.Sprintf("%q", r.Prefix), dash(r.Tag))
@@ -169,7 +157,7 @@ func (c *cli) replicateCmd() *cobra.Command {
 			fmt.Fprintln(c.stderr, "no rules here: every datacenter copies everything from every other (rules stored in another datacenter apply too)")
 		}
 		return nil
-	}
+	})
 	cmd := &cobra.Command{
 		Use:   "replicate",
 		Short: "choose what each datacenter copies from the others",

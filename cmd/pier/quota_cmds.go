@@ -65,26 +65,14 @@ func (c *cli) quotaCmd() *cobra.Command {
 		Example: "  pier quota ls\n  pier quota ls -o json",
 		Args:    noArgs,
 	}
-	output := outputFlag(ls)
-	ls.RunE = func(cmd *cobra.Command, args []string) error {
-		client, err := c.client()
-		if err != nil {
-			return err
-		}
-		qs, err := client.Quotas(ctxOf(cmd))
-		if err != nil {
-			return err
-		}
-		if *output == "json" {
-			return c.printJSON(qs)
-		}
+	readRunE(c, ls, (*apiclient.Client).Quotas, func(qs []apiclient.Quota) error {
 		t := newTable("PREFIX", "BYTES", "MAX BYTES", "COUNT", "MAX COUNT")
 		for _, q := range qs {
 			t.row(fmt.Sprintf("%q", q.Prefix), humanBytes(q.UsedBytes), limit(q.MaxBytes, humanBytes), fmt.Sprint(q.UsedCount),
 				limit(q.MaxCount, func(n int64) string { return fmt.Sprint(n) }))
 		}
 		return t.write(c.stdout)
-	}
+	})
 
 	cmd := &cobra.Command{
 		Use:   "quota",

@@ -58,19 +58,7 @@ and saves nothing.`,
 		Example: "  pier retention ls\n  pier retention ls -o json",
 		Args:    noArgs,
 	}
-	lsOut := outputFlag(ls)
-	ls.RunE = func(cmd *cobra.Command, args []string) error {
-		client, err := c.client()
-		if err != nil {
-			return err
-		}
-		ps, err := client.RetentionPolicies(ctxOf(cmd))
-		if err != nil {
-			return err
-		}
-		if *lsOut == "json" {
-			return c.printJSON(ps)
-		}
+	readRunE(c, ls, (*apiclient.Client).RetentionPolicies, func(ps []apiclient.RetentionPolicy) error {
 		t := newTable("PREFIX", "KIND", "KEEP LAST", "MAX AGE", "PROTECTED TAGS", "UNTAGGED MAX AGE", "BLOB GRACE")
 		for _, p := range ps {
 			kind := "artifacts"
@@ -81,7 +69,7 @@ and saves nothing.`,
 				dash(p.UntaggedMaxAge), dash(p.BlobGrace))
 		}
 		return t.write(c.stdout)
-	}
+	})
 
 	rm := &cobra.Command{
 		Use:     "rm --prefix P",

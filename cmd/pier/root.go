@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/pier-registry/pier/transport/apiclient"
 )
 
 // rootLong is `pier --help`'s text: where clients connect and what the exit
@@ -176,6 +178,27 @@ func (c *cli) clientFlags(cmd *cobra.Command) *cobra.Command {
 	fs.StringVar(&c.token, "token", "", "access token `secret` sent with every request (env PIER_TOKEN)")
 	fs.StringVar(&c.caCert, "ca-cert", "", "PEM `file` of the CA that signed the nodes' HTTPS certificates (env PIER_CA_CERT)")
 	return cmd
+}
+
+// readRunE gives a read command its -o flag and a RunE that fetches its
+// answer from a node (fetch: a method expression of apiclient.Client) and prints it as JSON with -o json, else through
+// table.
+func readRunE[T any](c *cli, cmd *cobra.Command, fetch func(*apiclient.Client, context.Context) (T, error), table func(T) error) {
+	output := outputFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		client, err := c.client()
+		if err != nil {
+			return err
+		}
+		v, err := fetch(client, ctxOf(cmd))
+		if err != nil {
+			return err
+		}
+		if *output == "json" {
+			return c.printJSON(v)
+		}
+		return table(v)
+	}
 }
 
 // outputFlag declares -o/--output table|json on cmd, and --json, the older

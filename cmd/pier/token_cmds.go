@@ -89,25 +89,13 @@ anything (push:myapp-*, tag:production-ready).`,
 		Example: "  pier token ls\n  pier token ls -o json",
 		Args:    noArgs,
 	}
-	lsOut := outputFlag(ls)
-	ls.RunE = func(cmd *cobra.Command, args []string) error {
-		client, err := c.client()
-		if err != nil {
-			return err
-		}
-		ts, err := client.Tokens(ctxOf(cmd))
-		if err != nil {
-			return err
-		}
-		if *lsOut == "json" {
-			return c.printJSON(ts)
-		}
+	readRunE(c, ls, (*apiclient.Client).Tokens, func(ts []apiclient.Token) error {
 		t := newTable("NAME", "OWNER", "SCOPES", "CREATED", "EXPIRES", "OLD SECRET UNTIL")
 		for _, tk := range ts {
 			t.row(tk.Name, tk.Owner, strings.Join(tk.Scopes, ","), tk.Created.UTC().Format(time.RFC3339), when(tk.Expires), when(tk.GraceEnds))
 		}
 		return t.write(c.stdout)
-	}
+	})
 
 	cmd := &cobra.Command{
 		Use:   "token",
