@@ -398,7 +398,7 @@ func (o *Store) openShard(ctx context.Context, obj fsm.Object, i int, l erasure.
 	if err != nil {
 		return nil, nil, err
 	}
-	sr := &stallReader{rc: rc, after: hedge, count: &discarded}
+	sr := &stallReader{rc: rc, after: hedge}
 	if ctx.Value(pullKey{}) != nil {
 		sr.count = &o.stats.peerReadBytes
 	}
@@ -440,15 +440,12 @@ func countPeerReads(ctx context.Context) context.Context {
 	return context.WithValue(ctx, pullKey{}, true)
 }
 
-// discarded counts the peer bytes of reads that are not pulls.
-var discarded atomic.Int64
-
 // errStalled marks a remote shard that stopped sending; the read hedges to
 // parity instead of waiting on it.
 var errStalled = errors.New("shard stream stalled")
 
 // stallReader fails a read that takes longer than after, by closing the
-// stream under it, and counts the bytes it reads.
+// stream under it, and counts the bytes it reads in count, when set.
 type stallReader struct {
 	rc    io.ReadCloser
 	after time.Duration
@@ -458,7 +455,9 @@ type stallReader struct {
 func (s *stallReader) Read(p []byte) (int, error) {
 	t := time.AfterFunc(s.after, func() { s.rc.Close() })
 	n, err := s.rc.Read(p)
-	s.count.Add(int64(n))
+	if s.count != nil {
+		s.count.Add(int64(n))
+	}
 	if !t.Stop() {
 		return n, errStalled
 	}
