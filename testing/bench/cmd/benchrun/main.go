@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +56,16 @@ type config struct {
 	// each of Pier's phases, profileSecs long at most.
 	profileDir  string
 	profileSecs int
+	// only, when not empty, names the phases to run; the others are
+	// skipped (a quick measurement of one change, not a full report).
+	only map[string]bool
 }
+
+// phases are the parts of a run that -only can pick.
+var phases = []string{"transfers", "waves", "small", "degraded"}
+
+// runs reports whether phase is part of this run.
+func (c *config) runs(phase string) bool { return len(c.only) == 0 || c.only[phase] }
 
 func main() {
 	var cfg config
@@ -82,6 +92,7 @@ func main() {
 	waveClients := fs.String("wave-clients", env("BENCH_WAVE_CLIENTS", "32,128"), "clients of each wave, comma-separated; none for no wave [BENCH_WAVE_CLIENTS]")
 	fs.StringVar(&cfg.profileDir, "profile", os.Getenv("BENCH_PROFILE"), "write CPU profiles of the nodes (run with --pprof) for each of Pier's phases to this directory [BENCH_PROFILE]")
 	fs.IntVar(&cfg.profileSecs, "profile-seconds", envInt("BENCH_PROFILE_SECONDS", 8), "length of each phase's profile, at most [BENCH_PROFILE_SECONDS]")
+	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only these phases, comma-separated: "+strings.Join(phases, ",")+" [BENCH_ONLY]")
 	_ = fs.Parse(os.Args[1:])
 
 	var err error
@@ -97,6 +108,19 @@ func main() {
 	}
 	if err == nil {
 		cfg.waveClients, err = parseClients(*waveClients)
+	}
+	if err == nil && *only != "" {
+		cfg.only = map[string]bool{}
+		for _, p := range strings.Split(*only, ",") {
+			if p = strings.TrimSpace(p); !slices.Contains(phases, p) {
+				err = fmt.Errorf("-only: unknown phase %q (phases: %s)", p, strings.Join(phases, ", "))
+				break
+			}
+			cfg.only[p] = true
+		}
+		if err == nil && cfg.only["degraded"] && !cfg.only["transfers"] {
+			err = errors.New("-only: degraded pulls the files transfers pushes; name both")
+		}
 	}
 	switch {
 	case err != nil:
@@ -286,6 +310,9 @@ func run(ctx context.Context, cfg config) (err error) {
 
 	// Big transfers, healthy cluster.
 	for _, f := range files {
+		if !cfg.runs("transfers") {
+			break
+		}
 		if err := b.transfers(f); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -295,6 +322,9 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	// Deployment waves, healthy cluster.
 	for i, n := range cfg.waveClients {
+		if !cfg.runs("waves") {
+			break
+		}
 		if err := b.wave(n, uint64(100+i)); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -303,18 +333,22 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 	}
 	// Small objects with wrk, healthy cluster.
-	if err := b.smallObjects(); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if cfg.runs("small") {
+		if err := b.smallObjects(); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.fail(fmt.Sprintf("%s objects", fmtBytes(int64(cfg.objSize))), err)
 		}
-		rep.fail(fmt.Sprintf("%s objects", fmtBytes(int64(cfg.objSize))), err)
 	}
 	// One node down.
-	if err := b.degraded(files, leader); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	if cfg.runs("degraded") {
+		if err := b.degraded(files, leader); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.fail("pull with 1 of 3 nodes down", err)
 		}
-		rep.fail("pull with 1 of 3 nodes down", err)
 	}
 
 	// Peak RSS, read while the processes are still up.
