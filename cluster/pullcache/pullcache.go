@@ -11,7 +11,10 @@
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a
-// wrong byte. That costs sendfile: the bytes pass through memory once.
+// wrong byte. The check reads the block where it sits in the page cache,
+// through a read-only mapping of the file, and a writer that can take a
+// file (a plain-HTTP response: sendfile) then gets the same pages straight
+// from the file: a checked byte costs no copy in user space.
 // The cache is never redundancy: repair, rebalance and scrub do not know
 // it, and it is emptied when the node starts.
 package pullcache
@@ -27,6 +30,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 
@@ -79,6 +84,31 @@ type entry struct {
 	path string
 	size int64
 	sums []uint32 // CRC-32C of each block
+	m    *mapping // nil: read through the file
+}
+
+// mapping is a cache file's bytes mapped read-only, shared by its fill,
+// then its entry, and every reader; the last of them to let go unmaps it.
+type mapping struct {
+	data []byte
+	refs atomic.Int32
+}
+
+// acquire adds a holder; the caller holds the cache's lock and the
+// mapping's owner (a fill or an entry) is still in the cache.
+func (m *mapping) acquire() *mapping {
+	if m != nil {
+		m.refs.Add(1)
+	}
+	return m
+}
+
+func (m *mapping) release() {
+	if m != nil && m.refs.Add(-1) == 0 {
+		// Unmapping can only fail for a range that was never mapped.
+		_ = unmap(m.data)
+		m.data = nil
+	}
 }
 
 // Open empties dir and returns a cache of at most max bytes in it.
@@ -97,6 +127,7 @@ func Open(cfg Config) (*Cache, error) {
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
 		c.evicted.Add(1)
+		e.m.release()
 		// A follower or a sender with the file open keeps reading it.
 		if err := os.Remove(e.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			c.log.Warn("remove pull cache entry", "path", e.path, "error", err)
@@ -143,19 +174,22 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 			return nil, false
 		}
 		c.hits.Add(1)
-		return &reader{c: c, id: id, f: fd, src: f, ctx: ctx, pos: off, end: off + n}, true
+		return &reader{c: c, id: id, f: fd, m: f.m.acquire(), size: f.size, src: f, ctx: ctx, pos: off, end: off + n}, true
 	}
 	e, ok := c.lru.Get(id)
-	c.mu.Unlock()
 	if !ok {
+		c.mu.Unlock()
 		return nil, false
 	}
 	fd, err := os.Open(e.path)
 	if err != nil {
+		c.mu.Unlock()
 		return nil, false
 	}
+	m := e.m.acquire()
+	c.mu.Unlock()
 	c.hits.Add(1)
-	return &reader{c: c, id: id, f: fd, src: e, ctx: ctx, pos: off, end: off + n}, true
+	return &reader{c: c, id: id, f: fd, m: m, size: e.size, src: e, ctx: ctx, pos: off, end: off + n}, true
 }
 
 // dropCorrupt removes id's entry after a read found a block that does not
@@ -187,12 +221,21 @@ func (c *Cache) Begin(id string, size int64, sum []byte) (*Fill, bool) {
 	}
 	c.seq++
 	tmp := filepath.Join(c.dir, fmt.Sprintf(".fill-%d", c.seq))
-	fd, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	fd, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
 	if err != nil {
 		c.log.Warn("start pull cache fill", "error", err)
 		return nil, false
 	}
-	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, wake: make(chan struct{})}
+	// The file has its whole size from the start (a hole until written),
+	// so one mapping serves the fill's followers and then its entry.
+	var m *mapping
+	if err = fd.Truncate(size); err == nil {
+		m, err = mapFile(fd, size)
+	}
+	if err != nil {
+		c.log.Debug("pull cache fill not mapped; reads go through the file", "object", id, "error", err)
+	}
+	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m, wake: make(chan struct{})}
 	c.fills[id] = f
 	c.used += size
 	return f, true
@@ -221,6 +264,7 @@ type Fill struct {
 	sum  []byte
 	tmp  string
 	f    *os.File // written only by the filler
+	m    *mapping // passed on to the entry; nil when not mapped
 
 	crc uint32 // of the block being written, filler only
 
@@ -289,9 +333,10 @@ func (f *Fill) Finish(sum []byte, err error) {
 	}
 	delete(c.fills, f.id)
 	if err == nil {
-		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums})
+		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
 		c.committed.Add(1)
 	} else {
+		f.m.release()
 		c.used -= f.size
 		c.failed.Add(1)
 		os.Remove(f.tmp)
@@ -340,52 +385,81 @@ func (e *entry) sumOf(_ context.Context, b int64) (uint32, error) {
 	return e.sums[b], nil
 }
 
+// blockSums gives the checksum of each block: an entry's, or a fill's as
+// its blocks arrive.
+type blockSums interface {
+	sumOf(ctx context.Context, b int64) (uint32, error)
+}
+
 // reader serves [pos, end) of an entry or of a fill in progress, a
 // checked block at a time.
 type reader struct {
-	c   *Cache
-	id  string
-	f   *os.File
-	src interface {
-		sumOf(ctx context.Context, b int64) (uint32, error)
-	}
+	c        *Cache
+	id       string
+	f        *os.File
+	m        *mapping // nil: blocks are read from f into buf
+	size     int64
+	src      blockSums
 	ctx      context.Context
 	pos, end int64
 	buf      *[]byte
-	have     []byte // the checked bytes of buf not served yet
+	have     []byte // the checked bytes not served yet: of m's data, or of buf
 }
 
-// load reads and checks the block holding pos.
+// load checks the block holding pos and points have at the rest of it.
 func (r *reader) load() error {
 	b := r.pos / blockSize
 	sum, err := r.src.sumOf(r.ctx, b)
 	if err != nil {
 		return err
 	}
-	if r.buf == nil {
-		r.buf = blockPool.Get().(*[]byte)
+	lo, hi := b*blockSize, min((b+1)*blockSize, r.size)
+	var blk []byte
+	if r.m != nil {
+		blk = r.m.data[lo:hi]
+	} else {
+		if r.buf == nil {
+			r.buf = blockPool.Get().(*[]byte)
+		}
+		n, err := r.f.ReadAt((*r.buf)[:hi-lo], lo)
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("read pull cache block %d: %w", b, err)
+		}
+		blk = (*r.buf)[:n]
 	}
-	n, err := r.f.ReadAt((*r.buf)[:blockSize], b*blockSize)
-	if err != nil && err != io.EOF {
-		return fmt.Errorf("read pull cache block %d: %w", b, err)
-	}
-	blk := (*r.buf)[:n]
-	if crc32.Checksum(blk, castagnoli) != sum {
+	if int64(len(blk)) != hi-lo || crc32.Checksum(blk, castagnoli) != sum {
 		r.c.dropCorrupt(r.id, b)
 		return fmt.Errorf("%w: block %d of %s", ErrCorrupt, b, r.id)
 	}
-	lo := r.pos - b*blockSize
-	if lo >= int64(len(blk)) {
-		return fmt.Errorf("%w: block %d of %s ends at %d", ErrCorrupt, b, r.id, b*blockSize+int64(len(blk)))
-	}
-	r.have = blk[lo:min(int64(len(blk)), r.end-b*blockSize)]
+	r.have = blk[r.pos-lo : min(hi, r.end)-lo]
 	return nil
 }
 
-func (r *reader) Read(p []byte) (int, error) {
+// guard turns a fault on the mapping (its file cut short under it, or a
+// page the disk cannot read back) into ErrCorrupt instead of a crash, for
+// a Read or WriteTo that deferred it after debug.SetPanicOnFault(true).
+func (r *reader) guard(err *error) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	if re, ok := p.(runtime.Error); ok {
+		if _, fault := p.(interface{ Addr() uintptr }); fault {
+			r.c.dropCorrupt(r.id, r.pos/blockSize)
+			r.have = nil
+			*err = fmt.Errorf("%w: %s at offset %d: %v", ErrCorrupt, r.id, r.pos, re)
+			return
+		}
+	}
+	panic(p)
+}
+
+func (r *reader) Read(p []byte) (n int, err error) {
 	if r.pos >= r.end {
 		return 0, io.EOF
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer r.guard(&err)
 	if len(r.have) == 0 {
 		if err := r.load(); err != nil {
 			return 0, err
@@ -397,19 +471,30 @@ func (r *reader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-// WriteTo writes checked blocks straight from the reader's buffer.
-func (r *reader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
+// WriteTo writes checked blocks. A writer that takes a file, as a
+// plain-HTTP response does with sendfile, gets each checked block from the
+// file (the pages just checked); any other gets them from memory.
+func (r *reader) WriteTo(w io.Writer) (total int64, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer r.guard(&err)
+	rf, _ := w.(io.ReaderFrom)
 	for r.pos < r.end {
 		if len(r.have) == 0 {
 			if err := r.load(); err != nil {
 				return total, err
 			}
 		}
-		k, err := w.Write(r.have)
+		var k int64
+		if rf != nil && r.m != nil {
+			k, err = r.sendHave(rf)
+		} else {
+			var n int
+			n, err = w.Write(r.have)
+			k = int64(n)
+		}
 		r.have = r.have[k:]
-		r.pos += int64(k)
-		total += int64(k)
+		r.pos += k
+		total += k
 		if err != nil {
 			return total, err
 		}
@@ -417,10 +502,31 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
+// sendHave hands the file's bytes that have covers to rf.
+func (r *reader) sendHave(rf io.ReaderFrom) (int64, error) {
+	want := int64(len(r.have))
+	if _, err := r.f.Seek(r.pos, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("seek pull cache file: %w", err)
+	}
+	n, err := rf.ReadFrom(&io.LimitedReader{R: r.f, N: want})
+	if err == nil && n < want {
+		// The file ends before the bytes the mapping showed: cut short
+		// since the check.
+		r.c.dropCorrupt(r.id, r.pos/blockSize)
+		err = fmt.Errorf("%w: %s ends at %d", ErrCorrupt, r.id, r.pos+n)
+	}
+	return n, err
+}
+
 func (r *reader) Close() error {
 	if r.buf != nil {
 		blockPool.Put(r.buf)
-		r.buf, r.have = nil, nil
+		r.buf = nil
+	}
+	r.have = nil
+	if r.m != nil {
+		r.m.release()
+		r.m = nil
 	}
 	return r.f.Close()
 }

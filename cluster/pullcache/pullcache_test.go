@@ -300,3 +300,88 @@ func TestCorruptEntryIsDroppedNotServed(t *testing.T) {
 		t.Fatalf("range over a rotted byte: err %v", err)
 	}
 }
+
+// fileTaker is a writer that, like a plain-HTTP response, takes a file to
+// send without copying it; it records what each ReadFrom was handed.
+type fileTaker struct {
+	bytes.Buffer
+	files, others int
+}
+
+func (w *fileTaker) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*os.File); ok {
+			w.files++
+		}
+	} else {
+		w.others++
+	}
+	return w.Buffer.ReadFrom(r)
+}
+
+// onlyWriter hides every method but Write.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
+
+func TestCheckedBlocksGoAsFileToAWriterThatTakesOne(t *testing.T) {
+	c := newCache(t, 16<<20)
+	b := body(2*blockSize+999, 3)
+	fill(t, c, "obj", b)
+	for _, tc := range []struct{ off, n int64 }{{0, int64(len(b))}, {blockSize - 7, blockSize + 14}, {2 * blockSize, 999}} {
+		rc, _ := c.Open(context.Background(), "obj", tc.off, tc.n)
+		var w fileTaker
+		n, err := rc.(io.WriterTo).WriteTo(&w)
+		rc.Close()
+		if err != nil || n != tc.n || !bytes.Equal(w.Bytes(), b[tc.off:tc.off+tc.n]) {
+			t.Fatalf("range %d+%d: %d bytes, err %v", tc.off, tc.n, n, err)
+		}
+		if w.files == 0 || w.others != 0 {
+			t.Fatalf("range %d+%d: handed %d files and %d other readers; want only files", tc.off, tc.n, w.files, w.others)
+		}
+	}
+	// A writer that cannot take a file gets the same bytes from memory.
+	rc, _ := c.Open(context.Background(), "obj", 5, int64(len(b))-5)
+	var buf bytes.Buffer
+	n, err := rc.(io.WriterTo).WriteTo(onlyWriter{&buf})
+	rc.Close()
+	if err != nil || n != int64(len(b))-5 || !bytes.Equal(buf.Bytes(), b[5:]) {
+		t.Fatalf("plain writer: %d bytes, err %v", n, err)
+	}
+}
+
+// A cache file cut short under a reader faults on its mapping; the read
+// fails with ErrCorrupt and the process lives.
+func TestFileCutShortIsCorruptNotACrash(t *testing.T) {
+	c := newCache(t, 16<<20)
+	b := body(3*blockSize, 5)
+	for _, how := range []string{"WriteTo", "Read"} {
+		fill(t, c, how, b)
+		rc, ok := c.Open(context.Background(), how, 0, int64(len(b)))
+		if !ok {
+			t.Fatal("Open missed")
+		}
+		if err := os.Truncate(c.path(how), blockSize+100); err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		var err error
+		if how == "WriteTo" {
+			var w fileTaker
+			_, err = rc.(io.WriterTo).WriteTo(&w)
+			got = w.Bytes()
+		} else {
+			got, err = io.ReadAll(struct{ io.Reader }{rc})
+		}
+		rc.Close()
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s of a file cut short: err %v, want ErrCorrupt", how, err)
+		}
+		if !bytes.Equal(got, b[:len(got)]) || len(got) > blockSize+100 {
+			t.Fatalf("%s served %d bytes; want a prefix of the object no longer than the file", how, len(got))
+		}
+		if _, ok := c.Open(context.Background(), how, 0, 1); ok {
+			t.Fatalf("%s: the cut entry still hits", how)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"bytes"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 
@@ -82,5 +84,32 @@ func TestPullThatCannotStartIs503(t *testing.T) {
 		if resp.Header.Get("Retry-After") == "" || resp.Header.Get("ETag") != "" || resp.Header.Get("Content-Range") != "" {
 			t.Fatalf("headers of a failed pull (%v): %v", hdr, resp.Header)
 		}
+	}
+}
+
+// failingReader fails its first read.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// A copy into the held header through ReadFrom (the path sendfile takes)
+// still holds the status until the source gives its first byte.
+func TestHeldHeaderReadFromHoldsStatusUntilFirstByte(t *testing.T) {
+	rec := httptest.NewRecorder()
+	hw := &heldHeader{w: rec}
+	hw.WriteHeader(http.StatusPartialContent)
+	boom := errors.New("shard gone")
+	if n, err := hw.ReadFrom(failingReader{boom}); n != 0 || !errors.Is(err, boom) {
+		t.Fatalf("ReadFrom of a failing source: %d, %v", n, err)
+	}
+	if hw.sent || rec.Body.Len() != 0 {
+		t.Fatalf("status sent (%v) or body written (%d bytes) before the first byte", hw.sent, rec.Body.Len())
+	}
+	body := bytes.Repeat([]byte("pier"), 1000)
+	if n, err := hw.ReadFrom(bytes.NewReader(body)); n != int64(len(body)) || err != nil {
+		t.Fatalf("ReadFrom: %d, %v", n, err)
+	}
+	if !hw.sent || rec.Code != http.StatusPartialContent || !bytes.Equal(rec.Body.Bytes(), body) {
+		t.Fatalf("after the bytes: sent %v, status %d, %d bytes", hw.sent, rec.Code, rec.Body.Len())
 	}
 }
