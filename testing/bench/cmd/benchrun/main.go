@@ -224,6 +224,11 @@ func run(ctx context.Context, cfg config) (err error) {
 		return fmt.Errorf("pier binary: %w", err)
 	}
 	machineMeta(ctx, rep, cfg, pierBin)
+	if pc, err := pageCacheGrowth(work, 256<<20, 4*time.Second); err == nil {
+		rep.addMeta("page cache", pc)
+	} else {
+		rep.addMeta("page cache", err.Error())
+	}
 
 	step := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
 
