@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -39,7 +40,14 @@ type pushSteps interface {
 // released before Upload returns (Release: its deletion runs on in the
 // background). Errors of the store and commit steps name the step and the
 // artifact; errors of more are returned as they are.
+//
+// A small push enters the node's commit gate once its body is in memory
+// (objects' packed path) and leaves it when its commit is queued, so the
+// batch the committer takes next waits for it (batch.Gate); the slot makes
+// sure it leaves on every other way out too.
 func (n *Node) Upload(ctx context.Context, m PushMeta, body io.Reader, more MoreMeta) (fsm.Artifact, bool, error) {
+	ctx, slot := batch.WithSlot(ctx)
+	defer slot.Leave()
 	return upload(ctx, n, m, body, more)
 }
 

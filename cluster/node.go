@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/chunk"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/cluster/federation"
 	"github.com/pier-registry/pier/cluster/maintenance"
@@ -69,7 +70,10 @@ type Node struct {
 	// kept at hand for membership changes.
 	store *metastore.Store
 	raft  *raft.Raft
-	pool  *membership.Pool
+	// commitGate holds small pushes storing their copies, so that the
+	// committer's next batch waits for them (batch.Gate).
+	commitGate *batch.Gate
+	pool       *membership.Pool
 
 	// maint runs repair, rebalance, the scrubber and GC (maintain.go).
 	maint *maintenance.Maintainer
@@ -154,6 +158,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.commitGate = batch.NewGate()
 	n.objects = objects.New(objects.Config{
 		ID: cfg.ID, EC: cfg.EC, BlockSize: cfg.BlockSize, SmallObjectSize: cfg.SmallObjectSize,
 		InlineSize: cfg.InlineSize, MaxObjectSize: cfg.MaxObjectSize, CacheSize: cfg.CacheSize,
@@ -161,7 +166,7 @@ func New(cfg Config) (*Node, error) {
 		StallTimeout: cfg.StallTimeout, HedgeAfter: cfg.HedgeAfter, RepairRate: cfg.RepairRate,
 		Shards: n.shards, Peers: cfg.Peers, Members: lazyMembers{n}, State: n.fsm,
 		Cluster: objectsFace{n}, Disk: diskSpace{n}, Owner: owner{n}, Fault: n.fault,
-		Logger: n.log,
+		CommitGate: n.commitGate, Logger: n.log,
 	})
 	n.maint = n.newMaintainer()
 	n.fsm.SetBlobSink(blobSink{n})
@@ -200,6 +205,7 @@ func (n *Node) startRaft() error {
 		Resolve:      n.peerAddr,
 		Disk:         diskSpace{n},
 		ApplyTimeout: n.cfg.ApplyTimeout,
+		CommitGate:   n.commitGate,
 		Now:          n.cfg.Now,
 		Logger:       n.log,
 	})

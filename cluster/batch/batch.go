@@ -28,6 +28,8 @@ type Batcher[T, R any] struct {
 	// take returns how many of the queued items (at least one) go in the
 	// next batch; nil takes them all.
 	take func(queued []T) int
+	// hold, when set, runs before each batch is taken (SetHold).
+	hold func()
 
 	mu      sync.Mutex
 	queue   []*call[T, R]
@@ -50,6 +52,16 @@ func New[T, R any](run Func[T, R], take func(queued []T) int) *Batcher[T, R] {
 	b := &Batcher[T, R]{run: run, take: take}
 	b.idle = sync.NewCond(&b.mu)
 	return b
+}
+
+// SetHold makes the batcher call hold, with nothing locked, before it takes
+// each batch from the queue: a wait for items known to be on their way
+// (Gate.Drain), so they go in this batch rather than the next. Call it
+// before the first Submit.
+func (b *Batcher[T, R]) SetHold(hold func()) {
+	b.mu.Lock()
+	b.hold = hold
+	b.mu.Unlock()
 }
 
 // Pending is the outcome of submitted items, in submission order.
@@ -113,6 +125,12 @@ func (p *Pending[T, R]) Wait(ctx context.Context) ([]R, error) {
 // loop runs batches until the queue is empty.
 func (b *Batcher[T, R]) loop() {
 	for {
+		b.mu.Lock()
+		hold := b.hold
+		b.mu.Unlock()
+		if hold != nil {
+			hold()
+		}
 		b.mu.Lock()
 		batch := b.next()
 		if len(batch) == 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/cluster/caller"
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/fsm"
@@ -39,9 +40,12 @@ func (s *Store) Apply(ctx context.Context, c fsm.Command) (fsm.Result, error) {
 		return fsm.Result{}, err
 	}
 	e := fsm.Entry{Command: b}
+	// The commit gate (Config.CommitGate) waits for this write until it
+	// is queued.
+	slot := batch.SlotFrom(ctx)
 	var res fsm.Result
 	propose := func() (err error) {
-		if res, err = s.propose(e); err != nil {
+		if res, err = s.propose(e, slot.Leave); err != nil {
 			return err
 		}
 		if createdHere(c.Op, res) {
@@ -78,7 +82,7 @@ func (s *Store) ApplyForwarded(ctx context.Context, b []byte) ([]fsm.Result, err
 	if !s.IsLeader() {
 		return nil, ErrNotLeader
 	}
-	return s.proposeAll(entries, true)
+	return s.proposeAll(entries, true, nil)
 }
 
 // LeaderCall runs local when this node leads, else remote against the

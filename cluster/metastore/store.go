@@ -68,6 +68,13 @@ type Config struct {
 	Disk Disk
 	// ApplyTimeout bounds one raft apply.
 	ApplyTimeout time.Duration
+	// CommitGate, when set, holds each batch of this node's committer
+	// until the writes in the gate when the batch is due have been queued
+	// (batch.Gate), for at most CommitHold (default DefaultCommitHold).
+	// Apply leaves the slot its context carries (batch.WithSlot) once the
+	// command is queued.
+	CommitGate *batch.Gate
+	CommitHold time.Duration
 	// Now stamps commands.
 	Now    func() time.Time
 	Logger hclog.Logger
@@ -109,6 +116,13 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, log: cfg.Logger, fsm: cfg.FSM}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.commits = batch.New(s.commit, takeEntries)
+	if g := cfg.CommitGate; g != nil {
+		hold := cfg.CommitHold
+		if hold <= 0 {
+			hold = DefaultCommitHold
+		}
+		s.commits.SetHold(func() { g.Drain(hold) })
+	}
 	s.barriers = batch.New(s.readIndexRound, nil)
 	if err := s.start(); err != nil {
 		s.Close()

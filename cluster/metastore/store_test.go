@@ -72,7 +72,8 @@ func (f *fakeDisk) Check() error {
 }
 func (f *fakeDisk) SawNoSpace() {}
 
-func newGroup(t *testing.T, n int) *group {
+// newGroup starts n stores; each opt adjusts every store's Config.
+func newGroup(t *testing.T, n int, opts ...func(*Config)) *group {
 	t.Helper()
 	g := &group{}
 	trans := make([]*raft.InmemTransport, n)
@@ -91,11 +92,15 @@ func newGroup(t *testing.T, n int) *group {
 	}
 	for i := range n {
 		d := &fakeDisk{}
-		s, err := Open(Config{
+		cfg := Config{
 			ID: string(servers[i].ID), Dir: t.TempDir(), Raft: testRaft(), Transport: trans[i],
 			FSM: fsm.New(), Leader: direct{g}, Resolve: func(id string) (string, error) { return id, nil },
 			Disk: d, ApplyTimeout: 5 * time.Second,
-		})
+		}
+		for _, o := range opts {
+			o(&cfg)
+		}
+		s, err := Open(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk"
 	"github.com/pier-registry/pier/chunk/erasure"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/cluster/errs"
 	"github.com/pier-registry/pier/cluster/membership"
 	"github.com/pier-registry/pier/cluster/pullcache"
@@ -129,6 +130,10 @@ type Config struct {
 	// cluster.Config.
 	BlockSize, SmallObjectSize, InlineSize int
 	MaxObjectSize                          int64
+	// CommitGate, when set, is entered by a push stored as packed copies,
+	// through the slot its context carries (batch.WithSlot), as soon as
+	// its body is in memory; the commit leaves it.
+	CommitGate *batch.Gate
 	// CacheSize bounds the cache of small objects' content.
 	CacheSize int64
 	// PullCache, when set, keeps whole copies of the big objects this node

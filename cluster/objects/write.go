@@ -15,6 +15,7 @@ import (
 
 	"github.com/pier-registry/pier/chunk/erasure"
 	"github.com/pier-registry/pier/chunk/placement"
+	"github.com/pier-registry/pier/cluster/batch"
 	"github.com/pier-registry/pier/fsm"
 )
 
@@ -126,6 +127,9 @@ func (o *Store) storeNew(ctx context.Context, body io.Reader, expect string, liv
 			return Stored{}, err
 		}
 		ref := fsm.ObjectRef{ID: id, K: scheme.K, M: scheme.M, BlockSize: blockSize, Placement: nodes}
+		// Its commit follows in about one pack round: the committer's next
+		// batch waits for it (Config.CommitGate).
+		batch.SlotFrom(ctx).Enter(o.cfg.CommitGate)
 		missing, err := o.storePacked(ctx, ref, data, need)
 		if err != nil {
 			return Stored{}, err
