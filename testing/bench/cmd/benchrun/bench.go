@@ -189,9 +189,12 @@ func (b *bench) transfers(f *testFile) error {
 		b.step("GET %s first (fills pier %s's pull cache)", size, b.pull.id)
 		var first sample
 		var firstCPU cpuUse
-		if err := b.timed(&firstCPU, &first, func() (time.Duration, error) {
+		prof := b.profile("pull-first-"+f.label, b.cfg.profileSecs)
+		err := b.timed(&firstCPU, &first, func() (time.Duration, error) {
 			return getURL(b.ctx, b.pull.base+f.pierPath, nil, f.size, nil, limit(f.size))
-		}); err != nil {
+		})
+		prof()
+		if err != nil {
 			return fmt.Errorf("pier (filling the pull cache): %w", err)
 		}
 		if err := b.pull.waitMetric(b.ctx, "pier_pull_cache_fills_total", fills0+1, 30*time.Second); err != nil {
