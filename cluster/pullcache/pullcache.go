@@ -8,6 +8,11 @@
 // An entry is committed only after the bytes written to it hashed to the
 // object's digest; a fill in progress is readable already, by any number of
 // followers, so concurrent pulls of one object on one node decode it once.
+// A fill's newest blocks stay in memory for the followers close behind it
+// (the pull that started it, a wave's others), and its file is written
+// with O_DIRECT, off the page cache: the first pull goes as fast as the
+// decode, and the page cache takes the object only when a later pull
+// reads it.
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a
@@ -20,7 +25,6 @@
 package pullcache
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -54,7 +58,9 @@ const blockSize = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-var blockPool = sync.Pool{New: func() any { b := make([]byte, blockSize); return &b }}
+// blockPool holds block buffers, aligned as O_DIRECT needs: a fill's
+// blocks and a reader's.
+var blockPool = sync.Pool{New: func() any { return alignedBlock() }}
 
 // Config builds a Cache.
 type Config struct {
@@ -235,7 +241,7 @@ func (c *Cache) Begin(id string, size int64, sum []byte) (*Fill, bool) {
 	if err != nil {
 		c.log.Debug("pull cache fill not mapped; reads go through the file", "object", id, "error", err)
 	}
-	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m, wake: make(chan struct{})}
+	f := newFill(c, id, size, sum, tmp, fd, m)
 	c.fills[id] = f
 	c.used += size
 	return f, true
@@ -256,139 +262,20 @@ func (c *Cache) Clear() {
 	c.lru.Purge()
 }
 
-// Fill is an object being written into the cache.
-type Fill struct {
-	c    *Cache
-	id   string
-	size int64
-	sum  []byte
-	tmp  string
-	f    *os.File // written only by the filler
-	m    *mapping // passed on to the entry; nil when not mapped
-
-	crc uint32 // of the block being written, filler only
-
-	mu      sync.Mutex
-	written int64
-	sums    []uint32 // of the blocks written whole, then of the last one
-	done    bool
-	err     error
-	wake    chan struct{} // closed and replaced at each change
-}
-
-// Write appends p to the fill, checksums it per block, and wakes its
-// followers.
-func (f *Fill) Write(p []byte) (int, error) {
-	n, err := f.f.Write(p)
-	var done []uint32
-	for rest, at := p[:n], f.written; len(rest) > 0; {
-		k := min(int64(len(rest)), blockSize-at%blockSize)
-		f.crc = crc32.Update(f.crc, castagnoli, rest[:k])
-		rest, at = rest[k:], at+k
-		if at%blockSize == 0 {
-			done = append(done, f.crc)
-			f.crc = 0
-		}
-	}
-	f.mu.Lock()
-	f.written += int64(n)
-	f.sums = append(f.sums, done...)
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-	if err != nil {
-		return n, fmt.Errorf("write pull cache fill: %w", err)
-	}
-	return n, nil
-}
-
-// Finish ends the fill: with err nil and sum, the SHA-256 of what was
-// written, equal to the object's, the entry is committed; otherwise it is
-// dropped and its followers read ErrFillFailed.
-func (f *Fill) Finish(sum []byte, err error) {
-	if err == nil && f.written != f.size {
-		err = fmt.Errorf("wrote %d of %d bytes", f.written, f.size)
-	}
-	if err == nil && !bytes.Equal(sum, f.sum) {
-		err = fmt.Errorf("content hashes to %x, not %x", sum, f.sum)
-	}
-	f.mu.Lock()
-	if f.written%blockSize != 0 {
-		f.sums = append(f.sums, f.crc)
-	}
-	sums := f.sums
-	f.mu.Unlock()
-	if cerr := f.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close pull cache fill: %w", cerr)
-	}
-	c := f.c
-	final := c.path(f.id)
-	// Renamed under the lock, so that Open finds the fill's file under one
-	// of its two names.
-	c.mu.Lock()
-	if err == nil {
-		if rerr := os.Rename(f.tmp, final); rerr != nil {
-			err = fmt.Errorf("commit pull cache fill: %w", rerr)
-		}
-	}
-	delete(c.fills, f.id)
-	if err == nil {
-		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
-		c.committed.Add(1)
-	} else {
-		f.m.release()
-		c.used -= f.size
-		c.failed.Add(1)
-		os.Remove(f.tmp)
-		c.log.Warn("pull cache fill failed", "object", f.id, "error", err)
-	}
-	c.mu.Unlock()
-
-	f.mu.Lock()
-	f.done = true
-	if err != nil {
-		f.err = fmt.Errorf("%w: %w", ErrFillFailed, err)
-	}
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
-}
-
-// sumOf waits until block b is written whole (or the fill is done) and
-// returns its checksum; the fill's error if it failed, or ctx's.
-func (f *Fill) sumOf(ctx context.Context, b int64) (uint32, error) {
-	for {
-		f.mu.Lock()
-		sums, done, err, wake := f.sums, f.done, f.err, f.wake
-		f.mu.Unlock()
-		if err != nil {
-			return 0, err
-		}
-		if b < int64(len(sums)) {
-			return sums[b], nil
-		}
-		if done {
-			return 0, fmt.Errorf("%w: no block %d", ErrFillFailed, b)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-wake:
-		}
-	}
-}
-
-func (e *entry) sumOf(_ context.Context, b int64) (uint32, error) {
+func (e *entry) await(_ context.Context, b int64) (*slot, uint32, error) {
 	if b >= int64(len(e.sums)) {
-		return 0, fmt.Errorf("%w: no block %d", ErrCorrupt, b)
+		return nil, 0, fmt.Errorf("%w: no block %d", ErrCorrupt, b)
 	}
-	return e.sums[b], nil
+	return nil, e.sums[b], nil
 }
 
-// blockSums gives the checksum of each block: an entry's, or a fill's as
-// its blocks arrive.
-type blockSums interface {
-	sumOf(ctx context.Context, b int64) (uint32, error)
+func (e *entry) release(*slot) {}
+
+// blockSource gives each block of an object: in memory (a fill's newest
+// blocks), or the checksum of its copy in the file.
+type blockSource interface {
+	await(ctx context.Context, b int64) (*slot, uint32, error)
+	release(*slot)
 }
 
 // reader serves [pos, end) of an entry or of a fill in progress, a
@@ -399,21 +286,29 @@ type reader struct {
 	f        *os.File
 	m        *mapping // nil: blocks are read from f into buf
 	size     int64
-	src      blockSums
+	src      blockSource
 	ctx      context.Context
 	pos, end int64
 	buf      *[]byte
-	have     []byte // the checked bytes not served yet: of m's data, or of buf
+	slot     *slot  // the fill's block have is in, when it is in memory
+	have     []byte // the checked bytes not served yet: of slot, m's data, or buf
 }
 
-// load checks the block holding pos and points have at the rest of it.
+// load finds the block holding pos, checks it unless it is in memory, and
+// points have at the rest of it.
 func (r *reader) load() error {
+	r.dropSlot()
 	b := r.pos / blockSize
-	sum, err := r.src.sumOf(r.ctx, b)
+	s, sum, err := r.src.await(r.ctx, b)
 	if err != nil {
 		return err
 	}
 	lo, hi := b*blockSize, min((b+1)*blockSize, r.size)
+	if s != nil {
+		r.slot = s
+		r.have = s.data[r.pos-lo : min(hi, r.end)-lo]
+		return nil
+	}
 	var blk []byte
 	if r.m != nil {
 		blk = r.m.data[lo:hi]
@@ -473,7 +368,8 @@ func (r *reader) Read(p []byte) (n int, err error) {
 
 // WriteTo writes checked blocks. A writer that takes a file, as a
 // plain-HTTP response does with sendfile, gets each checked block from the
-// file (the pages just checked); any other gets them from memory.
+// file (the pages just checked); any other gets them from memory, as does
+// every writer of a fill's newest blocks, which are still in memory.
 func (r *reader) WriteTo(w io.Writer) (total int64, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer r.guard(&err)
@@ -485,7 +381,7 @@ func (r *reader) WriteTo(w io.Writer) (total int64, err error) {
 			}
 		}
 		var k int64
-		if rf != nil && r.m != nil {
+		if rf != nil && r.m != nil && r.slot == nil {
 			k, err = r.sendHave(rf)
 		} else {
 			var n int
@@ -518,7 +414,16 @@ func (r *reader) sendHave(rf io.ReaderFrom) (int64, error) {
 	return n, err
 }
 
+// dropSlot lets go of the fill's block in memory that have was in.
+func (r *reader) dropSlot() {
+	if r.slot != nil {
+		r.src.release(r.slot)
+		r.slot = nil
+	}
+}
+
 func (r *reader) Close() error {
+	r.dropSlot()
 	if r.buf != nil {
 		blockPool.Put(r.buf)
 		r.buf = nil

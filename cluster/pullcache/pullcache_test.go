@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -383,5 +385,132 @@ func TestFileCutShortIsCorruptNotACrash(t *testing.T) {
 		if _, ok := c.Open(context.Background(), how, 0, 1); ok {
 			t.Fatalf("%s: the cut entry still hits", how)
 		}
+	}
+}
+
+// stallDisk makes the fills' block writes wait for release (and fail with
+// fail, when set), and counts them.
+func stallDisk(t *testing.T, fail error) (release func(), writes *atomic.Int64) {
+	t.Helper()
+	gate := make(chan struct{})
+	writes = new(atomic.Int64)
+	orig := writeBlock
+	writeBlock = func(f *os.File, p []byte, off int64) (int, error) {
+		<-gate
+		writes.Add(1)
+		if fail != nil {
+			return 0, fail
+		}
+		return orig(f, p, off)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(func() { release(); writeBlock = orig })
+	return release, writes
+}
+
+// A pull that follows a fill closely reads its blocks from memory: it
+// needs neither the disk nor the page cache to keep up with the decode.
+func TestCloseFollowerReadsTheNewestBlocksFromMemory(t *testing.T) {
+	release, writes := stallDisk(t, nil)
+	c := newCache(t, 64<<20)
+	b := body(3*blockSize+5000, 4)
+	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	rc, ok := c.Open(context.Background(), "obj", 0, int64(len(b)))
+	if !ok {
+		t.Fatal("no follower")
+	}
+	defer rc.Close()
+	if _, err := f.Write(b[:2*blockSize]); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2*blockSize)
+	if _, err := io.ReadFull(rc, got); err != nil || !bytes.Equal(got, b[:2*blockSize]) {
+		t.Fatalf("the first two blocks, with the disk stalled: err %v", err)
+	}
+	if n := writes.Load(); n != 0 {
+		t.Fatalf("%d block writes done; the disk was to be stalled", n)
+	}
+	release()
+	if _, err := f.Write(b[2*blockSize:]); err != nil {
+		t.Fatal(err)
+	}
+	f.Finish(sum(b), nil)
+	rest, err := io.ReadAll(struct{ io.Reader }{rc})
+	if err != nil || !bytes.Equal(rest, b[2*blockSize:]) {
+		t.Fatalf("the rest: %d bytes, err %v", len(rest), err)
+	}
+	if got, err := read(t, c, "obj", 0, int64(len(b))); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("the committed entry: %d bytes, err %v", len(got), err)
+	}
+}
+
+// A pull that falls more than the ring behind reads the older blocks from
+// the file, checked.
+func TestLateFollowerReadsOlderBlocksFromTheFile(t *testing.T) {
+	c := newCache(t, 64<<20)
+	b := body((ringBlocks+4)*blockSize+77, 6)
+	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	if _, err := f.Write(b[:(ringBlocks+3)*blockSize]); err != nil {
+		t.Fatal(err)
+	}
+	// Block 0 left the ring when block ringBlocks came in.
+	rc, ok := c.Open(context.Background(), "obj", 0, int64(len(b)))
+	if !ok {
+		t.Fatal("no follower")
+	}
+	defer rc.Close()
+	done := make(chan error, 1)
+	var w fileTaker
+	go func() { _, err := rc.(io.WriterTo).WriteTo(&w); done <- err }()
+	if _, err := f.Write(b[(ringBlocks+3)*blockSize:]); err != nil {
+		t.Fatal(err)
+	}
+	f.Finish(sum(b), nil)
+	if err := <-done; err != nil || !bytes.Equal(w.Bytes(), b) {
+		t.Fatalf("late follower: %d bytes, err %v", w.Len(), err)
+	}
+	if w.files == 0 {
+		t.Fatal("a late follower read nothing from the file")
+	}
+}
+
+// A block the disk refuses fails the fill: its followers, its writer and
+// its commit, and nothing of it is served from the cache afterwards.
+func TestDiskFailureFailsTheFill(t *testing.T) {
+	boom := errors.New("no space left on device")
+	release, _ := stallDisk(t, boom)
+	c := newCache(t, 64<<20)
+	b := body(2*blockSize, 8)
+	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	rc, _ := c.Open(context.Background(), "obj", 0, int64(len(b)))
+	defer rc.Close()
+	if _, err := f.Write(b[:blockSize]); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	// Wait for the disk writer to fail (each change wakes the fill's
+	// followers; the test's deadline bounds it).
+	f.mu.Lock()
+	for f.werr == nil {
+		wake := f.wake
+		f.mu.Unlock()
+		<-wake
+		f.mu.Lock()
+	}
+	f.mu.Unlock()
+	_, werr := f.Write(b[blockSize:])
+	if !errors.Is(werr, boom) {
+		t.Fatalf("Write after the disk failed: %v", werr)
+	}
+	f.Finish(nil, werr)
+	if _, err := io.ReadAll(struct{ io.Reader }{rc}); !errors.Is(err, ErrFillFailed) {
+		t.Fatalf("follower: %v, want ErrFillFailed", err)
+	}
+	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
+		t.Fatal("a failed fill left an entry")
+	}
+	if st := c.Stats(); st.FillFailures != 1 {
+		t.Fatalf("stats %+v", st)
 	}
 }

@@ -1,0 +1,291 @@
+package pullcache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sync"
+)
+
+// ringBlocks is how many of a fill's newest blocks stay in memory. The
+// pulls that follow a fill closely (the one that started it, and a wave's
+// others) take each block from there, so they go as fast as the decode
+// and never wait for the disk, nor make the page cache grow: on a virtual
+// machine whose idle memory the host takes back, new page-cache pages cost
+// over ten times the copy into them (BENCHMARKS.md, "page cache").
+const ringBlocks = 16
+
+// writeBlock writes a block of a fill to its file; a seam for tests.
+var writeBlock = (*os.File).WriteAt
+
+// slot is one block of a fill in memory.
+type slot struct {
+	b    int64
+	data []byte // the block's bytes, a prefix of *buf
+	buf  *[]byte
+	crc  uint32
+	refs int // under Fill.mu: the ring's, the disk writer's, readers'
+}
+
+// Fill is an object being written into the cache.
+type Fill struct {
+	c      *Cache
+	id     string
+	size   int64
+	sum    []byte
+	tmp    string
+	f      *os.File // the object's last, partial block; every block when direct is nil
+	direct *os.File // O_DIRECT: whole blocks, off the page cache; nil where refused
+	m      *mapping // passed on to the entry; nil when not mapped
+
+	// Filler only: the block being gathered and its checksum.
+	blk   *[]byte
+	have  int
+	crc   uint32
+	next  int64
+	disk  chan *slot    // to the disk writer
+	wrote chan struct{} // closed when the disk writer is done
+
+	mu      sync.Mutex
+	ring    []*slot  // the newest blocks, in order
+	written int64    // bytes in the file
+	sums    []uint32 // of the blocks in the file, in order
+	werr    error    // the disk writer's failure
+	done    bool
+	err     error
+	wake    chan struct{} // closed and replaced at each change
+}
+
+func newFill(c *Cache, id string, size int64, sum []byte, tmp string, fd *os.File, m *mapping) *Fill {
+	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m,
+		blk: blockPool.Get().(*[]byte), disk: make(chan *slot, ringBlocks/2),
+		wrote: make(chan struct{}), wake: make(chan struct{})}
+	var err error
+	if f.direct, err = openDirect(tmp); err != nil {
+		c.log.Debug("pull cache fill written through the page cache", "object", id, "error", err)
+	}
+	go f.writeOut()
+	return f
+}
+
+// Write appends p to the fill. Each whole block is checksummed, handed to
+// the followers at once and queued for the disk; a disk that falls
+// ringBlocks/2 behind holds the writer back.
+func (f *Fill) Write(p []byte) (int, error) {
+	var n int
+	for len(p) > 0 {
+		f.mu.Lock()
+		werr := f.werr
+		f.mu.Unlock()
+		if werr != nil {
+			return n, werr
+		}
+		k := copy((*f.blk)[f.have:], p)
+		f.crc = crc32.Update(f.crc, castagnoli, p[:k])
+		f.have += k
+		p, n = p[k:], n+k
+		if f.have == blockSize {
+			f.publish()
+		}
+	}
+	return n, nil
+}
+
+// publish hands the block gathered to the followers and to the disk
+// writer, and starts the next.
+func (f *Fill) publish() {
+	s := &slot{b: f.next, data: (*f.blk)[:f.have], buf: f.blk, crc: f.crc, refs: 2}
+	f.mu.Lock()
+	f.ring = append(f.ring, s)
+	if len(f.ring) > ringBlocks {
+		f.releaseLocked(f.ring[0])
+		f.ring[0] = nil
+		f.ring = f.ring[1:]
+	}
+	f.wakeLocked()
+	f.mu.Unlock()
+	f.disk <- s
+	f.next++
+	f.blk, f.have, f.crc = blockPool.Get().(*[]byte), 0, 0
+}
+
+// writeOut writes the blocks queued, in order, and makes each readable
+// from the file once it is there.
+func (f *Fill) writeOut() {
+	defer close(f.wrote)
+	for s := range f.disk {
+		f.mu.Lock()
+		failed := f.werr != nil
+		f.mu.Unlock()
+		var err error
+		if !failed {
+			w := f.f
+			if f.direct != nil && len(s.data) == blockSize {
+				w = f.direct
+			}
+			if _, err = writeBlock(w, s.data, s.b*blockSize); err != nil {
+				err = fmt.Errorf("write pull cache fill block %d: %w", s.b, err)
+			}
+		}
+		f.mu.Lock()
+		if err != nil {
+			f.werr = err
+		}
+		if f.werr == nil {
+			f.written += int64(len(s.data))
+			f.sums = append(f.sums, s.crc)
+		}
+		f.releaseLocked(s)
+		f.wakeLocked()
+		f.mu.Unlock()
+	}
+}
+
+func (f *Fill) wakeLocked() {
+	close(f.wake)
+	f.wake = make(chan struct{})
+}
+
+// releaseLocked drops one hold on s; the last returns its buffer.
+func (f *Fill) releaseLocked(s *slot) {
+	if s.refs--; s.refs == 0 {
+		blockPool.Put(s.buf)
+		s.buf, s.data = nil, nil
+	}
+}
+
+func (f *Fill) release(s *slot) {
+	f.mu.Lock()
+	f.releaseLocked(s)
+	f.mu.Unlock()
+}
+
+// await waits until block b is in memory or in the file (or the fill
+// ended) and returns it held, or its checksum; the fill's error if it
+// failed, or ctx's.
+func (f *Fill) await(ctx context.Context, b int64) (*slot, uint32, error) {
+	for {
+		f.mu.Lock()
+		if f.err != nil {
+			err := f.err
+			f.mu.Unlock()
+			return nil, 0, err
+		}
+		if n := len(f.ring); n > 0 && b >= f.ring[0].b && b <= f.ring[n-1].b {
+			s := f.ring[b-f.ring[0].b]
+			s.refs++
+			f.mu.Unlock()
+			return s, 0, nil
+		}
+		if b < int64(len(f.sums)) {
+			sum := f.sums[b]
+			f.mu.Unlock()
+			return nil, sum, nil
+		}
+		if f.done || f.werr != nil {
+			err := f.werr
+			f.mu.Unlock()
+			if err == nil {
+				err = fmt.Errorf("no block %d", b)
+			}
+			return nil, 0, fmt.Errorf("%w: %w", ErrFillFailed, err)
+		}
+		wake := f.wake
+		f.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// Finish ends the fill: with err nil and sum, the SHA-256 of what was
+// written, equal to the object's, the entry is committed; otherwise it is
+// dropped and its followers read ErrFillFailed.
+func (f *Fill) Finish(sum []byte, err error) {
+	if err == nil && f.have > 0 {
+		f.publish()
+	}
+	close(f.disk)
+	<-f.wrote
+	blockPool.Put(f.blk)
+	f.blk = nil
+	f.mu.Lock()
+	if err == nil {
+		err = f.werr
+	}
+	written, sums := f.written, f.sums
+	f.mu.Unlock()
+	if err == nil && written != f.size {
+		err = fmt.Errorf("wrote %d of %d bytes", written, f.size)
+	}
+	if err == nil && !bytes.Equal(sum, f.sum) {
+		err = fmt.Errorf("content hashes to %x, not %x", sum, f.sum)
+	}
+	if f.direct != nil {
+		f.direct.Close()
+	}
+	if cerr := f.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close pull cache fill: %w", cerr)
+	}
+	c := f.c
+	final := c.path(f.id)
+	// Renamed under the lock, so that Open finds the fill's file under one
+	// of its two names.
+	c.mu.Lock()
+	if err == nil {
+		if rerr := os.Rename(f.tmp, final); rerr != nil {
+			err = fmt.Errorf("commit pull cache fill: %w", rerr)
+		}
+	}
+	delete(c.fills, f.id)
+	if err == nil {
+		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
+		c.committed.Add(1)
+		if f.direct != nil {
+			go c.warm(final)
+		}
+	} else {
+		f.m.release()
+		c.used -= f.size
+		c.failed.Add(1)
+		os.Remove(f.tmp)
+		c.log.Warn("pull cache fill failed", "object", f.id, "error", err)
+	}
+	c.mu.Unlock()
+
+	f.mu.Lock()
+	f.done = true
+	if err != nil {
+		f.err = fmt.Errorf("%w: %w", ErrFillFailed, err)
+	}
+	// Followers find the blocks in the file now (or the failure).
+	for _, s := range f.ring {
+		f.releaseLocked(s)
+	}
+	f.ring = nil
+	f.wakeLocked()
+	f.mu.Unlock()
+}
+
+// warm reads a committed entry's file once, in big sequential reads, so
+// that the page cache holds it before the next pull needs it: the fill
+// wrote it past the page cache, and a pull's own faults would bring it in
+// a few pages at a time, on the pull's clock.
+func (c *Cache) warm(path string) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return // evicted already
+	}
+	defer fd.Close()
+	buf := blockPool.Get().(*[]byte)
+	defer blockPool.Put(buf)
+	for {
+		if _, err := fd.Read(*buf); err != nil {
+			return
+		}
+	}
+}
