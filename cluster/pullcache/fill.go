@@ -227,6 +227,9 @@ func (f *Fill) Finish(sum []byte, err error) {
 	}
 	if f.direct != nil {
 		f.direct.Close()
+		if err == nil {
+			warm(f.f)
+		}
 	}
 	if cerr := f.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close pull cache fill: %w", cerr)
@@ -245,9 +248,6 @@ func (f *Fill) Finish(sum []byte, err error) {
 	if err == nil {
 		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
 		c.committed.Add(1)
-		if f.direct != nil {
-			go c.warm(final)
-		}
 	} else {
 		f.m.release()
 		c.used -= f.size
@@ -271,20 +271,18 @@ func (f *Fill) Finish(sum []byte, err error) {
 	f.mu.Unlock()
 }
 
-// warm reads a committed entry's file once, in big sequential reads, so
-// that the page cache holds it before the next pull needs it: the fill
-// wrote it past the page cache, and a pull's own faults would bring it in
-// a few pages at a time, on the pull's clock.
-func (c *Cache) warm(path string) {
-	fd, err := os.Open(path)
-	if err != nil {
-		return // evicted already
-	}
-	defer fd.Close()
+// warm reads a fill's file once, in big sequential reads, before its
+// entry is committed, so that the page cache holds it when the next pull
+// comes: the fill wrote it past the page cache, and a pull's own faults
+// would bring it in a few pages at a time, on the pull's clock. The pulls
+// that followed the fill have their bytes already; a pull that comes
+// meanwhile still follows the fill. A read that fails leaves the rest to
+// the pulls' own faults and checks.
+func warm(f *os.File) {
 	buf := blockPool.Get().(*[]byte)
 	defer blockPool.Put(buf)
-	for {
-		if _, err := fd.Read(*buf); err != nil {
+	for off := int64(0); ; off += blockSize {
+		if _, err := f.ReadAt(*buf, off); err != nil {
 			return
 		}
 	}
