@@ -41,18 +41,12 @@ func (o *Store) openCached(ctx context.Context, a fsm.Artifact, obj fsm.Object, 
 	l := layoutOf(obj)
 	started := o.spawn(func(ctx context.Context) {
 		// The fill outlives the pull that started it: later pulls follow
-		// it, and a wave's first client may be its slowest.
-		h := newPipedHash()
-		err := o.decodeTo(countPeerReads(ctx), obj, l, 0, obj.Size, io.MultiWriter(fill, h))
-		if err != nil {
-			h.Close()
-			fill.Finish(nil, err)
-			return
-		}
-		fill.Finish(h.Sum(), nil)
+		// it, and a wave's first client may be its slowest. Finish checks
+		// the object's SHA-256 on the file.
+		fill.Finish(o.decodeTo(countPeerReads(ctx), obj, l, 0, obj.Size, fill))
 	})
 	if !started {
-		fill.Finish(nil, ErrShutdown)
+		fill.Finish(ErrShutdown)
 		return nil, false
 	}
 	rc, ok := pc.Open(ctx, obj.ID, off, length)

@@ -43,7 +43,7 @@ func fill(t *testing.T, c *Cache, id string, b []byte) {
 	if _, err := f.Write(b); err != nil {
 		t.Fatal(err)
 	}
-	f.Finish(sum(b), nil)
+	f.Finish(nil)
 }
 
 func read(t *testing.T, c *Cache, id string, off, n int64) ([]byte, error) {
@@ -130,7 +130,7 @@ func TestFollowersReadAFillAsItArrives(t *testing.T) {
 		default:
 		}
 	}
-	f.Finish(sum(b), nil)
+	f.Finish(nil)
 	for range followers {
 		r := <-results
 		if r.err != nil || !bytes.Equal(r.got, b) {
@@ -152,7 +152,7 @@ func TestWrongContentIsNeverCommitted(t *testing.T) {
 	bad := bytes.Clone(b)
 	bad[5000] ^= 1
 	f.Write(bad)
-	f.Finish(sum(bad), nil)
+	f.Finish(nil)
 	if _, err := io.ReadAll(struct{ io.Reader }{rc}); !errors.Is(err, ErrFillFailed) {
 		t.Fatalf("follower of a mismatching fill read err %v, want ErrFillFailed", err)
 	}
@@ -162,10 +162,10 @@ func TestWrongContentIsNeverCommitted(t *testing.T) {
 	// A short fill and a failed decode do not commit either.
 	f, _ = c.Begin("obj", int64(len(b)), sum(b))
 	f.Write(b[:100])
-	f.Finish(sum(b), nil)
+	f.Finish(nil)
 	f, _ = c.Begin("obj", int64(len(b)), sum(b))
 	f.Write(b)
-	f.Finish(sum(b), errors.New("shard unavailable"))
+	f.Finish(errors.New("shard unavailable"))
 	if _, ok := c.Open(context.Background(), "obj", 0, 1); ok {
 		t.Fatal("a failed fill was committed")
 	}
@@ -222,7 +222,7 @@ func TestFollowerStopsWithItsContext(t *testing.T) {
 	c := newCache(t, 1<<20)
 	b := body(1000, 1)
 	f, _ := c.Begin("obj", int64(len(b)), sum(b))
-	defer f.Finish(nil, errors.New("test over"))
+	defer f.Finish(errors.New("test over"))
 	ctx, cancel := context.WithCancel(context.Background())
 	rc, _ := c.Open(ctx, "obj", 0, int64(len(b)))
 	defer rc.Close()
@@ -435,7 +435,7 @@ func TestCloseFollowerReadsTheNewestBlocksFromMemory(t *testing.T) {
 	if _, err := f.Write(b[2*blockSize:]); err != nil {
 		t.Fatal(err)
 	}
-	f.Finish(sum(b), nil)
+	f.Finish(nil)
 	rest, err := io.ReadAll(struct{ io.Reader }{rc})
 	if err != nil || !bytes.Equal(rest, b[2*blockSize:]) {
 		t.Fatalf("the rest: %d bytes, err %v", len(rest), err)
@@ -448,9 +448,12 @@ func TestCloseFollowerReadsTheNewestBlocksFromMemory(t *testing.T) {
 // A pull that falls more than the ring behind reads the older blocks from
 // the file, checked.
 func TestLateFollowerReadsOlderBlocksFromTheFile(t *testing.T) {
-	c := newCache(t, 64<<20)
 	b := body((ringBlocks+4)*blockSize+77, 6)
-	f, _ := c.Begin("obj", int64(len(b)), sum(b))
+	c := newCache(t, 2*int64(len(b)))
+	f, ok := c.Begin("obj", int64(len(b)), sum(b))
+	if !ok {
+		t.Fatal("Begin refused")
+	}
 	if _, err := f.Write(b[:(ringBlocks+3)*blockSize]); err != nil {
 		t.Fatal(err)
 	}
@@ -466,7 +469,7 @@ func TestLateFollowerReadsOlderBlocksFromTheFile(t *testing.T) {
 	if _, err := f.Write(b[(ringBlocks+3)*blockSize:]); err != nil {
 		t.Fatal(err)
 	}
-	f.Finish(sum(b), nil)
+	f.Finish(nil)
 	if err := <-done; err != nil || !bytes.Equal(w.Bytes(), b) {
 		t.Fatalf("late follower: %d bytes, err %v", w.Len(), err)
 	}
@@ -503,7 +506,7 @@ func TestDiskFailureFailsTheFill(t *testing.T) {
 	if !errors.Is(werr, boom) {
 		t.Fatalf("Write after the disk failed: %v", werr)
 	}
-	f.Finish(nil, werr)
+	f.Finish(werr)
 	if _, err := io.ReadAll(struct{ io.Reader }{rc}); !errors.Is(err, ErrFillFailed) {
 		t.Fatalf("follower: %v, want ErrFillFailed", err)
 	}
