@@ -10,9 +10,10 @@
 // followers, so concurrent pulls of one object on one node decode it once.
 // A fill's newest blocks stay in memory for the followers close behind it
 // (the pull that started it, a wave's others), and its file is written
-// with O_DIRECT, off the page cache: the first pull goes as fast as the
-// decode, and the page cache takes the object only when a later pull
-// reads it.
+// with O_DIRECT, off the page cache, so the first pull goes as fast as the
+// decode; when the fill ends, one read of the file checks its SHA-256 and
+// leaves it in the page cache for the next pull.
+//
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a

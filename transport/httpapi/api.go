@@ -277,10 +277,15 @@ func (s *statusRecorder) WriteHeader(code int) {
 // ReadFrom keeps the response's own ReadFrom (sendfile of a file) in
 // reach of handlers that copy into the recorder.
 func (s *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+	return readFrom(s.ResponseWriter, src)
+}
+
+// readFrom copies src into w through w's ReadFrom when it has one.
+func readFrom(w io.Writer, src io.Reader) (int64, error) {
+	if rf, ok := w.(io.ReaderFrom); ok {
 		return rf.ReadFrom(src)
 	}
-	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, src)
+	return io.Copy(struct{ io.Writer }{w}, src)
 }
 
 // Unwrap lets http.ResponseController reach the real writer.

@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -213,33 +214,19 @@ func (h *heldHeader) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
-// ReadFrom sends the held status and hands src to the response's own
-// ReadFrom, which sends a file with sendfile on a plain-HTTP connection:
-// the pull cache's checked blocks go out without a copy in user space.
-// The status still waits for src's first byte, as with Write.
+// ReadFrom hands a section of a file (the pull cache's checked block) to
+// the response's own ReadFrom, which is sendfile on a plain-HTTP
+// connection, once the status is sent. Any other source is copied through
+// Write, which holds the status until a first byte was read: a read that
+// fails at once still gets its error.
 func (h *heldHeader) ReadFrom(src io.Reader) (int64, error) {
-	var n int64
-	if !h.sent {
-		var first [512]byte
-		k, err := io.ReadAtLeast(src, first[:], 1)
-		if err == io.EOF {
-			return 0, nil
-		} else if err != nil {
-			return 0, err
+	if lr, ok := src.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*os.File); ok {
+			h.flush()
+			return readFrom(h.w, src)
 		}
-		if _, err := h.Write(first[:k]); err != nil {
-			return 0, err
-		}
-		n = int64(k)
 	}
-	var m int64
-	var err error
-	if rf, ok := h.w.(io.ReaderFrom); ok {
-		m, err = rf.ReadFrom(src)
-	} else {
-		m, err = io.Copy(struct{ io.Writer }{h.w}, src)
-	}
-	return n + m, err
+	return io.Copy(struct{ io.Writer }{h}, src)
 }
 
 // flush sends the held status, if any, once.
