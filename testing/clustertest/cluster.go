@@ -9,8 +9,6 @@ package clustertest
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/pier-registry/pier/cluster"
+	"github.com/pier-registry/pier/testing/freeport"
 	"github.com/pier-registry/pier/testing/netsplit"
 	"github.com/pier-registry/pier/transport/server"
 )
@@ -399,32 +398,16 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	}
 }
 
-// freePorts returns ports free for both TCP and UDP on 127.0.0.1; gossip
-// needs one port for both.
+// freePorts returns ports free for both TCP and UDP on 127.0.0.1 (gossip
+// needs one port for both), outside the range outgoing connections take
+// theirs from, so a node restarts on its own.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var out []int
-	var hold []io.Closer
-	defer func() {
-		for _, h := range hold {
-			h.Close()
-		}
-	}()
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		hold = append(hold, l, u)
-		out = append(out, port)
+	ports, err := freeport.Ports(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return ports
 }
 
 // testWriter routes node logs to t.Log so they show only for failing tests,

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pier-registry/pier/testing/clustertest"
+	"github.com/pier-registry/pier/testing/freeport"
 )
 
 type node struct {
@@ -29,19 +29,11 @@ type node struct {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
+	p, err := freeport.Ports(1)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p[0]
 }
 
 func (n *node) start(t *testing.T, bin, join string) {

@@ -250,9 +250,8 @@ func run(ctx context.Context, cfg config) (err error) {
 		}
 	}
 
-	used := map[int]bool{}
 	step("starting nginx")
-	ng, err := startNginx(ctx, cfg.nginxBin, work, used)
+	ng, err := startNginx(ctx, cfg.nginxBin, work)
 	if err != nil {
 		return err
 	}
@@ -265,7 +264,7 @@ func run(ctx context.Context, cfg config) (err error) {
 			return fmt.Errorf("profile dir: %w", err)
 		}
 	}
-	cl, err := startPier(ctx, pierBin, work, 3, used, cfg.readyTimeout, cfg.profileDir != "")
+	cl, err := startPier(ctx, pierBin, work, 3, cfg.readyTimeout, cfg.profileDir != "")
 	if err != nil {
 		return err
 	}
@@ -289,7 +288,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}()
 	if cfg.minioBin != "" {
 		step("starting minio (4 drives, EC:2)")
-		p, err := startMinio(ctx, cfg.minioBin, work, used)
+		p, err := startMinio(ctx, cfg.minioBin, work)
 		if err != nil {
 			return err
 		}
@@ -297,7 +296,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	if cfg.seaweedBin != "" {
 		step("starting seaweedfs (weed server with filer)")
-		p, err := startSeaweed(ctx, cfg.seaweedBin, work, used)
+		p, err := startSeaweed(ctx, cfg.seaweedBin, work)
 		if err != nil {
 			return err
 		}

@@ -50,18 +50,18 @@ const (
 // startMinio runs one MinIO process with 4 drives under work, erasure
 // coded EC:2 (2 data + 2 parity per object), on 127.0.0.1, creates the
 // bucket and lets anonymous clients GET and PUT objects in it.
-func startMinio(ctx context.Context, bin, work string, used map[int]bool) (*peerServer, error) {
+func startMinio(ctx context.Context, bin, work string) (*peerServer, error) {
 	dir := filepath.Join(work, "minio")
 	for i := 1; i <= 4; i++ {
 		if err := os.MkdirAll(filepath.Join(dir, fmt.Sprintf("d%d", i)), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	port, err := freePort(used)
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	console, err := freePort(used)
+	console, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -159,14 +159,14 @@ func s3Call(ctx context.Context, sg sigV4, method, url string, body []byte) erro
 // startSeaweed runs `weed server` (master, volume server and filer in one
 // process) with its data in the work dir, every port on 127.0.0.1, and
 // the bench's objects under the filer's /bench directory.
-func startSeaweed(ctx context.Context, bin, work string, used map[int]bool) (*peerServer, error) {
+func startSeaweed(ctx context.Context, bin, work string) (*peerServer, error) {
 	dir := filepath.Join(work, "seaweedfs")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
 	var ports [6]int
 	for i := range ports {
-		p, err := freePort(used)
+		p, err := freePort()
 		if err != nil {
 			return nil, err
 		}

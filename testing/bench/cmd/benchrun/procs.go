@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pier-registry/pier/testing/freeport"
 )
 
 // proc is a child process the driver started and must stop.
@@ -110,27 +111,13 @@ func (p *proc) tail(n int) string {
 }
 
 // freePort returns a 127.0.0.1 port that is free for TCP and UDP (gossip
-// uses both), avoiding ports handed out before in this run.
-func freePort(used map[int]bool) (int, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, uerr := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if uerr != nil || used[port] {
-			if u != nil {
-				u.Close()
-			}
-			continue
-		}
-		u.Close()
-		used[port] = true
-		return port, nil
+// uses both) and not handed out before in this run.
+func freePort() (int, error) {
+	p, err := freeport.Ports(1)
+	if err != nil {
+		return 0, err
 	}
-	return 0, errors.New("no free port found in 50 tries")
+	return p[0], nil
 }
 
 // vmHWM is the peak resident set size of pid in bytes, from /proc.

@@ -52,13 +52,13 @@ http {
 }
 `
 
-func startNginx(ctx context.Context, bin, work string, used map[int]bool) (*nginxServer, error) {
+func startNginx(ctx context.Context, bin, work string) (*nginxServer, error) {
 	dir := filepath.Join(work, "nginx")
 	root := filepath.Join(dir, "root")
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort(used)
+	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -119,13 +119,13 @@ type pierCluster struct {
 
 // startPier starts n nodes, all with --bootstrap-expect n, joined to the
 // first one's gossip port, and waits until each answers /readyz with 200.
-func startPier(ctx context.Context, bin, work string, n int, used map[int]bool, readyTimeout time.Duration, pprof bool) (*pierCluster, error) {
+func startPier(ctx context.Context, bin, work string, n int, readyTimeout time.Duration, pprof bool) (*pierCluster, error) {
 	c := &pierCluster{}
 	var firstGossip int
 	for i := 1; i <= n; i++ {
 		var ports [3]int
 		for j := range ports {
-			p, err := freePort(used)
+			p, err := freePort()
 			if err != nil {
 				c.stop()
 				return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"sync"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/pier-registry/pier/cluster"
 	"github.com/pier-registry/pier/testing/clustertest"
+	"github.com/pier-registry/pier/testing/freeport"
 	"github.com/pier-registry/pier/transport/server"
 )
 
@@ -86,7 +86,7 @@ type harness struct {
 }
 
 func (h *harness) newNode(bootstrapExpect int, join []string) (*node, error) {
-	ports, err := freePorts(3)
+	ports, err := freeport.Ports(3)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (h *harness) newNode(bootstrapExpect int, join []string) (*node, error) {
 		if try == 5 {
 			return nil, fmt.Errorf("start %s: %w", id, err)
 		}
-		if ports, err = freePorts(3); err != nil {
+		if ports, err = freeport.Ports(3); err != nil {
 			return nil, err
 		}
 		n.cfg.HTTPBind = fmt.Sprintf("127.0.0.1:%d", ports[0])
@@ -178,33 +178,6 @@ func (h *harness) stopAll() {
 		}()
 	}
 	wg.Wait()
-}
-
-// freePorts returns ports free for both TCP and UDP on 127.0.0.1 (gossip
-// uses one port for both), as clustertest's freePorts does.
-func freePorts(n int) ([]int, error) {
-	var out []int
-	var hold []io.Closer
-	defer func() {
-		for _, c := range hold {
-			c.Close()
-		}
-	}()
-	for len(out) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("free port: %w", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		hold = append(hold, l, u)
-		out = append(out, port)
-	}
-	return out, nil
 }
 
 // poll calls f every 25 ms until it returns true or ctx ends; it returns
