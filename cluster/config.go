@@ -138,7 +138,8 @@ type Config struct {
 	RetentionInterval time.Duration
 	// GCInterval is how often a node looks for unreferenced shard files,
 	// and GCDelay how old one must be before it is deleted: long enough
-	// for any push or repair that wrote it to commit.
+	// for any push or repair that wrote it to commit, and at least twice
+	// ApplyTimeout.
 	GCInterval time.Duration
 	GCDelay    time.Duration
 	// PackSize is the size at which a pack file of small copies is sealed
@@ -266,6 +267,13 @@ func (c *Config) Validate() error {
 	}
 	if c.GCDelay == 0 {
 		c.GCDelay = 15 * time.Minute
+	}
+	if c.GCDelay < 2*c.ApplyTimeout {
+		// A write's shards are unreferenced until its commit, which an
+		// election may hold up to ApplyTimeout where it is forwarded
+		// from and again on the leader: GC must not take them first.
+		return fmt.Errorf("invalid node config: GC delay %s is under twice the apply timeout %s: "+
+			"a write's shards could be collected before its commit", c.GCDelay, c.ApplyTimeout)
 	}
 	if c.MinFree == 0 {
 		c.MinFree = 64 << 20

@@ -95,6 +95,17 @@ type Options struct {
 	Tune func(i int, cfg *server.Config)
 }
 
+// gcDelay is how old an unreferenced shard must be before a node collects
+// it: twice the apply timeout, so the shards of a write outlive its
+// commit, which an election may hold up to that timeout on the node that
+// forwards it and again on the leader that enqueues it (1 s lost a
+// re-encoded object in TestStorageOverheadAndLoss).
+const gcDelay = 2 * applyTimeout
+
+// applyTimeout is cluster.Config's default ApplyTimeout, set here so that
+// gcDelay follows it.
+const applyTimeout = 10 * time.Second
+
 // New starts n nodes that form one cluster, and waits until every node is
 // ready. Nodes are stopped when the test ends.
 func New(t testing.TB, n int, opts Options) *Cluster {
@@ -154,7 +165,8 @@ func (c *Cluster) nodeConfig(id string, opts Options) server.Config {
 			ScrubInterval:     300 * time.Millisecond,
 			ScrubRate:         -1,
 			GCInterval:        300 * time.Millisecond,
-			GCDelay:           time.Second,
+			GCDelay:           gcDelay,
+			ApplyTimeout:      applyTimeout,
 			// Off unless a test turns it on (pullcache_test.go): tests of
 			// reads, repair and scrub expect each pull to read shards.
 			PullCacheSize: -1,
@@ -224,6 +236,8 @@ func (c *Cluster) GossipAddr(i int) string { return c.Nodes[i].cfg.Node.GossipBi
 func (c *Cluster) add(join []string) int {
 	c.t.Helper()
 	cfg := c.nodeConfig(fmt.Sprintf("node%d", len(c.Nodes)+1), Options{ClusterKey: c.Nodes[0].cfg.Node.ClusterKey})
+	// GC waits as long as on the nodes already there (Tune).
+	cfg.Node.GCDelay = c.Nodes[0].cfg.Node.GCDelay
 	cfg.Node.BootstrapExpect = 0
 	cfg.Node.Join = join
 	n := &Node{ID: cfg.Node.ID, cfg: cfg, URL: "http://" + cfg.HTTPBind}

@@ -12,7 +12,7 @@ import (
 
 // faultOptions tune a cluster that a test partitions. GC waits longer than
 // any operation of the test (opTimeout) before taking an unreferenced shard:
-// with the harness's 1 s, a push whose commit a leader's pause held up for
+// with the harness's 1 s of then, a push whose commit a leader's pause held up for
 // 5 s found its copies collected before it was acknowledged, on every node
 // placement chose (TestPauseScenario, before this). Production waits 15 min.
 func faultOptions() Options {
