@@ -517,3 +517,63 @@ func TestDiskFailureFailsTheFill(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// blockedWriter takes a file like a plain-HTTP response, but its first
+// ReadFrom waits for release: a client that has not read yet.
+type blockedWriter struct {
+	fileTaker
+	release chan struct{}
+	once    sync.Once
+}
+
+func (w *blockedWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.once.Do(func() { <-w.release })
+	return w.fileTaker.ReadFrom(r)
+}
+
+// While a sender waits on its client, the blocks after the one it sends
+// are checked already: the check is off the sender's path.
+func TestBlocksAreCheckedAheadOfTheSend(t *testing.T) {
+	c := newCache(t, 32<<20)
+	b := body(10*blockSize+5, 9)
+	fill(t, c, "obj", b)
+	rc, _ := c.Open(context.Background(), "obj", 0, int64(len(b)))
+	w := &blockedWriter{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := rc.(io.WriterTo).WriteTo(w)
+		done <- err
+	}()
+	// The sender holds block 0; the checker has checked the blocks its
+	// channel holds, and the one it waits to hand over.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.checks.Load() < checkAhead+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d blocks checked while the sender waited, want %d", c.checks.Load(), checkAhead+1)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(w.release)
+	if err := <-done; err != nil || !bytes.Equal(w.Bytes(), b) {
+		t.Fatalf("sent %d bytes, err %v", w.Len(), err)
+	}
+	rc.Close()
+	if n := c.checks.Load(); n != 11 {
+		t.Fatalf("%d blocks checked, want each of the 11 once", n)
+	}
+	// A reader closed early stops its checker: no check runs after Close.
+	rc, _ = c.Open(context.Background(), "obj", 0, int64(len(b)))
+	p := make([]byte, 10)
+	if _, err := rc.Read(p); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	after := c.checks.Load()
+	// Its channel's blocks, the one waiting to go in, the one in hand.
+	if after-11 > checkAhead+2 {
+		t.Fatalf("%d blocks checked for a reader that read 10 bytes", after-11)
+	}
+	if c.checks.Load() != after {
+		t.Fatal("the checker ran on after Close")
+	}
+}
