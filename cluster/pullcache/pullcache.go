@@ -85,7 +85,6 @@ type Cache struct {
 	seq   uint64
 
 	hits, committed, failed, evicted, corrupt atomic.Int64
-	checks                                    atomic.Int64 // blocks checked ahead, for tests
 }
 
 type entry struct {
@@ -294,76 +293,6 @@ type reader struct {
 	buf      *[]byte
 	slot     *slot  // the fill's block have is in, when it is in memory
 	have     []byte // the checked bytes not served yet: of slot, m's data, or buf
-	ahead    *checker
-}
-
-// checkAhead is how many blocks of a committed entry a reader's checker
-// may check before the reader sends them.
-const checkAhead = 4
-
-// checker checks a mapped entry's blocks a few ahead of the reader that
-// sends them, on its own goroutine: the check is a pass over memory that
-// the send (sendfile) does not need, and a sender waits on its client most
-// of the time, so the check fits in that wait instead of adding to it (the
-// 1 GiB hot pull spent 38% of its node's CPU in the check, in line).
-type checker struct {
-	next int64      // the block the reader takes next
-	out  chan error // one per block, in order
-	stop chan struct{}
-	done chan struct{}
-}
-
-// startAhead starts a checker of e's blocks first to last, in r's mapping.
-func (r *reader) startAhead(e *entry, first, last int64) {
-	k := &checker{next: first, out: make(chan error, checkAhead),
-		stop: make(chan struct{}), done: make(chan struct{})}
-	data := r.m.data
-	go func() {
-		defer close(k.done)
-		// Per goroutine: a fault on the mapping is this goroutine's.
-		debug.SetPanicOnFault(true)
-		for b := first; b <= last; b++ {
-			err := checkBlock(data, e, b, r.size)
-			r.c.checks.Add(1)
-			select {
-			case k.out <- err:
-			case <-k.stop:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	r.ahead = k
-}
-
-// checkBlock checks block b of a mapped entry of size bytes, a fault on
-// the mapping (its file cut short) included.
-func checkBlock(data []byte, e *entry, b, size int64) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			if _, fault := p.(interface{ Addr() uintptr }); !fault {
-				panic(p)
-			}
-			err = fmt.Errorf("%w: block %d: %v", ErrCorrupt, b, p)
-		}
-	}()
-	lo, hi := b*blockSize, min((b+1)*blockSize, size)
-	if b >= int64(len(e.sums)) || crc32.Checksum(data[lo:hi], castagnoli) != e.sums[b] {
-		return fmt.Errorf("%w: block %d", ErrCorrupt, b)
-	}
-	return nil
-}
-
-// stopAhead stops r's checker and waits until it no longer reads the
-// mapping.
-func (r *reader) stopAhead() {
-	if r.ahead != nil {
-		close(r.ahead.stop)
-		<-r.ahead.done
-		r.ahead = nil
-	}
 }
 
 // load finds the block holding pos, checks it unless it is in memory, and
@@ -382,22 +311,6 @@ func (r *reader) load() error {
 		return nil
 	}
 	var blk []byte
-	if e, ok := r.src.(*entry); ok && r.m != nil && (r.ahead != nil || r.end > hi) {
-		// A committed entry read past this block: checked ahead.
-		if r.ahead == nil {
-			r.startAhead(e, b, (r.end-1)/blockSize)
-		}
-		if b != r.ahead.next {
-			return fmt.Errorf("pull cache reader at block %d, its checker at %d", b, r.ahead.next)
-		}
-		r.ahead.next++
-		if err := <-r.ahead.out; err != nil {
-			r.c.dropCorrupt(r.id, b)
-			return fmt.Errorf("%w (%s)", err, r.id)
-		}
-		r.have = r.m.data[r.pos:min(hi, r.end)]
-		return nil
-	}
 	if r.m != nil {
 		blk = r.m.data[lo:hi]
 	} else {
@@ -511,7 +424,6 @@ func (r *reader) dropSlot() {
 }
 
 func (r *reader) Close() error {
-	r.stopAhead()
 	r.dropSlot()
 	if r.buf != nil {
 		blockPool.Put(r.buf)
