@@ -11,16 +11,25 @@ import (
 	"sync"
 )
 
-// ringBlocks is how many of a fill's newest blocks stay in memory. The
-// pulls that follow a fill closely (the one that started it, and a wave's
-// others) take each block from there, so they go as fast as the decode
-// and never wait for the disk, nor make the page cache grow: on a virtual
-// machine whose idle memory the host takes back, new page-cache pages cost
-// over ten times the copy into them (BENCHMARKS.md, "page cache"). On a
-// busy node a wave's clients fall tens of MiB behind the decode: with 16
-// blocks the 32-client wave ran at 0.68-0.80x nginx, with 64 at
-// 1.11-1.21x. It costs up to 64 MiB of memory per fill in progress.
+// ringBlocks is how many of a fill's newest blocks stay in memory, at
+// most. The pulls that follow a fill closely (the one that started it, and
+// a wave's others) take each block from there, so they go as fast as the
+// decode and never wait for the disk, nor make the page cache grow: on a
+// virtual machine whose idle memory the host takes back, new page-cache
+// pages cost over ten times the copy into them (BENCHMARKS.md, "page
+// cache"). On a busy node a wave's clients fall tens of MiB behind the
+// decode: with 16 blocks the 32-client wave ran at 0.68-0.80x nginx, with
+// 64 at 1.11-1.21x.
 const ringBlocks = 64
+
+// minRingBlocks is the ring of a fill that starts when the cache's ring
+// memory (Config.RingMemory) is taken by the fills in progress.
+const minRingBlocks = 8
+
+// DefaultRingMemory bounds the memory the rings of all fills in progress
+// take together, beyond minRingBlocks each: four fills of big objects at
+// once get their whole ring.
+const DefaultRingMemory = 4 * ringBlocks * blockSize
 
 // writeBlock writes a block of a fill to its file; a seam for tests.
 var writeBlock = (*os.File).WriteAt
@@ -52,9 +61,10 @@ type Fill struct {
 	next  int64
 	disk  chan *slot    // to the disk writer
 	wrote chan struct{} // closed when the disk writer is done
+	ring  int           // blocks the ring holds at most, taken from the cache's ring memory
 
 	mu      sync.Mutex
-	ring    []*slot  // the newest blocks, in order
+	newest  []*slot  // the newest blocks, in order
 	written int64    // bytes in the file
 	sums    []uint32 // of the blocks in the file, in order
 	werr    error    // the disk writer's failure
@@ -63,9 +73,9 @@ type Fill struct {
 	wake    chan struct{} // closed and replaced at each change
 }
 
-func newFill(c *Cache, id string, size int64, sum []byte, tmp string, fd *os.File, m *mapping) *Fill {
-	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m,
-		blk: blockPool.Get().(*[]byte), disk: make(chan *slot, ringBlocks/2),
+func newFill(c *Cache, id string, size int64, sum []byte, tmp string, fd *os.File, m *mapping, ring int) *Fill {
+	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m, ring: ring,
+		blk: blockPool.Get().(*[]byte), disk: make(chan *slot, ring/2),
 		wrote: make(chan struct{}), wake: make(chan struct{})}
 	var err error
 	if f.direct, err = openDirect(tmp); err != nil {
@@ -76,8 +86,8 @@ func newFill(c *Cache, id string, size int64, sum []byte, tmp string, fd *os.Fil
 }
 
 // Write appends p to the fill. Each whole block is checksummed, handed to
-// the followers at once and queued for the disk; a disk that falls
-// ringBlocks/2 behind holds the writer back.
+// the followers at once and queued for the disk; a disk that falls half
+// the ring behind holds the writer back.
 func (f *Fill) Write(p []byte) (int, error) {
 	var n int
 	for len(p) > 0 {
@@ -103,11 +113,11 @@ func (f *Fill) Write(p []byte) (int, error) {
 func (f *Fill) publish() {
 	s := &slot{b: f.next, data: (*f.blk)[:f.have], buf: f.blk, crc: f.crc, refs: 2}
 	f.mu.Lock()
-	f.ring = append(f.ring, s)
-	if len(f.ring) > ringBlocks {
-		f.releaseLocked(f.ring[0])
-		f.ring[0] = nil
-		f.ring = f.ring[1:]
+	f.newest = append(f.newest, s)
+	if len(f.newest) > f.ring {
+		f.releaseLocked(f.newest[0])
+		f.newest[0] = nil
+		f.newest = f.newest[1:]
 	}
 	f.wakeLocked()
 	f.mu.Unlock()
@@ -178,8 +188,8 @@ func (f *Fill) await(ctx context.Context, b int64) (*slot, uint32, error) {
 			f.mu.Unlock()
 			return nil, 0, err
 		}
-		if n := len(f.ring); n > 0 && b >= f.ring[0].b && b <= f.ring[n-1].b {
-			s := f.ring[b-f.ring[0].b]
+		if n := len(f.newest); n > 0 && b >= f.newest[0].b && b <= f.newest[n-1].b {
+			s := f.newest[b-f.newest[0].b]
 			s.refs++
 			f.mu.Unlock()
 			return s, 0, nil
@@ -250,6 +260,7 @@ func (f *Fill) Finish(err error) {
 		}
 	}
 	delete(c.fills, f.id)
+	c.ringFree += f.ring
 	if err == nil {
 		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
 		c.committed.Add(1)
@@ -268,10 +279,10 @@ func (f *Fill) Finish(err error) {
 		f.err = fmt.Errorf("%w: %w", ErrFillFailed, err)
 	}
 	// Followers find the blocks in the file now (or the failure).
-	for _, s := range f.ring {
+	for _, s := range f.newest {
 		f.releaseLocked(s)
 	}
-	f.ring = nil
+	f.newest = nil
 	f.wakeLocked()
 	f.mu.Unlock()
 }

@@ -68,8 +68,12 @@ type Config struct {
 	// Dir holds the cache's files; Open empties it.
 	Dir string
 	// Max bounds the bytes of committed entries and fills in progress.
-	Max    int64
-	Logger hclog.Logger
+	Max int64
+	// RingMemory bounds the memory of the fills' rings of newest blocks,
+	// all fills together (0: DefaultRingMemory); a fill that starts when
+	// it is taken gets a ring of minRingBlocks.
+	RingMemory int64
+	Logger     hclog.Logger
 }
 
 // Cache is one node's cache of whole objects.
@@ -83,6 +87,9 @@ type Cache struct {
 	lru   *simplelru.LRU[string, *entry] // object ID -> committed entry
 	fills map[string]*Fill
 	seq   uint64
+	// ringFree is the ring memory, in blocks, that no fill in progress
+	// holds; below zero when minimal rings went past the bound.
+	ringFree int
 
 	hits, committed, failed, evicted, corrupt atomic.Int64
 }
@@ -129,7 +136,11 @@ func Open(cfg Config) (*Cache, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pull cache %s: %w", cfg.Dir, err)
 	}
-	c := &Cache{dir: cfg.Dir, max: cfg.Max, log: cfg.Logger, fills: map[string]*Fill{}}
+	if cfg.RingMemory <= 0 {
+		cfg.RingMemory = DefaultRingMemory
+	}
+	c := &Cache{dir: cfg.Dir, max: cfg.Max, log: cfg.Logger, fills: map[string]*Fill{},
+		ringFree: int(cfg.RingMemory / blockSize)}
 	// Only an invalid size makes NewLRU fail; the byte bound evicts.
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
@@ -242,7 +253,10 @@ func (c *Cache) Begin(id string, size int64, sum []byte) (*Fill, bool) {
 	if err != nil {
 		c.log.Debug("pull cache fill not mapped; reads go through the file", "object", id, "error", err)
 	}
-	f := newFill(c, id, size, sum, tmp, fd, m)
+	// Never longer than the object: the ring would hold blocks it never has.
+	ring := min(ringBlocks, int((size+blockSize-1)/blockSize), max(c.ringFree, minRingBlocks))
+	c.ringFree -= ring
+	f := newFill(c, id, size, sum, tmp, fd, m, ring)
 	c.fills[id] = f
 	c.used += size
 	return f, true

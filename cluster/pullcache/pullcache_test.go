@@ -517,3 +517,60 @@ func TestDiskFailureFailsTheFill(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+// The rings of fills in progress share the cache's ring memory: a fill
+// started while the others hold it gets the minimal ring, and a fill's
+// ring goes back when it ends.
+func TestFillsShareTheRingMemory(t *testing.T) {
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 1 << 30, RingMemory: 100 * blockSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := int64(200 * blockSize)
+	var fills []*Fill
+	begin := func(id string, size int64) *Fill {
+		f, ok := c.Begin(id, size, make([]byte, 32))
+		if !ok {
+			t.Fatalf("Begin(%s) refused", id)
+		}
+		fills = append(fills, f)
+		return f
+	}
+	defer func() {
+		for _, f := range fills {
+			if f.blk != nil {
+				f.Finish(errors.New("test over"))
+			}
+		}
+	}()
+	for _, tc := range []struct {
+		id   string
+		size int64
+		ring int
+	}{
+		{"small", 3*blockSize + 1, 4}, // no longer than the object
+		{"a", big, ringBlocks},
+		{"b", big, 100 - 4 - ringBlocks},
+		{"c", big, minRingBlocks}, // the memory is taken
+		{"tiny", 2, 1},
+	} {
+		if f := begin(tc.id, tc.size); f.ring != tc.ring {
+			t.Fatalf("fill %s of %d bytes: ring of %d blocks, want %d", tc.id, tc.size, f.ring, tc.ring)
+		}
+	}
+	// A ring never holds more than its length, and the disk queue half.
+	a := fills[1]
+	if _, err := a.Write(make([]byte, 70*blockSize)); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	n := len(a.newest)
+	a.mu.Unlock()
+	if n != a.ring || cap(a.disk) != a.ring/2 {
+		t.Fatalf("ring of %d holds %d blocks, disk queue %d", a.ring, n, cap(a.disk))
+	}
+	a.Finish(errors.New("given up"))
+	// a's blocks came back; the others still hold 4+32+8+1 of the 100.
+	if f := begin("d", big); f.ring != 100-4-32-minRingBlocks-1 {
+		t.Fatalf("after a's end: ring of %d blocks, want %d", f.ring, 100-4-32-minRingBlocks-1)
+	}
+}
