@@ -442,7 +442,7 @@ func machineMeta(ctx context.Context, rep *report, cfg config, pierBin string) {
 		", worker_processes 2, sendfile on, access_log off, PUT via dav_methods")
 	rep.addMeta("load", fmt.Sprintf("%s, wrk -t%d -d%s --latency, GET at %d connections over %d seeded %s objects, PUT at %d connections (a new name and body per request)",
 		strings.SplitN(firstLine(cmdOut(ctx, "wrk", "-v")), " [", 2)[0], cfg.wrkThreads, cfg.wrkDur, cfg.getConns, cfg.objects, fmtBytes(int64(cfg.objSize)), cfg.putConns))
-	rep.addMeta("transfers", fmt.Sprintf("Go net/http client, PUT streamed from a file in the page cache with Content-Length, GET read and dropped; median of %d runs (%s) and %d run(s) (%s); MB = 10^6 bytes",
+	rep.addMeta("transfers", fmt.Sprintf("Go net/http client, PUT streamed from a file in the page cache with Content-Length, GET read and dropped; median of %d runs (%s) and %d run(s) (%s), of three times as many hot pulls; MB = 10^6 bytes",
 		cfg.reps, fmtBytes(cfg.medium), cfg.bigReps, fmtBytes(cfg.big)))
 }
 
