@@ -517,6 +517,7 @@ func TestDiskFailureFailsTheFill(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
 // The rings of fills in progress share the cache's ring memory: a fill
 // started while the others hold it gets the minimal ring, and a fill's
 // ring goes back when it ends.
