@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 )
 
@@ -250,6 +251,10 @@ func (f *Fill) Finish(err error) {
 		err = fmt.Errorf("close pull cache fill: %w", cerr)
 	}
 	c := f.c
+	pinned := false
+	if err == nil {
+		pinned, err = c.pin(f.m, f.size, sums)
+	}
 	final := c.path(f.id)
 	// Renamed under the lock, so that Open finds the fill's file under one
 	// of its two names.
@@ -262,9 +267,12 @@ func (f *Fill) Finish(err error) {
 	delete(c.fills, f.id)
 	c.ringFree += f.ring
 	if err == nil {
-		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m})
+		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m, pinned: pinned})
 		c.committed.Add(1)
 	} else {
+		if pinned {
+			c.pinned -= f.size
+		}
 		f.m.release()
 		c.used -= f.size
 		c.failed.Add(1)
@@ -304,4 +312,50 @@ func (f *Fill) verify() error {
 		return fmt.Errorf("content hashes to %x, not %x", got, f.sum)
 	}
 	return nil
+}
+
+// pin locks a new entry's mapped pages in memory when the cache's pin
+// budget has room, and then checks every block there: from then on its
+// bytes cannot change under a reader without a write to the file, and its
+// reads skip the check. It reports whether the entry is pinned; an error
+// is a block that does not match, which fails the fill.
+func (c *Cache) pin(m *mapping, size int64, sums []uint32) (bool, error) {
+	if m == nil {
+		return false, nil
+	}
+	c.mu.Lock()
+	if c.pinFailed || c.pinned+size > c.pinMax {
+		c.mu.Unlock()
+		return false, nil
+	}
+	c.pinned += size
+	c.mu.Unlock()
+	if err := lockMem(m.data); err != nil {
+		c.mu.Lock()
+		c.pinned -= size
+		first := !c.pinFailed
+		c.pinFailed = true
+		c.mu.Unlock()
+		if first {
+			c.log.Info("pull cache entries not locked in memory; every read checks each block", "error", err)
+		}
+		return false, nil
+	}
+	err := func() (err error) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("%w: check locked pages: %v", ErrCorrupt, p)
+			}
+		}()
+		for b := range sums {
+			lo, hi := int64(b)*blockSize, min(int64(b+1)*blockSize, size)
+			if crc32.Checksum(m.data[lo:hi], castagnoli) != sums[b] {
+				return fmt.Errorf("%w: block %d changed between its write and its lock", ErrCorrupt, b)
+			}
+		}
+		return nil
+	}()
+	// Pinned even on an error: Finish gives the reservation back.
+	return true, err
 }

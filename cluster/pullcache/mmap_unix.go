@@ -24,3 +24,19 @@ func mapFile(f *os.File, size int64) (*mapping, error) {
 }
 
 func unmap(data []byte) error { return syscall.Munmap(data) }
+
+// lockMem locks a mapping's pages in memory; a seam for tests.
+var lockMem = syscall.Mlock
+
+// physicalMemory returns the machine's memory in bytes, 0 if unknown.
+func physicalMemory() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	var kb int64
+	if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err != nil {
+		return 0
+	}
+	return kb << 10
+}

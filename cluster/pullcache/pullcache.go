@@ -17,7 +17,9 @@
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a
-// wrong byte. The check reads the block where it sits in the page cache,
+// wrong byte. The exception is an entry locked in memory (Config.PinMemory):
+// its blocks are checked once, after the lock, and since its pages can
+// neither be evicted nor read back from the disk, its reads skip the check. The check reads the block where it sits in the page cache,
 // through a read-only mapping of the file, and a writer that can take a
 // file (a plain-HTTP response: sendfile) then gets the same pages straight
 // from the file: a checked byte costs no copy in user space.
@@ -73,7 +75,15 @@ type Config struct {
 	// all fills together (0: DefaultRingMemory); a fill that starts when
 	// it is taken gets a ring of minRingBlocks.
 	RingMemory int64
-	Logger     hclog.Logger
+	// PinMemory bounds the bytes of committed entries whose pages are
+	// locked in memory (0: an eighth of the machine's memory; negative:
+	// none). A pinned entry is checked once, when it is locked, and its
+	// reads skip the per-block check: its pages can be neither evicted
+	// nor read back from the disk, where rot would come from. Locking
+	// needs CAP_IPC_LOCK or a memlock limit that high; where it fails,
+	// reads check every block.
+	PinMemory int64
+	Logger    hclog.Logger
 }
 
 // Cache is one node's cache of whole objects.
@@ -90,15 +100,20 @@ type Cache struct {
 	// ringFree is the ring memory, in blocks, that no fill in progress
 	// holds; below zero when minimal rings went past the bound.
 	ringFree int
+	// pinMax and pinned are the bytes of entries that may be, and are,
+	// locked in memory.
+	pinMax, pinned int64
+	pinFailed      bool // locking failed once: logged, not tried again
 
 	hits, committed, failed, evicted, corrupt atomic.Int64
 }
 
 type entry struct {
-	path string
-	size int64
-	sums []uint32 // CRC-32C of each block
-	m    *mapping // nil: read through the file
+	path   string
+	size   int64
+	sums   []uint32 // CRC-32C of each block
+	m      *mapping // nil: read through the file
+	pinned bool     // m's pages are locked in memory and were checked there
 }
 
 // mapping is a cache file's bytes mapped read-only, shared by its fill,
@@ -139,11 +154,19 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.RingMemory <= 0 {
 		cfg.RingMemory = DefaultRingMemory
 	}
+	if cfg.PinMemory == 0 {
+		cfg.PinMemory = physicalMemory() / 8
+	}
 	c := &Cache{dir: cfg.Dir, max: cfg.Max, log: cfg.Logger, fills: map[string]*Fill{},
-		ringFree: int(cfg.RingMemory / blockSize)}
+		ringFree: int(cfg.RingMemory / blockSize), pinMax: max(cfg.PinMemory, 0)}
 	// Only an invalid size makes NewLRU fail; the byte bound evicts.
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
+		if e.pinned {
+			// Its pages stay locked until its last reader lets go of
+			// the mapping: those readers do not check them.
+			c.pinned -= e.size
+		}
 		c.evicted.Add(1)
 		e.m.release()
 		// A follower or a sender with the file open keeps reading it.
@@ -164,6 +187,8 @@ type Stats struct {
 	// dropped for room or removed, Corrupt the entries dropped because a
 	// block no longer matched its checksum.
 	Hits, Fills, FillFailures, Evictions, Corrupt int64
+	// Pinned is the bytes of committed entries locked in memory.
+	Pinned int64
 }
 
 // Stats returns the cache's figures.
@@ -175,7 +200,7 @@ func (c *Cache) Stats() Stats {
 		b += e.size
 	}
 	return Stats{Entries: c.lru.Len(), Bytes: b, Hits: c.hits.Load(), Fills: c.committed.Load(),
-		FillFailures: c.failed.Load(), Evictions: c.evicted.Load(), Corrupt: c.corrupt.Load()}
+		FillFailures: c.failed.Load(), Evictions: c.evicted.Load(), Corrupt: c.corrupt.Load(), Pinned: c.pinned}
 }
 
 func (c *Cache) path(id string) string { return filepath.Join(c.dir, hex.EncodeToString([]byte(id))) }
@@ -319,6 +344,11 @@ func (r *reader) load() error {
 		return err
 	}
 	lo, hi := b*blockSize, min((b+1)*blockSize, r.size)
+	if e, ok := r.src.(*entry); ok && e.pinned {
+		// Checked when locked, and locked since: the rest goes at once.
+		r.have = r.m.data[r.pos:r.end]
+		return nil
+	}
 	if s != nil {
 		r.slot = s
 		r.have = s.data[r.pos-lo : min(hi, r.end)-lo]

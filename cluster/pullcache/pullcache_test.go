@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,7 +17,8 @@ import (
 
 func newCache(t *testing.T, max int64) *Cache {
 	t.Helper()
-	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: max})
+	// Unpinned: these tests check what every read checks.
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: max, PinMemory: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,5 +575,121 @@ func TestFillsShareTheRingMemory(t *testing.T) {
 	// a's blocks came back; the others still hold 4+32+8+1 of the 100.
 	if f := begin("d", big); f.ring != 100-4-32-minRingBlocks-1 {
 		t.Fatalf("after a's end: ring of %d blocks, want %d", f.ring, 100-4-32-minRingBlocks-1)
+	}
+}
+
+// fakeLock replaces the memory lock for a test: each call runs before (a
+// change to the file between the write and the lock) and returns err.
+func fakeLock(t *testing.T, err error, before func()) (calls *atomic.Int64) {
+	t.Helper()
+	calls = new(atomic.Int64)
+	orig := lockMem
+	lockMem = func([]byte) error {
+		calls.Add(1)
+		if before != nil {
+			before()
+		}
+		return err
+	}
+	t.Cleanup(func() { lockMem = orig })
+	return calls
+}
+
+// Entries are locked in memory while the pin budget has room; a locked
+// entry goes out whole in one sendfile, unchecked, and its bytes go back
+// to the budget when it is evicted.
+func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
+	calls := fakeLock(t, nil, nil)
+	a := body(2*blockSize+5, 1)
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: int64(len(a)) + blockSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, "a", a)
+	if st := c.Stats(); st.Pinned != int64(len(a)) {
+		t.Fatalf("pinned %d bytes, want %d", st.Pinned, len(a))
+	}
+	rc, _ := c.Open(context.Background(), "a", 0, int64(len(a)))
+	var w fileTaker
+	if n, err := rc.(io.WriterTo).WriteTo(&w); err != nil || n != int64(len(a)) || !bytes.Equal(w.Bytes(), a) {
+		t.Fatalf("pinned entry: %d bytes, err %v", n, err)
+	}
+	rc.Close()
+	if w.files != 1 {
+		t.Fatalf("pinned entry sent in %d sendfiles, want 1", w.files)
+	}
+	if got, err := read(t, c, "a", blockSize-3, 9); err != nil || !bytes.Equal(got, a[blockSize-3:blockSize+6]) {
+		t.Fatalf("range of a pinned entry: %q, err %v", got, err)
+	}
+	// No room for b: checked on every read, as without pinning.
+	b := body(blockSize+7, 2)
+	fill(t, c, "b", b)
+	if st := c.Stats(); st.Pinned != int64(len(a)) || calls.Load() != 1 {
+		t.Fatalf("over the budget: pinned %d bytes after %d locks", st.Pinned, calls.Load())
+	}
+	rc, _ = c.Open(context.Background(), "b", 0, int64(len(b)))
+	w = fileTaker{}
+	rc.(io.WriterTo).WriteTo(&w)
+	rc.Close()
+	if w.files != 2 || !bytes.Equal(w.Bytes(), b) {
+		t.Fatalf("unpinned entry: %d sendfiles (want one per block), %d bytes", w.files, w.Len())
+	}
+	c.Remove("a")
+	if st := c.Stats(); st.Pinned != 0 {
+		t.Fatalf("pinned %d bytes after a's removal", st.Pinned)
+	}
+	fill(t, c, "a2", a)
+	if st := c.Stats(); st.Pinned != int64(len(a)) {
+		t.Fatalf("the budget did not come back: pinned %d", st.Pinned)
+	}
+}
+
+// A lock that fails leaves every entry checked on each read, and is not
+// tried again.
+func TestFailedLockLeavesEntriesChecked(t *testing.T) {
+	calls := fakeLock(t, errors.New("operation not permitted"), nil)
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := body(blockSize+9, 3)
+	fill(t, c, "x", b)
+	fill(t, c, "y", b)
+	if st := c.Stats(); st.Pinned != 0 || st.Fills != 2 || calls.Load() != 1 {
+		t.Fatalf("stats %+v after %d locks", st, calls.Load())
+	}
+	if got, err := read(t, c, "y", 0, int64(len(b))); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("unpinned entry: %d bytes, err %v", len(got), err)
+	}
+}
+
+// The lock is followed by a check of every block in memory: a block that
+// changed since it was written fails the fill, and its pin goes back.
+func TestBlockChangedBeforeTheLockFailsTheFill(t *testing.T) {
+	b := body(2*blockSize+11, 4)
+	var c *Cache
+	fakeLock(t, nil, func() {
+		f, err := os.OpenFile(filepath.Join(c.dir, ".fill-1"), os.O_RDWR, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f.WriteAt([]byte{b[blockSize+1] ^ 1}, blockSize+1)
+		f.Close()
+	})
+	var err error
+	c, err = Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, "obj", b)
+	if st := c.Stats(); st.Entries != 0 || st.FillFailures != 1 || st.Pinned != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestPhysicalMemoryIsReadOnLinux(t *testing.T) {
+	if runtime.GOOS == "linux" && physicalMemory() <= 0 {
+		t.Fatal("no MemTotal read from /proc/meminfo")
 	}
 }
