@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"runtime/debug"
 	"sync"
 )
 
@@ -251,9 +250,9 @@ func (f *Fill) Finish(err error) {
 		err = fmt.Errorf("close pull cache fill: %w", cerr)
 	}
 	c := f.c
-	pinned := false
+	var pc *memCopyOf
 	if err == nil {
-		pinned, err = c.pin(f.m, f.size, sums)
+		pc, err = c.pin(f.m, f.size, sums)
 	}
 	final := c.path(f.id)
 	// Renamed under the lock, so that Open finds the fill's file under one
@@ -267,11 +266,17 @@ func (f *Fill) Finish(err error) {
 	delete(c.fills, f.id)
 	c.ringFree += f.ring
 	if err == nil {
-		c.lru.Add(f.id, &entry{path: final, size: f.size, sums: sums, m: f.m, pinned: pinned})
+		e := &entry{path: final, size: f.size, sums: sums, m: f.m}
+		if pc != nil {
+			e.pinned, e.mem, e.mm = true, pc.f, pc.m
+		}
+		c.lru.Add(f.id, e)
 		c.committed.Add(1)
 	} else {
-		if pinned {
+		if pc != nil {
 			c.pinned -= f.size
+			pc.m.release()
+			pc.f.Close()
 		}
 		f.m.release()
 		c.used -= f.size
@@ -314,48 +319,58 @@ func (f *Fill) verify() error {
 	return nil
 }
 
-// pin locks a new entry's mapped pages in memory when the cache's pin
-// budget has room, and then checks every block there: from then on its
-// bytes cannot change under a reader without a write to the file, and its
-// reads skip the check. It reports whether the entry is pinned; an error
-// is a block that does not match, which fails the fill.
-func (c *Cache) pin(m *mapping, size int64, sums []uint32) (bool, error) {
+// memCopyOf is an entry's sealed copy in memory, and its mapping.
+type memCopyOf struct {
+	f *os.File
+	m *mapping
+}
+
+// copyToMemory makes an entry's sealed copy; a seam for tests.
+var copyToMemory = memCopy
+
+// pin copies a new entry into sealed memory when the cache's pin budget
+// has room, and checks every block of the copy: from then on its bytes
+// cannot change, and its reads skip the check. It returns nil where the
+// entry stays on disk only; an error is a block of the copy that does not
+// match, which fails the fill (the reservation stays, for Finish to give
+// back with the copy).
+func (c *Cache) pin(m *mapping, size int64, sums []uint32) (*memCopyOf, error) {
 	if m == nil {
-		return false, nil
+		return nil, nil
 	}
 	c.mu.Lock()
 	if c.pinFailed || c.pinned+size > c.pinMax {
 		c.mu.Unlock()
-		return false, nil
+		return nil, nil
 	}
 	c.pinned += size
 	c.mu.Unlock()
-	if err := lockMem(m.data); err != nil {
+	giveBack := func(err error) (*memCopyOf, error) {
 		c.mu.Lock()
 		c.pinned -= size
 		first := !c.pinFailed
 		c.pinFailed = true
 		c.mu.Unlock()
 		if first {
-			c.log.Info("pull cache entries not locked in memory; every read checks each block", "error", err)
+			c.log.Info("pull cache entries not copied into memory; every read checks each block", "error", err)
 		}
-		return false, nil
+		return nil, nil
 	}
-	err := func() (err error) {
-		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("%w: check locked pages: %v", ErrCorrupt, p)
-			}
-		}()
-		for b := range sums {
-			lo, hi := int64(b)*blockSize, min(int64(b+1)*blockSize, size)
-			if crc32.Checksum(m.data[lo:hi], castagnoli) != sums[b] {
-				return fmt.Errorf("%w: block %d changed between its write and its lock", ErrCorrupt, b)
-			}
+	mem, err := copyToMemory(m.data)
+	if err != nil {
+		return giveBack(err)
+	}
+	mm, err := mapFile(mem, size)
+	if err != nil {
+		mem.Close()
+		return giveBack(err)
+	}
+	pc := &memCopyOf{f: mem, m: mm}
+	for b := range sums {
+		lo, hi := int64(b)*blockSize, min(int64(b+1)*blockSize, size)
+		if crc32.Checksum(mm.data[lo:hi], castagnoli) != sums[b] {
+			return pc, fmt.Errorf("%w: block %d changed between its write and its copy into memory", ErrCorrupt, b)
 		}
-		return nil
-	}()
-	// Pinned even on an error: Finish gives the reservation back.
-	return true, err
+	}
+	return pc, nil
 }

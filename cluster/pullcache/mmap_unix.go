@@ -25,9 +25,6 @@ func mapFile(f *os.File, size int64) (*mapping, error) {
 
 func unmap(data []byte) error { return syscall.Munmap(data) }
 
-// lockMem locks a mapping's pages in memory; a seam for tests.
-var lockMem = syscall.Mlock
-
 // physicalMemory returns the machine's memory in bytes, 0 if unknown.
 func physicalMemory() int64 {
 	b, err := os.ReadFile("/proc/meminfo")

@@ -17,9 +17,10 @@
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a
-// wrong byte. The exception is an entry locked in memory (Config.PinMemory):
-// its blocks are checked once, after the lock, and since its pages can
-// neither be evicted nor read back from the disk, its reads skip the check. The check reads the block where it sits in the page cache,
+// wrong byte. The exception is an entry copied into sealed memory
+// (Config.PinMemory): its blocks are checked once, there, and since that
+// memory can be neither written nor read back from a disk, its reads skip
+// the check. The check reads the block where it sits in the page cache,
 // through a read-only mapping of the file, and a writer that can take a
 // file (a plain-HTTP response: sendfile) then gets the same pages straight
 // from the file: a checked byte costs no copy in user space.
@@ -75,13 +76,11 @@ type Config struct {
 	// all fills together (0: DefaultRingMemory); a fill that starts when
 	// it is taken gets a ring of minRingBlocks.
 	RingMemory int64
-	// PinMemory bounds the bytes of committed entries whose pages are
-	// locked in memory (0: an eighth of the machine's memory; negative:
-	// none). A pinned entry is checked once, when it is locked, and its
-	// reads skip the per-block check: its pages can be neither evicted
-	// nor read back from the disk, where rot would come from. Locking
-	// needs CAP_IPC_LOCK or a memlock limit that high; where it fails,
-	// reads check every block.
+	// PinMemory bounds the bytes of committed entries also copied into
+	// sealed memory (0: an eighth of the machine's memory; negative: none).
+	// Such an entry is checked once, in memory, and its reads skip the
+	// per-block check: sealed memory can be neither written nor read back
+	// from a disk, where rot would come from.
 	PinMemory int64
 	Logger    hclog.Logger
 }
@@ -103,7 +102,7 @@ type Cache struct {
 	// pinMax and pinned are the bytes of entries that may be, and are,
 	// locked in memory.
 	pinMax, pinned int64
-	pinFailed      bool // locking failed once: logged, not tried again
+	pinFailed      bool // a copy into memory failed once: logged, not tried again
 
 	hits, committed, failed, evicted, corrupt atomic.Int64
 }
@@ -113,7 +112,9 @@ type entry struct {
 	size   int64
 	sums   []uint32 // CRC-32C of each block
 	m      *mapping // nil: read through the file
-	pinned bool     // m's pages are locked in memory and were checked there
+	pinned bool     // mem holds the entry, checked there
+	mem    *os.File // the sealed copy in memory; readers reopen it
+	mm     *mapping // mem mapped
 }
 
 // mapping is a cache file's bytes mapped read-only, shared by its fill,
@@ -163,9 +164,10 @@ func Open(cfg Config) (*Cache, error) {
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
 		if e.pinned {
-			// Its pages stay locked until its last reader lets go of
-			// the mapping: those readers do not check them.
+			// The memory goes with its last reader's file and mapping.
 			c.pinned -= e.size
+			e.mm.release()
+			e.mem.Close()
 		}
 		c.evicted.Add(1)
 		e.m.release()
@@ -224,12 +226,21 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 		c.mu.Unlock()
 		return nil, false
 	}
-	fd, err := os.Open(e.path)
+	var fd *os.File
+	var err error
+	var m *mapping
+	if e.pinned {
+		fd, err = reopen(e.mem)
+		m = e.mm
+	} else {
+		fd, err = os.Open(e.path)
+		m = e.m
+	}
 	if err != nil {
 		c.mu.Unlock()
 		return nil, false
 	}
-	m := e.m.acquire()
+	m = m.acquire()
 	c.mu.Unlock()
 	c.hits.Add(1)
 	return &reader{c: c, id: id, f: fd, m: m, size: e.size, src: e, ctx: ctx, pos: off, end: off + n}, true
@@ -345,7 +356,7 @@ func (r *reader) load() error {
 	}
 	lo, hi := b*blockSize, min((b+1)*blockSize, r.size)
 	if e, ok := r.src.(*entry); ok && e.pinned {
-		// Checked when locked, and locked since: the rest goes at once.
+		// Checked in sealed memory: the rest goes at once.
 		r.have = r.m.data[r.pos:r.end]
 		return nil
 	}

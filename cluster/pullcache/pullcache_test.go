@@ -578,28 +578,35 @@ func TestFillsShareTheRingMemory(t *testing.T) {
 	}
 }
 
-// fakeLock replaces the memory lock for a test: each call runs before (a
-// change to the file between the write and the lock) and returns err.
-func fakeLock(t *testing.T, err error, before func()) (calls *atomic.Int64) {
+// countCopies wraps the copy into memory for a test: each copy runs
+// before (a change to the file before the copy) and fails with err when
+// set; calls counts them.
+func countCopies(t *testing.T, err error, before func()) (calls *atomic.Int64) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("sealed memory files are Linux's")
+	}
 	calls = new(atomic.Int64)
-	orig := lockMem
-	lockMem = func([]byte) error {
+	orig := copyToMemory
+	copyToMemory = func(src []byte) (*os.File, error) {
 		calls.Add(1)
 		if before != nil {
 			before()
 		}
-		return err
+		if err != nil {
+			return nil, err
+		}
+		return orig(src)
 	}
-	t.Cleanup(func() { lockMem = orig })
+	t.Cleanup(func() { copyToMemory = orig })
 	return calls
 }
 
-// Entries are locked in memory while the pin budget has room; a locked
-// entry goes out whole in one sendfile, unchecked, and its bytes go back
-// to the budget when it is evicted.
+// Entries are copied into sealed memory while the pin budget has room; a
+// pinned entry goes out whole in one sendfile, unchecked, and its bytes go
+// back to the budget when it is evicted.
 func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
-	calls := fakeLock(t, nil, nil)
+	calls := countCopies(t, nil, nil)
 	a := body(2*blockSize+5, 1)
 	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: int64(len(a)) + blockSize})
 	if err != nil {
@@ -621,11 +628,24 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	if got, err := read(t, c, "a", blockSize-3, 9); err != nil || !bytes.Equal(got, a[blockSize-3:blockSize+6]) {
 		t.Fatalf("range of a pinned entry: %q, err %v", got, err)
 	}
+	// Two readers at once, each with its own offset in the memory file.
+	r1, _ := c.Open(context.Background(), "a", 0, int64(len(a)))
+	r2, _ := c.Open(context.Background(), "a", 100, int64(len(a))-100)
+	var w1, w2 fileTaker
+	half := make([]byte, blockSize)
+	io.ReadFull(r1, half)
+	r2.(io.WriterTo).WriteTo(&w2)
+	r1.(io.WriterTo).WriteTo(&w1)
+	r1.Close()
+	r2.Close()
+	if !bytes.Equal(append(half, w1.Bytes()...), a) || !bytes.Equal(w2.Bytes(), a[100:]) {
+		t.Fatalf("interleaved readers: %d and %d bytes, not the entry's", blockSize+w1.Len(), w2.Len())
+	}
 	// No room for b: checked on every read, as without pinning.
 	b := body(blockSize+7, 2)
 	fill(t, c, "b", b)
 	if st := c.Stats(); st.Pinned != int64(len(a)) || calls.Load() != 1 {
-		t.Fatalf("over the budget: pinned %d bytes after %d locks", st.Pinned, calls.Load())
+		t.Fatalf("over the budget: pinned %d bytes after %d copies", st.Pinned, calls.Load())
 	}
 	rc, _ = c.Open(context.Background(), "b", 0, int64(len(b)))
 	w = fileTaker{}
@@ -644,10 +664,32 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	}
 }
 
-// A lock that fails leaves every entry checked on each read, and is not
-// tried again.
-func TestFailedLockLeavesEntriesChecked(t *testing.T) {
-	calls := fakeLock(t, errors.New("operation not permitted"), nil)
+// What happens to a pinned entry's file on disk afterwards does not reach
+// its reads: they serve the bytes checked in memory.
+func TestPinnedEntryOutlivesItsDiskFile(t *testing.T) {
+	countCopies(t, nil, nil)
+	b := body(3*blockSize+3, 8)
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, "obj", b)
+	f, err := os.OpenFile(c.path("obj"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{b[blockSize+9] ^ 0x40}, blockSize+9)
+	f.Truncate(blockSize)
+	f.Close()
+	if got, err := read(t, c, "obj", 0, int64(len(b))); err != nil || !bytes.Equal(got, b) {
+		t.Fatalf("pinned entry after its file changed: %d bytes, err %v", len(got), err)
+	}
+}
+
+// A copy into memory that fails leaves every entry checked on each read,
+// and is not tried again.
+func TestFailedCopyLeavesEntriesChecked(t *testing.T) {
+	calls := countCopies(t, errors.New("out of memory"), nil)
 	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: 32 << 20})
 	if err != nil {
 		t.Fatal(err)
@@ -656,19 +698,19 @@ func TestFailedLockLeavesEntriesChecked(t *testing.T) {
 	fill(t, c, "x", b)
 	fill(t, c, "y", b)
 	if st := c.Stats(); st.Pinned != 0 || st.Fills != 2 || calls.Load() != 1 {
-		t.Fatalf("stats %+v after %d locks", st, calls.Load())
+		t.Fatalf("stats %+v after %d copies", st, calls.Load())
 	}
 	if got, err := read(t, c, "y", 0, int64(len(b))); err != nil || !bytes.Equal(got, b) {
 		t.Fatalf("unpinned entry: %d bytes, err %v", len(got), err)
 	}
 }
 
-// The lock is followed by a check of every block in memory: a block that
-// changed since it was written fails the fill, and its pin goes back.
-func TestBlockChangedBeforeTheLockFailsTheFill(t *testing.T) {
+// The copy is checked block by block in memory: a block that changed
+// since it was written fails the fill, and its pin goes back.
+func TestBlockChangedBeforeTheCopyFailsTheFill(t *testing.T) {
 	b := body(2*blockSize+11, 4)
 	var c *Cache
-	fakeLock(t, nil, func() {
+	countCopies(t, nil, func() {
 		f, err := os.OpenFile(filepath.Join(c.dir, ".fill-1"), os.O_RDWR, 0)
 		if err != nil {
 			t.Error(err)

@@ -1,0 +1,16 @@
+//go:build !linux
+
+package pullcache
+
+import (
+	"errors"
+	"os"
+)
+
+func memCopy([]byte) (*os.File, error) {
+	return nil, errors.New("no sealed memory files on this platform")
+}
+
+func reopen(f *os.File) (*os.File, error) {
+	return nil, errors.New("no sealed memory files on this platform")
+}
