@@ -115,6 +115,10 @@ type Config struct {
 	// objects this node served (cluster/pullcache). 0 means a tenth of the
 	// data dir's free space at start; negative turns the cache off.
 	PullCacheSize int64
+	// PullCachePinMemory bounds the bytes of pull cache entries also held
+	// in sealed memory and served from there without a per-block check
+	// (0: an eighth of the machine's memory; negative: none).
+	PullCachePinMemory int64
 	// StallTimeout gives up a shard stream of a push that accepts nothing
 	// for this long.
 	StallTimeout time.Duration

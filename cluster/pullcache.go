@@ -25,7 +25,7 @@ func (n *Node) openPullCache() (*pullcache.Cache, error) {
 		size = free / 10
 	}
 	c, err := pullcache.Open(pullcache.Config{Dir: filepath.Join(n.cfg.DataDir, "pullcache"), Max: size,
-		Logger: n.log.Named("pullcache")})
+		PinMemory: n.cfg.PullCachePinMemory, Logger: n.log.Named("pullcache")})
 	if err != nil {
 		return nil, fmt.Errorf("open pull cache: %w", err)
 	}

@@ -17,7 +17,10 @@ import (
 // from the node's disk without reading a shard from a peer, and ranges
 // come from the cached copy too.
 func TestPullCacheDecodesOnceForAWave(t *testing.T) {
-	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) { cfg.Node.PullCacheSize = 64 << 20 }})
+	// Not held in memory: the entry's file is read, so its rot shows.
+	c := New(t, 3, Options{Tune: func(_ int, cfg *server.Config) {
+		cfg.Node.PullCacheSize, cfg.Node.PullCachePinMemory = 64<<20, -1
+	}})
 	body := bigBytes(21, 6<<20+12345)
 	put(t, c.Nodes[0].URL, "wave.bin", body)
 	n := c.Nodes[2].Srv.Node
