@@ -268,7 +268,10 @@ func (f *Fill) Finish(err error) {
 	if err == nil {
 		e := &entry{path: final, size: f.size, sums: sums, m: f.m}
 		if pc != nil {
-			e.pinned, e.mem, e.mm = true, pc.f, pc.m
+			// Read from memory only: the file's mapping goes with the
+			// last follower of the fill.
+			e.pinned, e.mem, e.mm, e.m = true, pc.f, pc.m, nil
+			f.m.release()
 		}
 		c.lru.Add(f.id, e)
 		c.committed.Add(1)

@@ -616,6 +616,12 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	if st := c.Stats(); st.Pinned != int64(len(a)) {
 		t.Fatalf("pinned %d bytes, want %d", st.Pinned, len(a))
 	}
+	c.mu.Lock()
+	e, _ := c.lru.Peek("a")
+	c.mu.Unlock()
+	if e.m != nil {
+		t.Fatal("a pinned entry keeps its file mapped")
+	}
 	rc, _ := c.Open(context.Background(), "a", 0, int64(len(a)))
 	var w fileTaker
 	if n, err := rc.(io.WriterTo).WriteTo(&w); err != nil || n != int64(len(a)) || !bytes.Equal(w.Bytes(), a) {
