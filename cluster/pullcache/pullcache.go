@@ -100,7 +100,7 @@ type Cache struct {
 	// holds; below zero when minimal rings went past the bound.
 	ringFree int
 	// pinMax and pinned are the bytes of entries that may be, and are,
-	// locked in memory.
+	// held in sealed memory.
 	pinMax, pinned int64
 	pinFailed      bool // a copy into memory failed once: logged, not tried again
 
@@ -189,7 +189,7 @@ type Stats struct {
 	// dropped for room or removed, Corrupt the entries dropped because a
 	// block no longer matched its checksum.
 	Hits, Fills, FillFailures, Evictions, Corrupt int64
-	// Pinned is the bytes of committed entries locked in memory.
+	// Pinned is the bytes of committed entries held in sealed memory.
 	Pinned int64
 }
 
