@@ -266,21 +266,17 @@ func (f *Fill) Finish(err error) {
 	delete(c.fills, f.id)
 	c.ringFree += f.ring
 	if err == nil {
-		e := &entry{path: final, size: f.size, sums: sums, m: f.m}
+		e := &entry{path: final, size: f.size, sums: sums, m: f.m, mem: pc}
 		if pc != nil {
 			// Read from memory only: the file's mapping goes with the
 			// last follower of the fill.
-			e.pinned, e.mem, e.mm, e.m = true, pc.f, pc.m, nil
+			e.m = nil
 			f.m.release()
 		}
 		c.lru.Add(f.id, e)
 		c.committed.Add(1)
 	} else {
-		if pc != nil {
-			c.pinned -= f.size
-			pc.m.release()
-			pc.f.Close()
-		}
+		c.unpin(pc, f.size)
 		f.m.release()
 		c.used -= f.size
 		c.failed.Add(1)
@@ -326,6 +322,18 @@ func (f *Fill) verify() error {
 type memCopyOf struct {
 	f *os.File
 	m *mapping
+}
+
+// unpin gives back the pin budget of an entry of size bytes held in pc,
+// if any, under c.mu. The memory goes with the last reader's file and
+// mapping.
+func (c *Cache) unpin(pc *memCopyOf, size int64) {
+	if pc == nil {
+		return
+	}
+	c.pinned -= size
+	pc.m.release()
+	pc.f.Close()
 }
 
 // copyToMemory makes an entry's sealed copy; a seam for tests.

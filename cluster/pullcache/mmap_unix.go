@@ -24,25 +24,3 @@ func mapFile(f *os.File, size int64) (*mapping, error) {
 }
 
 func unmap(data []byte) error { return syscall.Munmap(data) }
-
-// physicalMemory returns the memory this process may use, in bytes: the
-// machine's, or its cgroup's limit where that is lower (a container sees
-// the host's MemTotal); 0 if unknown.
-func physicalMemory() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	var kb int64
-	if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err != nil {
-		return 0
-	}
-	total := kb << 10
-	if lim, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
-		var n int64
-		if _, err := fmt.Sscanf(string(lim), "%d", &n); err == nil && n > 0 && n < total {
-			total = n
-		}
-	}
-	return total
-}

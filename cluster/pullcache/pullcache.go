@@ -108,13 +108,11 @@ type Cache struct {
 }
 
 type entry struct {
-	path   string
-	size   int64
-	sums   []uint32 // CRC-32C of each block
-	m      *mapping // nil: read through the file
-	pinned bool     // mem holds the entry, checked there
-	mem    *os.File // the sealed copy in memory; readers reopen it
-	mm     *mapping // mem mapped
+	path string
+	size int64
+	sums []uint32   // CRC-32C of each block
+	m    *mapping   // nil: read through the file, or from mem
+	mem  *memCopyOf // nil: not held in sealed memory
 }
 
 // mapping is a cache file's bytes mapped read-only, shared by its fill,
@@ -163,12 +161,7 @@ func Open(cfg Config) (*Cache, error) {
 	// Only an invalid size makes NewLRU fail; the byte bound evicts.
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
-		if e.pinned {
-			// The memory goes with its last reader's file and mapping.
-			c.pinned -= e.size
-			e.mm.release()
-			e.mem.Close()
-		}
+		c.unpin(e.mem, e.size)
 		c.evicted.Add(1)
 		e.m.release()
 		// A follower or a sender with the file open keeps reading it.
@@ -229,9 +222,9 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 	var fd *os.File
 	var err error
 	var m *mapping
-	if e.pinned {
-		fd, err = reopen(e.mem)
-		m = e.mm
+	if e.mem != nil {
+		fd, err = reopen(e.mem.f)
+		m = e.mem.m
 	} else {
 		fd, err = os.Open(e.path)
 		m = e.m
@@ -355,7 +348,7 @@ func (r *reader) load() error {
 		return err
 	}
 	lo, hi := b*blockSize, min((b+1)*blockSize, r.size)
-	if e, ok := r.src.(*entry); ok && e.pinned {
+	if e, ok := r.src.(*entry); ok && e.mem != nil {
 		// Checked in sealed memory: the rest goes at once.
 		r.have = r.m.data[r.pos:r.end]
 		return nil
