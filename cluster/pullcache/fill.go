@@ -243,16 +243,17 @@ func (f *Fill) Finish(err error) {
 	if f.direct != nil {
 		f.direct.Close()
 	}
-	if err == nil {
-		err = f.verify()
-	}
-	if cerr := f.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close pull cache fill: %w", cerr)
-	}
 	c := f.c
 	var pc *memCopyOf
 	if err == nil {
-		pc, err = c.pin(f.m, f.size, sums)
+		// An entry held in memory is checked there, where it is read
+		// from; the file's read-back would warm pages no read uses.
+		if pc, err = c.pin(f); err == nil && pc == nil {
+			err = f.verify()
+		}
+	}
+	if cerr := f.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close pull cache fill: %w", cerr)
 	}
 	final := c.path(f.id)
 	// Renamed under the lock, so that Open finds the fill's file under one
@@ -339,13 +340,15 @@ func (c *Cache) unpin(pc *memCopyOf, size int64) {
 // copyToMemory makes an entry's sealed copy; a seam for tests.
 var copyToMemory = memCopy
 
-// pin copies a new entry into sealed memory when the cache's pin budget
-// has room, and checks every block of the copy: from then on its bytes
-// cannot change, and its reads skip the check. It returns nil where the
-// entry stays on disk only; an error is a block of the copy that does not
-// match, which fails the fill (the reservation stays, for Finish to give
+// pin copies a committing fill into sealed memory when the cache's pin
+// budget has room, and checks that the copy hashes to the object's
+// SHA-256: from then on its bytes cannot change, and its reads skip the
+// per-block check. It returns nil where the entry stays on disk only (the
+// caller then checks the file); an error is a copy that does not hash
+// right, which fails the fill (the reservation stays, for Finish to give
 // back with the copy).
-func (c *Cache) pin(m *mapping, size int64, sums []uint32) (*memCopyOf, error) {
+func (c *Cache) pin(f *Fill) (*memCopyOf, error) {
+	m, size := f.m, f.size
 	if m == nil {
 		return nil, nil
 	}
@@ -377,11 +380,8 @@ func (c *Cache) pin(m *mapping, size int64, sums []uint32) (*memCopyOf, error) {
 		return giveBack(err)
 	}
 	pc := &memCopyOf{f: mem, m: mm}
-	for b := range sums {
-		lo, hi := int64(b)*blockSize, min(int64(b+1)*blockSize, size)
-		if crc32.Checksum(mm.data[lo:hi], castagnoli) != sums[b] {
-			return pc, fmt.Errorf("%w: block %d changed between its write and its copy into memory", ErrCorrupt, b)
-		}
+	if got := sha256.Sum256(mm.data); !bytes.Equal(got[:], f.sum) {
+		return pc, fmt.Errorf("copy in memory hashes to %x, not %x", got, f.sum)
 	}
 	return pc, nil
 }

@@ -12,13 +12,14 @@
 // (the pull that started it, a wave's others), and its file is written
 // with O_DIRECT, off the page cache, so the first pull goes as fast as the
 // decode; when the fill ends, one read of the file checks its SHA-256 and
-// leaves it in the page cache for the next pull.
+// leaves it in the page cache for the next pull (or, for an entry copied
+// into sealed memory, the copy's SHA-256 is checked instead).
 //
 // Every read checks each block it serves against the CRC-32C taken when
 // the block was written, as shard reads do: a cache file that rotted on
 // disk is dropped and reads go on from the shards (ErrCorrupt), never a
 // wrong byte. The exception is an entry copied into sealed memory
-// (Config.PinMemory): its blocks are checked once, there, and since that
+// (Config.PinMemory): it is checked once, there, and since that
 // memory can be neither written nor read back from a disk, its reads skip
 // the check. The check reads the block where it sits in the page cache,
 // through a read-only mapping of the file, and a writer that can take a

@@ -711,8 +711,8 @@ func TestFailedCopyLeavesEntriesChecked(t *testing.T) {
 	}
 }
 
-// The copy is checked block by block in memory: a block that changed
-// since it was written fails the fill, and its pin goes back.
+// The copy is hashed in memory: a block that changed since it was
+// written fails the fill, and its pin goes back.
 func TestBlockChangedBeforeTheCopyFailsTheFill(t *testing.T) {
 	b := body(2*blockSize+11, 4)
 	var c *Cache
