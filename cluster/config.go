@@ -117,7 +117,8 @@ type Config struct {
 	PullCacheSize int64
 	// PullCachePinMemory bounds the bytes of pull cache entries also held
 	// in sealed memory and served from there without a per-block check
-	// (0: an eighth of the machine's memory; negative: none).
+	// (0: an eighth of the machine's memory, or of its cgroup's limit
+	// where lower; negative: none).
 	PullCachePinMemory int64
 	// StallTimeout gives up a shard stream of a push that accepts nothing
 	// for this long.

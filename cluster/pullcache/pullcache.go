@@ -78,7 +78,8 @@ type Config struct {
 	// it is taken gets a ring of minRingBlocks.
 	RingMemory int64
 	// PinMemory bounds the bytes of committed entries also copied into
-	// sealed memory (0: an eighth of the machine's memory; negative: none).
+	// sealed memory (0: an eighth of the machine's memory, or of its
+	// cgroup's limit where lower; negative: none).
 	// Such an entry is checked once, in memory, and its reads skip the
 	// per-block check: sealed memory can be neither written nor read back
 	// from a disk, where rot would come from.
