@@ -120,6 +120,12 @@ type Config struct {
 	// (0: an eighth of the machine's memory, or of its cgroup's limit
 	// where lower; negative: none).
 	PullCachePinMemory int64
+	// PullCacheWarm is the pull cache's block buffer memory made resident
+	// when the node starts, so its first fill does not fault in new pages
+	// on the first pull's clock (0: none; `pier serve` gives
+	// DefaultPullCacheWarm). Harnesses that start many nodes in one
+	// process leave it 0.
+	PullCacheWarm int64
 	// StallTimeout gives up a shard stream of a push that accepts nothing
 	// for this long.
 	StallTimeout time.Duration

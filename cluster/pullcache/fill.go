@@ -75,7 +75,7 @@ type Fill struct {
 
 func newFill(c *Cache, id string, size int64, sum []byte, tmp string, fd *os.File, m *mapping, ring int) *Fill {
 	f := &Fill{c: c, id: id, size: size, sum: sum, tmp: tmp, f: fd, m: m, ring: ring,
-		blk: blockPool.Get().(*[]byte), disk: make(chan *slot, ring/2),
+		blk: c.blocks.get(), disk: make(chan *slot, ring/2),
 		wrote: make(chan struct{}), wake: make(chan struct{})}
 	var err error
 	if f.direct, err = openDirect(tmp); err != nil {
@@ -123,7 +123,7 @@ func (f *Fill) publish() {
 	f.mu.Unlock()
 	f.disk <- s
 	f.next++
-	f.blk, f.have, f.crc = blockPool.Get().(*[]byte), 0, 0
+	f.blk, f.have, f.crc = f.c.blocks.get(), 0, 0
 }
 
 // writeOut writes the blocks queued, in order, and makes each readable
@@ -166,7 +166,7 @@ func (f *Fill) wakeLocked() {
 // releaseLocked drops one hold on s; the last returns its buffer.
 func (f *Fill) releaseLocked(s *slot) {
 	if s.refs--; s.refs == 0 {
-		blockPool.Put(s.buf)
+		f.c.blocks.put(s.buf)
 		s.buf, s.data = nil, nil
 	}
 }
@@ -229,7 +229,7 @@ func (f *Fill) Finish(err error) {
 	}
 	close(f.disk)
 	<-f.wrote
-	blockPool.Put(f.blk)
+	f.c.blocks.put(f.blk)
 	f.blk = nil
 	f.mu.Lock()
 	if err == nil {
@@ -307,8 +307,8 @@ func (f *Fill) Finish(err error) {
 // clock. The pulls that followed the fill have their bytes already; a pull
 // that comes meanwhile still follows the fill.
 func (f *Fill) verify() error {
-	buf := blockPool.Get().(*[]byte)
-	defer blockPool.Put(buf)
+	buf := f.c.blocks.get()
+	defer f.c.blocks.put(buf)
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, io.NewSectionReader(f.f, 0, f.size), *buf); err != nil {
 		return fmt.Errorf("read back pull cache fill: %w", err)

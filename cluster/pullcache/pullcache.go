@@ -63,10 +63,6 @@ const blockSize = 1 << 20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// blockPool holds block buffers, aligned as O_DIRECT needs: a fill's
-// blocks and a reader's.
-var blockPool = sync.Pool{New: func() any { return alignedBlock() }}
-
 // Config builds a Cache.
 type Config struct {
 	// Dir holds the cache's files; Open empties it.
@@ -75,8 +71,13 @@ type Config struct {
 	Max int64
 	// RingMemory bounds the memory of the fills' rings of newest blocks,
 	// all fills together (0: DefaultRingMemory); a fill that starts when
-	// it is taken gets a ring of minRingBlocks.
+	// it is taken gets a ring of minRingBlocks. The block buffers the
+	// rings used are kept for the next fills, up to this much.
 	RingMemory int64
+	// WarmMemory is ring memory made resident when the cache opens (at
+	// most RingMemory; 0: none), in the background, so the node's first
+	// fill does not fault in new pages on its pull's clock (blockStore).
+	WarmMemory int64
 	// PinMemory bounds the bytes of committed entries also copied into
 	// sealed memory (0: an eighth of the machine's memory, or of its
 	// cgroup's limit where lower; negative: none).
@@ -92,6 +93,8 @@ type Cache struct {
 	dir string
 	max int64
 	log hclog.Logger
+
+	blocks *blockStore
 
 	mu    sync.Mutex
 	used  int64                          // committed entries + space reserved by fills
@@ -158,8 +161,12 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.PinMemory == 0 {
 		cfg.PinMemory = physicalMemory() / 8
 	}
+	ring := int(cfg.RingMemory / blockSize)
 	c := &Cache{dir: cfg.Dir, max: cfg.Max, log: cfg.Logger, fills: map[string]*Fill{},
-		ringFree: int(cfg.RingMemory / blockSize), pinMax: max(cfg.PinMemory, 0)}
+		blocks: newBlockStore(ring), ringFree: ring, pinMax: max(cfg.PinMemory, 0)}
+	if cfg.WarmMemory > 0 {
+		go c.blocks.warm(int(cfg.WarmMemory / blockSize))
+	}
 	// Only an invalid size makes NewLRU fail; the byte bound evicts.
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
 		c.used -= e.size
@@ -365,7 +372,7 @@ func (r *reader) load() error {
 		blk = r.m.data[lo:hi]
 	} else {
 		if r.buf == nil {
-			r.buf = blockPool.Get().(*[]byte)
+			r.buf = r.c.blocks.get()
 		}
 		n, err := r.f.ReadAt((*r.buf)[:hi-lo], lo)
 		if err != nil && err != io.EOF {
@@ -476,7 +483,7 @@ func (r *reader) dropSlot() {
 func (r *reader) Close() error {
 	r.dropSlot()
 	if r.buf != nil {
-		blockPool.Put(r.buf)
+		r.c.blocks.put(r.buf)
 		r.buf = nil
 	}
 	r.have = nil

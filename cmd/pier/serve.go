@@ -41,6 +41,7 @@ type serveFlags struct {
 	repairRate                              int64
 	scrubInterval                           time.Duration
 	minFree, cacheSize, pullCacheSize       int64
+	pullCacheWarm                           int64
 	inlineSize, maxUploadsPerClient         int
 	bodyIdleTimeout                         time.Duration
 	uploadTTL                               time.Duration
@@ -110,6 +111,7 @@ func (f *serveFlags) declare(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.scrubInterval, "scrub-interval", 24*time.Hour, "how often every shard is re-read and verified")
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "`bytes` kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "`bytes` of memory for recently read small objects (negative: no cache)")
+	fs.Int64Var(&f.pullCacheWarm, "pull-cache-warm", cluster.DefaultPullCacheWarm, "`bytes` of the pull cache's block buffers made resident at start, so the node's first fill does not wait for new memory pages (0: none)")
 	fs.Int64Var(&f.pullCacheSize, "pull-cache-size", 0, "`bytes` of disk for whole copies of the big artifacts this node served, which later pulls get with sendfile (0: a tenth of the data dir's free space at start; negative: no cache)")
 	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in `bytes`, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
 	fs.DurationVar(&f.uploadTTL, "upload-ttl", uploads.DefaultTTL, "a resumable upload without an append for this long expires and its bytes are removed")
@@ -283,7 +285,7 @@ func (f serveFlags) config(log hclog.Logger) (server.Config, error) {
 			ClusterKey: key, AcceptKeys: accept,
 			MaxObjectSize: f.maxObjectSize, EC: ec, Logger: log,
 			RepairAfter: f.repairAfter, RepairRate: f.repairRate, ScrubInterval: f.scrubInterval,
-			MinFree: f.minFree, CacheSize: f.cacheSize, PullCacheSize: f.pullCacheSize, InlineSize: f.inlineSize,
+			MinFree: f.minFree, CacheSize: f.cacheSize, PullCacheSize: f.pullCacheSize, PullCacheWarm: f.pullCacheWarm, InlineSize: f.inlineSize,
 			RetentionInterval: f.retentionInterval,
 			WANBind:           f.wanAddr, WANAdvertise: wanAdv, WANHTTPAddr: wanHTTP, JoinWAN: splitAddrs(f.joinWAN),
 			AntiEntropyInterval: f.antiEntropyInterval,

@@ -1,0 +1,63 @@
+package pullcache
+
+import "sync"
+
+// blockStore keeps the block buffers that fills and readers let go of, up
+// to a bound, instead of handing them to the garbage collector as a
+// sync.Pool does after two collections. Memory the Go runtime gives back
+// is memory a virtual machine's host takes back (free page reporting), and
+// the next fill then pays a fault for every page of every new block: on
+// the 2-core VM of BENCHMARKS.md ("page cache") 3.3-3.7 ms per MiB, more
+// than decoding it. A node keeps at most its rings' memory this way.
+type blockStore struct {
+	mu   sync.Mutex
+	free []*[]byte
+	keep int
+}
+
+func newBlockStore(keep int) *blockStore { return &blockStore{keep: keep} }
+
+// get returns a block buffer, a kept one when there is one.
+func (s *blockStore) get() *[]byte {
+	s.mu.Lock()
+	if n := len(s.free); n > 0 {
+		b := s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		s.mu.Unlock()
+		return b
+	}
+	s.mu.Unlock()
+	return alignedBlock()
+}
+
+// put gives back a buffer from get; beyond the bound it goes to the
+// garbage collector.
+func (s *blockStore) put(b *[]byte) {
+	s.mu.Lock()
+	if len(s.free) < s.keep {
+		s.free = append(s.free, b)
+	}
+	s.mu.Unlock()
+}
+
+// warm makes n buffers and writes to every page of each, so that the first
+// fill after the node starts finds them resident. A new buffer's pages are
+// not: the runtime knows fresh memory from the system is zero and leaves
+// it untouched.
+func (s *blockStore) warm(n int) {
+	for range min(n, s.keep) {
+		b := alignedBlock()
+		for i := 0; i < len(*b); i += 4096 {
+			(*b)[i] = 0
+		}
+		s.put(b)
+	}
+}
+
+// kept is how many buffers are kept now.
+func (s *blockStore) kept() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.free)
+}
