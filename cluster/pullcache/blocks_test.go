@@ -1,6 +1,7 @@
 package pullcache
 
 import (
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -44,7 +45,8 @@ func TestFillBuffersOutliveTheFill(t *testing.T) {
 }
 
 func TestOpenWarmsTheBlockBuffers(t *testing.T) {
-	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20,
+	dir := filepath.Join(t.TempDir(), "pull")
+	c, err := Open(Config{Dir: dir, Max: 64 << 20,
 		RingMemory: 4 * blockSize, WarmMemory: 16 * blockSize, PinMemory: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -58,5 +60,19 @@ func TestOpenWarmsTheBlockBuffers(t *testing.T) {
 	}
 	if n := c.blocks.kept(); n != 4 {
 		t.Fatalf("%d buffers warm, want 4 (warm memory is capped at the ring memory)", n)
+	}
+	// The scratch file the kernel read the buffers into goes.
+	for {
+		left, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds %s after warming", dir, left[0].Name())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

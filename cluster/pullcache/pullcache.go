@@ -165,7 +165,11 @@ func Open(cfg Config) (*Cache, error) {
 	c := &Cache{dir: cfg.Dir, max: cfg.Max, log: cfg.Logger, fills: map[string]*Fill{},
 		blocks: newBlockStore(ring), ringFree: ring, pinMax: max(cfg.PinMemory, 0)}
 	if cfg.WarmMemory > 0 {
-		go c.blocks.warm(int(cfg.WarmMemory / blockSize))
+		go func() {
+			if err := c.blocks.warm(int(cfg.WarmMemory/blockSize), cfg.Dir); err != nil {
+				c.log.Debug("pull cache buffers not warmed", "error", err)
+			}
+		}()
 	}
 	// Only an invalid size makes NewLRU fail; the byte bound evicts.
 	c.lru, _ = simplelru.NewLRU[string, *entry](math.MaxInt, func(_ string, e *entry) {
