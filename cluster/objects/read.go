@@ -276,7 +276,10 @@ func (o *Store) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.La
 	start := cw.n
 	first, end, _ := l.StripesFor(off, length)
 	open, closeAll, skipped := o.openShards(ctx, obj, l, first, end, nil, true)
-	faults, err := erasure.Decode(l, open, cw, off, length)
+	// Shards on this node's disk cost no peer stream: a parity shard here
+	// stands in for a remote data shard (erasure.DecodePreferring).
+	local := func(i int) bool { return obj.Placement[i] == o.cfg.ID }
+	faults, err := erasure.DecodePreferring(l, open, local, cw, off, length)
 	closeAll()
 	if !errors.Is(err, erasure.ErrTooFewShards) || !skipped.Load() {
 		return faults, err
@@ -285,7 +288,7 @@ func (o *Store) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.La
 	off, length = off+done, length-done
 	first, end, _ = l.StripesFor(off, length)
 	open, closeAll, _ = o.openShards(ctx, obj, l, first, end, nil, false)
-	more, err := erasure.Decode(l, open, cw, off, length)
+	more, err := erasure.DecodePreferring(l, open, local, cw, off, length)
 	closeAll()
 	return append(faults, more...), err
 }
