@@ -20,7 +20,8 @@ import (
 )
 
 // Open streams length bytes from offset off of an artifact's content. Per
-// stripe it reads K shard blocks, data shards first; a shard that is
+// stripe it reads K shard blocks, data shards first (for a whole stripe, a
+// parity shard on this node's disk before a remote data shard); a shard that is
 // missing, unreachable, slower than HedgeAfter per read, or corrupt is
 // replaced by a parity shard and the stripe is rebuilt. Range reads touch
 // only the stripes they cover.

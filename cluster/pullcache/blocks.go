@@ -8,11 +8,11 @@ import (
 
 // blockStore keeps the block buffers that fills and readers let go of, up
 // to a bound, instead of handing them to the garbage collector as a
-// sync.Pool does after two collections. Memory the Go runtime gives back
-// is memory a virtual machine's host takes back (free page reporting), and
-// the next fill then pays a fault for every page of every new block: on
-// the 2-core VM of BENCHMARKS.md ("page cache") 3.3-3.7 ms per MiB, more
-// than decoding it. A node keeps at most its rings' memory this way.
+// sync.Pool does after two collections. New memory is slow memory on the
+// VMs of BENCHMARKS.md: one hypervisor takes back what the guest frees and
+// faults it in again at 3.3-3.7 ms per MiB; on another the kernel's first
+// copy out of a new page costs a twentieth of its later speed (warm). A
+// node keeps at most its rings' memory this way.
 type blockStore struct {
 	mu   sync.Mutex
 	free []*[]byte
