@@ -359,7 +359,10 @@ func TestACorruptBlockIsRebuiltAndReported(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if got := read(t, w.stores["n2"], a, 0, int64(len(b))); !bytes.Equal(got, b) {
+	// Read where data shard 1 is: a node holding parity would read it in
+	// place of shard 0 and never meet the corrupt block.
+	reader := st.Object.Placement[1]
+	if got := read(t, w.stores[reader], a, 0, int64(len(b))); !bytes.Equal(got, b) {
 		t.Fatal("a read over a corrupt block gave other bytes")
 	}
 	want := fmt.Sprintf("%s.0", st.Object.ID)
@@ -370,7 +373,7 @@ func TestACorruptBlockIsRebuiltAndReported(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if c := w.stores["n2"].Counters(); c.CorruptBlocks == 0 {
+	if c := w.stores[reader].Counters(); c.CorruptBlocks == 0 {
 		t.Fatalf("counters %+v: the corrupt block was not counted", c)
 	}
 }
