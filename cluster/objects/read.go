@@ -150,14 +150,12 @@ func (o *Store) readSmall(ctx context.Context, obj fsm.Object, l erasure.Layout,
 		bp = new(bytes.Buffer)
 	}
 	bp.Reset()
-	if !o.readLocalCopy(ctx, obj, l, off, length, bp) {
-		bp.Reset()
-		faults, err := o.decodeRange(ctx, obj, l, off, length, bp)
-		o.noteFaults(obj, faults)
-		if err != nil {
-			copyPool.Put(bp)
-			return nil, fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
-		}
+	// A copy on this node is read before a remote one (decodeGuessing).
+	faults, err := o.decodeRange(ctx, obj, l, off, length, bp)
+	o.noteFaults(obj, faults)
+	if err != nil {
+		copyPool.Put(bp)
+		return nil, fmt.Errorf("%w: read %s: %w", ErrUnavailable, obj.Digest, err)
 	}
 	if off == 0 && length == obj.Size {
 		// Only bytes that hash to the digest are kept: a copy rewritten
@@ -294,31 +292,8 @@ func (o *Store) decodeGuessing(ctx context.Context, obj fsm.Object, l erasure.La
 	return append(faults, more...), err
 }
 
-// copyPool holds buffers for reads of small objects from a local copy.
+// copyPool holds the buffers small objects are read into (readSmall).
 var copyPool sync.Pool
-
-// readLocalCopy decodes an object stored as full copies (K = 1) into w from
-// the copy on this node, when it holds one that is not the data shard:
-// Decode would otherwise fetch the data shard from its node first. It
-// reports false, with faults noted, when that is not possible; the caller
-// then reads the normal way.
-func (o *Store) readLocalCopy(ctx context.Context, obj fsm.Object, l erasure.Layout, off, length int64, w io.Writer) bool {
-	if obj.K != 1 || l.Stripes() != 1 || obj.Placement[0] == o.cfg.ID {
-		return false
-	}
-	local := slices.IndexFunc(obj.Placement, func(id string) bool { return id == o.cfg.ID })
-	if local < 0 || slices.Contains(obj.Missing, local) {
-		return false
-	}
-	open, closeAll := o.shardOpener(ctx, obj, l, 0, 1, func(i int) bool { return i != local })
-	faults, err := erasure.Decode(l, open, w, off, length)
-	closeAll()
-	if err != nil {
-		o.noteFaults(obj, faults)
-		return false
-	}
-	return true
-}
 
 // shardOpener returns the OpenFunc Decode reads obj's stripes [first, end)
 // through, skipping shards that are missing, on nodes that are down, or
