@@ -75,10 +75,3 @@ func (s *blockStore) warm(n int, dir string) error {
 	}
 	return nil
 }
-
-// kept is how many buffers are kept now.
-func (s *blockStore) kept() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.free)
-}

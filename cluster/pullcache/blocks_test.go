@@ -76,3 +76,10 @@ func TestOpenWarmsTheBlockBuffers(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// kept is how many buffers are kept now.
+func (s *blockStore) kept() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.free)
+}
