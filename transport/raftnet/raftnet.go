@@ -132,12 +132,14 @@ type pipe struct {
 	target raft.ServerAddress
 }
 
-// AppendEntriesPipeline implements raft.Transport.
+// AppendEntriesPipeline implements raft.Transport. The pipeline it returns
+// is guarded (see guardedPipeline) against raft's own pipeline deadlock.
 func (t *Transport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
-	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
+	inner, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
 	if err != nil {
 		return nil, err
 	}
+	p := guard(inner)
 	t.mu.Lock()
 	t.pipes[id] = pipe{p, target}
 	t.mu.Unlock()
@@ -167,4 +169,72 @@ func (t *Transport) closeStale(id raft.ServerID, target raft.ServerAddress) {
 	if stale {
 		p.p.Close()
 	}
+}
+
+// guardedPipeline closes a pipeline as soon as raft stops reading it.
+//
+// Raft's leader runs two goroutines per pipelined follower: a sender and a
+// decoder that reads the pipeline's responses. The decoder returns at the
+// first response that failed (Success false, or a newer term), and the
+// sender only notices at its next turn of the loop; until then it may send
+// again. raft.NetworkTransport's pipeline channels are unbuffered at the
+// default MaxRPCsInFlight, so that send parks on the transport's decode
+// goroutine, which parks handing the answer to the decoder that has gone.
+// The Close that would free both is deferred in the parked sender: the
+// follower then gets heartbeats but never another entry, until the leader
+// restarts, and raft's Shutdown waits forever (a CI run hung there;
+// grafana/pyroscope#5518 found the same in production).
+//
+// The guard reads the pipeline's responses itself and hands each one on.
+// After handing on a response that ends raft's decoder, it closes the
+// pipeline: the parked sends fail with raft.ErrPipelineShutdown, the
+// sender ends, and raft falls back to plain AppendEntries and reopens a
+// pipeline once the follower has caught up, as on any pipeline failure.
+// The test for the decoder's stop must match raft's pipelineDecode.
+type guardedPipeline struct {
+	inner raft.AppendPipeline
+	out   chan raft.AppendFuture
+	done  chan struct{}
+	once  sync.Once
+}
+
+func guard(inner raft.AppendPipeline) *guardedPipeline {
+	g := &guardedPipeline{inner: inner, out: make(chan raft.AppendFuture), done: make(chan struct{})}
+	go g.forward()
+	return g
+}
+
+func (g *guardedPipeline) forward() {
+	in := g.inner.Consumer()
+	for {
+		var f raft.AppendFuture
+		select {
+		case f = <-in:
+		case <-g.done:
+			return
+		}
+		select {
+		case g.out <- f:
+		case <-g.done:
+			return
+		}
+		if resp := f.Response(); !resp.Success || resp.Term > f.Request().Term {
+			g.Close()
+			return
+		}
+	}
+}
+
+// AppendEntries implements raft.AppendPipeline.
+func (g *guardedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	return g.inner.AppendEntries(args, resp)
+}
+
+// Consumer implements raft.AppendPipeline.
+func (g *guardedPipeline) Consumer() <-chan raft.AppendFuture { return g.out }
+
+// Close implements raft.AppendPipeline.
+func (g *guardedPipeline) Close() error {
+	g.once.Do(func() { close(g.done) })
+	return g.inner.Close()
 }
