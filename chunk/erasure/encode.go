@@ -3,6 +3,7 @@ package erasure
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 
 	"github.com/klauspost/reedsolomon"
@@ -42,9 +43,24 @@ func NewEncoder(s Scheme, blockSize int) (*Encoder, error) {
 // memory at one stripe however large the object. Encode returns the number of
 // bytes read; an error from emit stops encoding and is returned as is.
 //
-// Encode does not hash the content; callers that must verify the digest wrap
-// r in an io.TeeReader feeding a SHA-256.
+// Encode does not hash the content; EncodeHashed does.
 func (e *Encoder) Encode(r io.Reader, emit func(stripe int, shards [][]byte) error) (int64, error) {
+	return e.EncodeHashed(r, nil, emit)
+}
+
+// EncodeHashed is Encode that also writes every byte read to h (nil: no
+// hash), in order. Each stripe is hashed straight from the stripe buffer on
+// a goroutine of its own, beside the stripe's parity and emit, and the
+// buffer is refilled only once the hash has it: a push hashes every byte
+// (SHA-256 is its largest cost), and an io.TeeReader would hash on the
+// encoding goroutine, or, handed to another goroutine, copy every byte once
+// more.
+func (e *Encoder) EncodeHashed(r io.Reader, h hash.Hash, emit func(stripe int, shards [][]byte) error) (int64, error) {
+	var hashing stripeHasher
+	if h != nil {
+		hashing.start(h)
+		defer hashing.stop()
+	}
 	k, n := e.s.K, e.s.Shards()
 	bs := e.blockSize
 	slab := getSlab(n * bs)
@@ -55,8 +71,12 @@ func (e *Encoder) Encode(r io.Reader, emit func(stripe int, shards [][]byte) err
 
 	var size int64
 	for stripe := 0; ; stripe++ {
+		hashing.wait() // the hash of the previous stripe is done with data
 		got, err := io.ReadFull(r, data)
 		size += int64(got)
+		if h != nil && got > 0 {
+			hashing.send(data[:got])
+		}
 		switch {
 		case errors.Is(err, io.EOF):
 			return size, nil // got == 0: previous stripe was the last
@@ -86,4 +106,45 @@ func (e *Encoder) Encode(r io.Reader, emit func(stripe int, shards [][]byte) err
 			return size, nil
 		}
 	}
+}
+
+// stripeHasher hashes stripes on a goroutine of its own, one at a time.
+type stripeHasher struct {
+	work    chan []byte
+	done    chan struct{}
+	pending bool
+}
+
+func (s *stripeHasher) start(h hash.Hash) {
+	s.work = make(chan []byte)
+	s.done = make(chan struct{})
+	go func() {
+		for b := range s.work {
+			h.Write(b)
+			s.done <- struct{}{}
+		}
+		close(s.done)
+	}()
+}
+
+// send hands b to the hasher; b must not change until wait returns.
+func (s *stripeHasher) send(b []byte) {
+	s.work <- b
+	s.pending = true
+}
+
+// wait returns once the hasher is done with what it was sent.
+func (s *stripeHasher) wait() {
+	if s.pending {
+		<-s.done
+		s.pending = false
+	}
+}
+
+// stop waits for the last stripe's hash and ends the goroutine, so h holds
+// every byte read when Encode returns.
+func (s *stripeHasher) stop() {
+	s.wait()
+	close(s.work)
+	<-s.done
 }

@@ -146,7 +146,7 @@ func (o *Store) Rebuild(ctx context.Context, obj fsm.Object, targets []string, s
 		return err
 	}
 	h := sha256.New()
-	size, err := enc.Encode(io.TeeReader(body, h), w.emit)
+	size, err := enc.EncodeHashed(body, h, w.emit)
 	if err == nil {
 		err = checkContent(obj, size, h.Sum(nil))
 	}

@@ -143,14 +143,13 @@ func (o *Store) storeNew(ctx context.Context, body io.Reader, expect string, liv
 		w.abort()
 		return Stored{}, err
 	}
-	h := newPipedHash()
-	defer h.Close()
-	size, err := enc.Encode(io.TeeReader(src, h), w.emit)
+	h := sha256.New()
+	size, err := enc.EncodeHashed(src, h, w.emit)
 	if err != nil {
 		w.abort()
 		return Stored{}, fmt.Errorf("store body after %d bytes: %w", size, err)
 	}
-	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum())
+	digest := fsm.DigestPrefix + hex.EncodeToString(h.Sum(nil))
 	if err := checkDigest(digest, expect); err != nil {
 		w.abort()
 		return Stored{}, err
@@ -266,29 +265,76 @@ func (o *Store) newStripeWriter(ctx context.Context, id string, scheme erasure.S
 	return w
 }
 
-// runSink pipes queued frames into a shard upload to the sink's node.
+// runSink streams queued frames into a shard upload to the sink's node.
 func (o *Store) runSink(ctx context.Context, id string, s *shardSink) {
-	pr, pw := io.Pipe()
-	go func() {
-		var werr error
-		for f := range s.frames {
-			if werr == nil {
-				_, werr = pw.Write(*f)
-			}
-			putFrame(f)
-		}
-		if werr == nil {
-			pw.Close()
-		}
-	}()
-	err := o.putShard(ctx, s.node, id, s.index, s.parity, pr)
+	err := o.putShard(ctx, s.node, id, s.index, s.parity, &frameStream{frames: s.frames})
 	if errors.Is(err, ErrPeerUnreachable) && ctx.Err() == nil {
 		// A stream this push cancelled itself says nothing about the node.
 		o.pool.MarkUnreachable(s.node)
 	}
-	pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 	s.err = err
 	close(s.done)
+	// A failed upload leaves frames queued, and the writer closes the
+	// queue only at the end of the push. An HTTP request can also fail
+	// while its body is still being read; that reader takes frames from
+	// the same queue until it notices.
+	for f := range s.frames {
+		putFrame(f)
+	}
+}
+
+// frameStream reads a sink's queued frames as one stream. Being an
+// io.WriterTo, it lets net/http write each frame straight to the peer
+// connection; an io.Pipe here copied every shard byte once more, about 6%
+// of a big push's CPU on its node.
+type frameStream struct {
+	frames <-chan *[]byte
+	cur    *[]byte // the frame being read, from off on
+	off    int
+}
+
+func (s *frameStream) next() bool {
+	if s.cur != nil {
+		return true
+	}
+	f, ok := <-s.frames
+	if !ok {
+		return false
+	}
+	s.cur, s.off = f, 0
+	return true
+}
+
+func (s *frameStream) advance(n int) {
+	s.off += n
+	if s.off == len(*s.cur) {
+		putFrame(s.cur)
+		s.cur = nil
+	}
+}
+
+// Read implements io.Reader.
+func (s *frameStream) Read(p []byte) (int, error) {
+	if !s.next() {
+		return 0, io.EOF
+	}
+	n := copy(p, (*s.cur)[s.off:])
+	s.advance(n)
+	return n, nil
+}
+
+// WriteTo implements io.WriterTo.
+func (s *frameStream) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for s.next() {
+		n, err := w.Write((*s.cur)[s.off:])
+		total += int64(n)
+		if err != nil {
+			return total, err
+		}
+		s.advance(n)
+	}
+	return total, nil
 }
 
 // emit queues one stripe's blocks. A sink that cannot take a frame within
