@@ -56,7 +56,6 @@ type config struct {
 	// each of Pier's phases, profileSecs long at most.
 	profileDir  string
 	profileSecs int
-	touchMemory bool // make free memory resident before the servers start
 	// only, when not empty, names the phases to run; the others are
 	// skipped (a quick measurement of one change, not a full report).
 	only map[string]bool
@@ -93,7 +92,6 @@ func main() {
 	waveClients := fs.String("wave-clients", env("BENCH_WAVE_CLIENTS", "32,128"), "clients of each wave, comma-separated; none for no wave [BENCH_WAVE_CLIENTS]")
 	fs.StringVar(&cfg.profileDir, "profile", os.Getenv("BENCH_PROFILE"), "write CPU profiles of the nodes (run with --pprof) for each of Pier's phases to this directory [BENCH_PROFILE]")
 	fs.IntVar(&cfg.profileSecs, "profile-seconds", envInt("BENCH_PROFILE_SECONDS", 8), "length of each phase's profile, at most [BENCH_PROFILE_SECONDS]")
-	fs.BoolVar(&cfg.touchMemory, "touch-memory", os.Getenv("BENCH_TOUCH_MEMORY") != "0", "make the free memory resident once before the servers start, so no server pays a VM's first touch of fresh pages [BENCH_TOUCH_MEMORY=0 skips]")
 	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only these phases, comma-separated: "+strings.Join(phases, ",")+" [BENCH_ONLY]")
 	_ = fs.Parse(os.Args[1:])
 
@@ -226,16 +224,6 @@ func run(ctx context.Context, cfg config) (err error) {
 		return fmt.Errorf("pier binary: %w", err)
 	}
 	machineMeta(ctx, rep, cfg, pierBin)
-	if cfg.touchMemory {
-		step0 := time.Now()
-		fmt.Fprintln(os.Stderr, "bench: making the free memory resident once")
-		tm, err := touchFreeMemory(3 << 30)
-		if err != nil {
-			tm = err.Error()
-		}
-		rep.addMeta("memory", tm)
-		fmt.Fprintf(os.Stderr, "bench: memory: %s (%s)\n", tm, time.Since(step0).Round(time.Millisecond))
-	}
 	if pc, err := pageCacheGrowth(work, 256<<20, 4*time.Second); err == nil {
 		rep.addMeta("page cache", pc)
 	} else {
