@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pier-registry/pier/chunk"
@@ -133,7 +134,10 @@ func Handler(node Node) http.Handler {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 		w.WriteHeader(http.StatusOK)
-		_, _ = io.Copy(w, rc)
+		bp := shardBufs.Get().(*[]byte)
+		defer shardBufs.Put(bp)
+		// Not io.Copy: http's ReadFrom would read the file 32 KiB at a time.
+		_, _ = io.CopyBuffer(struct{ io.Writer }{w}, rc, *bp)
 	})
 	mux.HandleFunc("DELETE "+Prefix+"shards/{id}/{index}", func(w http.ResponseWriter, r *http.Request) {
 		id, i, err := shard(r)
@@ -276,6 +280,13 @@ func (c *Client) ReadIndex(ctx context.Context, addr string) (uint64, error) {
 	}
 	return v.Index, nil
 }
+
+// shardBufs are the buffers a shard range is served through. A cold pull
+// streams half of each stripe from a peer: in 32 KiB reads, the reads of
+// one 512 MiB shard file were 16,396 syscalls on the serving node.
+var shardBufs = sync.Pool{New: func() any { b := make([]byte, shardBufSize); return &b }}
+
+const shardBufSize = 1 << 20
 
 func shardPath(id string, index int) string {
 	return Prefix + "shards/" + url.PathEscape(id) + "/" + strconv.Itoa(index)
