@@ -100,15 +100,17 @@ func (t *coalescedConn) Write(b []byte) (int, error) {
 }
 
 // coalescingDialer makes tr open its TLS connections over coalescers,
-// dialing the TCP connection with tr's DialContext.
-func coalescingDialer(tr *http.Transport, cfg *tls.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialing the TCP connection with tr's DialContext and running TLS with
+// tr's TLSClientConfig and TLSHandshakeTimeout, which net/http itself no
+// longer reads once DialTLSContext is set.
+func coalescingDialer(tr *http.Transport) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		raw, err := tr.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
 		c := &coalescer{Conn: raw}
-		tc := tls.Client(c, cfg)
+		tc := tls.Client(c, tr.TLSClientConfig)
 		if tr.TLSHandshakeTimeout > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, tr.TLSHandshakeTimeout)

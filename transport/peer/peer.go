@@ -213,7 +213,7 @@ func NewClient(tlsConfig *tls.Config, opts ...ClientOption) *Client {
 	for _, o := range opts {
 		o(tr)
 	}
-	tr.DialTLSContext = coalescingDialer(tr, tlsConfig)
+	tr.DialTLSContext = coalescingDialer(tr)
 	return &Client{hc: &http.Client{Transport: tr}}
 }
 
