@@ -361,6 +361,7 @@ func (b *bench) smallObjects() error {
 	t, dur := b.cfg.wrkThreads, b.cfg.wrkDur
 	type wrkRun struct {
 		what, cpuKey, script, url, prefix, arg string
+		query                                  string // after each PUT's name
 		conns                                  int
 		res                                    wrkResult
 	}
@@ -369,9 +370,20 @@ func (b *bench) smallObjects() error {
 		&wrkRun{what: "GET pier " + b.pull.id, cpuKey: "node", url: b.pull.base + "/", prefix: "/artifacts/small/obj-"})
 	puts = append(puts, &wrkRun{what: "PUT nginx", cpuKey: "nginx", url: b.ng.base + "/", prefix: "/wput/w-"},
 		&wrkRun{what: "PUT pier " + b.push.id, cpuKey: "node", url: b.push.base + "/", prefix: "/artifacts/wput/w-"})
+	// SeaweedFS answers a PUT before any fsync; with ?fsync=true its volume
+	// server fsyncs the needle first, which is closer to what Pier does
+	// (Pier also fsyncs a second copy and a raft entry on two nodes).
+	var syncedPut *wrkRun
 	for _, p := range b.peers {
 		gets = append(gets, &wrkRun{what: "GET " + p.name, cpuKey: p.name, url: p.base + "/", prefix: p.prefix + "/small/obj-"})
 		puts = append(puts, &wrkRun{what: "PUT " + p.name, cpuKey: p.name, url: p.base + "/", prefix: p.prefix + "/wput/w-"})
+		if p.name == "seaweedfs" {
+			syncedPut = &wrkRun{what: "PUT seaweedfs fsync=true", cpuKey: p.name, url: p.base + "/",
+				prefix: p.prefix + "/wputsync/w-", query: "?fsync=true"}
+		}
+	}
+	if syncedPut != nil {
+		puts = append(puts, syncedPut)
 	}
 	for _, r := range gets {
 		r.script, r.arg, r.conns = "get.lua", strconv.Itoa(n), b.cfg.getConns
@@ -389,7 +401,11 @@ func (b *bench) smallObjects() error {
 			prof = b.profile("wrk-"+strings.ToLower(strings.Fields(r.what)[0]), int(dur.Seconds())-1)
 		}
 		err := b.measure(&use, func() (err error) {
-			res, err = runWrk(b.ctx, b.work, r.script, t, r.conns, dur, r.url, r.prefix, r.arg)
+			args := []string{r.prefix, r.arg}
+			if r.query != "" {
+				args = append(args, r.query)
+			}
+			res, err = runWrk(b.ctx, b.work, r.script, t, r.conns, dur, r.url, args...)
 			return err
 		})
 		prof()
@@ -422,7 +438,15 @@ func (b *bench) smallObjects() error {
 		b.errorRow(label+" failed requests", ng, pr, fails)
 	}
 	rows(fmt.Sprintf("%s GET, %d conns", sz, b.cfg.getConns), gets, 0.3, 20*time.Millisecond)
-	rows(fmt.Sprintf("%s PUT, %d conns", sz, b.cfg.putConns), puts, 0.25, 0)
+	putLabel := fmt.Sprintf("%s PUT, %d conns", sz, b.cfg.putConns)
+	rows(putLabel, puts, 0.25, 0)
+	if syncedPut != nil {
+		ng, pr, sw := puts[0].res, puts[1].res, syncedPut.res
+		label := putLabel + ", SeaweedFS with ?fsync=true"
+		b.rep.ratioRow(label+" (req/s)", ng.ReqPerSec, pr.ReqPerSec, "req/s", 0, "", peerVals{"seaweedfs": sw.ReqPerSec})
+		b.rep.latencyRow(label+" p50", ng.P50, pr.P50, 0, map[string]time.Duration{"seaweedfs": sw.P50})
+		b.errorRow(label+" failed requests", ng, pr, map[string]wrkResult{"seaweedfs": sw})
+	}
 	return nil
 }
 

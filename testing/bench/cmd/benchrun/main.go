@@ -229,6 +229,11 @@ func run(ctx context.Context, cfg config) (err error) {
 	} else {
 		rep.addMeta("page cache", err.Error())
 	}
+	if fl, err := fsyncLatency(work, 200, 10<<10); err == nil {
+		rep.addMeta("fdatasync", fl)
+	} else {
+		rep.addMeta("fdatasync", err.Error())
+	}
 
 	step := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: "+f+"\n", a...) }
 

@@ -1,6 +1,7 @@
 -- wrk script: PUT a new name with a new 10 KiB-ish body on every request
 -- (Pier names are immutable, and distinct bodies avoid content dedup).
--- args: <path prefix> <body size>; names are <prefix><thread>-<n>.
+-- args: <path prefix> <body size> [query]; names are <prefix><thread>-<n>,
+-- and query (e.g. "?fsync=true"), when given, follows each name.
 -- Counts non-2xx answers per thread and prints a BENCH line in done().
 
 local threads = {}
@@ -15,6 +16,7 @@ end
 function init(args)
   prefix = args[1]
   size = tonumber(args[2])
+  query = args[3] or ""
   n = 0
   non2xx = 0
   firstbad = 0
@@ -27,7 +29,7 @@ function request()
   -- piece of it longer than the name, differs from the others.
   local unit = name .. "\n"
   local body = string.rep(unit, math.ceil(size / #unit)):sub(1, size)
-  return wrk.format("PUT", name, nil, body)
+  return wrk.format("PUT", name .. query, nil, body)
 end
 
 function response(status, headers, body)
