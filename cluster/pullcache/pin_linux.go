@@ -5,6 +5,8 @@ package pullcache
 import (
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,7 +23,11 @@ func memCopy(src []byte) (*os.File, error) {
 	f := os.NewFile(uintptr(fd), "pier-pull-cache")
 	err = f.Truncate(int64(len(src)))
 	if err == nil {
-		_, err = f.WriteAt(src, 0)
+		if hugeShmem() {
+			err = fillMem(f, src)
+		} else {
+			_, err = f.WriteAt(src, 0)
+		}
 	}
 	if err == nil {
 		_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL)
@@ -31,6 +37,48 @@ func memCopy(src []byte) (*os.File, error) {
 		return nil, fmt.Errorf("copy pull cache entry into memory: %w", err)
 	}
 	return f, nil
+}
+
+// hugeShmem reports whether the kernel gives shared memory huge pages, on
+// request at least (/sys/kernel/mm/transparent_hugepage/shmem_enabled set
+// to advise, within_size, always or force; the common default is never).
+// Sending from a memory file in 2 MiB pages costs less than in 4 KiB ones:
+// nginx sending a 1 GiB file from tmpfs on the 2-core AMD VM took 0.41 s
+// of CPU per GiB in 4 KiB pages, 0.26 s in huge pages, and 0.25-0.41 s from
+// the page cache of an ext4 file. A variable: tests take both paths.
+var hugeShmem = sync.OnceValue(func() bool {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+	if err != nil {
+		return false
+	}
+	_, rest, ok := strings.Cut(string(b), "[")
+	mode, _, _ := strings.Cut(rest, "]")
+	return ok && mode != "never" && mode != "deny"
+})
+
+// fillMem writes src into the memory file f through a mapping advised for
+// huge pages: a write() would allocate small pages where the kernel gives
+// huge ones only on request. Where huge pages are off, every 4 KiB page of
+// the mapping is a fault of its own, which is why memCopy writes instead
+// then.
+func fillMem(f *os.File, src []byte) error {
+	if len(src) == 0 {
+		return nil
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, len(src), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		_, err = f.WriteAt(src, 0)
+		return err
+	}
+	// Advice only: a kernel without transparent huge pages refuses it,
+	// and the copy goes on in small pages.
+	_ = unix.Madvise(m, unix.MADV_HUGEPAGE)
+	copy(m, src)
+	// Sealing against writes fails while a writable mapping exists.
+	if err := unix.Munmap(m); err != nil {
+		return fmt.Errorf("unmap memory file: %w", err)
+	}
+	return nil
 }
 
 // reopen opens f again with an offset of its own: a reader seeks it
