@@ -443,6 +443,11 @@ func machineMeta(ctx context.Context, rep *report, cfg config, pierBin string) {
 	rep.addMeta("pier binary", pierVersion(pierBin))
 	rep.addMeta("machine", fmt.Sprintf("%d CPUs (%s), %s RAM, kernel %s, %s",
 		runtime.NumCPU(), cpuModel(), memTotal(), strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")), runtime.Version()))
+	if thp := strings.TrimSpace(readFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled")); thp != "" {
+		// Pier's pinned pull cache entries are shared memory: huge pages
+		// there make their sendfile cheaper (docs/operations.md).
+		rep.addMeta("shared memory huge pages", thp)
+	}
 	rep.addMeta("baseline", strings.TrimPrefix(cmdOut(ctx, cfg.nginxBin, "-v"), "nginx version: ")+
 		", worker_processes 2, sendfile on, access_log off, PUT via dav_methods")
 	rep.addMeta("load", fmt.Sprintf("%s, wrk -t%d -d%s --latency, GET at %d connections over %d seeded %s objects, PUT at %d connections (a new name and body per request)",
