@@ -43,9 +43,9 @@ func memCopy(src []byte) (*os.File, error) {
 // request at least (/sys/kernel/mm/transparent_hugepage/shmem_enabled set
 // to advise, within_size, always or force; the common default is never).
 // Sending from a memory file in 2 MiB pages costs less than in 4 KiB ones:
-// nginx sending a 1 GiB file from tmpfs on the 2-core AMD VM took 0.41 s
-// of CPU per GiB in 4 KiB pages, 0.26 s in huge pages, and 0.25-0.41 s from
-// the page cache of an ext4 file. A variable: tests take both paths.
+// nginx sending a 1 GiB file from tmpfs on the 2-core AMD VM took 0.37-0.43
+// s of CPU per GiB in 4 KiB pages, 0.25-0.28 s in huge pages, and 0.23-0.41
+// s from the page cache of an ext4 file. A variable: tests take both paths.
 var hugeShmem = sync.OnceValue(func() bool {
 	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
 	if err != nil {
