@@ -98,12 +98,14 @@ type Env struct {
 	healed      time.Duration
 	checkpoints []checkpoint
 	gone        []string
+	start       time.Duration // the history's clock when the scenario began
 }
 
 type checkpoint struct {
 	phase  string
 	nodes  []string
 	before time.Duration
+	since  time.Duration // the scenario's start: older pushes go to one node each
 }
 
 // Logf prints a progress line.
@@ -165,18 +167,25 @@ func (e *Env) Now() time.Duration { return e.suite.h.Now() }
 // OutDir is where the scenario may leave files for the reader.
 func (e *Env) OutDir() string { return filepath.Join(e.suite.outDir, e.scenario) }
 
-// Checkpoint pulls every push acknowledged so far from each of nodes and
-// records the pulls; CheckLost judges them after the scenario.
+// Checkpoint pulls every push acknowledged so far and records the pulls;
+// CheckLost judges them after the scenario. The scenario's own pushes are
+// pulled from each of nodes, older ones from one of them each
+// (invariants.CheckpointNodes).
 func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	phase = e.scenario + ":" + phase
 	before := e.suite.wl.Barrier()
 	var due []invariants.Op
+	own := 0
 	for _, a := range invariants.SortedAcks(e.suite.h.Ops()) {
 		if a.End <= before {
 			due = append(due, a)
+			if a.End >= e.start {
+				own++
+			}
 		}
 	}
-	e.Logf("checkpoint %s: pulling %d acknowledged pushes from %v", phase, len(due), names(nodes))
+	e.Logf("checkpoint %s: pulling %d acknowledged pushes, this scenario's %d from each of %v and the others from one each",
+		phase, len(due), own, names(nodes))
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.suite.timing.Checkpoint)
 	defer cancel()
@@ -203,6 +212,9 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 		go func() {
 			defer close(jobs)
 			for _, a := range due {
+				if !slices.Contains(invariants.CheckpointNodes(a, phase, names(nodes), e.start), n.Name) {
+					continue
+				}
 				select {
 				case jobs <- a:
 				case <-ctx.Done():
@@ -214,7 +226,7 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	wg.Wait()
 	e.Logf("checkpoint %s took %.1fs", phase, time.Since(start).Seconds())
 	e.mu.Lock()
-	e.checkpoints = append(e.checkpoints, checkpoint{phase: phase, nodes: names(nodes), before: before})
+	e.checkpoints = append(e.checkpoints, checkpoint{phase: phase, nodes: names(nodes), before: before, since: e.start})
 	e.mu.Unlock()
 }
 
@@ -235,7 +247,7 @@ func (s *Suite) Run(ctx context.Context, sc Scenario) *Result {
 		}
 	}
 	s.runs++
-	env := &Env{Cluster: s.cl, Rand: rand.New(rand.NewPCG(s.seed, s.runs)), suite: s, scenario: sc.Name, res: res}
+	env := &Env{Cluster: s.cl, Rand: rand.New(rand.NewPCG(s.seed, s.runs)), suite: s, scenario: sc.Name, res: res, start: s.h.Now()}
 
 	// The cluster must be healthy to start; redundancy an earlier scenario
 	// left degraded is this one's baseline, which it must not make worse.
@@ -347,7 +359,7 @@ func Evaluate(res *Result, all []invariants.Op, checkpoints []checkpoint, report
 	var v []invariants.Violation
 	lost := map[string]bool{}
 	for _, cp := range checkpoints {
-		for _, l := range invariants.CheckLost(all, cp.phase, cp.nodes, cp.before) {
+		for _, l := range invariants.CheckLost(all, cp.phase, cp.nodes, cp.before, cp.since) {
 			if l.Check == invariants.CheckUnverifiedName {
 				v = append(v, l)
 				continue

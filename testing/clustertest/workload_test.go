@@ -256,7 +256,7 @@ func judge(t *testing.T, w *workload, phase string, nodes []string, before time.
 	ops := w.d.h.Ops()
 	acks := invariants.Acks(ops)
 	var v []invariants.Violation
-	v = append(v, invariants.CheckLost(ops, phase, nodes, before)...)
+	v = append(v, invariants.CheckLost(ops, phase, nodes, before, 0)...)
 	v = append(v, invariants.CheckWrongBytes(ops, acks)...)
 	v = append(v, invariants.CheckBindings(ops)...)
 	v = append(v, invariants.CheckReadAfterWrite(ops, acks)...)

@@ -2,6 +2,7 @@ package invariants
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,7 +55,7 @@ func TestCheckLost(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := CheckLost(tc.ops, "p", nodes, Ms(50))
+			got := CheckLost(tc.ops, "p", nodes, Ms(50), 0)
 			expectViolations(t, got, CheckLostName, tc.want)
 			for _, v := range got {
 				if v.Name != "a" {
@@ -73,8 +74,56 @@ func TestCheckLostReportsWhatWasNeverPulled(t *testing.T) {
 			Verify("other", "pier1", "a", DigestA, 100), Verify("other", "pier2", "a", DigestA, 100)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			expectViolations(t, CheckLost(ops, "p", nodes, Ms(50)), CheckUnverifiedName, 1)
+			expectViolations(t, CheckLost(ops, "p", nodes, Ms(50), 0), CheckUnverifiedName, 1)
 		})
+	}
+}
+
+// A checkpoint pulls the scenario's own pushes (acknowledged at or after
+// since) from every node and older ones from one node each, and CheckLost
+// holds each push to exactly those nodes.
+func TestCheckLostAfterSincePullsOlderPushesFromOneNode(t *testing.T) {
+	nodes := []string{"pier1", "pier2", "pier3"}
+	since := Ms(20)
+	old, own := Ack("old", DigestA, 0, 10), Ack("own", DigestB, 25, 30)
+	oldNode := CheckpointNodes(old, "p", nodes, since)
+	if len(oldNode) != 1 {
+		t.Fatalf("an older push goes to %v, want one node", oldNode)
+	}
+	if got := CheckpointNodes(own, "p", nodes, since); len(got) != 3 {
+		t.Fatalf("the scenario's push goes to %v, want every node", got)
+	}
+	other := nodes[0]
+	if other == oldNode[0] {
+		other = nodes[1]
+	}
+	ownVerified := []Op{Verify("p", "pier1", "own", DigestB, 100), Verify("p", "pier2", "own", DigestB, 100), Verify("p", "pier3", "own", DigestB, 100)}
+	for _, tc := range []struct {
+		name  string
+		extra []Op
+		check string
+		want  int
+	}{
+		{"each as due", append([]Op{Verify("p", oldNode[0], "old", DigestA, 100)}, ownVerified...), CheckLostName, 0},
+		{"planted: the older push pulled from another node only", append([]Op{Verify("p", other, "old", DigestA, 100)}, ownVerified...), CheckUnverifiedName, 1},
+		{"planted: the older push's node serves other bytes", append([]Op{Verify("p", oldNode[0], "old", DigestB, 100)}, ownVerified...), CheckLostName, 1},
+		{"planted: the scenario's push missing on one node", []Op{Verify("p", oldNode[0], "old", DigestA, 100), Verify("p", "pier1", "own", DigestB, 100), Verify("p", "pier2", "own", DigestB, 100)}, CheckUnverifiedName, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops := Numbered(append([]Op{old, own}, tc.extra...)...)
+			expectViolations(t, CheckLost(ops, "p", nodes, Ms(50), since), tc.check, tc.want)
+		})
+	}
+	// Over many pushes and phases every node takes a share.
+	seen := map[string]int{}
+	for i := range 300 {
+		a := Ack(fmt.Sprintf("a%d", i), DigestA, 0, 10)
+		seen[CheckpointNodes(a, fmt.Sprintf("s%d:after", i%7), nodes, since)[0]]++
+	}
+	for _, n := range nodes {
+		if seen[n] < 50 {
+			t.Errorf("node %s verified %d of 300 older pushes: %v", n, seen[n], seen)
+		}
 	}
 }
 
