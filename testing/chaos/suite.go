@@ -173,6 +173,7 @@ func (e *Env) OutDir() string { return filepath.Join(e.suite.outDir, e.scenario)
 // (invariants.CheckpointNodes).
 func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	phase = e.scenario + ":" + phase
+	nodeNames := names(nodes)
 	before := e.suite.wl.Barrier()
 	var due []invariants.Op
 	own := 0
@@ -185,7 +186,7 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 		}
 	}
 	e.Logf("checkpoint %s: pulling %d acknowledged pushes, this scenario's %d from each of %v and the others from one each",
-		phase, len(due), own, names(nodes))
+		phase, len(due), own, nodeNames)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.suite.timing.Checkpoint)
 	defer cancel()
@@ -212,7 +213,7 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 		go func() {
 			defer close(jobs)
 			for _, a := range due {
-				if !slices.Contains(invariants.CheckpointNodes(a, phase, names(nodes), e.start), n.Name) {
+				if !slices.Contains(invariants.CheckpointNodes(a, phase, nodeNames, e.start), n.Name) {
 					continue
 				}
 				select {
@@ -226,7 +227,7 @@ func (e *Env) Checkpoint(ctx context.Context, phase string, nodes []*Node) {
 	wg.Wait()
 	e.Logf("checkpoint %s took %.1fs", phase, time.Since(start).Seconds())
 	e.mu.Lock()
-	e.checkpoints = append(e.checkpoints, checkpoint{phase: phase, nodes: names(nodes), before: before, since: e.start})
+	e.checkpoints = append(e.checkpoints, checkpoint{phase: phase, nodes: nodeNames, before: before, since: e.start})
 	e.mu.Unlock()
 }
 
