@@ -11,8 +11,4 @@ func memCopy([]byte) (*os.File, error) {
 	return nil, errors.New("no sealed memory files on this platform")
 }
 
-func reopen(f *os.File) (*os.File, error) {
-	return nil, errors.New("no sealed memory files on this platform")
-}
-
 func physicalMemory() int64 { return 0 }

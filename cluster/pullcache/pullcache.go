@@ -21,10 +21,12 @@
 // wrong byte. The exception is an entry copied into sealed memory
 // (Config.PinMemory): it is checked once, there, and since that
 // memory can be neither written nor read back from a disk, its reads skip
-// the check. The check reads the block where it sits in the page cache,
-// through a read-only mapping of the file, and a writer that can take a
-// file (a plain-HTTP response: sendfile) then gets the same pages straight
-// from the file: a checked byte costs no copy in user space.
+// the check, and it is written from that memory (reader.WriteTo says
+// why not with sendfile). The check of a file's block reads it where it
+// sits in the page cache, through a read-only mapping of the file, and a
+// writer that can take a file (a plain-HTTP response: sendfile) then gets
+// the same pages straight from the file: a checked byte costs no copy in
+// user space.
 // The cache is never redundancy: repair, rebalance and scrub do not know
 // it, and it is emptied when the node starts.
 package pullcache
@@ -236,7 +238,7 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 	var err error
 	var m *mapping
 	if e.mem != nil {
-		fd, err = reopen(e.mem.f)
+		// Written from memory: no file to open (reader.WriteTo).
 		m = e.mem.m
 	} else {
 		fd, err = os.Open(e.path)
@@ -249,7 +251,7 @@ func (c *Cache) Open(ctx context.Context, id string, off, n int64) (io.ReadClose
 	m = m.acquire()
 	c.mu.Unlock()
 	c.hits.Add(1)
-	return &reader{c: c, id: id, f: fd, m: m, size: e.size, src: e, ctx: ctx, pos: off, end: off + n}, true
+	return &reader{c: c, id: id, f: fd, m: m, size: e.size, src: e, ctx: ctx, pos: off, end: off + n, pinned: e.mem != nil}, true
 }
 
 // dropCorrupt removes id's entry after a read found a block that does not
@@ -349,7 +351,12 @@ type reader struct {
 	buf      *[]byte
 	slot     *slot  // the fill's block have is in, when it is in memory
 	have     []byte // the checked bytes not served yet: of slot, m's data, or buf
+	pinned   bool   // an entry held in sealed memory: m is that memory
 }
+
+// maxWrite caps one write of bytes that are in memory already: a pinned
+// entry's range is one slice of the whole object.
+const maxWrite = 4 << 20
 
 // load finds the block holding pos, checks it unless it is in memory, and
 // points have at the rest of it.
@@ -432,6 +439,14 @@ func (r *reader) Read(p []byte) (n int, err error) {
 // plain-HTTP response does with sendfile, gets each checked block from the
 // file (the pages just checked); any other gets them from memory, as does
 // every writer of a fill's newest blocks, which are still in memory.
+//
+// A pinned entry is written from its sealed memory even to a writer that
+// takes a file. sendfile from a memory file hands the socket one 4 KiB
+// page per fragment where the kernel gives shared memory no huge pages (the
+// common default), and both ends paid for it: on the 2-core AMD VM, nine
+// hot pulls of 1 GiB over loopback ran at 1.8-2.4 GB/s with sendfile, on
+// 0.40 s of the node's CPU per GiB, and at 3.0-3.7 GB/s written from
+// memory, on 0.27 s (nginx's sendfile from an ext4 file: 2.2-3.3 GB/s).
 func (r *reader) WriteTo(w io.Writer) (total int64, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer r.guard(&err)
@@ -443,11 +458,11 @@ func (r *reader) WriteTo(w io.Writer) (total int64, err error) {
 			}
 		}
 		var k int64
-		if rf != nil && r.m != nil && r.slot == nil {
+		if rf != nil && r.m != nil && r.slot == nil && !r.pinned {
 			k, err = r.sendHave(rf)
 		} else {
 			var n int
-			n, err = w.Write(r.have)
+			n, err = w.Write(r.have[:min(len(r.have), maxWrite)])
 			k = int64(n)
 		}
 		r.have = r.have[k:]
@@ -494,6 +509,9 @@ func (r *reader) Close() error {
 	if r.m != nil {
 		r.m.release()
 		r.m = nil
+	}
+	if r.f == nil {
+		return nil
 	}
 	return r.f.Close()
 }

@@ -603,8 +603,8 @@ func countCopies(t *testing.T, err error, before func()) (calls *atomic.Int64) {
 }
 
 // Entries are copied into sealed memory while the pin budget has room; a
-// pinned entry goes out whole in one sendfile, unchecked, and its bytes go
-// back to the budget when it is evicted.
+// pinned entry is written from that memory, unchecked, even to a writer
+// that takes files, and its bytes go back to the budget when it is evicted.
 func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	calls := countCopies(t, nil, nil)
 	a := body(2*blockSize+5, 1)
@@ -628,8 +628,8 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 		t.Fatalf("pinned entry: %d bytes, err %v", n, err)
 	}
 	rc.Close()
-	if w.files != 1 {
-		t.Fatalf("pinned entry sent in %d sendfiles, want 1", w.files)
+	if w.files != 0 || w.others != 0 {
+		t.Fatalf("pinned entry handed over as %d files and %d other readers; want it written", w.files, w.others)
 	}
 	if got, err := read(t, c, "a", blockSize-3, 9); err != nil || !bytes.Equal(got, a[blockSize-3:blockSize+6]) {
 		t.Fatalf("range of a pinned entry: %q, err %v", got, err)
@@ -667,6 +667,27 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	fill(t, c, "a2", a)
 	if st := c.Stats(); st.Pinned != int64(len(a)) {
 		t.Fatalf("the budget did not come back: pinned %d", st.Pinned)
+	}
+}
+
+// A pinned range longer than one write goes out in pieces, in order.
+func TestPinnedEntryLongerThanAWrite(t *testing.T) {
+	countCopies(t, nil, nil)
+	big := body(maxWrite+3*blockSize+11, 4)
+	c, err := Open(Config{Dir: filepath.Join(t.TempDir(), "pull"), Max: 64 << 20, PinMemory: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill(t, c, "big", big)
+	if st := c.Stats(); st.Pinned != int64(len(big)) {
+		t.Fatalf("pinned %d bytes, want %d", st.Pinned, len(big))
+	}
+	rc, _ := c.Open(context.Background(), "big", 7, int64(len(big))-7)
+	var w fileTaker
+	n, err := rc.(io.WriterTo).WriteTo(&w)
+	rc.Close()
+	if err != nil || n != int64(len(big))-7 || !bytes.Equal(w.Bytes(), big[7:]) || w.files != 0 {
+		t.Fatalf("pinned entry over %d bytes: %d bytes, %d files, err %v", maxWrite, n, w.files, err)
 	}
 }
 

@@ -112,7 +112,7 @@ func (f *serveFlags) declare(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.minFree, "min-free", 64<<20, "`bytes` kept free in the data dir: below it the node refuses pushes and shards, and hands leadership over (negative: no reserve)")
 	fs.Int64Var(&f.cacheSize, "cache-size", 64<<20, "`bytes` of memory for recently read small objects (negative: no cache)")
 	fs.Int64Var(&f.pullCacheWarm, "pull-cache-warm", cluster.DefaultPullCacheWarm, "`bytes` of the pull cache's block buffers made resident at start, so the node's first fill does not wait for new memory pages (0: none)")
-	fs.Int64Var(&f.pullCacheSize, "pull-cache-size", 0, "`bytes` of disk for whole copies of the big artifacts this node served, which later pulls get with sendfile (0: a tenth of the data dir's free space at start; negative: no cache)")
+	fs.Int64Var(&f.pullCacheSize, "pull-cache-size", 0, "`bytes` of disk for whole copies of the big artifacts this node served, which later pulls read instead of shards (0: a tenth of the data dir's free space at start; negative: no cache)")
 	fs.IntVar(&f.inlineSize, "inline-size", 16<<10, "largest artifact, in `bytes`, stored as full copies appended to pack files on their nodes instead of as shard files of their own (negative: never; at most 64 KiB)")
 	fs.DurationVar(&f.uploadTTL, "upload-ttl", uploads.DefaultTTL, "a resumable upload without an append for this long expires and its bytes are removed")
 	fs.DurationVar(&f.bodyIdleTimeout, "body-idle-timeout", httpapi.DefaultBodyIdleTimeout, "cut a push whose body brings no byte for this long, with a 408 (negative: never)")
