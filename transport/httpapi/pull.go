@@ -214,7 +214,7 @@ func (h *heldHeader) Write(p []byte) (int, error) {
 	return h.w.Write(p)
 }
 
-// ReadFrom hands a section of a file (the pull cache's checked block) to
+// ReadFrom hands a section of a file (chunk.Section's form) to
 // the response's own ReadFrom, which is sendfile on a plain-HTTP
 // connection, once the status is sent. Any other source is copied through
 // Write, which holds the status until a first byte was read: a read that
