@@ -636,7 +636,7 @@ func TestEntriesArePinnedWithinTheBudget(t *testing.T) {
 	if got, err := read(t, c, "a", blockSize-3, 9); err != nil || !bytes.Equal(got, a[blockSize-3:blockSize+6]) {
 		t.Fatalf("range of a pinned entry: %q, err %v", got, err)
 	}
-	// Two readers at once, each with its own offset in the memory file.
+	// Two readers of one pinned entry at once, interleaved.
 	r1, _ := c.Open(context.Background(), "a", 0, int64(len(a)))
 	r2, _ := c.Open(context.Background(), "a", 100, int64(len(a))-100)
 	var w1, w2 fileTaker
