@@ -445,7 +445,7 @@ func machineMeta(ctx context.Context, rep *report, cfg config, pierBin string) {
 		runtime.NumCPU(), cpuModel(), memTotal(), strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")), runtime.Version()))
 	if thp := strings.TrimSpace(readFile("/sys/kernel/mm/transparent_hugepage/shmem_enabled")); thp != "" {
 		// Pier's pinned pull cache entries are shared memory: huge pages
-		// there make their sendfile cheaper (docs/operations.md).
+		// there make writing them out cheaper (docs/operations.md).
 		rep.addMeta("shared memory huge pages", thp)
 	}
 	rep.addMeta("baseline", strings.TrimPrefix(cmdOut(ctx, cfg.nginxBin, "-v"), "nginx version: ")+
