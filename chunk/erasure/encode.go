@@ -56,15 +56,18 @@ func (e *Encoder) Encode(r io.Reader, emit func(stripe int, shards [][]byte) err
 // encoding goroutine, or, handed to another goroutine, copy every byte once
 // more.
 func (e *Encoder) EncodeHashed(r io.Reader, h hash.Hash, emit func(stripe int, shards [][]byte) error) (int64, error) {
+	k, n := e.s.K, e.s.Shards()
+	bs := e.blockSize
+	slab := getSlab(n * bs)
+	// Deferred first so it runs last: the last stripe may still be hashing
+	// when the loop returns, and a slab back in the pool is refilled by
+	// another encode (which made pushes hash the wrong bytes).
+	defer putSlab(slab)
 	var hashing stripeHasher
 	if h != nil {
 		hashing.start(h)
 		defer hashing.stop()
 	}
-	k, n := e.s.K, e.s.Shards()
-	bs := e.blockSize
-	slab := getSlab(n * bs)
-	defer putSlab(slab)
 	buf := *slab
 	data := buf[:k*bs]
 	shards := make([][]byte, n)
