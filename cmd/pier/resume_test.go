@@ -29,6 +29,9 @@ type cutProxy struct {
 	cutAfter int64
 	cut      atomic.Bool
 	wg       sync.WaitGroup
+
+	mu    sync.Mutex
+	conns []net.Conn // closed at cleanup: idle keep-alives would hold it 90 s
 }
 
 func newCutProxy(t *testing.T, target string, cutAfter int64) *cutProxy {
@@ -39,7 +42,15 @@ func newCutProxy(t *testing.T, target string, cutAfter int64) *cutProxy {
 	p := &cutProxy{ln: ln, target: target, cutAfter: cutAfter}
 	p.wg.Add(1)
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		p.mu.Lock()
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
 	return p
 }
 
@@ -50,6 +61,9 @@ func (p *cutProxy) serve() {
 		if err != nil {
 			return
 		}
+		p.mu.Lock()
+		p.conns = append(p.conns, c)
+		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
