@@ -55,8 +55,8 @@ func (n *Node) Status() Status {
 			st.Draining[m.ID] = 0
 		}
 	}
-	// The objects are counted from the table the redundancy is: Counts is
-	// an earlier look, and on a node applying its catch-up the two
+	// Objects is counted from the same frozen table as Redundancy: Counts
+	// is an earlier look, and on a node applying its catch-up the two
 	// disagreed (clustertest saw 10 objects full and fewer counted).
 	st.Objects = 0
 	for obj := range n.fsm.AllObjects() {

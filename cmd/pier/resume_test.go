@@ -30,8 +30,9 @@ type cutProxy struct {
 	cut      atomic.Bool
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	conns []net.Conn // closed at cleanup: idle keep-alives would hold it 90 s
+	mu     sync.Mutex
+	conns  []net.Conn // closed at cleanup: idle keep-alives would hold it 90 s
+	closed bool
 }
 
 func newCutProxy(t *testing.T, target string, cutAfter int64) *cutProxy {
@@ -45,6 +46,7 @@ func newCutProxy(t *testing.T, target string, cutAfter int64) *cutProxy {
 	t.Cleanup(func() {
 		ln.Close()
 		p.mu.Lock()
+		p.closed = true
 		for _, c := range p.conns {
 			c.Close()
 		}
@@ -63,6 +65,9 @@ func (p *cutProxy) serve() {
 		}
 		p.mu.Lock()
 		p.conns = append(p.conns, c)
+		if p.closed {
+			c.Close() // accepted as the cleanup ran
+		}
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go func() {
